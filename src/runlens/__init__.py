@@ -1,0 +1,43 @@
+"""runlens: when should this training run have stopped?
+
+Read TensorBoard logdirs and checkpoint folders into pandas, replay Keras' EarlyStopping and
+ReduceLROnPlateau offline exactly as Keras decides, rank and prune checkpoints safely.
+
+>>> import runlens
+>>> df = runlens.read_scalars("sample_logs")          # doctest: +SKIP
+>>> epochs = runlens.read_epochs("sample_logs")       # doctest: +SKIP
+
+The public API is re-exported here lazily: ``import runlens`` stays cheap and never imports
+TensorFlow (only ``runlens.keras`` does).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "RunlensError": "runlens.errors",
+    "DamagedDataWarning": "runlens.errors",
+    "read_scalars": "runlens.events.logdir",
+    "read_epochs": "runlens.epochs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runlens' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = ["__version__", *_EXPORTS]
