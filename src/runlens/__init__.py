@@ -24,6 +24,10 @@ _EXPORTS: dict[str, str] = {
     "DamagedDataWarning": "runlens.errors",
     "read_scalars": "runlens.events.logdir",
     "read_epochs": "runlens.epochs",
+    "epochs_from_scalars": "runlens.epochs",
+    "find_event_files": "runlens.events.logdir",
+    "summarize_scalars": "runlens.events.summary",
+    "write_frame": "runlens.export",
 }
 
 

@@ -8,12 +8,13 @@ the error's exit code (2 for bad input), never a traceback.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import click
 
 from runlens import __version__
-from runlens.errors import RunlensError
+from runlens.errors import DamagedDataWarning, RunlensError
 
 
 class _Group(click.Group):
@@ -21,7 +22,10 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                # Commands list damaged files themselves (from df.attrs["problems"]).
+                warnings.simplefilter("ignore", DamagedDataWarning)
+                return super().invoke(ctx)
         except RunlensError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)

@@ -1,0 +1,5 @@
+"""``python -m runlens`` is the ``runlens`` command."""
+
+from runlens.cli import main
+
+main()

@@ -1,0 +1,27 @@
+"""``runlens ls``: what a logdir holds."""
+
+from __future__ import annotations
+
+import click
+
+from runlens.cli.output import echo_frame, echo_problems
+from runlens.events.logdir import read_scalars
+from runlens.events.summary import summarize_scalars
+
+
+@click.command("ls")
+@click.argument("path", type=click.Path())
+@click.option("--tags", "by_tag", is_flag=True, help="One line per run and tag instead of per run.")
+@click.option("--runs", multiple=True, help="Only runs with this name or glob (repeatable).")
+def ls_command(path: str, by_tag: bool, runs: tuple[str, ...]) -> None:
+    """List the runs under PATH: tags, points, step range, time span, and any damaged files.
+
+    \b
+    Examples:
+        runlens ls sample_logs
+        runlens ls sample_logs --tags --runs 'overfits/*'
+    """
+    scalars = read_scalars(path, runs=runs or None)
+    echo_frame(summarize_scalars(scalars, by_tag=by_tag))
+    click.echo(f"\n{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
+    echo_problems(scalars.attrs["problems"])

@@ -1,0 +1,23 @@
+"""Printing helpers shared by the commands (no logic of their own)."""
+
+from __future__ import annotations
+
+import click
+import pandas as pd
+
+
+def echo_frame(frame: pd.DataFrame) -> None:
+    """Print a whole table, never elided."""
+    if frame.empty:
+        click.echo("(nothing)")
+        return
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
+        click.echo(frame.to_string(index=False))
+
+
+def echo_problems(problems: list[dict[str, object]]) -> None:
+    """Print the problems met while reading (they are also warnings for library users)."""
+    if problems:
+        click.echo(f"\n{len(problems)} problem(s) while reading (every intact record was kept):", err=True)
+        for problem in problems:
+            click.echo(f"  {problem['message']}", err=True)
