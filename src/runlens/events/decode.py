@@ -62,6 +62,8 @@ _VAL_FIELDS: dict[int, str] = {
 # First byte of an Event field that puts the event outside `summary` (oneof `what`): file_version,
 # graph_def, log_message, session_log, tagged_run_metadata, meta_graph_def.
 _NON_SUMMARY_EVENT = np.array([0x1A, 0x22, 0x32, 0x3A, 0x42, 0x4A], dtype=np.uint8)
+# Value.metadata = SummaryMetadata(plugin_data=PluginData(plugin_name="scalars")), serialised.
+_SCALARS_METADATA = np.frombuffer(b"\x4a\x0b\x0a\x09\x0a\x07scalars", dtype=np.uint8)
 # First byte of a Summary.Value field that is never a scalar: image, histo, audio.
 _NON_SCALAR_VALUE = np.array([0x22, 0x2A, 0x32], dtype=np.uint8)
 
@@ -123,20 +125,31 @@ def decode_block(block: Block, tags: TagTable) -> Rows:
     fast = _FastShapes(buf, block.starts, block.starts + block.lengths)
     slow_idx = np.flatnonzero(~(fast.scalar | fast.skip))
     fast_idx = np.flatnonzero(fast.scalar)
+    fast_codes = _tag_codes(buf, fast.tag_start[fast_idx], fast.tag_len[fast_idx], tags)
+    # The first plugin metadata of each tag wins; the fast path only ever sees the scalars plugin's.
+    first_plugin: dict[int, tuple[int, str]] = {}
+    with_metadata = fast.scalars_metadata[fast_idx]
+    codes, first = np.unique(fast_codes[with_metadata], return_index=True)
+    ordinals = block.ordinals[fast_idx][with_metadata]
+    for code, at in zip(codes.tolist(), first.tolist()):
+        first_plugin[code] = (int(ordinals[at]), "scalars")
 
-    fast_rows = Rows(
-        tag=_tag_codes(buf, fast.tag_start[fast_idx], fast.tag_len[fast_idx], tags),
-        step=fast.step[fast_idx],
-        wall_time=fast.wall_time[fast_idx],
-        value=fast.value[fast_idx],
-        tensor=fast.tensor[fast_idx],
-        plugins={},
-    )
-    if not len(slow_idx):
-        return fast_rows
-    slow_rows, slow_ordinals = _decode_with_protobuf(block, slow_idx, tags)
-    merged = Rows.concat([fast_rows, slow_rows])
-    order = np.argsort(np.concatenate([block.ordinals[fast_idx], slow_ordinals]), kind="stable")
+    parts = [
+        Rows(fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx], {})
+    ]
+    row_ordinals = [block.ordinals[fast_idx]]
+    if len(slow_idx):
+        slow_rows, slow_ordinals, slow_plugins = _decode_with_protobuf(block, slow_idx, tags)
+        parts.append(slow_rows)
+        row_ordinals.append(slow_ordinals)
+        for code, (ordinal, name) in slow_plugins.items():
+            if code not in first_plugin or ordinal < first_plugin[code][0]:
+                first_plugin[code] = (ordinal, name)
+    merged = Rows.concat(parts)
+    merged.plugins = {code: name for code, (_, name) in first_plugin.items()}
+    if len(parts) == 1:
+        return merged
+    order = np.argsort(np.concatenate(row_ordinals), kind="stable")
     return Rows(
         merged.tag[order], merged.step[order], merged.wall_time[order], merged.value[order],
         merged.tensor[order], merged.plugins,
@@ -176,10 +189,13 @@ class _FastShapes:
 
         self.skip |= ok & np.isin(head, _NON_SCALAR_VALUE)
         simple = ok & (head == 0x15) & (tail == 5)
-        value = self._gather(p + 1, 4, "<f4").astype(np.float64)
 
-        # Value.tensor: 42 <len> 08 <dtype> [12 <len> <shape>] <values field>, ending the record.
-        tensor = ok & (head == 0x42) & (at(p + 1).astype(np.int64) + 2 == tail)
+        # Value.tensor: 42 <len> 08 <dtype> [12 00] <values field>, then nothing or the scalars
+        # plugin's metadata (TF2's tf.summary.scalar repeats it on every value).
+        tensor_end = p + 2 + at(p + 1).astype(np.int64)
+        rest = end - tensor_end
+        self.scalars_metadata = (rest == len(_SCALARS_METADATA)) & self._equals(tensor_end, _SCALARS_METADATA)
+        tensor = ok & (head == 0x42) & (at(p + 1) < 0x80) & ((rest == 0) | self.scalars_metadata)
         q = p + 2
         tensor &= at(q) == 0x08
         dtype = at(q + 1)
@@ -190,16 +206,21 @@ class _FastShapes:
         tensor &= ~has_shape | (shape_len == 0)
         q = np.where(has_shape, q + 2, q)
         kind, size = at(q), at(q + 1).astype(np.int64)
-        tensor &= q + 2 + size == end
+        tensor &= q + 2 + size == tensor_end
         f32 = tensor & (dtype == 1) & (size == 4) & ((kind == 0x22) | (kind == 0x2A))
         f64 = tensor & (dtype == 2) & (size == 8) & ((kind == 0x22) | (kind == 0x32))
-        value = np.where(f32, self._gather(q + 2, 4, "<f4").astype(np.float64), value)
-        value = np.where(f64, self._gather(q + 2, 8, "<f8"), value)
 
+        value = np.zeros(n, dtype=np.float64)
+        for mask, at_value, width, dtype_name in ((simple, p + 1, 4, "<f4"), (f32, q + 2, 4, "<f4"), (f64, q + 2, 8, "<f8")):
+            rows = np.flatnonzero(mask)
+            value[rows] = self._gather(at_value[rows], width, dtype_name)
         self.value = value
         self.tensor = f32 | f64
         self.scalar = simple | self.tensor
-        assert len(self.scalar) == n
+        self.scalars_metadata &= self.tensor
+
+    def _equals(self, at: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        return (self._buf[np.minimum(at[:, None] + np.arange(len(expected)), self._last)] == expected).all(axis=1)
 
     def _byte(self, at: np.ndarray) -> np.ndarray:
         return self._buf[np.minimum(at, self._last)]
@@ -243,13 +264,16 @@ def _tag_codes(buf: np.ndarray, start: np.ndarray, length: np.ndarray, tags: Tag
     return codes
 
 
-def _decode_with_protobuf(block: Block, indices: np.ndarray, tags: TagTable) -> tuple[Rows, np.ndarray]:
-    """The general path: parse the records at ``indices`` with protobuf."""
+def _decode_with_protobuf(
+    block: Block, indices: np.ndarray, tags: TagTable
+) -> tuple[Rows, np.ndarray, dict[int, tuple[int, str]]]:
+    """The general path: parse the records at ``indices`` with protobuf. Returns the rows, their
+    record ordinals, and each tag's first plugin metadata as ``code -> (ordinal, plugin_name)``."""
     from tensorboard.compat.proto.event_pb2 import Event
 
     parse = Event.FromString
     out: dict[str, list] = {"tag": [], "step": [], "wall_time": [], "value": [], "tensor": [], "ordinal": []}
-    plugins: dict[int, str] = {}
+    plugins: dict[int, tuple[int, str]] = {}
     for i in indices.tolist():
         try:
             event = parse(bytes(block.payload(i)))
@@ -261,7 +285,7 @@ def _decode_with_protobuf(block: Block, indices: np.ndarray, tags: TagTable) -> 
             code = tags.code(value.tag)
             plugin = value.metadata.plugin_data.plugin_name
             if plugin and code not in plugins:
-                plugins[code] = plugin
+                plugins[code] = (int(block.ordinals[i]), plugin)
             kind = value.WhichOneof("value")
             if kind == "simple_value":
                 number, from_tensor = float(value.simple_value), False
@@ -283,9 +307,9 @@ def _decode_with_protobuf(block: Block, indices: np.ndarray, tags: TagTable) -> 
         np.array(out["wall_time"], dtype=np.float64),
         np.array(out["value"], dtype=np.float64),
         np.array(out["tensor"], dtype=bool),
-        plugins,
+        {},
     )
-    return rows, np.array(out["ordinal"], dtype=np.int64)
+    return rows, np.array(out["ordinal"], dtype=np.int64), plugins
 
 
 def tensor_scalar(tensor) -> float | None:  # noqa: ANN001 (a TensorProto)

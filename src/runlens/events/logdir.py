@@ -97,10 +97,12 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
 
 @dataclass
 class FileRows:
-    """What one event file held: its rows (codes into ``tags``) and its problems."""
+    """What one event file held: its rows block by block (tag codes into ``tags``), the first
+    plugin named for each tag, its problems and how many intact records it had."""
 
     tags: list[str]
-    rows: Rows
+    parts: list[Rows]
+    plugins: dict[int, str]
     problems: list[Problem]
     records: int
 
@@ -110,16 +112,21 @@ def read_event_file(path: str | os.PathLike[str]) -> FileRows:
     tags = TagTable()
     problems: list[Problem] = []
     parts: list[Rows] = []
+    plugins: dict[int, str] = {}
     records = 0
     name = str(path)
     try:
         with open(path, "rb") as stream:
             for block in read_blocks(stream, path=name, problems=problems):
                 records += len(block)
-                parts.append(decode_block(block, tags))
+                rows = decode_block(block, tags)
+                for code, plugin in rows.plugins.items():
+                    plugins.setdefault(code, plugin)
+                if len(rows.tag):
+                    parts.append(rows)
     except OSError as exc:
         problems.append(Problem(name, "unreadable", None, f"{name}: cannot be read ({exc.strerror or exc}); skipped"))
-    return FileRows(tags.names, Rows.concat(parts), problems, records)
+    return FileRows(tags.names, parts, plugins, problems, records)
 
 
 def read_scalars(
@@ -138,6 +145,10 @@ def read_scalars(
     enough to read). Damaged files yield every intact record, one :class:`DamagedDataWarning` each,
     and are listed in ``df.attrs["problems"]`` (a list of dicts: path, kind, offset, message).
 
+    Rank-0 tensors count as scalars unless their tag's first plugin metadata in the run names a
+    plugin other than ``scalars`` (so e.g. hparams or custom plugins' rank-0 tensors are left out);
+    ``simple_value`` is always a scalar.
+
     >>> df = read_scalars("sample_logs", tags="epoch_*")          # doctest: +SKIP
     >>> df.groupby(["run", "tag"], observed=True).size()            # doctest: +SKIP
     """
@@ -147,37 +158,95 @@ def read_scalars(
 
     names = TagTable()
     run_names: list[str] = []
-    parts: list[Rows] = []
-    run_codes: list[np.ndarray] = []
+    pieces: list[_Piece] = []
     problems: list[dict[str, object]] = []
     for run, group in _by_run(files, results):
-        rows = _run_rows(group, names)
-        if tag_patterns is not None:
-            wanted = np.array([_matches(t, tag_patterns) for t in names.names], dtype=bool)
-            rows = _select(rows, wanted[rows.tag] if len(names.names) else np.zeros(0, bool))
         run_names.append(run)
-        parts.append(rows)
-        run_codes.append(np.full(len(rows.tag), len(run_names) - 1, dtype=np.int32))
+        pieces.extend(_run_pieces(len(run_names) - 1, group, names, tag_patterns))
         for result in group:
             problems.extend(p.as_dict() for p in result.problems)
+    del results
 
     for problem in problems:
         warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
-    merged = Rows.concat(parts)
-    frame = pd.DataFrame(
-        {
-            "run": pd.Categorical.from_codes(np.concatenate(run_codes) if run_codes else [], categories=run_names),
-            "tag": pd.Categorical.from_codes(merged.tag, categories=names.names),
-            "step": merged.step,
-            "wall_time": merged.wall_time,
-            "value": merged.value,
-        },
-        copy=False,
-    )
+    frame = _assemble(pieces, run_names, names.names)
     if tag_patterns is not None:
         frame["tag"] = frame["tag"].cat.remove_unused_categories()
     frame.attrs["problems"] = problems
     return frame
+
+
+@dataclass
+class _Piece:
+    """One block's rows bound for the frame: tag codes already global, ``keep`` None for all."""
+
+    run: int
+    rows: Rows
+    tags: np.ndarray
+    keep: np.ndarray | None
+
+    @property
+    def size(self) -> int:
+        return len(self.tags) if self.keep is None else int(self.keep.sum())
+
+
+def _run_pieces(run: int, group: list[FileRows], names: TagTable, tag_patterns: tuple[str, ...] | None) -> list[_Piece]:
+    """A run's blocks with tags recoded into ``names``; tensor values of tags owned by a non-scalar
+    plugin are dropped (metadata may come only with a tag's first value, so the plugin is decided
+    across the whole run, first file first)."""
+    recodes = [np.array([names.code(t) for t in result.tags], dtype=np.int32) for result in group]
+    plugins: dict[int, str] = {}
+    for result, recode in zip(group, recodes):
+        for code, plugin in result.plugins.items():
+            plugins.setdefault(int(recode[code]), plugin)
+    foreign = np.zeros(len(names.names), dtype=bool)
+    foreign[[code for code, plugin in plugins.items() if plugin not in _SCALAR_PLUGINS]] = True
+    wanted = np.array([tag_patterns is None or _matches(t, tag_patterns) for t in names.names], dtype=bool)
+
+    pieces = []
+    for result, recode in zip(group, recodes):
+        for rows in result.parts:
+            codes = recode[rows.tag]
+            keep = wanted[codes] & ~(rows.tensor & foreign[codes])
+            pieces.append(_Piece(run, rows, codes, None if keep.all() else keep))
+    return pieces
+
+
+def _assemble(pieces: list[_Piece], run_names: list[str], tag_names: list[str]) -> pd.DataFrame:
+    """Build the frame column by column, releasing each column of the pieces as soon as it is
+    copied, so the peak stays near one copy of the data plus one column."""
+    sizes = [piece.size for piece in pieces]
+    total = sum(sizes)
+    columns: dict[str, object] = {}
+    run = np.empty(total, dtype=_code_dtype(len(run_names)))
+    tag = np.empty(total, dtype=_code_dtype(len(tag_names)))
+    at = 0
+    for piece, size in zip(pieces, sizes):
+        run[at : at + size] = piece.run
+        tag[at : at + size] = piece.tags if piece.keep is None else piece.tags[piece.keep]
+        piece.tags = np.empty(0, np.int32)
+        at += size
+    columns["run"] = pd.Categorical.from_codes(run, categories=run_names)
+    columns["tag"] = pd.Categorical.from_codes(tag, categories=tag_names)
+    for name, dtype in (("step", np.int64), ("wall_time", np.float64), ("value", np.float64)):
+        out = np.empty(total, dtype=dtype)
+        at = 0
+        for piece, size in zip(pieces, sizes):
+            column = getattr(piece.rows, name)
+            out[at : at + size] = column if piece.keep is None else column[piece.keep]
+            setattr(piece.rows, name, None)  # free it now, not when the whole frame is built
+            at += size
+        columns[name] = out
+    pieces.clear()
+    return pd.DataFrame(columns, copy=False)
+
+
+def _code_dtype(categories: int) -> type[np.signedinteger]:
+    """The integer type pandas itself would pick for a Categorical's codes."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if categories < np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
 def _read_all(paths: list[Path], workers: int | None) -> list[FileRows]:
@@ -209,26 +278,3 @@ def _by_run(files: list[EventFile], results: list[FileRows]) -> Iterable[tuple[s
             start = end
 
 
-def _run_rows(group: list[FileRows], names: TagTable) -> Rows:
-    """Concatenate a run's files with their tags recoded into ``names`` and drop tensor values of
-    tags owned by a non-scalar plugin (metadata may come only with a tag's first value, so the
-    plugin is decided across the whole run)."""
-    parts = []
-    for result in group:
-        recode = np.array([names.code(t) for t in result.tags], dtype=np.int32)
-        rows = result.rows
-        parts.append(
-            Rows(
-                recode[rows.tag] if len(recode) else rows.tag, rows.step, rows.wall_time, rows.value,
-                rows.tensor, {int(recode[c]): p for c, p in rows.plugins.items()},
-            )
-        )
-    rows = Rows.concat(parts)
-    foreign = [code for code, plugin in rows.plugins.items() if plugin not in _SCALAR_PLUGINS]
-    if foreign and len(rows.tag):
-        rows = _select(rows, ~(rows.tensor & np.isin(rows.tag, foreign)))
-    return rows
-
-
-def _select(rows: Rows, keep: np.ndarray) -> Rows:
-    return Rows(rows.tag[keep], rows.step[keep], rows.wall_time[keep], rows.value[keep], rows.tensor[keep], rows.plugins)

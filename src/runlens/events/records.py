@@ -35,7 +35,7 @@ import numpy as np
 
 HEADER = 12  # uint64 length + uint32 crc of the length
 FOOTER = 4  # uint32 crc of the payload
-DEFAULT_BLOCK = 8 << 20  # bytes read at a time; a block grows to hold one larger record
+DEFAULT_BLOCK = 1 << 19  # bytes read at a time (small keeps the per-block arrays in cache); grows to hold one larger record
 
 _MASK_DELTA = 0xA282EAD8
 _U64 = struct.Struct("<Q")
