@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
+import pandas
 import pytest
 
 import writers
@@ -150,3 +152,36 @@ def test_record_spans_and_damage(tf_logdir, copy_logdir):
     garbage = writers.write_garbage(path.parent, "events.out.tfevents.9.garbage", size=64)
     assert garbage.read_bytes() == writers.write_garbage(path.parent, garbage.name, size=64).read_bytes()
     assert garbage.stat().st_size == 64
+
+
+SAMPLE_LOGS = Path(__file__).resolve().parents[1] / "sample_logs"
+SAMPLE_RUNS = {"overfits": 30, "plateau": 30, "improving": 20, "sparse_validation": 20}
+
+
+def test_sample_logs_stay_under_5_mb():
+    assert sum(p.stat().st_size for p in SAMPLE_LOGS.rglob("*") if p.is_file()) < 5_000_000
+
+
+@pytest.mark.parametrize("run", SAMPLE_RUNS)
+def test_sample_run_event_files_csv_and_checkpoints_agree(run):
+    csv = pandas.read_csv(SAMPLE_LOGS / run / "history.csv")  # CSVLogger writes "NA" if absent
+    assert list(csv["epoch"]) == list(range(SAMPLE_RUNS[run]))
+    expected = _keras_expected({row.epoch: {k: v for k, v in row._asdict().items()
+                                            if k not in ("Index", "epoch") and not math.isnan(v)}
+                                for row in csv.itertuples()})
+    decoded = _keras_decoded(SAMPLE_LOGS / run)
+    assert {k: v for k, v in decoded.items() if k in expected} == expected
+    assert {k for k in decoded if k not in expected} <= {
+        ("train", "epoch_learning_rate", e) for e in csv["epoch"]}
+    monitor = "loss" if run == "sparse_validation" else "val_loss"
+    names = sorted(p.name for p in (SAMPLE_LOGS / run / "checkpoints").glob("*.keras"))
+    assert names == [f"ckpt_{e + 1:02d}_{v:.4f}.keras" for e, v in zip(csv["epoch"], csv[monitor])]
+
+
+def test_sample_plateau_logs_the_rate_used_in_each_epoch():
+    csv = pandas.read_csv(SAMPLE_LOGS / "plateau" / "history.csv")
+    logged = [v for (_, tag, _), v in sorted(_keras_decoded(SAMPLE_LOGS / "plateau").items())
+              if tag == "epoch_learning_rate"]
+    # ReduceLROnPlateau puts the rate it found at epoch end (before reducing) into the logs.
+    assert logged == [float(np.float32(v)) for v in csv["learning_rate"]]
+    assert sum(b < a for a, b in zip(logged, logged[1:])) in (2, 3)

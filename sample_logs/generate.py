@@ -1,0 +1,160 @@
+"""Regenerate sample_logs/: four real Keras 3 fits of tiny models on synthetic data.
+
+Each run folder gets what Keras' own callbacks write: ``train/`` and ``validation/`` event files
+(TensorBoard), ``checkpoints/ckpt_{epoch:02d}_{val_loss:.4f}.keras`` (ModelCheckpoint, a file per
+epoch) and ``history.csv`` (CSVLogger). Deterministic: fixed data, seeds and op determinism, so the
+metrics repeat exactly on the same platform (event file names carry a timestamp and host name).
+Every run checks that it shows the behaviour it is there for, and the script fails if not.
+
+Usage (from the repository root; wipes the run folders next to this script first)::
+
+    .venv/bin/python sample_logs/generate.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN may reorder float sums
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CHECKPOINT = "ckpt_{epoch:02d}_{val_loss:.4f}.keras"
+#: With validation_freq=2, epochs without validation have no `val_loss` to put in a file name
+#: (ModelCheckpoint raises KeyError), so that run names its checkpoints by the training loss.
+CHECKPOINT_BY_LOSS = "ckpt_{epoch:02d}_{loss:.4f}.keras"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One sample run: data, model, fit settings, and a check of the behaviour it must show."""
+
+    name: str
+    seed: int
+    epochs: int
+    data: Callable[[np.random.Generator], tuple]
+    model: Callable[[], keras.Model]
+    check: Callable[[dict[str, list[float]]], None]
+    validation_freq: int = 1
+    batch_size: int = 8
+    reduce_lr: dict | None = None
+    checkpoint: str = CHECKPOINT
+
+
+def classification(rng, *, n_train, n_val, features, noise):
+    """Labels from a linear rule on two features, each flipped with probability ``noise``."""
+    x = rng.normal(size=(n_train + n_val, features)).astype("float32")
+    y = (x[:, 0] - x[:, 1] > 0).astype("float32")
+    flip = rng.random(len(y)) < noise
+    y[flip] = 1 - y[flip]
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def regression(rng, *, n_train, n_val, features, noise):
+    """y = x @ w + noise."""
+    x = rng.normal(size=(n_train + n_val, features)).astype("float32")
+    y = (x @ rng.normal(size=features) + noise * rng.normal(size=len(x))).astype("float32")
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def mlp(features, hidden, *, optimizer, loss, metrics, output="sigmoid"):
+    """A tiny compiled Sequential model: ``hidden`` ReLU layers and one output unit."""
+    layers = [keras.Input((features,))]
+    layers += [keras.layers.Dense(units, activation="relu") for units in hidden]
+    model = keras.Sequential(layers + [keras.layers.Dense(1, activation=output)])
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return model
+
+
+def check_overfits(history):
+    val = history["val_loss"]
+    best = int(np.argmin(val))
+    assert best < len(val) // 3 and val[-1] > 1.2 * val[best], f"no early overfit: {val}"
+
+
+def check_plateau(history):
+    rates = history["learning_rate"]  # ReduceLROnPlateau logs the rate used in the epoch
+    reductions = sum(b < a for a, b in zip(rates, rates[1:]))
+    assert 2 <= reductions <= 3, f"{reductions} learning-rate reductions: {rates}"
+
+
+def check_improving(history):
+    for key in ("loss", "val_loss"):
+        assert int(np.argmin(history[key])) == len(history[key]) - 1, f"{key} not best at end"
+
+
+def check_sparse(history):
+    assert len(history["val_loss"]) == len(history["loss"]) // 2, "validation not every 2nd epoch"
+
+
+RUNS = [
+    Run("overfits", seed=1, epochs=30,
+        data=lambda rng: classification(rng, n_train=40, n_val=60, features=10, noise=0.2),
+        model=lambda: mlp(10, [16, 16], optimizer=keras.optimizers.Adam(0.01),
+                          loss="binary_crossentropy", metrics=["accuracy"]),
+        check=check_overfits),
+    Run("plateau", seed=2, epochs=30, batch_size=16,
+        data=lambda rng: regression(rng, n_train=96, n_val=48, features=6, noise=0.5),
+        model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.1), loss="mse",
+                          metrics=["mae"], output=None),
+        reduce_lr=dict(monitor="val_loss", factor=0.5, patience=2, min_delta=1e-3),
+        check=check_plateau),
+    Run("improving", seed=3, epochs=20, batch_size=16,
+        data=lambda rng: regression(rng, n_train=128, n_val=64, features=6, noise=0.3),
+        model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.005), loss="mse",
+                          metrics=["mae"], output=None),
+        check=check_improving),
+    Run("sparse_validation", seed=4, epochs=20, validation_freq=2, batch_size=16,
+        data=lambda rng: classification(rng, n_train=96, n_val=48, features=6, noise=0.1),
+        model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.05),
+                          loss="binary_crossentropy", metrics=["accuracy"]),
+        checkpoint=CHECKPOINT_BY_LOSS, check=check_sparse),
+]
+
+
+def callbacks(run: Run, folder: Path) -> list[keras.callbacks.Callback]:
+    """TensorBoard first: a ReduceLROnPlateau after it lets it log the rate used in the epoch."""
+    listed = [keras.callbacks.TensorBoard(log_dir=str(folder))]
+    if run.reduce_lr:
+        listed.append(keras.callbacks.ReduceLROnPlateau(**run.reduce_lr))
+    return listed + [
+        keras.callbacks.ModelCheckpoint(str(folder / "checkpoints" / run.checkpoint)),
+        keras.callbacks.CSVLogger(str(folder / "history.csv")),
+    ]
+
+
+def generate(run: Run, folder: Path) -> dict[str, list[float]]:
+    """Fit ``run`` into ``folder`` and return Keras' History.history after checking it."""
+    keras.utils.set_random_seed(run.seed)
+    train, validation = run.data(np.random.default_rng(run.seed))
+    model = run.model()
+    history = model.fit(*train, validation_data=validation, validation_freq=run.validation_freq,
+                        epochs=run.epochs, batch_size=run.batch_size, verbose=0,
+                        callbacks=callbacks(run, folder)).history
+    run.check(history)
+    return history
+
+
+def main() -> None:
+    tf.config.experimental.enable_op_determinism()
+    for old in HERE.iterdir():
+        if old.is_dir() and old.name != "__pycache__":
+            shutil.rmtree(old)
+    for run in RUNS:
+        history = generate(run, HERE / run.name)
+        val = history["val_loss"]
+        print(f"{run.name:18} epochs={run.epochs:2} best val_loss={min(val):.4f} "
+              f"(validation #{int(np.argmin(val)) + 1} of {len(val)}) last={val[-1]:.4f}")
+
+
+if __name__ == "__main__":
+    main()
