@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "find_event_files": "runlens.events.logdir",
     "summarize_scalars": "runlens.events.summary",
     "write_frame": "runlens.export",
+    "read_checkpoints": "runlens.checkpoints.index",
 }
 
 

@@ -1,0 +1,90 @@
+"""Real ModelCheckpoint output for the checkpoint tests: one tiny Keras 3 fit, written once.
+
+The fit (8 epochs, learning rate 1.0, seed 1: val_loss falls until epoch 4, 0-based, then rises)
+runs with TensorBoard and three ModelCheckpoint callbacks into the bundled layout::
+
+    exp/train/, exp/validation/              TensorBoard logs           -> run "exp"
+    exp/checkpoints/epoch_NN-V.VVVV.keras    every epoch                -> run "exp", kind keras
+    exp/checkpoints/w.NNN-V.VV.weights.h5    every epoch, weights only  -> run "exp", kind weights
+    exp/best/best_NN_V.VVe-01.keras          save_best_only=True        -> run "exp/best"
+
+Tests get a private copy (``copy_fitted``) to damage, link or prune.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import writers
+
+EPOCHS = 8
+TEMPLATES = {
+    "every": "epoch_{epoch:02d}-{val_loss:.4f}.keras",
+    "weights": "w.{epoch:03}-{val_loss:.2f}.weights.h5",
+    "best": "best_{epoch:02d}_{val_loss:.2e}.keras",
+}
+FOLDERS = {"every": "exp/checkpoints", "weights": "exp/checkpoints", "best": "exp/best"}
+OLD = 1_000_000_000  # a modification time (2001) far outside any --min-age
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A folder of real checkpoints and the logs Keras had at each epoch's end (full precision)."""
+
+    root: Path
+    logs: dict[int, dict[str, float]]
+
+    def files(self, series: str) -> list[Path]:
+        """The checkpoint files one ModelCheckpoint wrote, in epoch order."""
+        suffix = ".weights.h5" if series == "weights" else ".keras"
+        prefix = TEMPLATES[series].split("{")[0]
+        return sorted(p for p in (self.root / FOLDERS[series]).iterdir()
+                      if p.name.startswith(prefix) and p.name.endswith(suffix))
+
+    def name_of(self, series: str, epoch: int) -> str:
+        """The name ModelCheckpoint gives epoch ``epoch`` (0-based): ``format(epoch=epoch + 1, **logs)``."""
+        return TEMPLATES[series].format(epoch=epoch + 1, **self.logs[epoch])
+
+    def best_epochs(self) -> list[int]:
+        """Epochs save_best_only saved: each strictly improved val_loss (min mode)."""
+        saved, best = [], float("inf")
+        for epoch, logs in sorted(self.logs.items()):
+            if logs["val_loss"] < best:
+                saved.append(epoch)
+                best = logs["val_loss"]
+        return saved
+
+
+_CACHE: dict[str, Fitted] = {}
+
+
+def fitted_once(tmp_path_factory) -> Fitted:
+    """Fit once per test session (module fixtures of every checkpoint test module share it)."""
+    if "fit" not in _CACHE:
+        import keras
+
+        root = tmp_path_factory.mktemp("checkpoint_fit")
+        callbacks = [
+            keras.callbacks.ModelCheckpoint(str(root / FOLDERS["every"] / TEMPLATES["every"])),
+            keras.callbacks.ModelCheckpoint(str(root / FOLDERS["weights"] / TEMPLATES["weights"]),
+                                            save_weights_only=True),
+            keras.callbacks.ModelCheckpoint(str(root / FOLDERS["best"] / TEMPLATES["best"]),
+                                            save_best_only=True),
+        ]
+        fit = writers.keras_fit(root / "exp", epochs=EPOCHS, lr_schedule=1.0, seed=1,
+                                callbacks=callbacks)
+        _CACHE["fit"] = Fitted(root, fit.logs)
+    return _CACHE["fit"]
+
+
+def copy_fitted(fitted: Fitted, dest: Path, *, mtime: float | None = OLD) -> Fitted:
+    """A private copy; every checkpoint's mtime set to ``mtime`` (None: keep the copied times)."""
+    root = Path(shutil.copytree(fitted.root, dest, symlinks=True))
+    if mtime is not None:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and "tfevents" not in path.name:
+                os.utime(path, (mtime, mtime))
+    return Fitted(root, fitted.logs)
