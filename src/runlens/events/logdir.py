@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import struct
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +28,7 @@ from runlens.events.records import Problem, read_blocks
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
 _STAMP = re.compile(r"tfevents\.(\d+)")
+_DIGITS = re.compile(r"(\d+)")
 # Plugins whose rank-0 tensors are scalars; tensors of tags owned by any other plugin are not.
 _SCALAR_PLUGINS = frozenset({"scalars"})
 
@@ -80,9 +82,12 @@ def _walk(root: Path) -> Iterable[EventFile]:
                 yield EventFile(run, Path(folder, name))
 
 
-def _written_order(path: Path) -> tuple[int, str]:
+def _written_order(path: Path) -> tuple[int, list[int | str]]:
+    """Creation time from the name (``events.out.tfevents.<time>.<host>.<pid>.<counter>...``),
+    then the name with its numbers compared as numbers (counter 8 before counter 10)."""
     stamp = _STAMP.search(path.name)
-    return (int(stamp.group(1)) if stamp else 0, path.name)
+    natural = [int(part) if part.isdigit() else part for part in _DIGITS.split(path.name)]
+    return (int(stamp.group(1)) if stamp else 0, natural)
 
 
 def _patterns(selection: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -105,6 +110,7 @@ class FileRows:
     plugins: dict[int, str]
     problems: list[Problem]
     records: int
+    first_wall_time: float | None = None  # of the file's first record: when the writer opened it
 
 
 def read_event_file(path: str | os.PathLike[str]) -> FileRows:
@@ -114,10 +120,13 @@ def read_event_file(path: str | os.PathLike[str]) -> FileRows:
     parts: list[Rows] = []
     plugins: dict[int, str] = {}
     records = 0
+    first_wall_time = None
     name = str(path)
     try:
         with open(path, "rb") as stream:
             for block in read_blocks(stream, path=name, problems=problems):
+                if records == 0 and len(block):
+                    first_wall_time = _wall_time_of(block.payload(0))
                 records += len(block)
                 rows = decode_block(block, tags)
                 for code, plugin in rows.plugins.items():
@@ -126,7 +135,14 @@ def read_event_file(path: str | os.PathLike[str]) -> FileRows:
                     parts.append(rows)
     except OSError as exc:
         problems.append(Problem(name, "unreadable", None, f"{name}: cannot be read ({exc.strerror or exc}); skipped"))
-    return FileRows(tags.names, parts, plugins, problems, records)
+    return FileRows(tags.names, parts, plugins, problems, records, first_wall_time)
+
+
+def _wall_time_of(payload: memoryview) -> float | None:
+    """An Event's wall_time when it is its first field (as every writer puts it)."""
+    if len(payload) >= 9 and payload[0] == 0x09:
+        return float(struct.unpack_from("<d", payload, 1)[0])
+    return None
 
 
 def read_scalars(
@@ -154,6 +170,7 @@ def read_scalars(
     """
     files = find_event_files(path, runs=runs)
     results = _read_all([f.path for f in files], workers)
+    files, results = _in_written_order(files, results)
     tag_patterns = _patterns(tags)
 
     names = TagTable()
@@ -170,8 +187,8 @@ def read_scalars(
     for problem in problems:
         warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
     frame = _assemble(pieces, run_names, names.names)
-    if tag_patterns is not None:
-        frame["tag"] = frame["tag"].cat.remove_unused_categories()
+    # Tags seen only on non-scalar values (histograms, text, ...) are not categories of the frame.
+    frame["tag"] = frame["tag"].cat.remove_unused_categories()
     frame.attrs["problems"] = problems
     return frame
 
@@ -268,6 +285,20 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _in_written_order(files: list[EventFile], results: list[FileRows]) -> tuple[list[EventFile], list[FileRows]]:
+    """Within each run, order files by when their writer opened them (the wall_time of their first
+    record), falling back on the name: two files created in the same second by one process are
+    told apart by the first record, not by how their names sort."""
+
+    def key(i: int) -> tuple:
+        stamp, natural = _written_order(files[i].path)
+        opened = results[i].first_wall_time
+        return (files[i].run, opened if opened is not None else float(stamp), stamp, natural)
+
+    order = sorted(range(len(files)), key=key)
+    return [files[i] for i in order], [results[i] for i in order]
 
 
 def _by_run(files: list[EventFile], results: list[FileRows]) -> Iterable[tuple[str, list[FileRows]]]:

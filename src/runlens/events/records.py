@@ -177,7 +177,7 @@ def _frame(buffer: bytes, cursor: _Cursor, *, at_eof: bool) -> tuple[Block, int,
                 need = end - pos
             else:
                 starts.append(pos)  # let the vectorised check below report it as the first bad one
-                lengths.append(length)
+                lengths.append(0)  # (its length is garbage, possibly >= 2**63)
             break
         starts.append(pos)
         lengths.append(length)

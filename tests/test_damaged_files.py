@@ -1,0 +1,130 @@
+"""Damaged event files, made by damaging files that real writers wrote: every intact record is
+kept, each damaged file gives one warning, and the problems are listed in df.attrs."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+import runlens
+import writers
+from runlens.errors import DamagedDataWarning
+
+
+def read_with_warnings(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = runlens.read_scalars(path)
+    damage = [w for w in caught if issubclass(w.category, DamagedDataWarning)]
+    return frame, damage
+
+
+def values_of(frame, run="raw"):
+    part = frame[frame["run"] == run]
+    return list(zip(part["tag"].astype(str), part["step"], part["value"].map(repr)))
+
+
+@pytest.fixture
+def raw_copy(simple_value_logdir, copy_logdir):
+    """A private copy of the raw-protos run (many events, several scalars per event) and the rows
+    an intact read gives, event by event."""
+    path = copy_logdir(simple_value_logdir.path)
+    file = writers.event_files(path / "raw")[0]
+    intact = values_of(runlens.read_scalars(path))
+    return path, file, intact
+
+
+def rows_per_record(file):
+    """The scalar rows each record of an intact file yields (decoded alone, through runlens)."""
+    from runlens.events.records import frame_record
+
+    data = file.read_bytes()
+    out = []
+    for span in writers.record_spans(file):
+        single = file.parent / "single.tfevents.tmp"
+        single.write_bytes(frame_record(data[span.payload : span.end - 4]))
+        frame = runlens.read_scalars(single)
+        out.append(list(zip(frame["tag"].astype(str), frame["step"], frame["value"].map(repr))))
+        single.unlink()
+    return out
+
+
+def test_truncated_last_record_keeps_every_complete_record(raw_copy):
+    path, file, intact = raw_copy
+    spans = writers.record_spans(file)
+    per_record = rows_per_record(file)
+    writers.truncate(file, spans[-2].payload + 3)  # cut inside the second-to-last record
+    frame, damage = read_with_warnings(path)
+    assert values_of(frame) == [row for rows in per_record[:-2] for row in rows]
+    assert len(damage) == 1 and str(file) in str(damage[0].message)
+    assert [p["kind"] for p in frame.attrs["problems"]] == ["truncated"]
+    assert frame.attrs["problems"][0]["offset"] == spans[-2].start
+
+
+def test_bad_payload_crc_skips_that_record_and_reads_on(raw_copy):
+    path, file, intact = raw_copy
+    spans = writers.record_spans(file)
+    per_record = rows_per_record(file)
+    victim = next(i for i, rows in enumerate(per_record) if rows and i > 3)
+    writers.flip_bit(file, spans[victim].payload + 5, bit=3)
+    frame, damage = read_with_warnings(path)
+    expected = [row for i, rows in enumerate(per_record) if i != victim for row in rows]
+    assert values_of(frame) == expected
+    assert len(damage) == 1
+    assert frame.attrs["problems"][0]["kind"] == "bad-payload-crc"
+    assert frame.attrs["problems"][0]["offset"] == spans[victim].start
+
+
+def test_a_flipped_payload_crc_itself_also_skips_only_that_record(raw_copy):
+    path, file, _ = raw_copy
+    spans = writers.record_spans(file)
+    per_record = rows_per_record(file)
+    victim = len(spans) // 2
+    writers.flip_bit(file, spans[victim].payload_crc, bit=0)
+    frame, _ = read_with_warnings(path)
+    assert values_of(frame) == [row for i, rows in enumerate(per_record) if i != victim for row in rows]
+
+
+def test_bad_length_crc_stops_the_file_there_and_keeps_what_came_before(raw_copy):
+    path, file, _ = raw_copy
+    spans = writers.record_spans(file)
+    per_record = rows_per_record(file)
+    victim = len(spans) // 2
+    writers.flip_bit(file, spans[victim].start + 1, bit=6)  # the length itself is damaged
+    frame, damage = read_with_warnings(path)
+    assert values_of(frame) == [row for rows in per_record[:victim] for row in rows]
+    assert len(damage) == 1
+    assert frame.attrs["problems"][0]["kind"] == "bad-length-crc"
+    assert frame.attrs["problems"][0]["offset"] == spans[victim].start
+
+
+def test_empty_garbage_and_unreadable_files_are_skipped_with_a_warning_each(raw_copy):
+    path, file, intact = raw_copy
+    empty = writers.write_empty(path / "raw", "events.out.tfevents.1.empty")
+    garbage = writers.write_garbage(path / "raw", "events.out.tfevents.2.garbage", size=5000)
+    tiny = writers.write_garbage(path / "raw", "events.out.tfevents.3.tiny", size=5, seed=1)
+    broken = path / "raw" / "events.out.tfevents.4.broken-link"
+    os.symlink(path / "does-not-exist", broken)  # unreadable even for root
+    frame, damage = read_with_warnings(path)
+    assert values_of(frame) == intact
+    kinds = {p["path"]: p["kind"] for p in frame.attrs["problems"]}
+    assert kinds == {
+        str(empty): "empty", str(garbage): "bad-length-crc", str(tiny): "truncated", str(broken): "unreadable"
+    }
+    assert len(damage) == 4
+    for problem in frame.attrs["problems"]:
+        assert problem["path"] in problem["message"]
+
+
+def test_a_keras_file_cut_mid_write_keeps_every_finished_epoch(keras_run, copy_logdir):
+    path = copy_logdir(keras_run.path)
+    file = writers.event_files(path / "train")[0]
+    writers.truncate(file, -7)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        epochs = runlens.read_epochs(path)
+    complete = epochs["loss"].notna().sum()
+    assert complete >= len(keras_run.epochs) - 1
+    assert epochs.attrs["problems"][0]["kind"] == "truncated"

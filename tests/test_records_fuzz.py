@@ -1,0 +1,142 @@
+"""Fuzzing the record reader: truncated, bit-flipped, overwritten and random files never raise,
+and never yield a row the file does not hold."""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections import Counter
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
+
+from runlens.events.decode import Rows, TagTable, decode_block
+from runlens.events.logdir import read_event_file
+from runlens.events.records import frame_record, read_blocks
+
+TAGS = ["loss", "val/acc", "x" * 130, "ü"]  # a long tag (2-byte length varint) and a non-ASCII one
+
+scalar_events = st.lists(
+    st.tuples(
+        st.sampled_from(TAGS),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(width=32, allow_nan=False),
+        st.sampled_from(["simple", "content", "float_val", "double_val", "double_content", "two_values"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def encode(tag: str, step: int, value: float, how: str) -> tuple[bytes, list[tuple]]:
+    """One Event in one of the encodings real writers use, and the rows it holds."""
+    def tensor_value(tag_: str) -> summary_pb2.Summary.Value:
+        if how in ("content", "two_values"):
+            tensor = tensor_pb2.TensorProto(dtype=1, tensor_content=np.float32(value).tobytes())
+        elif how == "float_val":
+            tensor = tensor_pb2.TensorProto(dtype=1, float_val=[value])
+        elif how == "double_val":
+            tensor = tensor_pb2.TensorProto(dtype=2, double_val=[value])
+        else:
+            tensor = tensor_pb2.TensorProto(dtype=2, tensor_content=np.float64(value).tobytes())
+        tensor.tensor_shape.SetInParent()
+        return summary_pb2.Summary.Value(tag=tag_, tensor=tensor)
+
+    if how == "simple":
+        values = [summary_pb2.Summary.Value(tag=tag, simple_value=value)]
+    elif how == "two_values":
+        values = [tensor_value(tag), summary_pb2.Summary.Value(tag=tag + "/2", simple_value=value)]
+    else:
+        values = [tensor_value(tag)]
+    event = event_pb2.Event(wall_time=1.5, step=step, summary=summary_pb2.Summary(value=values))
+    rows = [(v.tag, step, np.float64(np.float32(value)).tobytes()) for v in values]
+    return event.SerializeToString(), rows
+
+
+def build(events) -> tuple[bytes, list[int], list[list[tuple]]]:
+    """A valid event file: its bytes, the end offset of each record, the rows of each record."""
+    header = event_pb2.Event(wall_time=1.0, file_version="brain.Event:2").SerializeToString()
+    blob, ends, rows = frame_record(header), [], [[]]
+    ends.append(len(blob))
+    for event in events:
+        payload, held = encode(*event)
+        blob += frame_record(payload)
+        ends.append(len(blob))
+        rows.append(held)
+    return blob, ends, rows
+
+
+def decode(blob: bytes, block_size: int) -> tuple[list[tuple], list]:
+    tags, problems, parts = TagTable(), [], []
+    for block in read_blocks(io.BytesIO(blob), path="fuzz", problems=problems, block_size=block_size):
+        parts.append(decode_block(block, tags))
+    rows = Rows.concat(parts)
+    got = [
+        (tags.names[t], int(s), np.float64(v).tobytes())
+        for t, s, v in zip(rows.tag.tolist(), rows.step.tolist(), rows.value.tolist())
+    ]
+    return got, problems
+
+
+block_sizes = st.sampled_from([16, 64, 333, 4096, 1 << 19])
+fuzz = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@fuzz
+@given(scalar_events, block_sizes)
+def test_intact_files_read_exactly_whatever_the_block_size(events, block_size):
+    blob, _, rows = build(events)
+    got, problems = decode(blob, block_size)
+    assert got == [row for held in rows for row in held]
+    assert problems == []
+
+
+@fuzz
+@given(scalar_events, st.data(), block_sizes)
+def test_truncation_keeps_exactly_the_complete_records(events, data, block_size):
+    blob, ends, rows = build(events)
+    cut = data.draw(st.integers(min_value=0, max_value=len(blob) - 1))
+    got, problems = decode(blob[:cut], block_size)
+    complete = sum(1 for end in ends if end <= cut)
+    assert got == [row for held in rows[:complete] for row in held]
+    if cut not in ends and cut > 0:
+        assert [p.kind for p in problems] == ["truncated"]
+
+
+@fuzz
+@given(scalar_events, st.data(), block_sizes)
+def test_bit_flips_and_overwrites_never_invent_rows(events, data, block_size):
+    blob, _, rows = build(events)
+    damaged = bytearray(blob)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        at = data.draw(st.integers(min_value=0, max_value=len(damaged) - 1))
+        if data.draw(st.booleans()):
+            damaged[at] ^= 1 << data.draw(st.integers(min_value=0, max_value=7))
+        else:
+            junk = data.draw(st.binary(min_size=1, max_size=24))
+            damaged[at : at + len(junk)] = junk
+    got, problems = decode(bytes(damaged), block_size)
+    held = Counter(row for record in rows for row in record)
+    assert not Counter(got) - held  # every row returned is a row the file holds
+    if bytes(damaged) != blob:
+        assert problems or Counter(got) == held
+
+
+@fuzz
+@given(st.binary(max_size=3000), block_sizes)
+def test_random_bytes_yield_no_rows_and_no_exception(blob, block_size):
+    got, problems = decode(blob, block_size)
+    assert got == []
+    assert blob == b"" or problems
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=2000), st.sampled_from([b"", struct.pack("<Q", 2**63)]))
+def test_read_event_file_never_raises(tmp_path_factory, blob, prefix):
+    path = tmp_path_factory.mktemp("fuzz") / "events.out.tfevents.1.fuzz"
+    path.write_bytes(prefix + blob)
+    result = read_event_file(path)
+    assert sum(len(part.tag) for part in result.parts) == 0
+    assert result.problems or not (prefix + blob)
