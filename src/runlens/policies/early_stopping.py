@@ -1,0 +1,225 @@
+"""EarlyStopping replayed on logged values, deciding exactly as Keras' callback decides.
+
+Per epoch with a value (and ``epoch >= start_from_epoch``): ``wait += 1``; if the value improves on
+the best (see :mod:`runlens.policies.monitor`), it becomes the best and ``wait`` drops to 0 when it
+also beats ``baseline`` (if one is set); otherwise training stops when ``wait >= patience`` and
+``epoch > 0``. Epochs without a value change nothing.
+
+Nothing in that loop depends on ``patience`` except the stop itself, so one pass over the values (a
+:class:`Trace`) answers every patience at once: it stops at the first non-improving epoch whose
+``wait`` reaches the patience. :func:`runlens.sweep` uses that to try many settings cheaply.
+
+>>> es = EarlyStopping(monitor="val_loss", patience=2)
+>>> r = es.replay([0.9, 0.7, 0.8, None, 0.75, 0.6])
+>>> r.stopped_epoch, r.best_epoch, r.best_value, r.epochs_trained
+(4, 1, 0.7, 5)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runlens.errors import RunlensError
+from runlens.policies.monitor import Monitor, as_epoch_values, count
+
+__all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace"]
+
+
+@dataclass(frozen=True)
+class EarlyStoppingResult:
+    """What EarlyStopping would have done with one run's values (epochs are 0-based).
+
+    Attributes:
+        stopped_epoch: epoch at whose end training stops; None when it never stops.
+        best_epoch: epoch of the best value so far when training ends (None: no value was ever
+            the best, e.g. no monitored epoch, or keras2 with only NaNs).
+        best_value: the value at ``best_epoch`` (None with it).
+        restored_epoch: epoch whose weights the model holds when ``fit`` returns: the best epoch
+            with ``restore_best_weights`` (Keras 3 and tf-keras >= 2.16 restore whenever a best was
+            recorded, stop or no stop; keras2 falls back to the first monitored epoch when nothing
+            ever improved), else the last trained epoch. None when there are no epochs.
+        restored_value: the value logged at ``restored_epoch`` (None when none was logged there).
+        epochs_trained: number of epochs fit runs (``stopped_epoch + 1``, or all of them).
+        wait: Keras' ``wait`` counter after each trained epoch.
+        improved_at: epochs at which the best changed.
+    """
+
+    stopped_epoch: int | None
+    best_epoch: int | None
+    best_value: float | None
+    restored_epoch: int | None
+    restored_value: float | None
+    epochs_trained: int
+    wait: tuple[int, ...]
+    improved_at: tuple[int, ...]
+
+
+class EarlyStopping:
+    """Replay of ``keras.callbacks.EarlyStopping`` (same arguments and defaults, keyword-only).
+
+    Args:
+        monitor: the logged metric, e.g. ``"val_loss"``.
+        min_delta: smallest change that counts as an improvement (its sign is ignored, as Keras does).
+        patience: epochs without improvement before stopping (0 and 1 behave the same, as in Keras).
+        mode: ``"auto"``, ``"min"`` or ``"max"``; see :func:`runlens.policies.monitor.metric_direction`.
+        baseline: training stops unless the monitored value beats this (None: no baseline).
+        restore_best_weights: whether the model gets the best epoch's weights back at the end.
+        start_from_epoch: epochs before this one are not monitored at all.
+        semantics: ``"keras3"`` (Keras 3.x) or ``"keras2"`` (tf-keras 2.x).
+
+    >>> EarlyStopping(monitor="val_accuracy", patience=1).replay([0.5, 0.6, 0.6]).stopped_epoch
+    2
+    """
+
+    def __init__(
+        self,
+        *,
+        monitor: str = "val_loss",
+        min_delta: float = 0,
+        patience: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+        semantics: str = "keras3",
+    ) -> None:
+        self.monitor = Monitor.create(
+            monitor, mode=mode, min_delta=min_delta, semantics=semantics, callback="EarlyStopping"
+        )
+        self.patience = count("patience", patience)
+        self.start_from_epoch = count("start_from_epoch", start_from_epoch)
+        if baseline is not None and (
+            isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or math.isnan(baseline)
+        ):
+            raise RunlensError(f"baseline must be a number or None, got {baseline!r}")
+        self.baseline = None if baseline is None else float(baseline)
+        if not isinstance(restore_best_weights, (bool, np.bool_)):
+            raise RunlensError(f"restore_best_weights must be True or False, got {restore_best_weights!r}")
+        self.restore_best_weights = bool(restore_best_weights)
+        self.mode = mode
+
+    @property
+    def semantics(self) -> str:
+        return self.monitor.semantics
+
+    def __repr__(self) -> str:
+        m = self.monitor
+        return (
+            f"EarlyStopping(monitor={m.name!r}, min_delta={m.min_delta!r}, patience={self.patience}, "
+            f"mode={self.mode!r}, baseline={self.baseline!r}, "
+            f"restore_best_weights={self.restore_best_weights}, "
+            f"start_from_epoch={self.start_from_epoch}, semantics={m.semantics!r})"
+        )
+
+    def trace(self, values: Any) -> Trace:
+        """One pass over the values that answers every patience (see :class:`Trace`)."""
+        floats, present = as_epoch_values(values)
+        return Trace.build(self, floats, present)
+
+    def replay(self, values: Any) -> EarlyStoppingResult:
+        """Replay on per-epoch values (None/pd.NA: no value that epoch, NaN: a logged NaN).
+
+        >>> EarlyStopping(patience=1, restore_best_weights=True).replay([3, 2, 4]).restored_epoch
+        1
+        """
+        return self.trace(values).result(self.patience, restore_best_weights=self.restore_best_weights)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Per-epoch state of one EarlyStopping pass over all values, as if it never stopped.
+
+    Arrays are indexed by epoch. ``best_epoch_at``/``weights_epoch_at`` hold -1 while unset.
+    """
+
+    values: np.ndarray
+    present: np.ndarray
+    improved: np.ndarray
+    wait: np.ndarray
+    best_epoch_at: np.ndarray
+    weights_epoch_at: np.ndarray
+    stop_candidates: np.ndarray
+    candidate_wait_max: np.ndarray
+
+    @classmethod
+    def build(cls, policy: EarlyStopping, values: np.ndarray, present: np.ndarray) -> Trace:
+        monitor = policy.monitor
+        n = len(values)
+        lhs = monitor.lhs(values).tolist()
+        thresholds = monitor.threshold(values).tolist()
+        if policy.baseline is None:
+            resets = [True] * n
+        else:
+            limit = float(monitor.threshold(policy.baseline))
+            resets = [monitor.better(x, limit) for x in lhs]
+        monitored = (present & (np.arange(n) >= policy.start_from_epoch)).tolist()
+        improved = [False] * n
+        wait_at = [0] * n
+        best_at = [-1] * n
+        weights_at = [-1] * n
+        threshold = monitor.initial_threshold
+        wait, best_epoch, weights_epoch = 0, -1, -1
+        for epoch in range(n):
+            if monitored[epoch]:
+                if weights_epoch < 0:
+                    weights_epoch = epoch  # Keras keeps the first monitored weights in any case
+                wait += 1
+                if monitor.better(lhs[epoch], threshold):
+                    threshold = thresholds[epoch]
+                    best_epoch = weights_epoch = epoch
+                    improved[epoch] = True
+                    if resets[epoch]:
+                        wait = 0
+            wait_at[epoch], best_at[epoch], weights_at[epoch] = wait, best_epoch, weights_epoch
+        improved_arr = np.array(improved, dtype=bool)
+        wait_arr = np.array(wait_at, dtype=np.int64)
+        candidates = np.flatnonzero(np.array(monitored, dtype=bool) & ~improved_arr & (np.arange(n) > 0))
+        return cls(
+            values=values,
+            present=present,
+            improved=improved_arr,
+            wait=wait_arr,
+            best_epoch_at=np.array(best_at, dtype=np.int64),
+            weights_epoch_at=np.array(weights_at, dtype=np.int64),
+            stop_candidates=candidates,
+            candidate_wait_max=np.maximum.accumulate(wait_arr[candidates]) if len(candidates) else wait_arr[:0],
+        )
+
+    def stopped_epochs(self, patience: np.ndarray) -> np.ndarray:
+        """Stop epoch for each patience (-1: never): the first candidate whose wait reaches it."""
+        k = np.searchsorted(self.candidate_wait_max, np.asarray(patience), side="left")
+        padded = np.append(self.stop_candidates, -1)
+        return padded[k]
+
+    def restored_epochs(self, stopped: np.ndarray, *, restore_best_weights: bool) -> np.ndarray:
+        """Epoch whose weights the model holds at the end, per stop epoch (-1: no epochs at all)."""
+        last = np.where(stopped >= 0, stopped, len(self.values) - 1)
+        if not restore_best_weights or len(self.values) == 0:
+            return last
+        kept = self.weights_epoch_at[np.maximum(last, 0)]
+        return np.where(kept >= 0, kept, last)
+
+    def result(self, patience: int, *, restore_best_weights: bool) -> EarlyStoppingResult:
+        stopped = int(self.stopped_epochs(np.array([patience]))[0])
+        trained = stopped + 1 if stopped >= 0 else len(self.values)
+        restored = int(self.restored_epochs(np.array([stopped]), restore_best_weights=restore_best_weights)[0])
+        best = int(self.best_epoch_at[trained - 1]) if trained else -1
+        return EarlyStoppingResult(
+            stopped_epoch=stopped if stopped >= 0 else None,
+            best_epoch=best if best >= 0 else None,
+            best_value=self._value(best),
+            restored_epoch=restored if restored >= 0 else None,
+            restored_value=self._value(restored),
+            epochs_trained=trained,
+            wait=tuple(self.wait[:trained].tolist()),
+            improved_at=tuple(np.flatnonzero(self.improved[:trained]).tolist()),
+        )
+
+    def _value(self, epoch: int) -> float | None:
+        if epoch < 0 or not self.present[epoch]:
+            return None
+        return float(self.values[epoch])

@@ -1,0 +1,195 @@
+"""ReduceLROnPlateau replayed on logged values, with the learning rate in float32 as Keras keeps it.
+
+Per epoch with a value: in cooldown, ``cooldown_counter -= 1`` and ``wait = 0``; then if the value
+improves on the best it becomes the best and ``wait = 0``; otherwise, out of cooldown, ``wait += 1``
+and when ``wait >= patience`` and ``lr > float32(min_lr)`` the rate drops to
+``max(lr * factor, min_lr)`` stored as float32, ``cooldown_counter = cooldown`` and ``wait = 0``
+(when the rate is already at ``min_lr`` nothing is reset). So ``cooldown=c`` suppresses ``c - 1``
+epochs. Keras 3 multiplies in float64 before rounding; tf-keras 2.x multiplies the float32 rate by
+``factor`` in float32.
+
+Which rate a run logged for an epoch depends on the callback order: TensorBoard placed before
+ReduceLROnPlateau (or runlens' own callbacks) logs the rate used during the epoch
+(``logged_lr_timing="used"``, the default); ReduceLROnPlateau placed before TensorBoard makes it log
+the rate after that epoch's decision, i.e. the already-reduced one (``logged_lr_timing="after"``).
+The two cannot be told apart from the log alone: a log of the one timing reads like a schedule
+shifted by one epoch in the other, so runlens does not guess.
+
+>>> r = ReduceLROnPlateau(patience=1, factor=0.5).replay([1.0, 1.0, 0.5, 0.6], initial_lr=0.1)
+>>> r.learning_rates, r.reduced_at
+((0.10000000149011612, 0.10000000149011612, 0.05000000074505806, 0.05000000074505806), (1, 3))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runlens.errors import RunlensError
+from runlens.policies.monitor import Monitor, as_epoch_values, count, finite_number
+
+__all__ = ["ReduceLROnPlateau", "PlateauResult", "LR_TIMINGS"]
+
+LR_TIMINGS = ("used", "after")
+
+
+@dataclass(frozen=True)
+class PlateauResult:
+    """What ReduceLROnPlateau would have done to the learning rate over one run's values.
+
+    Attributes:
+        learning_rates: the (float32) rate used during each epoch.
+        reduced_at: epochs at whose end the rate was reduced.
+        final_lr: the rate after the last epoch's decision.
+        wait: Keras' ``wait`` counter after each epoch.
+        diverges_at: with ``logged_lr``: the first epoch trained with a rate other than the one the
+            run really used; metrics from that epoch on are counterfactual. None when the replayed
+            schedule matches the log over all epochs (or no log was given).
+    """
+
+    learning_rates: tuple[float, ...]
+    reduced_at: tuple[int, ...]
+    final_lr: float
+    wait: tuple[int, ...]
+    diverges_at: int | None = None
+
+
+class ReduceLROnPlateau:
+    """Replay of ``keras.callbacks.ReduceLROnPlateau`` (same arguments and defaults, keyword-only).
+
+    Args:
+        monitor: the logged metric, e.g. ``"val_loss"``.
+        factor: the rate is multiplied by this on a plateau (``0 <= factor < 1``).
+        patience: epochs without improvement before reducing.
+        mode: ``"auto"``, ``"min"`` or ``"max"``; see :func:`runlens.policies.monitor.metric_direction`.
+        min_delta: smallest change that counts as an improvement.
+        cooldown: epochs to wait after a reduction before counting again.
+        min_lr: lower bound of the rate.
+        semantics: ``"keras3"`` (Keras 3.x) or ``"keras2"`` (tf-keras 2.x).
+
+    >>> ReduceLROnPlateau(patience=2).replay([1, 1, 1, 1], initial_lr=1e-3).reduced_at
+    (2,)
+    """
+
+    def __init__(
+        self,
+        *,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        semantics: str = "keras3",
+    ) -> None:
+        self.monitor = Monitor.create(
+            monitor, mode=mode, min_delta=min_delta, semantics=semantics, callback="ReduceLROnPlateau"
+        )
+        self.factor = finite_number("factor", factor)
+        if not 0.0 <= self.factor < 1.0:
+            raise RunlensError(f"factor must be >= 0 and < 1 (the rate is multiplied by it), got {factor!r}")
+        self.patience = count("patience", patience)
+        self.cooldown = count("cooldown", cooldown)
+        self.min_lr = finite_number("min_lr", min_lr)
+        if self.min_lr < 0:
+            raise RunlensError(f"min_lr must be >= 0, got {min_lr!r}")
+        self.mode = mode
+
+    @property
+    def semantics(self) -> str:
+        return self.monitor.semantics
+
+    def __repr__(self) -> str:
+        m = self.monitor
+        return (
+            f"ReduceLROnPlateau(monitor={m.name!r}, factor={self.factor!r}, patience={self.patience}, "
+            f"mode={self.mode!r}, min_delta={m.min_delta!r}, cooldown={self.cooldown}, "
+            f"min_lr={self.min_lr!r}, semantics={m.semantics!r})"
+        )
+
+    def replay(
+        self,
+        values: Any,
+        *,
+        initial_lr: float,
+        logged_lr: Any = None,
+        logged_lr_timing: str = "used",
+    ) -> PlateauResult:
+        """Replay on per-epoch values, starting from ``initial_lr``.
+
+        ``logged_lr`` (per-epoch, None/NA where not logged) is compared in float32 with the replayed
+        schedule to find ``diverges_at``; ``logged_lr_timing`` says which rate the run logged for an
+        epoch: ``"used"`` (the rate used during it) or ``"after"`` (the rate after its decision).
+
+        >>> p = ReduceLROnPlateau(patience=1)
+        >>> p.replay([2, 2, 2], initial_lr=0.1, logged_lr=[0.1, 0.1, 0.1]).diverges_at
+        2
+        """
+        floats, present = as_epoch_values(values)
+        lr = _float32(finite_number("initial_lr", initial_lr))
+        if lr < 0:
+            raise RunlensError(f"initial_lr must be >= 0, got {initial_lr!r}")
+        monitor = self.monitor
+        lhs = monitor.lhs(floats).tolist()
+        thresholds = monitor.threshold(floats).tolist()
+        threshold = monitor.initial_threshold
+        wait, cooldown_counter = 0, 0
+        rates: list[float] = []
+        waits: list[int] = []
+        reduced_at: list[int] = []
+        for epoch, logged in enumerate(present.tolist()):
+            rates.append(lr)
+            if logged:
+                if cooldown_counter > 0:
+                    cooldown_counter -= 1  # Keras also zeroes wait here; in cooldown it is 0 already
+                if monitor.better(lhs[epoch], threshold):
+                    threshold = thresholds[epoch]
+                    wait = 0
+                elif cooldown_counter == 0:
+                    wait += 1
+                    if wait >= self.patience and lr > _float32(self.min_lr):
+                        lr = self._reduced(lr)
+                        reduced_at.append(epoch)
+                        cooldown_counter = self.cooldown
+                        wait = 0
+            waits.append(wait)
+        diverges = None
+        if logged_lr is not None:
+            diverges = _divergence(rates, lr, logged_lr, logged_lr_timing)
+        return PlateauResult(tuple(rates), tuple(reduced_at), lr, tuple(waits), diverges)
+
+    def _reduced(self, lr: float) -> float:
+        if self.semantics == "keras3":
+            return _float32(max(lr * self.factor, self.min_lr))
+        product = float(np.float32(lr) * np.float32(self.factor))
+        floor = _float32(self.min_lr)
+        return floor if floor > product else product
+
+
+def _divergence(rates: list[float], final_lr: float, logged_lr: Any, timing: str) -> int | None:
+    """First epoch trained with a rate other than the logged schedule says (None: none)."""
+    if timing not in LR_TIMINGS:
+        raise RunlensError(f"logged_lr_timing must be 'used' or 'after', got {timing!r}")
+    logged, present = as_epoch_values(logged_lr, name="logged_lr")
+    n = len(rates)
+    if len(logged) < n:
+        present = np.append(present, np.zeros(n - len(logged), dtype=bool))
+        logged = np.append(logged, np.full(n - len(logged), math.nan))
+    with np.errstate(over="ignore"):
+        logged32 = logged[:n].astype(np.float32).astype(np.float64)
+    # "used": logged[e] is the rate of epoch e; "after": the rate of epoch e + 1.
+    shift = 0 if timing == "used" else 1
+    expected = np.array(rates[shift:] + [final_lr] * shift, dtype=np.float64)
+    differs = present[:n] & ~(logged32 == expected)
+    first = np.flatnonzero(differs)
+    if not len(first) or first[0] + shift >= n:
+        return None
+    return int(first[0] + shift)
+
+
+def _float32(x: float) -> float:
+    return float(np.float32(x))
