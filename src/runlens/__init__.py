@@ -29,6 +29,13 @@ _EXPORTS: dict[str, str] = {
     "summarize_scalars": "runlens.events.summary",
     "write_frame": "runlens.export",
     "read_checkpoints": "runlens.checkpoints.index",
+    "EarlyStopping": "runlens.policies.early_stopping",
+    "EarlyStoppingResult": "runlens.policies.early_stopping",
+    "ReduceLROnPlateau": "runlens.policies.plateau",
+    "PlateauResult": "runlens.policies.plateau",
+    "replay": "runlens.policies.replay",
+    "sweep": "runlens.policies.sweep",
+    "SweepResult": "runlens.policies.sweep",
 }
 
 
