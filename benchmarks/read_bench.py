@@ -30,6 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
+SAMPLE = HERE.parent / "sample_logs"
 
 
 def generate(root: Path, points: int) -> None:
@@ -131,6 +132,7 @@ import gc, json, tracemalloc
 import numpy, pandas, runlens, runlens.events.logdir, runlens.events.decode, tensorboard.compat.proto.event_pb2
 def high_water_kb():  # VmHWM: peak RSS of this process image (ru_maxrss would carry the parent's over exec)
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+runlens.read_scalars({str(SAMPLE)!r}, workers=1)  # warm up: lazily imported code, first-use caches
 base = high_water_kb()
 tracemalloc.start()
 df = runlens.read_scalars({str(root)!r}, workers=1)

@@ -187,24 +187,21 @@ def read_scalars(
     for problem in problems:
         warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
     frame = _assemble(pieces, run_names, names.names)
-    # Tags seen only on non-scalar values (histograms, text, ...) are not categories of the frame.
-    frame["tag"] = frame["tag"].cat.remove_unused_categories()
     frame.attrs["problems"] = problems
     return frame
 
 
 @dataclass
 class _Piece:
-    """One block's rows bound for the frame: tag codes already global, ``keep`` None for all."""
+    """One block's rows bound for the frame, tag codes already global; ``keep`` None for all."""
 
     run: int
     rows: Rows
-    tags: np.ndarray
     keep: np.ndarray | None
 
     @property
     def size(self) -> int:
-        return len(self.tags) if self.keep is None else int(self.keep.sum())
+        return len(self.rows.tag) if self.keep is None else int(self.keep.sum())
 
 
 def _run_pieces(run: int, group: list[FileRows], names: TagTable, tag_patterns: tuple[str, ...] | None) -> list[_Piece]:
@@ -223,28 +220,34 @@ def _run_pieces(run: int, group: list[FileRows], names: TagTable, tag_patterns: 
     pieces = []
     for result, recode in zip(group, recodes):
         for rows in result.parts:
-            codes = recode[rows.tag]
-            keep = wanted[codes] & ~(rows.tensor & foreign[codes])
-            pieces.append(_Piece(run, rows, codes, None if keep.all() else keep))
+            rows.tag = recode[rows.tag]
+            keep = wanted[rows.tag] & ~(rows.tensor & foreign[rows.tag])
+            rows.tensor = np.empty(0, dtype=bool)  # decided; free it
+            pieces.append(_Piece(run, rows, None if keep.all() else keep))
     return pieces
 
 
 def _assemble(pieces: list[_Piece], run_names: list[str], tag_names: list[str]) -> pd.DataFrame:
     """Build the frame column by column, releasing each column of the pieces as soon as it is
-    copied, so the peak stays near one copy of the data plus one column."""
+    copied, so the peak stays near one copy of the data plus one column. Tags seen only on
+    non-scalar values (histograms, text, ...) do not become categories."""
     sizes = [piece.size for piece in pieces]
     total = sum(sizes)
-    columns: dict[str, object] = {}
     run = np.empty(total, dtype=_code_dtype(len(run_names)))
-    tag = np.empty(total, dtype=_code_dtype(len(tag_names)))
+    tag = np.empty(total, dtype=np.int32)
     at = 0
     for piece, size in zip(pieces, sizes):
         run[at : at + size] = piece.run
-        tag[at : at + size] = piece.tags if piece.keep is None else piece.tags[piece.keep]
-        piece.tags = np.empty(0, np.int32)
+        tag[at : at + size] = piece.rows.tag if piece.keep is None else piece.rows.tag[piece.keep]
+        piece.rows.tag = None
         at += size
-    columns["run"] = pd.Categorical.from_codes(run, categories=run_names)
-    columns["tag"] = pd.Categorical.from_codes(tag, categories=tag_names)
+    used = np.bincount(tag, minlength=len(tag_names)) > 0
+    renumber = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))
+    columns: dict[str, object] = {
+        "run": pd.Categorical.from_codes(run, categories=run_names),
+        "tag": pd.Categorical.from_codes(renumber[tag], categories=[n for n, u in zip(tag_names, used) if u]),
+    }
+    del tag
     for name, dtype in (("step", np.int64), ("wall_time", np.float64), ("value", np.float64)):
         out = np.empty(total, dtype=dtype)
         at = 0
