@@ -65,7 +65,12 @@ def read_checkpoints(
         raise RunlensError(f"checkpoint path {str(root)!r} does not exist; pass a checkpoint folder")
     templates = [Template(t) for t in ([template] if isinstance(template, str) else template or [])]
     files, skipped = _find(root)
-    rows = [_row(root, f, rel, templates) for f, rel in files]
+    rows = []
+    for file, rel in files:
+        try:
+            rows.append(_row(file, rel, templates))
+        except FileNotFoundError:  # deleted or renamed since the folder was listed
+            skipped.append({"path": file, "reason": "disappeared while reading"})
     table = _frame(rows)
     if epochs is None:
         folder = root if root.is_dir() else root.parent
@@ -117,10 +122,10 @@ def run_of(rel: str) -> str:
     return "/".join(parts) or "."
 
 
-def _row(root: Path, path: str, rel: str, templates: list[Template]) -> dict[str, object]:
+def _row(path: str, rel: str, templates: list[Template]) -> dict[str, object]:
+    info = os.lstat(path)
     kind = checkpoint_kind(rel)
     parsed = _parse(rel, templates)
-    info = os.lstat(path)
     verdict = check_checkpoint(path, kind)
     return {
         "path": path,

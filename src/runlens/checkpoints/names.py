@@ -30,7 +30,7 @@ _SPEC = re.compile(
     re.DOTALL,
 )
 _SPECIAL = r"(?i:nan|inf)"  # Python prints 'nan'/'inf' (upper case for the F/E/G types)
-_GENERAL = r"\d[\d,_]*(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_EXPONENT = r"[eE][-+]\d+"
 _INT_FIELDS = ("epoch", "batch")
 
 
@@ -71,7 +71,7 @@ def _number_pattern(spec: str, *, template: str, field_name: str) -> tuple[str, 
             "use a plain format spec such as :02d or :.4f"
         )
     kind, precision = m["type"], m["precision"]
-    digits = r"\d[\d,_]*" if m["grouping"] else r"\d+"
+    digits = rf"\d{{1,3}}(?:{m['grouping']}\d{{3}})*" if m["grouping"] else r"\d+"
     if kind in ("f", "F", "%"):
         places = 6 if precision is None else int(precision)
         frac = rf"\.\d{{{places}}}" if places else (r"\." if m["alt"] else "")
@@ -80,10 +80,13 @@ def _number_pattern(spec: str, *, template: str, field_name: str) -> tuple[str, 
         places = 6 if precision is None else int(precision)
         frac = rf"\.\d{{{places}}}" if places else (r"\.?" if m["alt"] else "")
         core = rf"\d{frac}[eE][-+]\d{{2,}}"
-    elif kind in ("d", "n") or (kind is None and field_name in _INT_FIELDS and precision is None):
-        core = _GENERAL if kind == "n" else digits
-    elif kind in (None, "g", "G"):
-        core = _GENERAL
+    elif kind == "d" or (kind is None and field_name in _INT_FIELDS and precision is None):
+        core = digits
+    elif kind in ("g", "G", "n"):
+        fraction = r"\.\d*" if m["alt"] else r"\.\d*[1-9]"  # 'g' drops trailing zeros
+        core = rf"{digits}(?:{fraction})?|\d(?:{fraction})?{_EXPONENT}"  # fixed | scientific
+    elif kind is None:  # a float's str(): always a '.' or an exponent ('0.5', '1e-05')
+        core = _repr_pattern(digits)
     else:
         raise RunlensError(
             f"template {template!r}: format type {kind!r} in field {{{field_name}:{spec}}} "
@@ -99,6 +102,11 @@ def _number_pattern(spec: str, *, template: str, field_name: str) -> tuple[str, 
     after_sign = m["align"] == "=" or (m["zero"] and m["align"] is None)  # "-0005", "+***1.50"
     number = f"{core}|{_SPECIAL}" + ("%" if kind == "%" else "")
     return ("", pad, number) if after_sign else (pad, "", number)
+
+
+def _repr_pattern(digits: str) -> str:
+    return rf"{digits}\.(?:0|\d*[1-9])|\d(?:\.\d*[1-9])?{_EXPONENT}"  # repr: '1.0', '1.5e-07'
+
 
 
 def _to_number(text: str) -> float:
@@ -143,7 +151,7 @@ class Template:
                 )
             pad, inner, number = _number_pattern(spec, template=template, field_name=name)
             if conversion:  # !r / !s: str(value) first, then the spec pads it
-                number = f"{_GENERAL}|{_SPECIAL}"
+                number = _repr_pattern(r"\d+") + "|" + _SPECIAL
             i = len(self.fields)
             pattern.append(f"{pad}(?P<s{i}>[-+ ]?){inner}(?P<f{i}>{number}){pad}")
             self.fields.append(name)

@@ -1,0 +1,145 @@
+"""Decide which checkpoints a prune keeps: the rules combined, with the safety rules on top.
+
+:func:`plan_prune` only computes; :func:`runlens.apply_prune` is what deletes.
+
+- Checkpoints modified within ``min_age`` (training may still be writing them) are kept, not ranked.
+- Invalid checkpoints are never ranked; they are kept unless ``delete_invalid``.
+- The rest is grouped into series (one run, one kind) and kept when any rule keeps it; the first
+  :class:`KeepBestK` rule ranks them, so the best valid checkpoint of every series is always kept.
+- A plan that would leave a run without any valid checkpoint is refused (:class:`PruneRefused`).
+
+>>> plan = plan_prune(table, rules=[KeepBestK(2, "val_loss"), KeepLastN(1)])      # doctest: +SKIP
+>>> plan_summary(plan)["bytes_to_free"]                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+
+from runlens.checkpoints.errors import PruneRefused
+from runlens.checkpoints.retention import KeepBestK, RetentionRule
+from runlens.errors import RunlensError
+
+DEFAULT_MIN_AGE = 300.0  # seconds: ModelCheckpoint may be writing a file this fresh
+
+
+def plan_prune(
+    table: pd.DataFrame,
+    *,
+    rules: Sequence[RetentionRule],
+    min_age: float = DEFAULT_MIN_AGE,
+    delete_invalid: bool = False,
+    now: float | dt.datetime | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """``table`` (from :func:`runlens.read_checkpoints`) plus ``rank``, ``keep`` and ``reason``.
+
+    Args:
+        rules: retention rules; at least one :class:`KeepBestK` (the first one ranks and names
+            the best checkpoint, which is never dropped).
+        min_age: seconds; files modified more recently are kept and not ranked.
+        delete_invalid: drop invalid (damaged, truncated) checkpoints instead of keeping them.
+        now: the time to judge ages against (Unix seconds or datetime; default: now).
+
+    Returns:
+        A copy of ``table`` with ``rank`` (1-based by the ranking metric, ``<NA>`` when unranked),
+        ``keep`` (bool) and ``reason`` (why kept, or why dropped). Nothing on disk changes.
+
+    Example:
+        >>> plan = plan_prune(read_checkpoints("ckpt/"), rules=[KeepBestK(3, "val_loss")])  # doctest: +SKIP
+        >>> plan.loc[~plan.keep, "path"]                                               # doctest: +SKIP
+    """
+    ranking = next((r for r in rules if isinstance(r, KeepBestK)), None)
+    if ranking is None:
+        raise RunlensError(
+            "plan_prune needs a KeepBestK rule in rules=: it ranks the checkpoints and names the "
+            "best one, which a prune never deletes"
+        )
+    if not isinstance(min_age, (int, float)) or not min_age >= 0:
+        raise RunlensError(f"min_age must be a number of seconds >= 0, got {min_age!r}")
+    now = _timestamp(now)
+    plan = table.copy()
+    fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)).to_numpy(dtype=bool)
+    valid = plan["valid"].to_numpy(dtype=bool)
+    settled = valid & ~fresh
+    _check_monitor(plan[settled], ranking)
+    ranks = [pd.Series(dtype="Int64")]
+    kept: dict[object, list[str]] = {}
+    for _, series in plan[settled].groupby(["run", "kind"], sort=False):
+        ranks.append(ranking.rank(series))
+        for rule in rules:
+            for index, text in rule.keep(series, now=now).dropna().items():
+                kept.setdefault(index, []).append(text)
+    rank = pd.concat(ranks).reindex(plan.index).astype("Int64")
+    plan["rank"] = rank
+    plan["keep"] = [bool(kept.get(i)) for i in plan.index]
+    plan["reason"] = ["; ".join(kept.get(i, [])) for i in plan.index]
+    dropped = settled & ~plan["keep"].to_numpy(dtype=bool)
+    plan.loc[dropped, "reason"] = [f"kept by no rule (#{r} by {ranking.monitor})" for r in rank[dropped]]
+    plan.loc[fresh, "keep"] = True
+    plan.loc[fresh, "reason"] = f"modified within min-age ({min_age:g}s): may still be written"
+    invalid = ~valid & ~fresh
+    plan.loc[invalid, "keep"] = not delete_invalid
+    plan.loc[invalid, "reason"] = [
+        f"invalid ({why}): {'delete-invalid given' if delete_invalid else 'kept, never ranked'}"
+        for why in plan.loc[invalid, "invalid_reason"]
+    ]
+    plan["keep"] = plan["keep"].astype(bool)
+    plan["reason"] = plan["reason"].astype("str")
+    refuse_runs_left_without_valid(plan)
+    plan.attrs["monitor"] = ranking.monitor
+    return plan
+
+
+def plan_summary(plan: pd.DataFrame) -> dict[str, int]:
+    """Counts and bytes of a plan: ``files, keep, drop, invalid, bytes_total, bytes_to_free``.
+
+    >>> plan_summary(plan)        # doctest: +SKIP
+    {'files': 12, 'keep': 4, 'drop': 8, 'invalid': 1, 'bytes_total': 255324, 'bytes_to_free': 170216}
+    """
+    drop = ~plan["keep"].to_numpy(dtype=bool)
+    return {
+        "files": len(plan),
+        "keep": int((~drop).sum()),
+        "drop": int(drop.sum()),
+        "invalid": int((~plan["valid"].to_numpy(dtype=bool)).sum()),
+        "bytes_total": int(plan["size_bytes"].sum()),
+        "bytes_to_free": int(plan.loc[drop, "size_bytes"].sum()),
+    }
+
+
+def _timestamp(now: float | dt.datetime | pd.Timestamp | None) -> pd.Timestamp:
+    if now is None:
+        return pd.Timestamp.now(tz="UTC")
+    if isinstance(now, (int, float)):
+        return pd.Timestamp(now, unit="s", tz="UTC")
+    stamp = pd.Timestamp(now)
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp
+
+
+def _check_monitor(settled: pd.DataFrame, ranking: KeepBestK) -> None:
+    """Refuse a ranking metric that no checkpoint has a value for (bad usage, not a refusal)."""
+    if settled.empty:
+        return
+    if ranking.monitor in settled.columns and settled[ranking.monitor].notna().any():
+        return
+    metrics = [c for c in settled.columns if str(settled[c].dtype) == "Float64" and settled[c].notna().any()]
+    known = f"metrics found: {', '.join(metrics)}" if metrics else "no metrics found in the names"
+    raise RunlensError(
+        f"no checkpoint has a {ranking.monitor!r} value to rank by ({known}); pass the "
+        "ModelCheckpoint filepath as --template (template=), the run's logs as --logdir (logdir=), "
+        "or another --monitor"
+    )
+
+
+def refuse_runs_left_without_valid(plan: pd.DataFrame) -> None:
+    """Raise :class:`PruneRefused` if a run with drops would keep no valid checkpoint."""
+    keeps_valid = plan["keep"] & plan["valid"]
+    for run, rows in plan.groupby("run", sort=True):
+        if (~rows["keep"]).any() and not keeps_valid[rows.index].any():
+            raise PruneRefused(
+                f"refusing: run {run!r} would be left without a valid checkpoint "
+                f"({int((~rows['keep']).sum())} to drop, none valid to keep); nothing was deleted"
+            )

@@ -1,0 +1,161 @@
+"""``runlens checkpoints list|prune``: what a checkpoint folder holds, and pruning it safely."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import pandas as pd
+
+from runlens.checkpoints.index import read_checkpoints
+from runlens.checkpoints.plan import DEFAULT_MIN_AGE, plan_prune, plan_summary
+from runlens.checkpoints.prune import apply_prune
+from runlens.checkpoints.retention import KeepBestK, KeepEveryN, KeepLastN
+from runlens.cli.output import echo_frame
+
+_TEMPLATE = click.option(
+    "--template", multiple=True, metavar="T",
+    help="The ModelCheckpoint filepath the files were written with, e.g. "
+    "'ckpt_{epoch:02d}_{val_loss:.4f}.keras' (repeatable).",
+)  # fmt: skip
+_LOGDIR = click.option(
+    "--logdir", type=click.Path(), metavar="L",
+    help="TensorBoard logs of the same runs: full-precision metrics per epoch "
+    "(found on their own for RUN/checkpoints next to RUN/train).",
+)  # fmt: skip
+
+
+@click.group("checkpoints")
+def checkpoints_group() -> None:
+    """List checkpoint folders and prune them safely (dry run unless --apply).
+
+    \b
+    Examples:
+        runlens checkpoints list runs/exp1
+        runlens checkpoints prune runs/exp1 --keep-best 3 --monitor val_loss
+    """
+
+
+@checkpoints_group.command("list")
+@click.argument("dir", type=click.Path())
+@_TEMPLATE
+@_LOGDIR
+def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> None:
+    """List the checkpoints under DIR: run, epoch (1-based, as Keras prints it), metrics, size,
+    and whether each file is whole.
+
+    \b
+    Example:
+        runlens checkpoints list runs/ --template 'ckpt_{epoch:02d}_{val_loss:.4f}.keras'
+    """
+    table = read_checkpoints(dir, template=template or None, logdir=logdir)
+    echo_frame(_for_humans(table, dir))
+    _echo_notes(table, dir)
+
+
+@checkpoints_group.command("prune")
+@click.argument("dir", type=click.Path())
+@click.option("--keep-best", "keep_best", type=click.IntRange(min=1), required=True, metavar="K",
+              help="Keep the K best checkpoints of each run by --monitor.")
+@click.option("--monitor", required=True, metavar="M", help="The metric to rank by, e.g. val_loss.")
+@click.option("--mode", type=click.Choice(["auto", "min", "max"]), default="auto", show_default=True,
+              help="Whether lower or higher is better; auto goes by the name, as Keras does.")
+@click.option("--keep-last", type=click.IntRange(min=1), metavar="N", help="Also keep the N latest.")
+@click.option("--keep-every", type=click.IntRange(min=1), metavar="N",
+              help="Also keep every N-th epoch (N, 2N, ... counted from 1).")
+@_TEMPLATE
+@_LOGDIR
+@click.option("--min-age", type=click.FloatRange(min=0), default=DEFAULT_MIN_AGE, show_default=True,
+              metavar="SECONDS", help="Files modified more recently are neither ranked nor deleted.")
+@click.option("--delete-invalid", is_flag=True, help="Also delete damaged/truncated checkpoints.")
+@click.option("--apply", "do_apply", is_flag=True, help="Really delete (default: only print the plan).")
+@click.option("--trash", type=click.Path(), metavar="DIR",
+              help="With --apply: move dropped files to this folder (outside DIR) instead.")
+def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: int | None,
+                  keep_every: int | None, template: tuple[str, ...], logdir: str | None,
+                  min_age: float, delete_invalid: bool, do_apply: bool, trash: str | None) -> None:
+    """Keep the best checkpoints under DIR and delete the rest -- a dry run unless --apply.
+
+    Never deletes or follows a symlink, never touches a file that is not a checkpoint or lies
+    outside DIR, keeps invalid checkpoints (unless --delete-invalid) and those modified within
+    --min-age, never deletes the best valid checkpoint of a run and refuses a plan that would leave
+    a run without a valid one. One prune per DIR at a time; a prune that is killed can be re-run.
+
+    \b
+    Exit codes: 0 done (or dry run), 1 refused (unsafe plan, another prune running,
+    a file could not be removed), 2 bad usage.
+
+    \b
+    Example:
+        runlens checkpoints prune runs/exp1 --keep-best 3 --monitor val_loss --keep-last 1
+        runlens checkpoints prune runs/exp1 --keep-best 3 --monitor val_loss --apply
+    """
+    rules = [KeepBestK(keep_best, monitor, mode)]
+    rules += [KeepLastN(keep_last)] if keep_last else []
+    rules += [KeepEveryN(keep_every)] if keep_every else []
+    table = read_checkpoints(dir, template=template or None, logdir=logdir)
+    plan = plan_prune(table, rules=rules, min_age=min_age, delete_invalid=delete_invalid)
+    summary = plan_summary(plan)
+    echo_frame(_for_humans(plan, dir))
+    _echo_notes(table, dir)
+    freed = f"{summary['bytes_to_free']:,} bytes ({_size(summary['bytes_to_free'])})"
+    if not do_apply:
+        click.echo(f"\nwould delete {summary['drop']} of {summary['files']} checkpoints, freeing {freed}")
+        click.echo("dry run: nothing was changed; add --apply to delete" + (" (move to --trash)" if trash else ""))
+        return
+    result = apply_prune(plan, dir, trash=trash)
+    verb = "moved" if trash else "deleted"
+    for index, path in enumerate(result.removed):
+        click.echo(f"{verb} {path}" + (f" -> {result.moved_to[index]}" if trash else ""))
+    for path, why in result.skipped:
+        click.echo(f"left {path}: {why}")
+    click.echo(f"\n{verb} {len(result.removed)} checkpoints, freed {result.bytes_freed:,} bytes "
+               f"({_size(result.bytes_freed)})")
+    if result.failed:
+        for path, why in result.failed:
+            click.echo(f"could not remove {path}: {why}", err=True)
+        raise SystemExit(1)
+
+
+def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
+    """The columns worth reading, epochs 1-based, paths relative to DIR, sizes readable."""
+    fixed = {"path", "run", "epoch", "batch", "size_bytes", "mtime", "kind", "valid", "invalid_reason",
+             "keras_version", "saved_at", "metrics_from", "rank", "keep", "reason"}
+    metrics = [c for c in table.columns if c not in fixed and table[c].notna().any()]
+    out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})
+    out["file"] = [os.path.relpath(p, root) for p in table["path"]]
+    out["kind"], out["size"] = table["kind"], [_size(b) for b in table["size_bytes"]]
+    for metric in metrics:
+        out[metric] = [("" if pd.isna(v) else f"{v:.6g}") for v in table[metric]]
+    out["valid"] = ["yes" if ok else f"NO: {why}" for ok, why in zip(table["valid"], table["invalid_reason"])]
+    if "keep" in table.columns:  # the reason already says why a file is invalid
+        out["valid"] = ["yes" if ok else "NO" for ok in table["valid"]]
+        out["rank"] = table["rank"].astype("string").fillna("")
+        out["action"] = ["keep" if k else "DELETE" for k in table["keep"]]
+        out["reason"] = table["reason"]
+    return out
+
+
+def _echo_notes(table: pd.DataFrame, root: str) -> None:
+    unplaced = table[table["epoch"].isna()]
+    if len(unplaced):
+        click.echo(f"\n{len(unplaced)} file(s) whose epoch could not be read from the name "
+                   "(pass --template with the ModelCheckpoint filepath):")
+        for path in unplaced["path"]:
+            click.echo(f"  {os.path.relpath(path, root)}")
+    for skipped in table.attrs.get("skipped", []):
+        click.echo(f"skipped {skipped['path']}: {skipped['reason']}")
+    metrics_from = table["metrics_from"].dropna().unique()
+    if len(table):
+        click.echo(f"metrics from: {', '.join(sorted(metrics_from)) or 'nowhere (no metrics in names or logs)'}")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            break
+        value /= 1024
+    return f"{value:.1f} {unit}"

@@ -1,0 +1,243 @@
+"""Retention rules and plan_prune on real checkpoints: each safety rule of the plan has a test here."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import runlens
+from checkpoint_fits import EPOCHS, OLD, TEMPLATES, copy_fitted, fitted_once
+from runlens import KeepBestK, KeepEveryN, KeepLastN, KeepNewerThan, KeepRestoredEpoch, plan_prune
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
+NOW = pd.Timestamp(OLD + 3600, unit="s", tz="UTC")  # an hour after every file's mtime
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    return fitted_once(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def table(fitted, tmp_path_factory):
+    """The real table with logs joined (read-only: tests that change files use ``folder``)."""
+    folder = copy_fitted(fitted, tmp_path_factory.mktemp("plan") / "runs")
+    return runlens.read_checkpoints(folder.root, template=list(TEMPLATES.values()))
+
+
+@pytest.fixture
+def folder(fitted, tmp_path):
+    return copy_fitted(fitted, tmp_path / "runs")
+
+
+def series(plan, run="exp", kind="keras"):
+    return plan[(plan.run == run) & (plan.kind == kind)].set_index("epoch")
+
+
+def val_loss(fitted):
+    return np.array([fitted.logs[e]["val_loss"] for e in range(EPOCHS)])
+
+
+def test_keep_best_k_ranks_by_the_logged_metric(table, fitted):
+    plan = plan_prune(table, rules=[KeepBestK(3, "val_loss")], now=NOW)
+    every = series(plan)
+    order = np.argsort(val_loss(fitted), kind="stable")
+    assert every["rank"].sort_values().index.tolist() == order.tolist()
+    assert sorted(every.index[every["keep"]]) == sorted(order[:3].tolist())
+    assert every.loc[order[0], "reason"] == "#1 by val_loss (best 3)"
+    assert every.loc[order[3], "reason"] == "kept by no rule (#4 by val_loss)"
+
+
+def test_keep_best_k_max_mode_by_name(table, fitted):
+    accuracy = np.array([fitted.logs[e]["val_accuracy"] for e in range(EPOCHS)])
+    plan = plan_prune(table, rules=[KeepBestK(1, "val_accuracy")], now=NOW)
+    kept = series(plan).index[series(plan)["keep"]].tolist()
+    assert kept == [int(np.flatnonzero(accuracy == accuracy.max())[0])]  # ties: the earlier epoch
+
+
+def test_ranking_prefers_logged_values_over_rounded_names(folder, fitted):
+    # w.{epoch:03}-{val_loss:.2f}.weights.h5 rounds two epochs to the same name value.
+    rounded = [round(v, 2) for v in val_loss(fitted)]
+    fourth = sorted(range(EPOCHS), key=lambda e: (rounded[e], e))[3]
+    tie = [e for e in range(EPOCHS) if rounded[e] == rounded[fourth]]
+    assert len(tie) == 2, "the fit no longer produces a tie in the names; pick another k"
+    truly_fourth = int(np.argsort(val_loss(fitted), kind="stable")[3])
+    assert truly_fourth != fourth
+    rules = [KeepBestK(4, "val_loss")]
+    with_logs = runlens.read_checkpoints(folder.root, template=list(TEMPLATES.values()))
+    for split in ("train", "validation"):
+        os.rename(folder.root / "exp" / split, folder.root / f"{split}-moved")
+    names_only = runlens.read_checkpoints(folder.root, template=list(TEMPLATES.values()))
+    assert series(plan_prune(names_only, rules=rules, now=NOW), kind="weights").loc[fourth, "keep"]
+    logged = series(plan_prune(with_logs, rules=rules, now=NOW), kind="weights")
+    assert logged.loc[truly_fourth, "keep"] and not logged.loc[fourth, "keep"]
+
+
+def test_keep_last_and_every(table):
+    plan = plan_prune(table, rules=[KeepBestK(1, "val_loss"), KeepLastN(2), KeepEveryN(3)], now=NOW)
+    weights = series(plan, kind="weights")
+    best = int(weights["rank"].idxmin())
+    assert sorted(weights.index[weights["keep"]]) == sorted({best, EPOCHS - 2, EPOCHS - 1, 2, 5})
+    assert "one of the last 2" in weights.loc[EPOCHS - 1, "reason"]
+    assert "every 3th epoch" in weights.loc[2, "reason"]
+
+
+def test_keep_newer_than(table):
+    times = table["mtime"].copy()
+    times[table.epoch == 6] = NOW - pd.Timedelta(seconds=30)
+    plan = plan_prune(table.assign(mtime=times), min_age=10,
+                      rules=[KeepBestK(1, "val_loss"), KeepNewerThan(seconds=60)], now=NOW)
+    assert series(plan).loc[6, "reason"].startswith("newer than 60s")
+    since = plan_prune(table.assign(mtime=times), min_age=10,
+                       rules=[KeepBestK(1, "val_loss"), KeepNewerThan(since=str(NOW.tz_convert(None) - pd.Timedelta(minutes=1)))],
+                       now=NOW)
+    assert since["keep"].equals(plan["keep"])
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_keep_restored_epoch_is_what_real_keras_early_stopping_restores(table, fitted, patience):
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    callback = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    callback.set_model(model)
+    model.stop_training = False  # as fit() sets it
+    callback.on_train_begin()
+    for epoch in range(EPOCHS):
+        callback.on_epoch_end(epoch, dict(fitted.logs[epoch]))
+        if model.stop_training:
+            break
+    callback.on_train_end()
+
+    epochs = runlens.read_epochs(fitted.root)
+    rule = KeepRestoredEpoch(runlens.EarlyStopping(patience=patience, restore_best_weights=True), epochs)
+    plan = plan_prune(table, rules=[KeepBestK(1, "loss"), rule], now=NOW)
+    restored = [e for e, r in series(plan).reason.items() if "EarlyStopping would restore" in r]
+    assert restored == [callback.best_epoch]
+    assert series(plan).loc[callback.best_epoch, "keep"]
+
+
+def test_min_age_files_are_neither_ranked_nor_dropped(table):
+    worst = table.loc[(table.run == "exp") & (table.kind == "keras"), "val_loss"].idxmax()
+    times = table["mtime"].copy()
+    times[worst] = NOW - pd.Timedelta(seconds=100)
+    plan = plan_prune(table.assign(mtime=times), rules=[KeepBestK(1, "val_loss")], min_age=300, now=NOW)
+    assert plan.loc[worst, "keep"] and pd.isna(plan.loc[worst, "rank"])
+    assert "min-age" in plan.loc[worst, "reason"]
+    settled = plan_prune(table.assign(mtime=times), rules=[KeepBestK(1, "val_loss")], min_age=60, now=NOW)
+    assert not settled.loc[worst, "keep"] and settled.loc[worst, "rank"] == EPOCHS
+
+
+def test_default_min_age_protects_files_just_written(table):
+    now = table["mtime"].max() + pd.Timedelta(seconds=30)
+    plan = plan_prune(table, rules=[KeepBestK(1, "val_loss")], now=now)
+    assert plan["keep"].all() and plan["rank"].isna().all()
+
+
+def invalidated(table, mask):
+    return table.assign(valid=table["valid"] & ~mask,
+                        invalid_reason=table["invalid_reason"].where(~mask, "truncated"))
+
+
+def test_invalid_checkpoints_are_never_ranked_and_kept_unless_delete_invalid(table, fitted):
+    best = int(np.argmin(val_loss(fitted)))
+    damaged = (table.run == "exp") & (table.kind == "keras") & (table.epoch == best)
+    plan = plan_prune(invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")], now=NOW)
+    every = series(plan)
+    assert every.loc[best, "keep"] and pd.isna(every.loc[best, "rank"])
+    assert every.loc[best, "reason"] == "invalid (truncated): kept, never ranked"
+    runner_up = int(np.argsort(val_loss(fitted), kind="stable")[1])
+    assert every.loc[runner_up, "rank"] == 1 and every.loc[runner_up, "keep"]
+    deleting = series(plan_prune(invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")],
+                                 delete_invalid=True, now=NOW))
+    assert not deleting.loc[best, "keep"] and "delete-invalid" in deleting.loc[best, "reason"]
+
+
+def test_half_written_files_are_kept_even_with_delete_invalid(table):
+    damaged = table.epoch == EPOCHS - 1
+    times = table["mtime"].where(~damaged, NOW - pd.Timedelta(seconds=5))
+    plan = plan_prune(invalidated(table, damaged).assign(mtime=times), rules=[KeepBestK(1, "val_loss")],
+                      delete_invalid=True, now=NOW)
+    assert plan.loc[damaged, "keep"].all()
+
+
+def test_a_plan_leaving_a_run_without_a_valid_checkpoint_is_refused(table):
+    damaged = table.run == "exp/best"
+    with pytest.raises(runlens.PruneRefused, match="'exp/best' would be left without a valid") as info:
+        plan_prune(invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")], delete_invalid=True, now=NOW)
+    assert info.value.exit_code == 1
+    kept = plan_prune(invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")], now=NOW)
+    assert kept.loc[damaged, "keep"].all()
+
+
+def test_bad_usage(table):
+    with pytest.raises(runlens.RunlensError, match="no checkpoint has a 'val_auc' value") as info:
+        plan_prune(table, rules=[KeepBestK(1, "val_auc")], now=NOW)
+    assert "--template" in str(info.value) and "--logdir" in str(info.value) and info.value.exit_code == 2
+    with pytest.raises(runlens.RunlensError, match="KeepBestK"):
+        plan_prune(table, rules=[KeepLastN(2)], now=NOW)
+    with pytest.raises(runlens.RunlensError, match="mode='min'"):
+        KeepBestK(2, "my_custom_score")
+    with pytest.raises(runlens.RunlensError, match="keep-best k must be"):
+        KeepBestK(0, "val_loss")
+    with pytest.raises(runlens.RunlensError, match="min_age"):
+        plan_prune(table, rules=[KeepBestK(1, "val_loss")], min_age=-1)
+
+
+def test_planning_touches_nothing(folder):
+    def snapshot():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.root.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    table = runlens.read_checkpoints(folder.root, template=list(TEMPLATES.values()))
+    plan = plan_prune(table, rules=[KeepBestK(1, "val_loss")], now=NOW, delete_invalid=True)
+    assert (~plan["keep"]).sum() > 0
+    assert snapshot() == before
+    summary = runlens.plan_summary(plan)
+    assert summary["bytes_to_free"] == plan.loc[~plan["keep"], "size_bytes"].sum() > 0
+    assert summary["keep"] + summary["drop"] == summary["files"] == len(plan)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_whatever_the_rules_every_series_keeps_its_best_valid_checkpoint(table, data):
+    n = len(table)
+    values = data.draw(st.lists(st.one_of(st.floats(0, 10), st.just(np.nan), st.none()), min_size=n, max_size=n))
+    valid = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    ages = data.draw(st.lists(st.sampled_from([10, 1000]), min_size=n, max_size=n))
+    rules = [KeepBestK(data.draw(st.integers(1, 3)), "val_loss", data.draw(st.sampled_from(["min", "max"])))]
+    rules += data.draw(st.lists(st.sampled_from([KeepLastN(1), KeepEveryN(4), KeepNewerThan(seconds=5)]), max_size=2))
+    delete_invalid = data.draw(st.booleans())
+    mask = np.array([v is None for v in values])
+    synthetic = table.assign(
+        val_loss=pd.arrays.FloatingArray(np.array([0.0 if v is None else v for v in values]), mask),
+        valid=valid, invalid_reason=["ok" if v else "damaged" for v in valid],
+        mtime=[NOW - pd.Timedelta(seconds=a) for a in ages],
+    )
+    try:
+        plan = plan_prune(synthetic, rules=rules, min_age=60, delete_invalid=delete_invalid, now=NOW)
+    except runlens.PruneRefused:
+        return
+    except runlens.RunlensError as exc:
+        assert "no checkpoint has a 'val_loss' value" in str(exc)
+        return
+    fresh = plan["mtime"] > NOW - pd.Timedelta(seconds=60)
+    settled = plan["valid"] & ~fresh
+    assert plan.loc[~settled, "rank"].isna().all()
+    assert plan.loc[fresh, "keep"].all()
+    assert (plan.loc[~fresh & ~plan["valid"], "keep"] == (not delete_invalid)).all()
+    sign = 1 if rules[0].mode == "min" else -1
+    for _, rows in plan[settled].groupby(["run", "kind"]):
+        ranked = rows[rows["val_loss"].notna()]
+        if len(ranked):
+            floats = sign * ranked["val_loss"].to_numpy(dtype=float, na_value=np.nan)
+            best = ranked.index[np.nanargmin(floats)] if not np.isnan(floats).all() else ranked.index[0]
+            assert plan.loc[best, "keep"], plan.loc[rows.index, ["epoch", "val_loss", "rank", "keep", "reason"]]
+        assert plan.loc[rows.index[rows["val_loss"].isna()], "keep"].all()  # nothing to judge by: kept
+    for _, rows in plan.groupby("run"):
+        assert (rows["keep"] & rows["valid"]).any() or rows["keep"].all()
