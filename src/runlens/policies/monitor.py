@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray, ExtensionDtype
 
 from runlens.errors import RunlensError
 
@@ -218,14 +219,14 @@ def as_epoch_values(values: Any, *, name: str = "values") -> tuple[np.ndarray, n
     """Per-epoch values -> (float64 array, bool array "a value was logged"), position = epoch.
 
     ``None`` and ``pd.NA`` mean the epoch has no value; NaN is a logged NaN. A pandas Series with a
-    nullable dtype (``Float64``, as in epoch frames) uses its NA mask; a plain float Series keeps NaN
-    as a logged NaN.
+    nullable dtype (``Float64``, as in epoch frames; or such an array) uses its NA mask; a plain
+    float Series keeps NaN as a logged NaN.
 
     >>> v, present = as_epoch_values([0.5, None, float("nan")])
     >>> present.tolist()
     [True, False, True]
     """
-    if isinstance(values, (pd.Series, pd.Index)) and isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+    if isinstance(values, (pd.Series, pd.Index, ExtensionArray)) and isinstance(values.dtype, ExtensionDtype):
         present = ~np.asarray(values.isna(), dtype=bool)
         floats = values.to_numpy(dtype=np.float64, na_value=np.nan)
         return floats, present

@@ -129,6 +129,8 @@ class ReduceLROnPlateau:
         >>> p.replay([2, 2, 2], initial_lr=0.1, logged_lr=[0.1, 0.1, 0.1]).diverges_at
         2
         """
+        if logged_lr_timing not in LR_TIMINGS:
+            raise RunlensError(f"logged_lr_timing must be 'used' or 'after', got {logged_lr_timing!r}")
         floats, present = as_epoch_values(values)
         lr = _float32(finite_number("initial_lr", initial_lr))
         if lr < 0:
@@ -172,8 +174,6 @@ class ReduceLROnPlateau:
 
 def _divergence(rates: list[float], final_lr: float, logged_lr: Any, timing: str) -> int | None:
     """First epoch trained with a rate other than the logged schedule says (None: none)."""
-    if timing not in LR_TIMINGS:
-        raise RunlensError(f"logged_lr_timing must be 'used' or 'after', got {timing!r}")
     logged, present = as_epoch_values(logged_lr, name="logged_lr")
     n = len(rates)
     if len(logged) < n:

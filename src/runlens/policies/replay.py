@@ -16,7 +16,7 @@ import pandas as pd
 
 from runlens.errors import RunlensError
 from runlens.policies.early_stopping import EarlyStopping, Trace
-from runlens.policies.plateau import LR_TIMINGS, ReduceLROnPlateau
+from runlens.policies.plateau import ReduceLROnPlateau
 from runlens.policies.runs import RunSeries, costs, run_series
 
 __all__ = ["replay", "LR_COLUMNS"]
@@ -56,8 +56,6 @@ def replay(
         raise RunlensError(f"policy must be a runlens.EarlyStopping, got {type(policy).__name__}")
     if lr_policy is not None and not isinstance(lr_policy, ReduceLROnPlateau):
         raise RunlensError(f"lr_policy must be a runlens.ReduceLROnPlateau, got {type(lr_policy).__name__}")
-    if logged_lr_timing not in LR_TIMINGS:
-        raise RunlensError(f"logged_lr_timing must be 'used' or 'after', got {logged_lr_timing!r}")
     series = run_series(epochs_frame, policy.monitor.name)
     rows = [_replay_run(s, policy) for s in series]
     table = _table(rows)
@@ -96,7 +94,7 @@ def _replay_run(series: RunSeries, policy: EarlyStopping) -> dict:
 
 
 _DTYPES = {
-    "run": object,
+    "run": "str",
     "epochs_logged": "int64",
     "epochs_trained": "int64",
     "stopped_epoch": "Int64",
@@ -114,7 +112,15 @@ _DTYPES = {
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({name: pd.array([r[name] for r in rows], dtype=dtype) for name, dtype in _DTYPES.items()})
+    columns = {}
+    for name, dtype in _DTYPES.items():
+        items = [r[name] for r in rows]
+        if dtype == "Float64":  # built from a mask: a logged NaN must not turn into NA
+            missing = np.array([v is None for v in items], dtype=bool)
+            columns[name] = _masked(np.array([np.nan if v is None else v for v in items], dtype=np.float64), ~missing)
+        else:
+            columns[name] = pd.array(items, dtype=dtype)
+    return pd.DataFrame(columns)
 
 
 def _replay_lr(

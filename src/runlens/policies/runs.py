@@ -46,11 +46,11 @@ class RunSeries:
 
     def best(self, direction: Direction) -> tuple[int, float] | None:
         """(epoch, value) of the best non-NaN value over the whole run (first on ties), or None."""
-        usable = self.present & ~np.isnan(self.values)
-        if not usable.any():
+        usable = np.flatnonzero(self.present & ~np.isnan(self.values))
+        if not len(usable):
             return None
-        scores = np.where(usable, self.values, np.inf if direction == "min" else -np.inf)
-        epoch = int(np.argmin(scores) if direction == "min" else np.argmax(scores))
+        pick = np.argmin if direction == "min" else np.argmax
+        epoch = int(usable[pick(self.values[usable])])
         return epoch, float(self.values[epoch])
 
 
