@@ -186,6 +186,8 @@ def test_missing_and_nan_stay_different():
     assert present.tolist() == [True, False, False, True]
     floats, present = as_epoch_values(np.array([0.5, np.nan]))  # a plain float array: NaN was logged
     assert present.tolist() == [True, True]
+    floats, present = as_epoch_values(pd.Series([0.5, np.nan]))  # float64 Series: pandas' missing marker
+    assert present.tolist() == [True, False]
     # the replay sees the difference: a logged NaN counts as a non-improving epoch, a gap does not
     es = runlens.EarlyStopping(patience=1)
     assert es.replay([0.5, math.nan, 0.4]).stopped_epoch == 1

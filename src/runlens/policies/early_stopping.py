@@ -121,7 +121,8 @@ class EarlyStopping:
         return Trace.build(self, floats, present)
 
     def replay(self, values: Any) -> EarlyStoppingResult:
-        """Replay on per-epoch values (None/pd.NA: no value that epoch, NaN: a logged NaN).
+        """Replay on per-epoch values (None/pd.NA: no value that epoch, NaN: a logged NaN; a pandas
+        Series marks the missing ones with ``isna()``, see :func:`~runlens.policies.monitor.as_epoch_values`).
 
         >>> EarlyStopping(patience=1, restore_best_weights=True).replay([3, 2, 4]).restored_epoch
         1

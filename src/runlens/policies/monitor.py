@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pandas.api.extensions import ExtensionArray, ExtensionDtype
+from pandas.api.extensions import ExtensionArray
 
 from runlens.errors import RunlensError
 
@@ -218,19 +218,24 @@ def _as_float32(values: np.ndarray) -> np.ndarray:
 def as_epoch_values(values: Any, *, name: str = "values") -> tuple[np.ndarray, np.ndarray]:
     """Per-epoch values -> (float64 array, bool array "a value was logged"), position = epoch.
 
-    ``None`` and ``pd.NA`` mean the epoch has no value; NaN is a logged NaN. A pandas Series with a
-    nullable dtype (``Float64``, as in epoch frames; or such an array) uses its NA mask; a plain
-    float Series keeps NaN as a logged NaN.
+    In a list or numpy array, ``None`` and ``pd.NA`` mean the epoch has no value and NaN is a logged
+    NaN. A pandas Series (or pandas array) says it with ``isna()``, as everywhere in pandas: in a
+    nullable ``Float64`` column (epoch frames) NA is "not logged" and NaN a logged NaN; in a plain
+    float64 column NaN is pandas' own missing marker, so it means "not logged" (a CSV log read with
+    pandas, say).
 
     >>> v, present = as_epoch_values([0.5, None, float("nan")])
     >>> present.tolist()
     [True, False, True]
     """
-    if isinstance(values, (pd.Series, pd.Index, ExtensionArray)) and isinstance(values.dtype, ExtensionDtype):
+    if isinstance(values, (pd.Series, pd.Index, ExtensionArray)):
         present = ~np.asarray(values.isna(), dtype=bool)
-        floats = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        try:
+            floats = np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise RunlensError(f"{name} must hold numbers: {exc}") from None
         return floats, present
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, pd.Series, pd.Index)):
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise RunlensError(f"{name} must be a sequence of per-epoch numbers, got {type(values).__name__}")
     items = list(values)
     present = np.array([v is not None and v is not pd.NA for v in items], dtype=bool)
