@@ -86,6 +86,14 @@ def test_prune_apply_deletes_and_says_what_it_did(folder, tmp_path):
     assert moved.exit_code == 0 and "moved " in moved.output
 
 
+def test_prune_says_which_checkpoints_it_cannot_rank(folder):
+    result = invoke("checkpoints", "prune", folder.root, "--keep-best", "1", "--monitor", "val_loss",
+                    "--min-age", "0")  # no template: best_NN_7.53e-01.keras has an unnamed value
+    assert result.exit_code == 0, result.output
+    unranked = len(folder.files("best"))
+    assert f"{unranked} valid checkpoint(s) have no val_loss value, so they are kept" in result.output
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["--keep-best", "0", "--monitor", "val_loss"], 2, "--keep-best"),
     (["--keep-best", "2"], 2, "--monitor"),

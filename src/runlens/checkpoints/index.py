@@ -97,16 +97,20 @@ def _find(root: Path) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
     pending = [(str(root), "")]
     while pending:
         folder, rel = pending.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                entry_rel = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_symlink():
-                    if entry.is_dir() or checkpoint_kind(entry.name):
-                        skipped.append({"path": entry.path, "reason": "symlink: never followed"})
-                elif entry.is_dir(follow_symlinks=False):
-                    pending.append((entry.path, entry_rel))
-                elif entry.is_file(follow_symlinks=False) and checkpoint_kind(entry.name):
-                    files.append((entry.path, entry_rel))
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            skipped.append({"path": folder, "reason": f"cannot list folder: {exc.strerror or exc}"})
+            continue
+        for entry in entries:
+            entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_symlink():
+                if entry.is_dir() or checkpoint_kind(entry.name):
+                    skipped.append({"path": entry.path, "reason": "symlink: never followed"})
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append((entry.path, entry_rel))
+            elif entry.is_file(follow_symlinks=False) and checkpoint_kind(entry.name):
+                files.append((entry.path, entry_rel))
     return sorted(files), sorted(skipped, key=lambda s: s["path"])
 
 

@@ -98,6 +98,10 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
     summary = plan_summary(plan)
     echo_frame(_for_humans(plan, dir))
     _echo_notes(table, dir)
+    unranked = plan["valid"] & (plan[monitor].isna() if monitor in plan.columns else True)
+    if unranked.any():
+        click.echo(f"{int(unranked.sum())} valid checkpoint(s) have no {monitor} value, so they are kept: "
+                   "pass --template with the ModelCheckpoint filepath, or --logdir")
     freed = f"{summary['bytes_to_free']:,} bytes ({_size(summary['bytes_to_free'])})"
     if not do_apply:
         click.echo(f"\nwould delete {summary['drop']} of {summary['files']} checkpoints, freeing {freed}")
@@ -122,6 +126,7 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     fixed = {"path", "run", "epoch", "batch", "size_bytes", "mtime", "kind", "valid", "invalid_reason",
              "keras_version", "saved_at", "metrics_from", "rank", "keep", "reason"}
     metrics = [c for c in table.columns if c not in fixed and table[c].notna().any()]
+    table = table.sort_values(["run", "kind", "epoch"], kind="stable", na_position="last")
     out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})
     out["file"] = [os.path.relpath(p, root) for p in table["path"]]
     out["kind"], out["size"] = table["kind"], [_size(b) for b in table["size_bytes"]]
