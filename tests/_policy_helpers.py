@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -203,3 +204,20 @@ def epoch_frame(runs: dict[str, dict[str, list]], *, wall_step: float = 10.0) ->
         parts.append(pd.DataFrame(part))
     frame = pd.concat(parts, ignore_index=True)
     return frame.sort_values(["run", "epoch"], ignore_index=True)
+
+
+class CaseTimer:
+    """Counts parity cases and the time spent in them (Keras + runlens, not case generation)."""
+
+    def __init__(self, name: str):
+        self.name, self.count, self.seconds = name, 0, 0.0
+
+    def run(self, check, *args) -> None:
+        start = time.perf_counter()
+        check(*args)
+        self.seconds += time.perf_counter() - start
+        self.count += 1
+
+    def report(self) -> None:
+        rate = self.count / self.seconds if self.seconds else 0.0
+        print(f"\n{self.name}: {self.count} cases, {self.seconds:.1f}s in the cases ({rate:.0f}/s)")

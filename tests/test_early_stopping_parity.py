@@ -11,10 +11,10 @@ epoch stamps its number into the weights before ``on_epoch_end``).
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from _policy_helpers import (
+    CaseTimer,
     KERAS2_AUTO_MONITORS,
     KERAS3_AUTO_MONITORS,
     baseline_strategy,
@@ -80,33 +80,24 @@ def check_parity(keras_callback_class, model, semantics, params, values):
         assert ours.best_epoch == theirs.best_epoch, context
 
 
-class Rate:
-    """Counts cases and time, reported at module teardown (pytest -s shows it)."""
-
-    def __init__(self, name):
-        self.name, self.count, self.start = name, 0, time.perf_counter()
-
-    def report(self):
-        elapsed = time.perf_counter() - self.start
-        print(f"\n{self.name}: {self.count} cases in {elapsed:.1f}s ({self.count / elapsed:.0f}/s)")
-
-
 @pytest.fixture(scope="module")
 def keras3():
     import keras
 
-    rate = Rate("EarlyStopping keras3 parity")
-    yield keras, keras3_model(), rate
-    rate.report()
+    model = keras3_model()
+    timer = CaseTimer("EarlyStopping keras3 parity")
+    yield keras, model, timer
+    timer.report()
 
 
 @pytest.fixture(scope="module")
 def keras2():
     import tf_keras
 
-    rate = Rate("EarlyStopping keras2 parity")
-    yield tf_keras, keras2_model(), rate
-    rate.report()
+    model = keras2_model()
+    timer = CaseTimer("EarlyStopping keras2 parity")
+    yield tf_keras, model, timer
+    timer.report()
 
 
 def edge_examples(test):
@@ -119,17 +110,15 @@ def edge_examples(test):
 @given(case=cases(KERAS3_AUTO_MONITORS))
 @edge_examples
 def test_keras3_parity(keras3, case):
-    keras, model, rate = keras3
+    keras, model, timer = keras3
     params, values = case
-    check_parity(keras.callbacks.EarlyStopping, model, "keras3", params, values)
-    rate.count += 1
+    timer.run(check_parity, keras.callbacks.EarlyStopping, model, "keras3", params, values)
 
 
 @settings(max_examples=KERAS2_CASES, deadline=None, database=None)
 @given(case=cases(KERAS2_AUTO_MONITORS))
 @edge_examples
 def test_keras2_parity(keras2, case):
-    tf_keras, model, rate = keras2
+    tf_keras, model, timer = keras2
     params, values = case
-    check_parity(tf_keras.callbacks.EarlyStopping, model, "keras2", params, values)
-    rate.count += 1
+    timer.run(check_parity, tf_keras.callbacks.EarlyStopping, model, "keras2", params, values)
