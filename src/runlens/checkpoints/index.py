@@ -1,8 +1,9 @@
 """Find the checkpoints under a folder: one row per file, with its epoch, metrics and validity.
 
 >>> import runlens
->>> table = runlens.read_checkpoints("runs/", template="ckpt_{epoch:02d}_{val_loss:.4f}.keras")  # doctest: +SKIP
->>> table[["run", "epoch", "val_loss", "valid"]]                                                  # doctest: +SKIP
+>>> table = runlens.read_checkpoints("runs/", template="ckpt_{epoch:02d}_{val_loss:.4f}.keras")
+... # doctest: +SKIP
+>>> table[["run", "epoch", "val_loss", "valid"]]          # doctest: +SKIP
 """
 
 from __future__ import annotations

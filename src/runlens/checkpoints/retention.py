@@ -130,7 +130,7 @@ class KeepEveryN:
 
 @dataclass(frozen=True)
 class KeepNewerThan:
-    """Keep checkpoints modified less than ``seconds`` before now, or at/after ``since``.
+    """Keep checkpoints modified less than ``seconds`` before now, or at/after ``since`` (naive: UTC).
 
     >>> KeepNewerThan(seconds=3600)
     KeepNewerThan(seconds=3600, since=None)
@@ -184,5 +184,6 @@ class KeepRestoredEpoch:
         values = values.astype("Float64").reindex(range(int(logged["epoch"].max()) + 1))
         restored = self.early_stopping.replay(values).restored_epoch
         if restored is not None:
-            reasons[(series["epoch"] == restored).fillna(False)] = f"EarlyStopping would restore epoch {restored + 1}"
+            at = (series["epoch"] == restored).fillna(False)
+            reasons[at] = f"EarlyStopping would restore epoch {restored + 1}"
         return reasons

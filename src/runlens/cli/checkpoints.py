@@ -105,7 +105,8 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
     freed = f"{summary['bytes_to_free']:,} bytes ({_size(summary['bytes_to_free'])})"
     if not do_apply:
         click.echo(f"\nwould delete {summary['drop']} of {summary['files']} checkpoints, freeing {freed}")
-        click.echo("dry run: nothing was changed; add --apply to delete" + (" (move to --trash)" if trash else ""))
+        where = " (move to --trash)" if trash else ""
+        click.echo(f"dry run: nothing was changed; add --apply to delete{where}")
         return
     result = apply_prune(plan, dir, trash=trash)
     verb = "moved" if trash else "deleted"
@@ -152,7 +153,8 @@ def _echo_notes(table: pd.DataFrame, root: str) -> None:
         click.echo(f"skipped {skipped['path']}: {skipped['reason']}")
     metrics_from = table["metrics_from"].dropna().unique()
     if len(table):
-        click.echo(f"metrics from: {', '.join(sorted(metrics_from)) or 'nowhere (no metrics in names or logs)'}")
+        sources = ", ".join(sorted(metrics_from)) or "nowhere (no metrics in names or logs)"
+        click.echo(f"metrics from: {sources}")
 
 
 def _size(n: int) -> str:
