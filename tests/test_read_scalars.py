@@ -19,11 +19,13 @@ def rows_of(frame: pd.DataFrame) -> list[tuple]:
     return list(zip(frame["run"].astype(str), frame["tag"].astype(str), frame["step"], frame["value"]))
 
 
-def same_rows(got: list[tuple], expected: list[tuple]) -> bool:
-    """Equal row lists, NaN equal to NaN, -0.0 told apart from 0.0 (bit-exact values)."""
+def same_rows(got: list[tuple], expected: list[tuple], *, signed_zero: bool = True) -> bool:
+    """Equal row lists, NaN equal to NaN; bit-exact values, so -0.0 is told apart from 0.0 unless
+    ``signed_zero=False``."""
     def key(row):
         *head, value = row
-        return (*head, np.float64(value).tobytes())
+        value = np.float64(value)
+        return (*head, (value if signed_zero else value + 0.0).tobytes())
     return [key(r) for r in got] == [key(r) for r in expected]
 
 
@@ -36,7 +38,10 @@ def by_run(records: list) -> list:
 def test_every_scalar_in_written_order_with_the_values_written(fixture, request):
     written = request.getfixturevalue(fixture)
     frame = runlens.read_scalars(written.path)
-    assert same_rows(rows_of(frame), by_run([tuple(s) for s in written.scalars]))
+    # TensorFlow itself sometimes stores -0.0 as 0.0 (after other Keras work in the same process),
+    # so against what was *asked* the sign of zero is not compared; the test below compares the
+    # bytes actually stored, bit for bit, with tensorboard's own decoding.
+    assert same_rows(rows_of(frame), by_run([tuple(s) for s in written.scalars]), signed_zero=False)
     assert frame.attrs["problems"] == []
 
 
@@ -96,7 +101,7 @@ def test_a_single_event_file_is_run_dot(tf_logdir):
     frame = runlens.read_scalars(file)
     assert set(frame["run"].astype(str)) == {"."}
     expected = [("." ,) + tuple(s)[1:] for s in tf_logdir.scalars if s.run == "tf2"]
-    assert same_rows(rows_of(frame), expected)
+    assert same_rows(rows_of(frame), expected, signed_zero=False)
 
 
 def test_parallel_read_is_identical_to_serial(tf_logdir, simple_value_logdir, tmp_path):
