@@ -18,6 +18,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import writers
 
 EPOCHS = 8
@@ -88,3 +90,15 @@ def copy_fitted(fitted: Fitted, dest: Path, *, mtime: float | None = OLD) -> Fit
             if path.is_file() and not path.is_symlink() and "tfevents" not in path.name:
                 os.utime(path, (mtime, mtime))
     return Fitted(root, fitted.logs)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Fitted:
+    """The session's fit (import this fixture into a test module to use it)."""
+    return fitted_once(tmp_path_factory)
+
+
+@pytest.fixture
+def folder(fitted, tmp_path) -> Fitted:
+    """A private copy of the fit, old enough for every min-age."""
+    return copy_fitted(fitted, tmp_path / "runs")

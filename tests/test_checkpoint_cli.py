@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import runlens
-from checkpoint_fits import TEMPLATES, copy_fitted, fitted_once
+from checkpoint_fits import TEMPLATES, fitted, folder  # noqa: F401 (fixtures)
 from runlens.checkpoints.lock import LOCK_NAME
 from runlens.checkpoints.names import checkpoint_kind
 from runlens.cli import main
@@ -22,16 +22,6 @@ from runlens.cli import main
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 TEMPLATE_ARGS = [a for t in TEMPLATES.values() for a in ("--template", t)]
 PRUNE = ["--keep-best", "2", "--monitor", "val_loss", "--min-age", "0", *TEMPLATE_ARGS]
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    return fitted_once(tmp_path_factory)
-
-
-@pytest.fixture
-def folder(fitted, tmp_path):
-    return copy_fitted(fitted, tmp_path / "runs")
 
 
 def invoke(*args):

@@ -12,20 +12,10 @@ import pytest
 from pandas.arrays import FloatingArray
 
 import runlens
-from checkpoint_fits import EPOCHS, TEMPLATES, copy_fitted, fitted_once
+from checkpoint_fits import EPOCHS, TEMPLATES, fitted, folder  # noqa: F401 (fixtures)
 from runlens.checkpoints.join import join_epoch_metrics
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    return fitted_once(tmp_path_factory)
-
-
-@pytest.fixture
-def folder(fitted, tmp_path):
-    return copy_fitted(fitted, tmp_path / "runs")
 
 
 def without_logs(folder):

@@ -12,22 +12,12 @@ import pandas as pd
 import pytest
 
 import runlens
-from checkpoint_fits import OLD, TEMPLATES, copy_fitted, fitted_once
+from checkpoint_fits import OLD, TEMPLATES, fitted, folder  # noqa: F401 (fixtures)
 from runlens import KeepBestK, apply_prune, plan_prune
 from runlens.checkpoints.lock import LOCK_NAME, prune_lock
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 NOW = pd.Timestamp(OLD + 3600, unit="s", tz="UTC")
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    return fitted_once(tmp_path_factory)
-
-
-@pytest.fixture
-def folder(fitted, tmp_path):
-    return copy_fitted(fitted, tmp_path / "runs")
 
 
 def make_plan(root, k=2):
