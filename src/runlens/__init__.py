@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "read_scalars": "runlens.events.logdir",
     "read_epochs": "runlens.epochs",
     "epochs_from_scalars": "runlens.epochs",
-    "find_event_files": "runlens.events.logdir",
+    "find_event_files": "runlens.events.sources",
     "summarize_scalars": "runlens.events.summary",
     "write_frame": "runlens.export",
     "read_checkpoints": "runlens.checkpoints.index",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,19 +27,20 @@ EPOCH_PREFIX = "epoch_"
 _SPLITS = {"train": "", "validation": "val_"}
 
 
-def read_epochs(path: str | os.PathLike[str], *, runs: str | Sequence[str] | None = None) -> pd.DataFrame:
+def read_epochs(path: str | os.PathLike[str], *, runs: str | Sequence[str] | None = None, **read_options: Any) -> pd.DataFrame:
     """One row per ``(run, epoch)`` with one column per Keras ``logs`` key.
 
     Columns: ``run`` (str), ``epoch`` (int64, 0-based as Keras' ``on_epoch_end``), ``wall_time``
     (float64: when the epoch's last value was written), then the metrics sorted by name (nullable
     ``Float64``, see the module docstring). Rows are sorted by run, then epoch; the problems met
     while reading are in ``df.attrs["problems"]``. ``runs`` filters the *folders* read (names or
-    globs, e.g. ``"exp1/*"``).
+    globs, e.g. ``"exp1/*"``); ``read_options`` (``workers``, ``executor``, ``cache``,
+    ``storage_options``) are passed to :func:`runlens.read_scalars`.
 
     >>> epochs = read_epochs("sample_logs")                        # doctest: +SKIP
     >>> epochs[epochs.run == "overfits"][["epoch", "loss", "val_loss"]]  # doctest: +SKIP
     """
-    scalars = read_scalars(path, runs=runs, tags=f"{EPOCH_PREFIX}*")
+    scalars = read_scalars(path, runs=runs, tags=f"{EPOCH_PREFIX}*", **read_options)
     frame = epochs_from_scalars(scalars)
     frame.attrs["problems"] = scalars.attrs.get("problems", [])
     return frame

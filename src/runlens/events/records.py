@@ -19,7 +19,7 @@ Each of these is reported as a :class:`Problem`; nothing here raises on damaged 
 >>> import io
 >>> payload = b"hello"
 >>> blob = frame_record(payload) + frame_record(b"world")
->>> [bytes(b.payload(i)) for b in read_blocks(io.BytesIO(blob), path="x") for i in range(len(b))]
+>>> [bytes(b.payload(i)) for b in read_blocks(io.BytesIO(blob), ReadState("x")) for i in range(len(b))]
 [b'hello', b'world']
 """
 
@@ -110,52 +110,63 @@ class Block:
 
 
 @dataclass
-class _Cursor:
+class ReadState:
+    """Where reading one file stands; :func:`read_blocks` advances it.
+
+    ``offset`` is where the next unread record starts (everything before it is framed),
+    ``ordinal`` how many intact records came before it, ``stopped`` whether a damaged length ended
+    the file for good, ``checksum`` the CRC-32C of the bytes before ``offset`` (kept only with
+    ``track_checksum``; the scalar cache uses it to prove that a file only grew). Starting from a
+    saved state on a stream positioned at its ``offset`` resumes reading.
+    """
+
     path: str
     problems: list[Problem] = field(default_factory=list)
-    file_offset: int = 0  # file offset of buffer[0]
+    offset: int = 0
     ordinal: int = 0
     stopped: bool = False
+    track_checksum: bool = False
+    checksum: int = 0
 
 
-def read_blocks(
-    stream: BinaryIO, *, path: str, problems: list[Problem] | None = None, block_size: int = DEFAULT_BLOCK
-) -> Iterator[Block]:
-    """Yield blocks of verified records from a binary stream, appending any damage to ``problems``.
+def read_blocks(stream: BinaryIO, state: ReadState, *, block_size: int = DEFAULT_BLOCK) -> Iterator[Block]:
+    """Yield blocks of verified records from ``stream`` (positioned at ``state.offset``), appending
+    any damage to ``state.problems``.
 
     Memory stays around ``block_size`` whatever the file size (a block grows only to hold a single
     record larger than it).
     """
-    cursor = _Cursor(path=path, problems=problems if problems is not None else [])
     pending = b""
     eof = False
-    while not cursor.stopped:
-        want = block_size
-        chunk = stream.read(want)
-        eof = len(chunk) < want
+    start = state.offset
+    while not state.stopped:
+        chunk = stream.read(block_size)
+        eof = len(chunk) < block_size
         buffer = pending + chunk if pending else chunk
         if not buffer:
             break
-        block, consumed, need = _frame(buffer, cursor, at_eof=eof)
+        block, consumed, need = _frame(buffer, state)
         if len(block):
             yield block
+        if state.track_checksum:
+            state.checksum = _crc32c.crc32c(memoryview(buffer)[:consumed], state.checksum)
         pending = buffer[consumed:]
-        cursor.file_offset += consumed
+        state.offset += consumed
         if eof:
             break
-        while need > len(pending) + block_size and not cursor.stopped:
+        while need > len(pending) + block_size and not state.stopped:
             more = stream.read(need - len(pending))  # one record larger than a block
             if not more:
                 eof = True
                 break
             pending += more
-    if not cursor.stopped and pending and eof:
-        _report_tail(pending, cursor)
-    if cursor.file_offset == 0 and not pending and not cursor.problems and cursor.ordinal == 0:
-        cursor.problems.append(Problem(path, "empty", None, f"{path}: empty file, nothing to read"))
+    if not state.stopped and pending and eof:
+        _report_tail(pending, state)
+    if start == 0 and state.offset == 0 and not pending and not state.problems:
+        state.problems.append(Problem(state.path, "empty", None, f"{state.path}: empty file, nothing to read"))
 
 
-def _frame(buffer: bytes, cursor: _Cursor, *, at_eof: bool) -> tuple[Block, int, int]:
+def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
     """Frame the whole records at the start of ``buffer``.
 
     Returns the block, how many bytes of ``buffer`` it consumed, and how many bytes the next
@@ -193,7 +204,7 @@ def _frame(buffer: bytes, cursor: _Cursor, *, at_eof: bool) -> tuple[Block, int,
         bad = np.flatnonzero(_masked_crc_of_headers(buf, heads) != stored)
         if len(bad):
             first = int(bad[0])
-            offset = cursor.file_offset + int(heads[first])
+            offset = cursor.offset + int(heads[first])
             message = (
                 f"{cursor.path}: record length at byte {offset} fails its CRC; "
                 f"the bytes from there on were not read"
@@ -213,7 +224,7 @@ def _frame(buffer: bytes, cursor: _Cursor, *, at_eof: bool) -> tuple[Block, int,
     keep = _payload_crc_ok(buffer, buf, payload_starts, lens)
     if not keep.all():
         skipped = np.flatnonzero(~keep)
-        first = cursor.file_offset + int(heads[skipped[0]])
+        first = cursor.offset + int(heads[skipped[0]])
         cursor.problems.append(
             Problem(
                 cursor.path,
@@ -251,8 +262,8 @@ def _payload_crc_ok(buffer: bytes, buf: np.ndarray, starts: np.ndarray, lengths:
     return masked == _gather_u32(buf, starts + lengths)
 
 
-def _report_tail(pending: bytes, cursor: _Cursor) -> None:
-    offset = cursor.file_offset
+def _report_tail(pending: bytes, cursor: ReadState) -> None:
+    offset = cursor.offset
     if offset == 0:
         message = f"{cursor.path}: {len(pending)} bytes that hold no complete record (not an event file?)"
     else:

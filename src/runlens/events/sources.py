@@ -1,0 +1,161 @@
+"""Where event files live: run discovery and opening, on local disks or any fsspec filesystem.
+
+A *run* is a folder holding event files (any file whose name contains ``tfevents``), named by its
+path relative to the logdir with '/' separators, '.' for the logdir itself -- as TensorBoard names
+runs. A path with a scheme (``s3://``, ``gs://``, ``memory://``, ...) is read through fsspec,
+streamed (never downloaded whole to disk); ``storage_options`` are passed to its filesystem.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from runlens.errors import RunlensError
+
+_STAMP = re.compile(r"tfevents\.(\d+)")
+_DIGITS = re.compile(r"(\d+)")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+@dataclass(frozen=True)
+class EventFile:
+    """One event file: its run, where it is (an OS path or a URL), and what identifies this version
+    of it (local: device, inode, size, mtime and ctime in ns; remote: size and ETag/mtime)."""
+
+    run: str
+    path: str
+    size: int
+    signature: tuple
+
+
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """True for paths fsspec should open (``s3://bucket/logs``), False for local paths."""
+    return bool(_SCHEME.match(str(path))) and not str(path).startswith("file://")
+
+
+def find_event_files(
+    path: str | os.PathLike[str],
+    *,
+    runs: str | Sequence[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> list[EventFile]:
+    """Every event file under ``path`` (a logdir or one event file), grouped by run, each run's
+    files in the order their names say they were written.
+
+    ``runs`` keeps only runs whose name equals or matches one of the given names or globs.
+    Local symlinked folders are followed (people link runs together to compare them), each real
+    folder once.
+
+    >>> find_event_files("no/such/dir")
+    Traceback (most recent call last):
+    ...
+    runlens.errors.RunlensError: no/such/dir: no such file or folder; give a logdir or an event file
+    """
+    text = str(path)
+    found = list(_find_remote(text, storage_options) if is_url(text) else _find_local(Path(text.removeprefix("file://"))))
+    if not found:
+        raise RunlensError(f"{path}: no event files (files named '*tfevents*') in it or below it")
+    patterns = name_patterns(runs)
+    if patterns is not None:
+        found = [f for f in found if matches(f.run, patterns)]
+        if not found:
+            raise RunlensError(f"{path}: no run matches runs={list(patterns)}")
+    return sorted(found, key=lambda f: (f.run, *written_order(f.path)))
+
+
+def _find_local(root: Path) -> Iterable[EventFile]:
+    if root.is_file():
+        yield _local_file(".", root)
+        return
+    if not root.is_dir():
+        raise RunlensError(f"{root}: no such file or folder; give a logdir or an event file")
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink cycle or a second link to the same run
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders.sort()
+        run = Path(folder).relative_to(root).as_posix()
+        for name in files:
+            if "tfevents" in name:
+                yield _local_file(run, Path(folder, name))
+
+
+def _local_file(run: str, path: Path) -> EventFile:
+    try:
+        st = path.stat()
+    except OSError:  # a broken link: reported as unreadable when read
+        return EventFile(run, str(path), 0, ())
+    return EventFile(run, str(path), st.st_size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+
+def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem for ``url`` and the path within it."""
+    try:
+        from fsspec.core import url_to_fs
+    except ImportError as exc:
+        raise RunlensError(f"{url}: reading URLs needs fsspec (pip install 'runlens[remote]')") from exc
+    try:
+        return url_to_fs(url, **(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise RunlensError(f"{url}: no filesystem for this URL ({exc}); install its fsspec backend, e.g. s3fs") from exc
+
+
+def _find_remote(url: str, storage_options: dict[str, Any] | None) -> Iterable[EventFile]:
+    fs, root = filesystem(url, storage_options)
+    root = root.rstrip("/")
+    try:
+        if fs.isfile(root):
+            listing = {root: fs.info(root)}
+            base = str(PurePosixPath(root).parent)
+        else:
+            listing = fs.find(root, detail=True)
+            base = root
+    except FileNotFoundError:
+        listing = None
+    if not listing and not fs.exists(root):
+        raise RunlensError(f"{url}: no such file or folder; give a logdir or an event file")
+    for name, info in (listing or {}).items():
+        if "tfevents" not in PurePosixPath(name).name or info.get("type") == "directory":
+            continue
+        folder = PurePosixPath(name).parent
+        run = "." if str(folder) == base else folder.relative_to(base).as_posix()
+        version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+        yield EventFile(run, fs.unstrip_protocol(name), int(info.get("size") or 0), (info.get("size"), str(version)))
+
+
+def open_binary(path: str, storage_options: dict[str, Any] | None = None) -> BinaryIO:
+    """A binary stream of an event file, local or remote (streamed in blocks, not downloaded)."""
+    if is_url(path):
+        fs, inner = filesystem(path, storage_options)
+        return fs.open(inner, "rb", block_size=1 << 22)
+    return open(path.removeprefix("file://"), "rb")
+
+
+def written_order(path: str) -> tuple[int, list[int | str]]:
+    """Creation time from the name (``events.out.tfevents.<time>.<host>.<pid>.<counter>...``),
+    then the name with its numbers compared as numbers (counter 8 before counter 10)."""
+    name = PurePosixPath(path).name
+    stamp = _STAMP.search(name)
+    natural = [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
+    return (int(stamp.group(1)) if stamp else 0, natural)
+
+
+def name_patterns(selection: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"a*"`` or ``["a", "b*"]`` as a tuple of patterns; None selects everything."""
+    if selection is None:
+        return None
+    return (selection,) if isinstance(selection, str) else tuple(selection)
+
+
+def matches(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``name`` equals or glob-matches one of ``patterns`` (``*`` also matches ``/``)."""
+    return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
