@@ -45,6 +45,9 @@ _EXPORTS: dict[str, str] = {
     "replay": "runlens.policies.replay",
     "sweep": "runlens.policies.sweep",
     "SweepResult": "runlens.policies.sweep",
+    "build_report": "runlens.report.build",
+    "render_report": "runlens.report.render",
+    "Report": "runlens.report.model",
 }
 
 

@@ -1,0 +1,113 @@
+"""``runlens report``: when each run should have stopped, what it cost, what to keep."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runlens.checkpoints.plan import DEFAULT_MIN_AGE
+from runlens.report.build import DEFAULT_SWEEP_PATIENCE, build_report
+from runlens.report.progress import delayed_notice
+from runlens.report.render import FORMATS, render_report
+
+_BY_SUFFIX = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
+
+
+class _NumberList(click.ParamType):
+    """A comma-separated list of numbers: ``0,1,2,5``."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = f"{kind.__name__},..."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        try:
+            items = tuple(self.kind(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of {self.kind.__name__} values", param, ctx)
+        if not items:
+            self.fail("give at least one value", param, ctx)
+        return items
+
+
+@click.command("report")
+@click.argument("logdir", type=click.Path())
+@click.option("--monitor", metavar="M", help="Metric both policies watch.  [default: val_loss if logged, else loss]")
+@click.option("--mode", type=click.Choice(["auto", "min", "max"]), default="auto", show_default=True,
+              help="Whether lower or higher is better; auto goes by the name, as Keras does.")
+@click.option("--patience", type=click.IntRange(min=0), default=5, show_default=True,
+              help="EarlyStopping: epochs without improvement before stopping.")
+@click.option("--min-delta", type=float, default=0.0, show_default=True,
+              help="EarlyStopping: smallest change that counts as an improvement.")
+@click.option("--baseline", type=float, help="EarlyStopping: stop unless the monitor beats this.")
+@click.option("--start-from-epoch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="EarlyStopping: epochs before this one (0-based, as in Keras) are not monitored.")
+@click.option("--restore-best-weights/--no-restore-best-weights", default=True, show_default=True,
+              help="EarlyStopping: whether fit returns the best epoch's weights.")
+@click.option("--semantics", type=click.Choice(["keras3", "keras2"]), default="keras3", show_default=True,
+              help="Decide as Keras 3.x or as tf-keras 2.x did.")
+@click.option("--lr-factor", type=float, default=0.1, show_default=True,
+              help="ReduceLROnPlateau: the rate is multiplied by this on a plateau.")
+@click.option("--lr-patience", type=click.IntRange(min=0), default=10, show_default=True,
+              help="ReduceLROnPlateau: epochs without improvement before reducing.")
+@click.option("--lr-min-delta", type=float, default=1e-4, show_default=True,
+              help="ReduceLROnPlateau: smallest change that counts as an improvement.")
+@click.option("--lr-cooldown", type=click.IntRange(min=0), default=0, show_default=True,
+              help="ReduceLROnPlateau: epochs to wait after a reduction.")
+@click.option("--lr-min-lr", type=float, default=0.0, show_default=True, help="ReduceLROnPlateau: lower bound of the rate.")
+@click.option("--lr-timing", type=click.Choice(["used", "after"]), default="used", show_default=True,
+              help="Which rate the log holds for an epoch, which depends on the callback order: 'used' = the "
+              "rate used during the epoch (TensorBoard before ReduceLROnPlateau in callbacks=, the usual "
+              "order); 'after' = the rate after the epoch's decision, i.e. already reduced "
+              "(ReduceLROnPlateau before TensorBoard).")
+@click.option("--initial-lr", type=float, help="Rate the ReduceLROnPlateau replay starts from.  [default: each run's first logged rate]")
+@click.option("--sweep-patience", type=_NumberList(int), default=",".join(map(str, DEFAULT_SWEEP_PATIENCE)),
+              show_default=True, help="Patiences the sweep tries (--patience is always added).")
+@click.option("--sweep-min-delta", type=_NumberList(float),
+              help="min_delta values the sweep tries (--min-delta is always added).  [default: --min-delta]")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Largest max regret a recommended setting may have.")
+@click.option("--keep-best", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Checkpoint plan: keep the K best of each run by --monitor.")
+@click.option("--keep-last", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Checkpoint plan: also keep the N latest (0: no such rule).")
+@click.option("--min-age", type=click.FloatRange(min=0), default=DEFAULT_MIN_AGE, show_default=True, metavar="SECONDS",
+              help="Checkpoint plan: files modified more recently are kept, not ranked.")
+@click.option("--no-checkpoints", is_flag=True, help="Do not look for checkpoints.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Output format.  [default: from the -o file's extension (.html, .md, .json), else text]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout.")
+def report_command(logdir: str, fmt: str | None, output: str | None, no_checkpoints: bool,
+                   min_age: float, **options: Any) -> None:  # fmt: skip
+    """Replay EarlyStopping and ReduceLROnPlateau on every run under LOGDIR, exactly as Keras
+    decides, and report where each run should have stopped, what that would have saved, what
+    it would have cost (regret), the learning-rate schedule the replay gives beside the logged
+    one, a sweep of EarlyStopping settings with a recommendation, and the checkpoints a
+    keep-best/keep-last plan would keep (RUN/checkpoints/, else the run folder; nothing is
+    deleted). Epochs are printed 1-based, as Keras prints them; JSON keeps them 0-based.
+
+    \b
+    Examples:
+        runlens report sample_logs
+        runlens report logs/ --patience 3 --min-delta 0.001 --monitor val_accuracy
+        runlens report logs/ --lr-factor 0.5 --lr-patience 2 --lr-timing used
+        runlens report logs/ --sweep-patience 1,2,3,5,10 --tolerance 0.01
+        runlens report logs/ -o report.html
+        runlens report logs/ --format json | jq '.runs[] | {run, stopped_epoch}'
+    """
+    if fmt is None:
+        fmt = _BY_SUFFIX.get(Path(output).suffix.lower(), "text") if output else "text"
+    with delayed_notice(f"reading {logdir}...", stream=sys.stderr):
+        report = build_report(logdir, checkpoints=not no_checkpoints, checkpoint_min_age=min_age, **options)
+    with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
+        rendered = render_report(report, fmt)
+    if output is None:
+        click.echo(rendered, nl=False)
+        return
+    Path(output).write_text(rendered, encoding="utf-8")
+    click.echo(f"wrote the {fmt} report on {len(report.runs)} run(s) to {output}")

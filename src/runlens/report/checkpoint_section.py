@@ -1,0 +1,98 @@
+"""The report's checkpoints part: per run, what exists and what a keep-best/keep-last plan keeps.
+
+A run's checkpoints are the files under ``RUN/checkpoints/`` or, when there are none, directly in
+the run folder (``runlens.read_checkpoints`` gives both the run's name). The plan is a dry run of
+:func:`runlens.plan_prune` with ``KeepBestK(keep_best, monitor)`` and ``KeepLastN(keep_last)``;
+a plan the checkpoint layer refuses (or cannot make) becomes a note on that run, never a failure
+of the report.
+
+>>> summaries, warnings = checkpoint_summaries("sample_logs", epochs, runs=["overfits"],
+...     rules=[KeepBestK(3, "val_loss"), KeepLastN(1)], min_age=300,
+...     restored={"overfits": 6})                                      # doctest: +SKIP
+>>> summaries["overfits"].bytes_to_free                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from runlens.checkpoints.errors import PruneRefused
+from runlens.checkpoints.index import CHECKPOINTS_FOLDER, read_checkpoints
+from runlens.checkpoints.plan import plan_prune, plan_summary
+from runlens.checkpoints.retention import RetentionRule
+from runlens.errors import RunlensError
+from runlens.report.model import CheckpointSummary
+
+
+def checkpoint_summaries(
+    root: str | os.PathLike[str],
+    epochs: pd.DataFrame,
+    *,
+    runs: Sequence[str],
+    rules: Sequence[RetentionRule],
+    min_age: float,
+    restored: dict[str, int | None],
+) -> tuple[dict[str, CheckpointSummary], list[str]]:
+    """``{run: CheckpointSummary}`` for the runs with checkpoints, and warnings for the report."""
+    try:
+        table = read_checkpoints(root, epochs=epochs)
+    except RunlensError as exc:
+        return {}, [f"checkpoints not read: {exc}"]
+    warnings = [f"checkpoint {s['path']} skipped: {s['reason']}" for s in table.attrs.get("skipped", [])]
+    others = sorted(set(table["run"]) - set(runs))
+    if others:
+        count = int(table["run"].isin(others).sum())
+        warnings.append(
+            f"{count} checkpoint file(s) in folders that hold no logged run, left out: {', '.join(others)}"
+        )
+    now = pd.Timestamp.now(tz="UTC")
+    out = {}
+    for run in runs:
+        rows = table[table["run"] == run]
+        if rows.empty:
+            continue
+        in_folder = rows["path"].map(lambda p: Path(p).parent.name == CHECKPOINTS_FOLDER)
+        if in_folder.any():
+            rows = rows[in_folder]
+        out[run] = _summary(rows, root, rules, min_age, now, restored.get(run))
+    return out, warnings
+
+
+def _summary(
+    rows: pd.DataFrame,
+    root: str | os.PathLike[str],
+    rules: Sequence[RetentionRule],
+    min_age: float,
+    now: pd.Timestamp,
+    restored: int | None,
+) -> CheckpointSummary:
+    folder = os.path.relpath(os.path.commonpath([os.path.dirname(p) for p in rows["path"]]), root)
+    valid = rows["valid"].to_numpy(dtype=bool)
+    summary = CheckpointSummary(
+        folder=Path(folder).as_posix(),
+        files=len(rows),
+        valid=int(valid.sum()),
+        invalid=int((~valid).sum()),
+        bytes_total=int(rows["size_bytes"].sum()),
+    )
+    try:
+        plan = plan_prune(rows, rules=rules, min_age=min_age, now=now)
+    except (PruneRefused, RunlensError) as exc:  # PruneRefused is a RunlensError; both become notes
+        summary.note = str(exc)
+        return summary
+    counts = plan_summary(plan)
+    keep = plan["keep"].to_numpy(dtype=bool)
+    fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)).to_numpy(dtype=bool)
+    summary.keep, summary.drop = counts["keep"], counts["drop"]
+    summary.bytes_to_free = counts["bytes_to_free"]
+    summary.kept_epochs = [None if pd.isna(e) else int(e) for e in plan.loc[keep, "epoch"]]
+    summary.kept_unranked = int((keep & valid & ~fresh & plan["rank"].isna().to_numpy(dtype=bool)).sum())
+    summary.fresh = int(fresh.sum())
+    if restored is not None:
+        at = (plan["epoch"] == restored).fillna(False).to_numpy(dtype=bool)
+        summary.restored = "none" if not at.any() else ("kept" if keep[at].any() else "dropped")
+    return summary

@@ -1,0 +1,44 @@
+"""The JSON report: :meth:`Report.to_dict` with NaN and infinities encoded as in ``runlens export``.
+
+Epochs are 0-based (as in every runlens frame). JSON has no NaN or infinity, so they are the
+strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (:func:`runlens.export.json_value`); ``null``
+means "not logged" or "not defined". The keys are documented in the README ("Report").
+
+>>> import json
+>>> json.loads(render_json(runlens.build_report("sample_logs")))["schema"]   # doctest: +SKIP
+'runlens.report/1'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runlens.export import json_value
+from runlens.report.model import Report
+
+
+def render_json(report: Report) -> str:
+    """The report as a JSON document: indented, keys in a stable order, lists of numbers (the
+    per-epoch curves) on one line each."""
+    return _dumps(_encode(report.to_dict()), 0) + "\n"
+
+
+def _dumps(value: Any, level: int) -> str:
+    nested = isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value))
+    if not nested or not value:
+        return json.dumps(value, allow_nan=False)
+    pad = "  " * (level + 1)
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(k)}: {_dumps(v, level + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    items = [pad + _dumps(v, level + 1) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return json_value(value)

@@ -1,0 +1,54 @@
+"""The Markdown report: the text report's content as tables (GitHub-flavoured).
+
+Run names, metric names and notes come from files anyone can write, so every cell is escaped:
+Markdown's emphasis, code, link and table characters get a backslash, ``<``/``>``/``&`` become entities (no raw HTML gets
+through), and line breaks become spaces (a cell stays one table cell).
+
+>>> escape("a|b <script>")
+'a\\\\|b &lt;script&gt;'
+"""
+
+from __future__ import annotations
+
+import re
+
+from runlens.report import describe
+from runlens.report.model import Report
+
+_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+
+
+def escape(text: str) -> str:
+    """``text`` safe inside a Markdown table cell or heading."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = re.sub(r"\s+", " ", text)
+    return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def render_markdown(report: Report) -> str:
+    """The whole report as Markdown."""
+    s = report.settings
+    out = [f"# runlens report: {escape(report.source)}", "", *_pairs(describe.header_lines(report))]
+    out += ["", f"_{escape(describe.EPOCHS_NOTE)}_", "", "## Runs", ""]
+    out += _table(describe.run_headers(s), [describe.run_cells(r) for r in report.runs])
+    for record in report.runs:
+        out += ["", f"### {escape(record.run)}", "", *_pairs(describe.run_lines(record, s))]
+    out += ["", f"## Sweep: EarlyStopping settings across {report.totals.runs} run(s)", ""]
+    out += _table(describe.SWEEP_HEADERS, describe.sweep_cells(report.sweep))
+    out += ["", *_pairs(describe.sweep_lines(report))]
+    out += ["", "## Totals", "", *_pairs(describe.totals_lines(report))]
+    if report.warnings:
+        out += ["", "## Warnings", "", *[f"- {escape(w)}" for w in report.warnings]]
+    return "\n".join(out) + "\n"
+
+
+def _pairs(lines: describe.Lines) -> list[str]:
+    """Label/text pairs as a two-column table, labels in bold."""
+    return ["| | |", "|---|---|", *(f"| **{escape(label)}** | {escape(text)} |" for label, text in lines)]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(escape(c) for c in cells) + " |"
+
+    return [line(headers), "|" + "|".join("---" for _ in headers) + "|", *(line(r) for r in rows)]

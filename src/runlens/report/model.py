@@ -1,0 +1,213 @@
+"""The report's data: plain dataclasses that every renderer (text, Markdown, JSON, HTML) reads.
+
+Epochs are 0-based here, as everywhere in runlens' data; renderers for humans add 1. Values are
+Python floats (NaN = a logged NaN) or None (nothing logged / not defined). Each record is a
+dataclass, so a new field shows up in :meth:`Report.to_dict` (and the JSON) on its own; the
+human-facing renderers show the fields they know.
+
+>>> report = runlens.build_report("sample_logs")          # doctest: +SKIP
+>>> [(r.run, r.stopped_epoch) for r in report.runs]       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "runlens.report/1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options the report was built with (the EarlyStopping, ReduceLROnPlateau, sweep and
+    checkpoint settings); ``direction`` is what ``mode`` resolved to for ``monitor``."""
+
+    monitor: str
+    mode: str
+    direction: str
+    patience: int
+    min_delta: float
+    baseline: float | None
+    start_from_epoch: int
+    restore_best_weights: bool
+    semantics: str
+    lr_factor: float
+    lr_patience: int
+    lr_min_delta: float
+    lr_cooldown: int
+    lr_min_lr: float
+    lr_timing: str
+    initial_lr: float | None
+    sweep_patience: list[int]
+    sweep_min_delta: list[float]
+    tolerance: float
+    checkpoints: bool
+    keep_best: int
+    keep_last: int
+    checkpoint_min_age: float
+
+
+@dataclass
+class LearningRate:
+    """ReduceLROnPlateau replayed over the epochs EarlyStopping trains, beside the logged rate.
+
+    Attributes:
+        column: the logged rate's column (``learning_rate``, or ``lr`` as tf-keras 2.x logs it),
+            None when the run logged none.
+        initial: the rate the replay starts from (the first logged one unless given).
+        logged_first: the first logged rate.
+        logged_changes_at: epochs at whose end the logged rate changed (per ``lr_timing``).
+        logged_final: the last logged rate.
+        replayed_reduced_at: epochs at whose end the replay reduces the rate.
+        replayed_final: the rate after the replay's last decision.
+        epochs_replayed: how many epochs the replay covers (EarlyStopping's ``epochs_trained``).
+        diverges_at: first epoch the replay trains with another rate than the logged one; the
+            metrics from there on were logged under a rate the replay would not have used, so
+            decisions read from them are counterfactual. None: the schedules agree.
+        note: why there is no replay (e.g. no rate logged), else None.
+    """
+
+    column: str | None
+    initial: float | None = None
+    logged_first: float | None = None
+    logged_changes_at: list[int] = field(default_factory=list)
+    logged_final: float | None = None
+    replayed_reduced_at: list[int] = field(default_factory=list)
+    replayed_final: float | None = None
+    epochs_replayed: int = 0
+    diverges_at: int | None = None
+    note: str | None = None
+
+
+@dataclass
+class CheckpointSummary:
+    """A run's checkpoints and what ``KeepBestK(keep_best, monitor)`` + ``KeepLastN(keep_last)``
+    would keep (a dry run of :func:`runlens.plan_prune`; nothing is touched).
+
+    ``kept_epochs`` are 0-based (None for a kept file whose epoch is unknown); ``restored``
+    says what happens to the checkpoint of the epoch EarlyStopping restores: ``"kept"``,
+    ``"dropped"`` or ``"none"`` (no checkpoint of that epoch). ``note`` holds the reason when the
+    plan could not be made (the counts are then those of the files found).
+    """
+
+    folder: str
+    files: int
+    valid: int
+    invalid: int
+    keep: int | None = None
+    drop: int | None = None
+    bytes_total: int = 0
+    bytes_to_free: int | None = None
+    kept_epochs: list[int | None] = field(default_factory=list)
+    kept_unranked: int = 0
+    fresh: int = 0
+    restored: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class RunRecord:
+    """Everything the report says about one run (epochs 0-based).
+
+    ``run_best_*`` is the best monitored value over the whole logged run; ``best_*`` the policy's
+    best when it stops; ``stopped_epoch`` None means the policy never stops within the logged
+    epochs. ``wall_time_s`` spans the ends of the first and last logged epochs. ``curves`` maps a
+    metric name to its per-epoch values (index = epoch, None = not logged), plus
+    ``learning_rate_replayed`` when the rate was replayed.
+    """
+
+    run: str
+    epochs_logged: int
+    last_epoch: int
+    monitor_logged: int
+    run_best_epoch: int | None
+    run_best_value: float | None
+    epochs_trained: int
+    stopped_epoch: int | None
+    best_epoch: int | None
+    best_value: float | None
+    restored_epoch: int | None
+    restored_value: float | None
+    epochs_saved: int
+    fraction_saved: float
+    wall_time_s: float | None
+    time_saved_s: float
+    regret: float | None
+    learning_rate: LearningRate | None = None
+    checkpoints: CheckpointSummary | None = None
+    curves: dict[str, list[float | None]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepSummary:
+    """:func:`runlens.sweep` over the report's grid: one row per setting (the sweep table's
+    columns plus ``current``: the report's own setting), and the recommended setting or None."""
+
+    rows: list[dict[str, Any]]
+    recommended: dict[str, Any] | None
+    tolerance: float
+
+
+@dataclass
+class Totals:
+    """Across all runs: what the report's policy (and the recommended setting) would have saved.
+
+    ``wall_time_s`` sums each run's span of logged epoch ends; ``checkpoint_*`` sum the runs whose
+    checkpoint plan could be made (None when no checkpoints were found).
+    """
+
+    runs: int
+    epochs_logged: int
+    epochs_saved: int
+    fraction_saved: float
+    wall_time_s: float | None
+    time_saved_s: float
+    runs_stopped: int
+    runs_lost: int
+    recommended_epochs_saved: int | None
+    recommended_fraction_saved: float | None
+    recommended_time_saved_s: float | None
+    checkpoint_files: int | None
+    checkpoint_bytes: int | None
+    checkpoint_bytes_to_free: int | None
+
+
+@dataclass
+class Report:
+    """The whole report; render it with :func:`runlens.render_report`."""
+
+    source: str
+    settings: Settings
+    runs: list[RunRecord]
+    sweep: SweepSummary
+    totals: Totals
+    warnings: list[str] = field(default_factory=list)
+    runlens_version: str = ""
+
+    def run(self, name: str) -> RunRecord:
+        """The record of run ``name`` (KeyError if there is none)."""
+        for record in self.runs:
+            if record.run == name:
+                return record
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python data (floats may be NaN/inf; :mod:`runlens.report.json_format` encodes
+        them). Keys are documented in the README's "Report" section.
+
+        >>> runlens.build_report("sample_logs").to_dict()["schema"]       # doctest: +SKIP
+        'runlens.report/1'
+        """
+        return {
+            "schema": SCHEMA,
+            "runlens_version": self.runlens_version,
+            "source": self.source,
+            "epochs": "0-based",
+            "settings": dataclasses.asdict(self.settings),
+            "runs": [dataclasses.asdict(r) for r in self.runs],
+            "sweep": dataclasses.asdict(self.sweep),
+            "totals": dataclasses.asdict(self.totals),
+            "warnings": list(self.warnings),
+        }

@@ -1,0 +1,27 @@
+"""Render a :class:`~runlens.report.model.Report` in one of the report formats.
+
+>>> text = render_report(runlens.build_report("sample_logs"), "markdown")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from runlens.errors import RunlensError
+from runlens.report.model import Report
+
+FORMATS = ("text", "markdown", "json", "html")
+
+
+def render_report(report: Report, format: str = "text") -> str:
+    """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
+    the README) or ``"html"`` (one self-contained file with plots)."""
+    if format == "text":
+        from runlens.report.text import render_text as render
+    elif format == "markdown":
+        from runlens.report.markdown import render_markdown as render
+    elif format == "json":
+        from runlens.report.json_format import render_json as render
+    elif format == "html":
+        from runlens.report.html import render_html as render
+    else:
+        raise RunlensError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    return render(report)

@@ -1,0 +1,53 @@
+"""The plain-text report (the ``runlens report`` default): aligned label/text lines, wrapped.
+
+>>> print(render_text(runlens.build_report("sample_logs")))          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from runlens.report import describe
+from runlens.report.model import Report
+
+WIDTH = 110
+
+
+def render_text(report: Report) -> str:
+    """The whole report as text: header, one block per run, the sweep, totals, warnings."""
+    out = [f"runlens report: {report.source}", *_block(describe.header_lines(report)), describe.EPOCHS_NOTE]
+    for record in report.runs:
+        out += ["", f"== {record.run}", *_block(describe.run_lines(record, report.settings))]
+    runs = report.totals.runs
+    out += ["", f"== sweep: EarlyStopping settings across {runs} run(s)"]
+    out += table(describe.SWEEP_HEADERS, describe.sweep_cells(report.sweep))
+    out += _block(describe.sweep_lines(report))
+    out += ["", "== totals", *_block(describe.totals_lines(report))]
+    if report.warnings:
+        out += ["", "== warnings", *[f"  - {w}" for w in report.warnings]]
+    return "\n".join(out) + "\n"
+
+
+def _block(lines: describe.Lines) -> list[str]:
+    """Label/text pairs as aligned, wrapped lines."""
+    if not lines:
+        return []
+    width = max(len(label) for label, _ in lines) + 2
+    out = []
+    for label, text in lines:
+        out += textwrap.wrap(
+            text, WIDTH, initial_indent=f"  {label:<{width}}", subsequent_indent=" " * (width + 4),
+            break_on_hyphens=False, break_long_words=False,
+        ) or [f"  {label}"]  # fmt: skip
+    return out
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Columns padded to their widest cell, numbers right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  " + "  ".join(c.ljust(w) if i == len(cells) - 1 else c.rjust(w)
+                                for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
+
+    return [line(headers), *(line(r) for r in rows)]
