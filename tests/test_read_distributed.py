@@ -1,0 +1,97 @@
+"""Reading through any concurrent.futures.Executor (a real Dask LocalCluster), and from remote
+filesystems through fsspec: its memory filesystem and a real S3-compatible server on loopback."""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+
+import runlens
+import writers
+
+
+def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def mixed_logdir(tf_logdir, simple_value_logdir, keras_resumed_run, tmp_path_factory):
+    import shutil
+
+    root = tmp_path_factory.mktemp("mixed")
+    shutil.copytree(tf_logdir.path, root / "tf")
+    shutil.copytree(simple_value_logdir.path, root / "sv")
+    shutil.copytree(keras_resumed_run.path, root / "resumed", ignore=shutil.ignore_patterns("backup"))
+    return root
+
+
+def test_any_executor_gives_the_serial_result(mixed_logdir):
+    with ThreadPoolExecutor(2) as pool:
+        assert_same(runlens.read_scalars(mixed_logdir, executor=pool), runlens.read_scalars(mixed_logdir, workers=1))
+
+
+def test_a_real_dask_cluster_gives_the_serial_result(mixed_logdir):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            frame = runlens.read_scalars(mixed_logdir, executor=client.get_executor())
+            epochs = runlens.read_epochs(mixed_logdir / "resumed", executor=client.get_executor())
+    assert_same(frame, runlens.read_scalars(mixed_logdir, workers=1))
+    pd.testing.assert_frame_equal(epochs, runlens.read_epochs(mixed_logdir / "resumed"))
+
+
+def upload(fs, local, remote):
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            fs.put_file(str(path), f"{remote}/{path.relative_to(local).as_posix()}")
+
+
+def test_fsspec_memory_filesystem(mixed_logdir):
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    upload(fs, mixed_logdir, "/logs")
+    try:
+        remote = runlens.read_scalars("memory://logs")
+        local = runlens.read_scalars(mixed_logdir)
+        assert_same(remote, local)  # same runs, tags, values, order
+        one = writers.event_files(mixed_logdir / "tf" / "tf2")[0]
+        single = runlens.read_scalars(f"memory://logs/tf/tf2/{one.name}")
+        assert set(single["run"].astype(str)) == {"."}
+        with pytest.raises(runlens.RunlensError, match="no such file or folder"):
+            runlens.read_scalars("memory://nothing/here")
+    finally:
+        fs.rm("/logs", recursive=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """A real S3-compatible HTTP server (moto's server mode) on loopback, started and stopped here."""
+    server_module = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    port = _free_port()
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"}}
+    yield options
+    server.stop()
+
+
+def test_s3_logdir_streamed_from_a_real_server(mixed_logdir, s3_server):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server)
+    fs.mkdir("runs-bucket")
+    upload(fs, mixed_logdir, "runs-bucket/logs")
+    remote = runlens.read_scalars("s3://runs-bucket/logs", storage_options=s3_server)
+    assert_same(remote, runlens.read_scalars(mixed_logdir))
+    epochs = runlens.read_epochs("s3://runs-bucket/logs/resumed", storage_options=s3_server, cache=False)
+    pd.testing.assert_frame_equal(epochs, runlens.read_epochs(mixed_logdir / "resumed"))
