@@ -128,3 +128,19 @@ def test_a_keras_file_cut_mid_write_keeps_every_finished_epoch(keras_run, copy_l
     complete = epochs["loss"].notna().sum()
     assert complete >= len(keras_run.epochs) - 1
     assert epochs.attrs["problems"][0]["kind"] == "truncated"
+
+
+def test_a_crc_valid_record_protobuf_refuses_is_reported_not_silently_dropped(tmp_path):
+    """A tag that is not UTF-8: protobuf refuses the Event, so it is skipped, and said so."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    from runlens.events.records import frame_record
+
+    good = event_pb2.Event(wall_time=1.0, step=1, summary=summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag="loss", simple_value=0.5)])).SerializeToString()
+    bad = good.replace(b"loss", b"l\x80ss")
+    (tmp_path / "events.out.tfevents.1.host").write_bytes(frame_record(good) + frame_record(bad) + frame_record(good))
+    frame, damage = read_with_warnings(tmp_path)
+    assert frame["tag"].astype(str).tolist() == ["loss", "loss"]
+    assert [p["kind"] for p in frame.attrs["problems"]] == ["undecodable"]
+    assert len(damage) == 1

@@ -117,58 +117,75 @@ def _empty_rows() -> Rows:
     )
 
 
-def decode_block(block: Block, tags: TagTable) -> Rows:
-    """Every scalar row in ``block``, in the order written (see the module docstring)."""
+@dataclass
+class Decoded:
+    """A block's scalar rows in the order written, with the block position of each row's record,
+    and ``plugin_marks``: for each (source file, tag) the first record naming a plugin, as
+    ``(source, record, tag code, plugin_name)``."""
+
+    rows: Rows
+    record: np.ndarray
+    plugin_marks: list[tuple[int, int, int, str]]
+    refused: np.ndarray  # block positions of CRC-valid records protobuf cannot parse as an Event
+
+
+def decode_block(block: Block, tags: TagTable) -> Decoded:
+    """Every scalar row in ``block`` (see the module docstring)."""
     if not len(block):
-        return _empty_rows()
-    buf = np.frombuffer(block.buffer, dtype=np.uint8)
-    fast = _FastShapes(buf, block.starts, block.starts + block.lengths)
+        return Decoded(_empty_rows(), np.zeros(0, np.int64), [], np.zeros(0, np.int64))
+    fast = _FastShapes(block.buffer, block.starts, block.starts + block.lengths)
     slow_idx = np.flatnonzero(~(fast.scalar | fast.skip))
     fast_idx = np.flatnonzero(fast.scalar)
-    fast_codes = _tag_codes(buf, fast.tag_start[fast_idx], fast.tag_len[fast_idx], tags)
-    # The first plugin metadata of each tag wins; the fast path only ever sees the scalars plugin's.
-    first_plugin: dict[int, tuple[int, str]] = {}
-    with_metadata = fast.scalars_metadata[fast_idx]
-    codes, first = np.unique(fast_codes[with_metadata], return_index=True)
-    ordinals = block.ordinals[fast_idx][with_metadata]
-    for code, at in zip(codes.tolist(), first.tolist()):
-        first_plugin[code] = (int(ordinals[at]), "scalars")
+    fast_codes = _tag_codes(block.buffer, fast.tag_start[fast_idx], fast.tag_len[fast_idx], tags)
+    if (fast_codes < 0).any():  # not UTF-8: let protobuf have its say (it refuses the record)
+        bad = fast_codes < 0
+        slow_idx = np.union1d(slow_idx, fast_idx[bad])
+        fast_idx, fast_codes = fast_idx[~bad], fast_codes[~bad]
+    # The fast path only ever sees the scalars plugin's metadata: mark its first record per tag.
+    marked = fast.scalars_metadata[fast_idx]
+    sources = block.sources[fast_idx[marked]].astype(np.int64)
+    key = sources * (len(tags.names) + 1) + fast_codes[marked]
+    _, first = np.unique(key, return_index=True)
+    records = fast_idx[marked]
+    marks = [(int(sources[i]), int(records[i]), int(fast_codes[marked][i]), "scalars") for i in first.tolist()]
 
-    parts = [
-        Rows(fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx], {})
-    ]
-    row_ordinals = [block.ordinals[fast_idx]]
-    if len(slow_idx):
-        slow_rows, slow_ordinals, slow_plugins = _decode_with_protobuf(block, slow_idx, tags)
-        parts.append(slow_rows)
-        row_ordinals.append(slow_ordinals)
-        for code, (ordinal, name) in slow_plugins.items():
-            if code not in first_plugin or ordinal < first_plugin[code][0]:
-                first_plugin[code] = (ordinal, name)
-    merged = Rows.concat(parts)
-    merged.plugins = {code: name for code, (_, name) in first_plugin.items()}
-    if len(parts) == 1:
-        return merged
-    order = np.argsort(np.concatenate(row_ordinals), kind="stable")
-    return Rows(
-        merged.tag[order], merged.step[order], merged.wall_time[order], merged.value[order],
-        merged.tensor[order], merged.plugins,
-    )
+    rows = Rows(fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx], {})
+    if not len(slow_idx):
+        return Decoded(rows, fast_idx, marks, np.zeros(0, np.int64))
+    slow_rows, slow_records, slow_marks, refused = _decode_with_protobuf(block, slow_idx, tags)
+    merged = Rows.concat([rows, slow_rows])
+    record = np.concatenate([fast_idx, slow_records])
+    order = np.argsort(record, kind="stable")
+    ordered = Rows(merged.tag[order], merged.step[order], merged.wall_time[order], merged.value[order], merged.tensor[order], {})
+    return Decoded(ordered, record[order], marks + slow_marks, refused)
+
+
+_PAD = bytes(16)  # read past a record's end stays inside the buffer
+_HIGH_BITS = np.uint64(0x8080808080808080)
 
 
 class _FastShapes:
-    """Vectorised recognition of the common record shapes (all arrays are per record)."""
+    """Vectorised recognition of the common record shapes (all arrays are per record).
 
-    def __init__(self, buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
-        self._buf = buf
-        self._last = len(buf) - 1
+    Multi-byte fields are read through unaligned views of the buffer in which element ``i`` is the
+    value whose bytes start at offset ``i`` (``strides=(1,)``), so reading one field of every
+    record is a single 1-D gather.
+    """
+
+    def __init__(self, buffer: bytes, start: np.ndarray, end: np.ndarray) -> None:
+        padded = buffer + _PAD
+        self._u8 = np.frombuffer(padded, dtype=np.uint8)
+        self._u64 = _view(padded, "<u8")
+        # Positions computed from a damaged or unusual record can point anywhere: clip them (such
+        # records fail the shape checks whatever is read there).
+        self._last = len(buffer)
         at = self._byte
         n = len(start)
         ok = (end - start >= 11) & (at(start) == 0x09)
-        self.wall_time = self._gather(start + 1, 8, "<f8")
+        self.wall_time = _view(padded, "<f8")[start + 1]
         p = start + 9
         has_step = at(p) == 0x10
-        step, width, step_ok = self._varint(p + 1, 10)
+        step, width, step_ok = self._varint(p + 1)
         self.step = np.where(has_step, step.view(np.int64), 0)
         ok &= ~has_step | step_ok
         p = np.where(has_step, p + 1 + width, p)
@@ -179,11 +196,11 @@ class _FastShapes:
         ok &= at(p) == 0x0A  # Summary.value, and it is the only one
         p, ok = self._nested(p, end, ok)
         ok &= at(p) == 0x0A  # Value.tag
-        tag_len, width, tag_ok = self._varint(p + 1, 2)
+        tag_len, width, tag_ok = self._varint(p + 1)
         self.tag_start = p + 1 + width
         self.tag_len = tag_len.astype(np.int64)
-        ok &= tag_ok & (self.tag_start + self.tag_len < end)
-        p = self.tag_start + self.tag_len
+        ok &= tag_ok & (self.tag_len < 1 << 16) & (self.tag_start + self.tag_len < end)
+        p = np.where(ok, self.tag_start + self.tag_len, p)
         tail = end - p
         head = at(p)
 
@@ -194,9 +211,9 @@ class _FastShapes:
         # plugin's metadata (TF2's tf.summary.scalar repeats it on every value).
         tensor_end = p + 2 + at(p + 1).astype(np.int64)
         rest = end - tensor_end
-        self.scalars_metadata = (rest == len(_SCALARS_METADATA)) & self._equals(tensor_end, _SCALARS_METADATA)
+        self.scalars_metadata = (rest == 13) & self._is_scalars_metadata(tensor_end)
         tensor = ok & (head == 0x42) & (at(p + 1) < 0x80) & ((rest == 0) | self.scalars_metadata)
-        q = p + 2
+        q = np.where(tensor, p + 2, 0)
         tensor &= at(q) == 0x08
         dtype = at(q + 1)
         q = q + 2
@@ -211,81 +228,118 @@ class _FastShapes:
         f64 = tensor & (dtype == 2) & (size == 8) & ((kind == 0x22) | (kind == 0x32))
 
         value = np.zeros(n, dtype=np.float64)
-        for mask, at_value, width, dtype_name in ((simple, p + 1, 4, "<f4"), (f32, q + 2, 4, "<f4"), (f64, q + 2, 8, "<f8")):
+        float32s, float64s = _view(padded, "<f4"), _view(padded, "<f8")
+        for mask, at_value, numbers in ((simple, p + 1, float32s), (f32, q + 2, float32s), (f64, q + 2, float64s)):
             rows = np.flatnonzero(mask)
-            value[rows] = self._gather(at_value[rows], width, dtype_name)
+            value[rows] = numbers[at_value[rows]]
         self.value = value
         self.tensor = f32 | f64
         self.scalar = simple | self.tensor
         self.scalars_metadata &= self.tensor
 
-    def _equals(self, at: np.ndarray, expected: np.ndarray) -> np.ndarray:
-        return (self._buf[np.minimum(at[:, None] + np.arange(len(expected)), self._last)] == expected).all(axis=1)
-
     def _byte(self, at: np.ndarray) -> np.ndarray:
-        return self._buf[np.minimum(at, self._last)]
+        return self._u8[np.minimum(at, self._last)]
 
-    def _gather(self, at: np.ndarray, width: int, dtype: str) -> np.ndarray:
-        index = np.minimum(at[:, None] + np.arange(width), self._last)
-        return np.ascontiguousarray(self._buf[index]).view(dtype).reshape(len(at))
+    def _is_scalars_metadata(self, at: np.ndarray) -> np.ndarray:
+        """Whether the 13 bytes at ``at`` are the scalars plugin's serialised metadata."""
+        at = np.minimum(at, self._last)
+        return (self._u64[at] == _SCALARS_METADATA_HEAD) & (self._u64[at + 5] == _SCALARS_METADATA_TAIL)
 
-    def _varint(self, at: np.ndarray, max_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Decode base-128 varints of up to ``max_width`` bytes: (value uint64, width, ok)."""
-        raw = self._buf[np.minimum(at[:, None] + np.arange(max_width), self._last)]
-        stop = raw < 0x80
-        ok = stop.any(axis=1)
-        width = stop.argmax(axis=1) + 1
+    def _varint(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decode base-128 varints of up to 8 bytes at once: (value uint64, width, ok). Longer ones
+        (steps >= 2**56, negative steps) are not ok here and go the protobuf way."""
+        word = self._u64[np.minimum(at, self._last)]
+        stops = ~word & _HIGH_BITS  # the high bit of every byte that ends a varint
+        ok = stops != 0
+        lowest = stops & (~stops + np.uint64(1))  # the first such byte's high bit
+        width = (np.log2(np.where(ok, lowest, np.uint64(1)).astype(np.float64)).astype(np.int64) + 1) // 8
+        word &= (lowest << np.uint64(1)) - np.uint64(1)  # drop the bytes after it
         value = np.zeros(len(at), dtype=np.uint64)
-        for k in range(max_width):
-            part = (raw[:, k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
-            value |= np.where(k < width, part, np.uint64(0))
-        return value, width.astype(np.int64), ok
+        for k in range(8):
+            value |= ((word >> np.uint64(8 * k)) & np.uint64(0x7F)) << np.uint64(7 * k)
+        return value, width, ok
 
     def _nested(self, p: np.ndarray, end: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Step into a length-delimited field at ``p`` that must run exactly to the record's end."""
-        length, width, length_ok = self._varint(p + 1, 3)
+        length, width, length_ok = self._varint(p + 1)
         inner = p + 1 + width
         return inner, ok & length_ok & (inner + length.astype(np.int64) == end)
 
 
-def _tag_codes(buf: np.ndarray, start: np.ndarray, length: np.ndarray, tags: TagTable) -> np.ndarray:
-    """Codes of the tags at ``buf[start:start+length]``, found with one sort per tag length."""
+def _view(padded: bytes, dtype: str) -> np.ndarray:
+    """Element ``i`` = the ``dtype`` value whose bytes start at offset ``i`` of ``padded``."""
+    width = np.dtype(dtype).itemsize
+    return np.ndarray(shape=(len(padded) - width + 1,), dtype=dtype, buffer=padded, offset=0, strides=(1,))
+
+
+_SCALARS_METADATA_HEAD = np.frombuffer(_SCALARS_METADATA.tobytes()[:8], dtype="<u8")[0]
+_SCALARS_METADATA_TAIL = np.frombuffer(_SCALARS_METADATA.tobytes()[5:13], dtype="<u8")[0]
+
+
+def _tag_codes(buffer: bytes, start: np.ndarray, length: np.ndarray, tags: TagTable) -> np.ndarray:
+    """Codes of the tags at ``buffer[start:start+length]``: a 64-bit key per tag from 8-byte words,
+    one integer sort, and an exact byte comparison that falls back to sorting the bytes themselves
+    should two different tags ever share a key."""
     codes = np.empty(len(start), dtype=np.int32)
+    if not len(start):
+        return codes
+    padded = buffer + bytes(8)
+    u8, u64 = np.frombuffer(padded, dtype=np.uint8), _view(padded, "<u8")
     for size in np.unique(length).tolist():
         rows = np.flatnonzero(length == size)
-        raw = np.ascontiguousarray(buf[start[rows, None] + np.arange(size)])
-        keys = raw.view(np.dtype((np.void, max(size, 1)))).ravel() if size else np.zeros(len(rows), "V1")
-        unique, inverse = np.unique(keys, return_inverse=True)
-        table = np.array(
-            [tags.code(bytes(u).decode("utf-8", errors="replace")) if size else tags.code("") for u in unique],
-            dtype=np.int32,
-        )
+        at = start[rows]
+        key = np.full(len(rows), size, dtype=np.uint64)
+        for word in range(0, size, 8):
+            bits = u64[at + word]
+            if size - word < 8:
+                bits &= np.uint64((1 << (8 * (size - word))) - 1)
+            key = key * np.uint64(0x9E3779B97F4A7C15) ^ bits
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first_at = at[first][inverse.reshape(-1)]
+        if size and not all((u8[at + k] == u8[first_at + k]).all() for k in range(size)):
+            raw = np.ascontiguousarray(u8[at[:, None] + np.arange(size)])  # a collision: compare bytes
+            _, first, inverse = np.unique(raw.view(np.dtype((np.void, size))).ravel(), return_index=True, return_inverse=True)
+        table = np.array([_code_of(bytes(u8[a : a + size]), tags) for a in at[first].tolist()], dtype=np.int32)
         codes[rows] = table[inverse.reshape(-1)]
     return codes
 
 
+def _code_of(raw: bytes, tags: TagTable) -> int:
+    """The code of a tag, or -1 when it is not UTF-8 (protobuf refuses such an Event whole)."""
+    try:
+        return tags.code(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return -1
+
+
 def _decode_with_protobuf(
     block: Block, indices: np.ndarray, tags: TagTable
-) -> tuple[Rows, np.ndarray, dict[int, tuple[int, str]]]:
-    """The general path: parse the records at ``indices`` with protobuf. Returns the rows, their
-    record ordinals, and each tag's first plugin metadata as ``code -> (ordinal, plugin_name)``."""
+) -> tuple[Rows, np.ndarray, list[tuple[int, int, int, str]], np.ndarray]:
+    """The general path: parse the records at ``indices`` with protobuf. Returns the rows, the
+    block position of each row's record, the plugin marks and the records protobuf refused (see
+    :class:`Decoded`)."""
     from tensorboard.compat.proto.event_pb2 import Event
 
     parse = Event.FromString
-    out: dict[str, list] = {"tag": [], "step": [], "wall_time": [], "value": [], "tensor": [], "ordinal": []}
-    plugins: dict[int, tuple[int, str]] = {}
+    out: dict[str, list] = {"tag": [], "step": [], "wall_time": [], "value": [], "tensor": [], "record": []}
+    marks: list[tuple[int, int, int, str]] = []
+    marked: set[tuple[int, int]] = set()
+    refused: list[int] = []
     for i in indices.tolist():
         try:
             event = parse(bytes(block.payload(i)))
-        except Exception:  # a CRC-valid record that is not an Event: nothing scalar in it
+        except Exception:  # a CRC-valid record that is not an Event (protobuf's DecodeError)
+            refused.append(i)
             continue
         if not event.HasField("summary"):
             continue
+        source = int(block.sources[i])
         for value in event.summary.value:
             code = tags.code(value.tag)
             plugin = value.metadata.plugin_data.plugin_name
-            if plugin and code not in plugins:
-                plugins[code] = (int(block.ordinals[i]), plugin)
+            if plugin and (source, code) not in marked:
+                marked.add((source, code))
+                marks.append((source, i, code, plugin))
             kind = value.WhichOneof("value")
             if kind == "simple_value":
                 number, from_tensor = float(value.simple_value), False
@@ -298,7 +352,7 @@ def _decode_with_protobuf(
                 continue
             for key, item in (
                 ("tag", code), ("step", event.step), ("wall_time", event.wall_time), ("value", number),
-                ("tensor", from_tensor), ("ordinal", int(block.ordinals[i])),
+                ("tensor", from_tensor), ("record", i),
             ):
                 out[key].append(item)
     rows = Rows(
@@ -309,7 +363,7 @@ def _decode_with_protobuf(
         np.array(out["tensor"], dtype=bool),
         {},
     )
-    return rows, np.array(out["ordinal"], dtype=np.int64), plugins
+    return rows, np.array(out["record"], dtype=np.int64), marks, np.array(refused, dtype=np.int64)
 
 
 def tensor_scalar(tensor) -> float | None:  # noqa: ANN001 (a TensorProto)

@@ -6,9 +6,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from runlens.events.decode import Rows, TagTable, decode_block
-from runlens.events.records import Problem, ReadState, read_blocks
+from runlens.events.records import Block, Problem, ReadState, read_blocks
 from runlens.events.sources import open_binary
+
+BATCH_BYTES = 1 << 19  # records of small files are decoded together until this many bytes
 
 
 @dataclass
@@ -63,32 +67,105 @@ def read_event_file(
 ) -> FileRows:
     """Decode one event file (from ``resume.offset`` when given); damage becomes problems, never an
     exception. With ``checksum`` the CRC-32C of everything framed is kept in the state."""
-    tags = TagTable()
-    state = ReadState(path=str(path), track_checksum=checksum)
-    if resume is not None:
-        for name in resume.tags:
-            tags.code(name)
-        state.offset, state.ordinal, state.checksum = resume.offset, resume.ordinal, resume.checksum
-        state.problems.extend(resume.problems)
-    parts: list[Rows] = []
-    plugins: dict[int, str] = {}
-    first_wall_time = None
-    try:
-        with open_binary(str(path), storage_options) as stream:
-            if state.offset:
-                stream.seek(state.offset)
-            for block in read_blocks(stream, state):
-                if block.ordinals[0] == 0:
-                    first_wall_time = _wall_time_of(block.payload(0))
-                rows = decode_block(block, tags)
-                for code, plugin in rows.plugins.items():
-                    plugins.setdefault(code, plugin)
-                if len(rows.tag):
-                    parts.append(rows)
-    except OSError as exc:
-        message = f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); skipped"
-        state.problems.append(Problem(str(path), "unreadable", None, message))
-    return FileRows(tags.names, parts, plugins, state, first_wall_time)
+    return read_event_files([(path, resume)], checksum=checksum, storage_options=storage_options)[0]
+
+
+def read_event_files(
+    tasks: list[tuple[str, Resume | None]], *, checksum: bool = False, storage_options: dict[str, Any] | None = None
+) -> list[FileRows]:
+    """Decode several event files, each from its ``Resume`` point (or the start). The records of
+    small files are decoded together, so a sweep of thousands of tiny files costs little more per
+    record than one big file."""
+    files = [_OneFile(path, resume, checksum) for path, resume in tasks]
+    batch = _Batch(files)
+    for number, file in enumerate(files):
+        try:
+            with open_binary(file.state.path, storage_options) as stream:
+                if file.state.offset:
+                    stream.seek(file.state.offset)
+                for block in read_blocks(stream, file.state):
+                    if block.ordinals[0] == 0:
+                        file.first_wall_time = _wall_time_of(block.payload(0))
+                    batch.add(block, number)
+        except OSError as exc:
+            message = f"{file.state.path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); skipped"
+            file.state.problems.append(Problem(file.state.path, "unreadable", None, message))
+    batch.flush()
+    return [file.rows() for file in files]
+
+
+class _OneFile:
+    """One file's reading in progress: its tag table (codes consistent with the rows of an earlier
+    read it resumes), rows, plugins and state."""
+
+    def __init__(self, path: str, resume: Resume | None, checksum: bool) -> None:
+        self.tags = TagTable()
+        self.state = ReadState(path=str(path), track_checksum=checksum)
+        if resume is not None:
+            for name in resume.tags:
+                self.tags.code(name)
+            self.state.offset, self.state.ordinal, self.state.checksum = resume.offset, resume.ordinal, resume.checksum
+            self.state.problems.extend(resume.problems)
+        self.parts: list[Rows] = []
+        self.plugins: dict[int, str] = {}
+        self.first_wall_time: float | None = None
+        self.refused = 0
+
+    def rows(self) -> FileRows:
+        if self.refused:
+            path = self.state.path
+            message = (
+                f"{path}: {self.refused} record(s) with valid CRCs are not Events protobuf can parse "
+                "(e.g. a tag that is not UTF-8); skipped"
+            )
+            self.state.problems.append(Problem(path, "undecodable", None, message))
+        return FileRows(self.tags.names, self.parts, self.plugins, self.state, self.first_wall_time)
+
+
+class _Batch:
+    """Blocks waiting to be decoded together (``BATCH_BYTES`` at a time), then handed back to the
+    files they came from with each file's own tag codes."""
+
+    def __init__(self, files: list[_OneFile]) -> None:
+        self.files = files
+        self.tags = TagTable()
+        self.blocks: list[Block] = []
+        self.sources: list[int] = []
+        self.size = 0
+
+    def add(self, block: Block, source: int) -> None:
+        self.blocks.append(block)
+        self.sources.append(source)
+        self.size += len(block.buffer)
+        if self.size >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.blocks:
+            return
+        joined = Block.join(self.blocks, self.sources)
+        decoded = decode_block(joined, self.tags)
+        bounds = np.flatnonzero(np.diff(joined.sources)) + 1
+        firsts = np.concatenate([[0], bounds])
+        lasts = np.concatenate([bounds, [len(joined)]])
+        row_from = np.searchsorted(decoded.record, firsts)
+        row_to = np.searchsorted(decoded.record, lasts)
+        marks: dict[int, list[tuple[int, int, str]]] = {}
+        for source, record, code, plugin in decoded.plugin_marks:
+            marks.setdefault(source, []).append((record, code, plugin))
+        rows = decoded.rows
+        for record in decoded.refused.tolist():
+            self.files[int(joined.sources[record])].refused += 1
+        for first, lo, hi in zip(firsts.tolist(), row_from.tolist(), row_to.tolist()):
+            file = self.files[int(joined.sources[first])]
+            lookup = np.array([file.tags.code(name) for name in self.tags.names], dtype=np.int32)
+            if hi > lo:
+                file.parts.append(
+                    Rows(lookup[rows.tag[lo:hi]], rows.step[lo:hi], rows.wall_time[lo:hi], rows.value[lo:hi], rows.tensor[lo:hi], {})
+                )
+            for _, code, plugin in sorted(marks.get(int(joined.sources[first]), [])):
+                file.plugins.setdefault(int(lookup[code]), plugin)  # the first record naming one wins
+        self.blocks, self.sources, self.size = [], [], 0
 
 
 def _wall_time_of(payload: memoryview) -> float | None:

@@ -21,7 +21,7 @@ import pandas as pd
 from runlens.errors import DamagedDataWarning
 from runlens.events.cache import ScalarCache
 from runlens.events.decode import Rows, TagTable
-from runlens.events.files import FileRows, Resume, read_event_file
+from runlens.events.files import FileRows, Resume, read_event_files
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
@@ -111,32 +111,49 @@ def _read_all(
     lookups = [cache.lookup(f) for f in files] if cache is not None else [None] * len(files)
     results: list[FileRows | None] = [look.rows if look is not None else None for look in lookups]
     todo = [i for i, result in enumerate(results) if result is None]
-    resumes = [lookups[i].resume if lookups[i] is not None else None for i in todo]
-    read = partial(_read_one, checksum=cache is not None, storage_options=storage_options)
-    tasks = [(files[i].path, resume) for i, resume in zip(todo, resumes)]
-    for i, fresh in zip(todo, _map(read, tasks, [files[i].size for i in todo], workers, executor, files)):
-        previous = lookups[i].previous if lookups[i] is not None else None
-        results[i] = previous.extended(fresh) if previous is not None else fresh
-        if cache is not None:
-            cache.store(files[i], results[i])
+    chunks = _chunks(todo, [files[i].size for i in todo])
+    tasks = [[(files[i].path, lookups[i].resume if lookups[i] is not None else None) for i in chunk] for chunk in chunks]
+    read = partial(_read_chunk, checksum=cache is not None, storage_options=storage_options)
+    sizes = [sum(files[i].size for i in chunk) for chunk in chunks]
+    remote = any(is_url(f.path) for f in files)
+    for chunk, fresh_rows in zip(chunks, _map(read, tasks, sizes, workers, executor, remote=remote)):
+        for i, fresh in zip(chunk, fresh_rows):
+            previous = lookups[i].previous if lookups[i] is not None else None
+            results[i] = previous.extended(fresh) if previous is not None else fresh
+            if cache is not None:
+                cache.store(files[i], results[i])
     return results  # type: ignore[return-value]
 
 
-def _read_one(task: tuple[str, Resume | None], *, checksum: bool, storage_options: dict[str, Any] | None) -> FileRows:
-    path, resume = task
-    return read_event_file(path, resume=resume, checksum=checksum, storage_options=storage_options)
+def _chunks(indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, max_files: int = 512) -> list[list[int]]:
+    """Consecutive files grouped into tasks of up to ``max_bytes`` / ``max_files``: one task per
+    big file, many small files per task (their records are then decoded together)."""
+    chunks: list[list[int]] = []
+    size = 0
+    for index, file_size in zip(indices, sizes):
+        if not chunks or size + file_size > max_bytes or len(chunks[-1]) >= max_files:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(index)
+        size += file_size
+    return chunks
 
 
-def _map(read, tasks: list, sizes: list[int], workers: int | None, executor: Executor | None, files: list[EventFile]) -> Iterable[FileRows]:
+def _read_chunk(
+    task: list[tuple[str, Resume | None]], *, checksum: bool, storage_options: dict[str, Any] | None
+) -> list[FileRows]:
+    return read_event_files(task, checksum=checksum, storage_options=storage_options)
+
+
+def _map(read, tasks: list, sizes: list[int], workers: int | None, executor: Executor | None, *, remote: bool) -> Iterable:
     if executor is not None:
         return executor.map(read, tasks)
-    remote = any(is_url(f.path) for f in files)
     if workers is None:
         workers = (os.cpu_count() or 1) if remote or sum(sizes) >= _PARALLEL_MIN_BYTES else 1
     workers = max(1, min(workers, len(tasks)))
     if workers == 1:
         return map(read, tasks)
-    # Largest first, so one big file does not end up alone at the end.
+    # Largest first, so one big task does not end up alone at the end.
     order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
     pool_type = ThreadPoolExecutor if remote else ProcessPoolExecutor  # I/O-bound remote reads: threads
     with pool_type(max_workers=workers) as pool:
