@@ -68,7 +68,7 @@ def build_report(
     Args:
         source: a logdir (read with :func:`runlens.read_epochs`) or an epoch frame already read.
         monitor: the metric both policies watch; default ``val_loss`` when any run logged it,
-            else ``loss``.
+            else ``loss`` (else whichever of the two is a column).
         mode, patience, min_delta, baseline, start_from_epoch, restore_best_weights, semantics:
             :class:`runlens.EarlyStopping`'s arguments (defaults: patience 5, restore on).
         lr_factor, lr_patience, lr_min_delta, lr_cooldown, lr_min_lr: :class:`runlens.ReduceLROnPlateau`'s
@@ -132,7 +132,7 @@ def build_report(
         start_from_epoch=policy.start_from_epoch, restore_best_weights=policy.restore_best_weights,
         semantics=semantics, tolerance=tolerance,
     )  # fmt: skip
-    rows = [{k: _python(v) for k, v in row.items()} for row in swept.table.to_dict("records")]
+    rows = [{k: _python(v, nan_is_none=True) for k, v in row.items()} for row in swept.table.to_dict("records")]
     for row in rows:
         row["current"] = row["patience"] == settings.patience and row["min_delta"] == settings.min_delta
     summary = SweepSummary(rows=rows, recommended=swept.recommended, tolerance=swept.tolerance)
@@ -182,9 +182,10 @@ def _monitor(frame: pd.DataFrame, monitor: str | None, label: str) -> str:
     if monitor is not None:
         check_frame(frame, column=monitor)
         return monitor
-    for candidate in ("val_loss", "loss"):
-        if candidate in frame.columns and frame[candidate].notna().any():
-            return candidate
+    for logged_only in (True, False):  # a column with values first, then one with none at all
+        for candidate in ("val_loss", "loss"):
+            if candidate in frame.columns and (frame[candidate].notna().any() or not logged_only):
+                return candidate
     metrics = ", ".join(str(c) for c in frame.columns if c not in _KEYS) or "none"
     raise RunlensError(f"{label}: no run logged val_loss or loss; pass a monitor (--monitor), one of: {metrics}")
 
@@ -219,7 +220,7 @@ def _records(
             epochs_saved=row["epochs_saved"],
             fraction_saved=row["fraction_saved"],
             wall_time_s=_span(monitored),
-            time_saved_s=row["time_saved_s"],
+            time_saved_s=_python(row["time_saved_s"], nan_is_none=True),
             regret=row["regret"],
             curves={column: _curve(series[column][run]) for column in plotted},
         )
@@ -248,7 +249,7 @@ def _totals(records: list[RunRecord], sweep: SweepSummary) -> Totals:
         epochs_saved=saved,
         fraction_saved=saved / logged if logged else 0.0,
         wall_time_s=sum(spans) if spans else None,
-        time_saved_s=float(sum(r.time_saved_s for r in records if not math.isnan(r.time_saved_s))),
+        time_saved_s=float(sum(r.time_saved_s for r in records if r.time_saved_s is not None)),
         runs_stopped=sum(r.stopped_epoch is not None for r in records),
         runs_lost=sum(r.regret is not None and r.regret > 0 for r in records),
         recommended_epochs_saved=None if best is None else best["epochs_saved"],
@@ -279,10 +280,17 @@ def _curve(series: RunSeries) -> list[float | None]:
     return [float(v) if p else None for v, p in zip(series.values.tolist(), series.present.tolist())]
 
 
-def _python(value: Any) -> Any:
-    """A cell of a pandas table as plain Python: NA -> None, numpy scalars -> int/float/bool."""
+def _python(value: Any, *, nan_is_none: bool = False) -> Any:
+    """A cell of a pandas table as plain Python: NA -> None, numpy scalars -> int/float/bool.
+
+    ``nan_is_none`` for float64 columns, where NaN is pandas' "no value" (in ``Float64`` columns a
+    NaN is a logged NaN and stays one).
+    """
     if value is pd.NA or value is None:
         return None
     if isinstance(value, tuple):
         return list(value)
-    return value.item() if hasattr(value, "item") else value
+    value = value.item() if hasattr(value, "item") else value
+    if nan_is_none and isinstance(value, float) and math.isnan(value):
+        return None
+    return value

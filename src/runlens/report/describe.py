@@ -158,6 +158,8 @@ def regret_text(record: RunRecord, monitor: str) -> str:
 
 
 def lr_lines(lr: LearningRate) -> Lines:
+    if lr.note is not None and lr.column is None:
+        return [("learning rate", lr.note)]
     lines = []
     if lr.column is None:
         lines.append(("LR logged", "no learning rate logged"))
@@ -227,8 +229,11 @@ def sweep_cells(sweep: SweepSummary) -> list[list[str]]:
 
 def sweep_lines(report: Report) -> Lines:
     sweep = report.sweep
-    frontier = [r for r in sweep.rows if r["frontier"]]
-    points = "; ".join(f"{_setting(r)}: {r['epochs_saved']} saved, {r['runs_lost']} lost" for r in frontier)
+    points: dict[tuple[int, int], list[dict]] = {}
+    for r in sweep.rows:
+        if r["frontier"]:
+            points.setdefault((r["epochs_saved"], r["runs_lost"]), []).append(r)
+    points = "; ".join(f"{_settings(rows)}: {saved} saved, {lost} lost" for (saved, lost), rows in points.items())
     lines = [("frontier", f"settings no other beats on both epochs saved and runs lost: {points}")]
     best = next((r for r in sweep.rows if r["recommended"]), None)
     if best is None:
@@ -242,6 +247,14 @@ def sweep_lines(report: Report) -> Lines:
     return lines
 
 
+def _settings(rows: list[dict]) -> str:
+    """Settings in few words: ``patience=0,1,2`` when they share a min_delta."""
+    if len({r["min_delta"] for r in rows}) > 1:
+        return ", ".join(_setting(r) for r in rows)
+    patiences = ",".join(str(r["patience"]) for r in rows)
+    return _setting({**rows[0], "patience": patiences})
+
+
 def _setting(row: dict) -> str:
     delta = f", min_delta={row['min_delta']:g}" if row["min_delta"] else ""
     return f"patience={row['patience']}{delta}"
@@ -253,13 +266,13 @@ def totals_lines(report: Report) -> Lines:
     share = f" ({percent(t.time_saved_s / t.wall_time_s)})" if t.wall_time_s else ""
     lines = [
         ("logged", f"{t.runs} run(s), {t.epochs_logged} epochs, {wall} wall-clock (first to last epoch end)"),
-        (f"patience {s.patience} would save", f"{t.epochs_saved} of {t.epochs_logged} epochs "
+        (f"policy ({_setting({'patience': s.patience, 'min_delta': s.min_delta})})", f"saves {t.epochs_saved} of {t.epochs_logged} epochs "
          f"({percent(t.fraction_saved)}), {duration(t.time_saved_s)}{share}; {t.runs_stopped} run(s) stopped "
          f"early, {t.runs_lost} with regret > 0"),
     ]  # fmt: skip
     if t.recommended_epochs_saved is not None:
         best = next(r for r in report.sweep.rows if r["recommended"])
-        lines.append((f"{_setting(best)} would save", f"{t.recommended_epochs_saved} epochs "
+        lines.append((f"recommended ({_setting(best)})", f"saves {t.recommended_epochs_saved} epochs "
                       f"({percent(t.recommended_fraction_saved)}), {duration(t.recommended_time_saved_s)}"))  # fmt: skip
     if t.checkpoint_files is not None:
         lines.append(("checkpoints", f"{t.checkpoint_files} files, {nbytes(t.checkpoint_bytes)}; the keep rules "

@@ -112,7 +112,8 @@ class RunRecord:
 
     ``run_best_*`` is the best monitored value over the whole logged run; ``best_*`` the policy's
     best when it stops; ``stopped_epoch`` None means the policy never stops within the logged
-    epochs. ``wall_time_s`` spans the ends of the first and last logged epochs. ``curves`` maps a
+    epochs. ``wall_time_s`` spans the ends of the first and last logged epochs (``time_saved_s`` is
+None when the wall times are unknown). ``curves`` maps a
     metric name to its per-epoch values (index = epoch, None = not logged), plus
     ``learning_rate_replayed`` when the rate was replayed.
     """
@@ -132,7 +133,7 @@ class RunRecord:
     epochs_saved: int
     fraction_saved: float
     wall_time_s: float | None
-    time_saved_s: float
+    time_saved_s: float | None
     regret: float | None
     learning_rate: LearningRate | None = None
     checkpoints: CheckpointSummary | None = None

@@ -1,0 +1,259 @@
+"""runlens.build_report: every number is the policy layer's, computed here independently.
+
+The per-run decisions are checked against ``runlens.replay`` (whose decisions the parity tests tie
+to the real Keras callbacks), the sweep against ``runlens.sweep``, the checkpoint plans against
+``runlens.plan_prune`` on real ModelCheckpoint output, the learning-rate replay against the rates a
+real ``keras.callbacks.ReduceLROnPlateau`` set during a fit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from _policy_helpers import epoch_frame, values_strategy
+from checkpoint_fits import copy_fitted, fitted  # noqa: F401 (fixture)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import runlens
+from runlens.errors import RunlensError
+from runlens.report.json_format import render_json
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_logs")
+
+
+def _na(value, *, nan_is_na=False):
+    """A table cell as the report holds it: NA is None; NaN too in float64 columns (``nan_is_na``)."""
+    if value is pd.NA or (nan_is_na and isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _encoded(value):
+    """How the JSON report writes a logged value: null = not logged, strings for NaN and infinities."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "NaN"
+    return {math.inf: "Infinity", -math.inf: "-Infinity"}.get(value, float(value))
+
+
+def assert_runs_match_replay(report, frame, *, lr=True, **options):
+    """Every run record equals runlens.replay's row (and its lr_* columns) for the same settings."""
+    s = report.settings
+    policy = runlens.EarlyStopping(
+        monitor=s.monitor, patience=s.patience, min_delta=s.min_delta, mode=s.mode, baseline=s.baseline,
+        restore_best_weights=s.restore_best_weights, start_from_epoch=s.start_from_epoch, semantics=s.semantics)
+    lr_policy = runlens.ReduceLROnPlateau(
+        monitor=s.monitor, factor=s.lr_factor, patience=s.lr_patience, mode=s.mode, min_delta=s.lr_min_delta,
+        cooldown=s.lr_cooldown, min_lr=s.lr_min_lr, semantics=s.semantics) if lr else None
+    table = runlens.replay(frame, policy, lr_policy=lr_policy, logged_lr_timing=s.lr_timing, **options)
+    assert [r.run for r in report.runs] == table["run"].tolist()
+    for record, row in zip(report.runs, table.to_dict("records")):
+        for key in ("epochs_logged", "epochs_trained", "stopped_epoch", "best_epoch", "restored_epoch",
+                    "run_best_epoch", "epochs_saved"):
+            assert getattr(record, key) == _na(row[key]), (record.run, key)
+        for key in ("best_value", "restored_value", "run_best_value", "regret", "time_saved_s", "fraction_saved"):
+            expected = _na(row[key], nan_is_na=key == "time_saved_s")
+            got = getattr(record, key)
+            assert (got is None) == (expected is None), (record.run, key)
+            if expected is not None:
+                assert got == pytest.approx(expected, nan_ok=True), (record.run, key)
+        if lr:
+            assert record.learning_rate.replayed_reduced_at == list(row["lr_reduced_at"])
+            assert record.learning_rate.replayed_final == pytest.approx(row["lr_final"])
+            assert record.learning_rate.diverges_at == _na(row["lr_diverges_at"])
+    return table
+
+
+def assert_sweep_matches(report, frame):
+    s = report.settings
+    result = runlens.sweep(frame, patience=s.sweep_patience, min_delta=s.sweep_min_delta, monitor=s.monitor,
+                           mode=s.mode, baseline=s.baseline, start_from_epoch=s.start_from_epoch,
+                           restore_best_weights=s.restore_best_weights, semantics=s.semantics,
+                           tolerance=s.tolerance)
+    assert report.sweep.recommended == result.recommended
+    assert len(report.sweep.rows) == len(result.table)
+    for got, row in zip(report.sweep.rows, result.table.to_dict("records")):
+        for key, value in row.items():
+            if _na(value, nan_is_na=True) is None:
+                assert got[key] is None, key
+            else:
+                assert got[key] == pytest.approx(value), key
+        assert got["current"] == (got["patience"] == s.patience and got["min_delta"] == s.min_delta)
+    return result
+
+
+def test_sample_logs_report_is_replay_sweep_and_totals(tmp_path):
+    report = runlens.build_report(SAMPLE, checkpoint_min_age=0)
+    frame = runlens.read_epochs(SAMPLE)
+    assert report.settings.monitor == "val_loss" and report.settings.patience == 5
+    assert report.settings.restore_best_weights
+    table = assert_runs_match_replay(report, frame)
+    result = assert_sweep_matches(report, frame)
+    assert report.settings.patience in report.settings.sweep_patience
+    t = report.totals
+    assert t.runs == len(table) and t.epochs_logged == len(frame)
+    assert t.epochs_saved == table["epochs_saved"].sum()
+    assert t.time_saved_s == pytest.approx(table["time_saved_s"].sum())
+    assert t.runs_stopped == table["stopped_epoch"].notna().sum()
+    best = result.table[result.table["recommended"]]
+    if len(best):
+        assert t.recommended_epochs_saved == best["epochs_saved"].iloc[0]
+    walls = frame.groupby("run")["wall_time"].agg(lambda w: w.max() - w.min())
+    assert [r.wall_time_s for r in report.runs] == pytest.approx(walls.tolist())
+    for record in report.runs:  # curves hold every logged epoch, None where nothing was logged
+        rows = frame[frame["run"] == record.run].set_index("epoch")["val_loss"]
+        assert [record.curves["val_loss"][e] for e in rows.index if pd.notna(rows[e])] == rows.dropna().tolist()
+        assert all(record.curves["val_loss"][e] is None for e in rows.index if pd.isna(rows[e]))
+
+
+def test_sample_logs_checkpoint_plans_equal_plan_prune():
+    report = runlens.build_report(SAMPLE, checkpoint_min_age=0, keep_best=2, keep_last=2)
+    table = runlens.read_checkpoints(SAMPLE)
+    rules = [runlens.KeepBestK(2, "val_loss"), runlens.KeepLastN(2)]
+    for record in report.runs:
+        rows = table[table["run"] == record.run]
+        plan = runlens.plan_prune(rows, rules=rules, min_age=0)
+        summary = runlens.plan_summary(plan)
+        c = record.checkpoints
+        assert c.folder == f"{record.run}/checkpoints"
+        assert (c.files, c.keep, c.drop, c.bytes_total, c.bytes_to_free) == (
+            summary["files"], summary["keep"], summary["drop"], summary["bytes_total"], summary["bytes_to_free"])
+        assert c.kept_epochs == plan.loc[plan["keep"], "epoch"].tolist()
+        restored = plan[plan["epoch"] == record.restored_epoch]
+        assert c.restored == ("kept" if restored["keep"].any() else "dropped")
+    assert report.totals.checkpoint_bytes_to_free == sum(r.checkpoints.bytes_to_free for r in report.runs)
+
+
+def test_checkpoints_of_real_model_checkpoint_output(fitted, tmp_path):
+    folder = copy_fitted(fitted, tmp_path / "runs")
+    report = runlens.build_report(folder.root, checkpoint_min_age=0, keep_best=1, keep_last=1)
+    [record] = report.runs
+    assert record.run == "exp"
+    rows = runlens.read_checkpoints(folder.root / "exp" / "checkpoints", epochs=runlens.read_epochs(folder.root))
+    plan = runlens.plan_prune(rows, rules=[runlens.KeepBestK(1, "val_loss"), runlens.KeepLastN(1)], min_age=0)
+    c = record.checkpoints
+    assert (c.files, c.keep, c.bytes_to_free) == (len(plan), plan["keep"].sum(), runlens.plan_summary(plan)["bytes_to_free"])
+    assert c.files == len(folder.files("every")) + len(folder.files("weights"))
+    # exp/best holds save_best_only checkpoints but no logs: named in a warning, not a run
+    assert any("exp/best" in w for w in report.warnings)
+
+
+def test_checkpoint_problems_become_notes_not_failures(fitted, tmp_path):
+    folder = copy_fitted(fitted, tmp_path / "runs")
+    ckpt = folder.root / "exp" / "checkpoints"
+    for i, path in enumerate(sorted(ckpt.iterdir())):  # valid files without an epoch: nothing to rank by
+        path.rename(ckpt / f"model_{chr(97 + i)}{'.weights.h5' if path.name.endswith('.h5') else '.keras'}")
+    report = runlens.build_report(folder.root, checkpoint_min_age=0)
+    c = report.run("exp").checkpoints
+    assert c.files == len(list(ckpt.iterdir())) and c.keep is None
+    assert "val_loss" in c.note and "rank" in c.note
+    text = runlens.render_report(report, "text")
+    assert "no plan:" in text
+
+
+def test_checkpoints_in_the_run_folder_itself_and_invalid_and_fresh_ones(fitted, tmp_path):
+    folder = copy_fitted(fitted, tmp_path / "runs")
+    run = folder.root / "exp"
+    shutil.rmtree(run / "checkpoints")
+    files = folder.files("best")
+    for path in files:
+        shutil.move(path, run / path.name)  # epoch_NN names: ModelCheckpoint beside the logs
+    (run / "best_99_cut.keras").write_bytes((run / files[0].name).read_bytes()[:100])  # a save cut short
+    report = runlens.build_report(folder.root)  # default min-age: the cut file is also fresh
+    c = report.run("exp").checkpoints
+    assert c.folder == "exp"
+    assert (c.files, c.valid, c.invalid) == (len(files) + 1, len(files), 1)
+    assert c.fresh == 1 and c.keep + c.drop == c.files
+    assert 98 in c.kept_epochs  # the cut file ("{epoch}" 99 = epoch 98) is kept, never ranked
+
+
+def test_default_monitor_is_loss_without_val_loss_and_errors_name_the_metrics():
+    frame = epoch_frame({"a": {"loss": [1.0, 0.5, 0.6, 0.7], "accuracy": [0.5, 0.6, 0.6, 0.6]}})
+    report = runlens.build_report(frame, patience=1)
+    assert report.settings.monitor == "loss" and report.source == "epoch frame"
+    assert report.run("a").stopped_epoch == 2 and report.run("a").checkpoints is None
+    with pytest.raises(RunlensError, match=r"'val_acc' is not a logged metric") as error:
+        runlens.build_report(frame, monitor="val_acc")
+    assert "accuracy" in str(error.value) and "loss" in str(error.value)
+    with pytest.raises(RunlensError, match="no run logged val_loss or loss.*accuracy"):
+        runlens.build_report(epoch_frame({"a": {"accuracy": [0.5, 0.6]}}))
+    with pytest.raises(RunlensError, match="no per-epoch scalars"):
+        runlens.build_report(frame.iloc[:0])
+
+
+def test_bad_options_are_errors_that_name_the_option():
+    frame = epoch_frame({"a": {"val_loss": [1.0, 0.5]}})
+    for options, name in [({"patience": -1}, "patience"), ({"lr_factor": 1.5}, "factor"),
+                          ({"lr_timing": "before"}, "lr_timing"), ({"sweep_patience": [1, -2]}, "sweep_patience"),
+                          ({"sweep_min_delta": []}, "sweep grid"), ({"keep_best": 0}, "keep-best"),
+                          ({"checkpoint_min_age": -1}, "checkpoint_min_age"), ({"mode": "up"}, "mode")]:
+        with pytest.raises(RunlensError, match=name):
+            runlens.build_report(frame, **options)
+
+
+def test_run_without_a_logged_rate_gets_a_note_or_replays_from_initial_lr():
+    frame = epoch_frame({"a": {"val_loss": [1.0, 1.0, 1.0, 1.0]}})
+    report = runlens.build_report(frame, lr_patience=1)
+    lr = report.run("a").learning_rate
+    assert lr.column is None and "no learning rate logged" in lr.note and not lr.replayed_reduced_at
+    report = runlens.build_report(frame, lr_patience=1, initial_lr=0.1, patience=10)
+    lr = report.run("a").learning_rate
+    expected = runlens.ReduceLROnPlateau(patience=1).replay([1.0] * 4, initial_lr=0.1)
+    assert lr.note is None and lr.replayed_reduced_at == list(expected.reduced_at)
+    assert report.run("a").curves["learning_rate_replayed"] == list(expected.learning_rates)
+
+
+def test_learning_rate_replay_agrees_with_the_real_reduce_lr_on_plateau(keras_plateau_run):
+    # The fixture's ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1, min_delta=1.0)
+    # ran after TensorBoard, so the log holds the rate used during each epoch.
+    options = dict(monitor="val_accuracy", lr_factor=0.5, lr_patience=1, lr_min_delta=1.0, patience=30)
+    report = runlens.build_report(keras_plateau_run.path, **options)
+    frame = runlens.read_epochs(keras_plateau_run.path)
+    assert_runs_match_replay(report, frame)
+    [record] = report.runs
+    lr = record.learning_rate
+    used = [keras_plateau_run.logs[e]["learning_rate"] for e in sorted(keras_plateau_run.logs)]
+    changes = [e - 1 for e in range(1, len(used)) if used[e] != used[e - 1]]
+    assert changes and lr.logged_changes_at == changes
+    assert lr.diverges_at is None
+    assert [e for e in lr.replayed_reduced_at if e < record.last_epoch] == changes
+    assert record.curves["learning_rate_replayed"] == pytest.approx(used[: lr.epochs_replayed])
+    # Read as "after" (the rate already reduced), the same log departs from the replay.
+    after = runlens.build_report(keras_plateau_run.path, lr_timing="after", **options)
+    assert_runs_match_replay(after, frame)
+    assert after.runs[0].learning_rate.diverges_at is not None
+
+
+@settings(max_examples=25, deadline=None)
+@given(runs=st.lists(values_strategy(max_size=15).filter(bool), min_size=1, max_size=3),
+       patience=st.integers(0, 4), restore=st.booleans(), semantics=st.sampled_from(["keras3", "keras2"]))
+def test_any_frame_reports_what_replay_says_and_encodes_nan(runs, patience, restore, semantics):
+    frame = epoch_frame({f"r{i}": {"val_loss": v} for i, v in enumerate(runs)})
+    report = runlens.build_report(frame, patience=patience, restore_best_weights=restore, semantics=semantics,
+                                  sweep_patience=[0, 2])
+    assert_runs_match_replay(report, frame, lr=False)
+    assert_sweep_matches(report, frame)
+    assert report.totals.epochs_saved == sum(r.epochs_saved for r in report.runs)
+    document = json.loads(render_json(report))  # strict JSON: NaN/inf became strings
+    for record, values in zip(document["runs"], runs):
+        assert record["curves"]["val_loss"] == [_encoded(v) for v in values]
+    for fmt in ("text", "markdown"):
+        assert runlens.render_report(report, fmt)
+
+
+def test_sparse_validation_counts_the_epochs_with_a_monitored_value(keras_sparse_validation_run):
+    report = runlens.build_report(keras_sparse_validation_run.path)
+    [record] = report.runs
+    frame = runlens.read_epochs(keras_sparse_validation_run.path)
+    assert record.monitor_logged == frame["val_loss"].notna().sum() < record.epochs_logged
+    assert sum(v is None for v in record.curves["val_loss"]) == record.epochs_logged - record.monitor_logged
+    assert np.isfinite(record.run_best_value)
