@@ -195,12 +195,16 @@ def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
     """
     size = len(buffer)
     unpack = _U64.unpack_from
+    crc = _crc32c.crc32c
+    view = memoryview(buffer)
     starts: list[int] = []
     lengths: list[int] = []
+    crcs: list[int] = []
     pos = 0
     need = 0
-    # Follow the length chain without checking CRCs (cheap), then check every length CRC at once
-    # below and cut at the first bad one: the same result as checking each before following it.
+    # Follow the length chain computing each payload's CRC on the way (one loop, the only per-record
+    # Python code), then check every length CRC at once below and cut at the first bad one: the
+    # same result as checking each before following it.
     while pos + HEADER <= size:
         (length,) = unpack(buffer, pos)
         end = pos + HEADER + length + FOOTER
@@ -210,15 +214,18 @@ def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
             else:
                 starts.append(pos)  # let the vectorised check below report it as the first bad one
                 lengths.append(0)  # (its length is garbage, possibly >= 2**63)
+                crcs.append(0)
             break
         starts.append(pos)
         lengths.append(length)
+        crcs.append(crc(view[pos + HEADER : end - FOOTER]))
         pos = end
     else:
         need = HEADER
 
     heads = np.asarray(starts, dtype=np.int64)
     lens = np.asarray(lengths, dtype=np.int64)
+    computed = np.asarray(crcs, dtype=np.uint32)
     buf = np.frombuffer(buffer, dtype=np.uint8)
     if len(heads):
         stored = _gather_u32(buf, heads + 8)
@@ -234,7 +241,7 @@ def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
                 message = f"{cursor.path}: not an event file (no valid record frame at its start); skipped"
             cursor.problems.append(Problem(cursor.path, "bad-length-crc", offset, message))
             cursor.stopped = True
-            heads, lens = heads[:first], lens[:first]
+            heads, lens, computed = heads[:first], lens[:first], computed[:first]
     consumed = int(heads[-1] + HEADER + lens[-1] + FOOTER) if len(heads) else 0
     if cursor.stopped:
         consumed = size
@@ -242,7 +249,8 @@ def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
     ordinals = np.arange(cursor.ordinal, cursor.ordinal + len(heads), dtype=np.int64)
     cursor.ordinal += len(heads)
     payload_starts = heads + HEADER
-    keep = _payload_crc_ok(buffer, buf, payload_starts, lens)
+    masked = ((computed >> 15) | (computed << 17)) + np.uint32(_MASK_DELTA)
+    keep = masked == _gather_u32(buf, payload_starts + lens)
     if not keep.all():
         skipped = np.flatnonzero(~keep)
         first = cursor.offset + int(heads[skipped[0]])
@@ -267,20 +275,6 @@ def _length_crc_ok(buffer: bytes, pos: int) -> bool:
 def _gather_u32(buf: np.ndarray, at: np.ndarray) -> np.ndarray:
     b = buf[at[:, None] + np.arange(4)].astype(np.uint32)
     return b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
-
-
-def _payload_crc_ok(buffer: bytes, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    if not len(starts):
-        return np.ones(0, dtype=bool)
-    view = memoryview(buffer)
-    crc = _crc32c.crc32c
-    computed = np.fromiter(
-        (crc(view[s : s + n]) for s, n in zip(starts.tolist(), lengths.tolist())),
-        dtype=np.uint32,
-        count=len(starts),
-    )
-    masked = ((computed >> 15) | (computed << 17)) + np.uint32(_MASK_DELTA)
-    return masked == _gather_u32(buf, starts + lengths)
 
 
 def _report_tail(pending: bytes, cursor: ReadState) -> None:
