@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 
 import numpy as np
@@ -257,3 +258,24 @@ def test_sparse_validation_counts_the_epochs_with_a_monitored_value(keras_sparse
     assert record.monitor_logged == frame["val_loss"].notna().sum() < record.epochs_logged
     assert sum(v is None for v in record.curves["val_loss"]) == record.epochs_logged - record.monitor_logged
     assert np.isfinite(record.run_best_value)
+
+
+def _keys(value, path=()):
+    """Every key of a to_dict() tree, except the metric names under ``curves``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            if key != "curves":
+                yield from _keys(item, (*path, key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keys(item, path)
+
+
+def test_readme_documents_every_json_key():
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme.split("\n## Report\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", section))
+    report = runlens.build_report(SAMPLE, checkpoint_min_age=0)
+    missing = sorted(set(_keys(report.to_dict())) - documented)
+    assert not missing, f"README's Report section does not document JSON keys {missing}"
