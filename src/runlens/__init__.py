@@ -48,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "build_report": "runlens.report.build",
     "render_report": "runlens.report.render",
     "Report": "runlens.report.model",
+    "read_hparams": "runlens.hparams",
+    "read_manifest": "runlens.manifest",
 }
 
 

@@ -1,0 +1,160 @@
+"""Hyperparameters from event files: what TensorBoard's HParams dashboard shows, as a DataFrame.
+
+Writers of the hparams plugin (``tensorboard.plugins.hparams.api.hparams``/``KerasCallback``,
+tensorboardX ``add_hparams``, ``runlens.keras``) store a trial's values as one summary tagged
+``_hparams_/session_start_info`` whose metadata names plugin ``hparams`` and holds an
+``HParamsPluginData`` with ``session_start_info.hparams`` (name -> number, string or bool). Only
+the records holding that tag are decoded (found by a byte search per block), so reading stays
+cheap on long logs. No TensorFlow is imported.
+
+>>> hp = read_hparams("runs/")                       # doctest: +SKIP
+>>> hp.merge(runlens.replay(runlens.read_epochs("runs/"), policy), on="run")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runlens.epochs import _split_run
+from runlens.errors import DamagedDataWarning
+from runlens.events.records import Block, Problem, ReadState, read_blocks
+from runlens.events.sources import find_event_files, open_binary
+
+__all__ = ["read_hparams", "SESSION_START_TAG"]
+
+SESSION_START_TAG = "_hparams_/session_start_info"
+PLUGIN_NAME = "hparams"
+_TAG_BYTES = SESSION_START_TAG.encode()
+
+
+def read_hparams(
+    path: str | os.PathLike[str],
+    *,
+    runs: str | Sequence[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """One row per run that recorded hyperparameters, one column per hyperparameter.
+
+    Args:
+        path: a logdir or one event file (local, or a URL read through fsspec).
+        runs: keep only the folders matching these names or globs (as :func:`runlens.read_scalars`).
+        storage_options: passed to the fsspec filesystem of a URL.
+
+    Returns:
+        Column ``run``, named as :func:`runlens.read_epochs` names runs (the folder holding the
+        event file, with Keras' ``train``/``validation`` sub-folders mapped to their parent, so
+        hparams written at ``RUN`` or in ``RUN/train`` both belong to run ``RUN``), then the
+        hyperparameters sorted by name: numbers as ``Float64`` (the plugin stores every number as a
+        double), bools as ``boolean``, strings as ``string``, mixed kinds as ``object``; ``<NA>``
+        where a run did not record that hyperparameter. When a run recorded its hyperparameters
+        more than once (a resumed fit), the last written wins. Runs without any are not listed.
+        Damaged files give a :class:`DamagedDataWarning` and are listed in ``attrs["problems"]``.
+
+    Example:
+        >>> read_hparams("sample_logs")[["run", "learning_rate"]]        # doctest: +SKIP
+    """
+    files = find_event_files(path, runs=runs, storage_options=storage_options)
+    problems: list[Problem] = []
+    found: dict[str, dict[str, Any]] = {}
+    parents, _ = _split_run(pd.Series([f.run for f in files], dtype=object))
+    for file, run in zip(files, parents):
+        for hparams in _sessions(file.path, problems, storage_options):
+            found[run] = hparams
+    for problem in problems:
+        warnings.warn(problem.message, DamagedDataWarning, stacklevel=2)
+    frame = _frame(found)
+    frame.attrs["problems"] = [p.as_dict() for p in problems]
+    return frame
+
+
+def _sessions(
+    path: str, problems: list[Problem], storage_options: dict[str, Any] | None
+) -> Iterator[dict[str, Any]]:
+    """The hparams of every session_start_info summary in one event file, in the order written."""
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    state = ReadState(path=path, problems=problems)
+    try:
+        with open_binary(path, storage_options) as stream:
+            for block in read_blocks(stream, state):
+                for i in _records_with_tag(block):
+                    try:
+                        event = Event.FromString(bytes(block.payload(i)))
+                    except Exception:  # a CRC-valid record that is not an Event
+                        continue
+                    for value in event.summary.value:
+                        hparams = _session_hparams(value)
+                        if hparams is not None:
+                            yield hparams
+    except OSError as exc:
+        why = getattr(exc, "strerror", None) or exc
+        problems.append(Problem(path, "unreadable", None, f"{path}: cannot be read ({why}); skipped"))
+
+
+def _records_with_tag(block: Block) -> list[int]:
+    """Indices of the block's records whose payload contains the session_start_info tag."""
+    hits = []
+    at = block.buffer.find(_TAG_BYTES)
+    while at != -1:
+        i = int(np.searchsorted(block.starts, at, side="right")) - 1
+        if i >= 0 and at + len(_TAG_BYTES) <= block.starts[i] + block.lengths[i] and i not in hits:
+            hits.append(i)
+        at = block.buffer.find(_TAG_BYTES, at + 1)
+    return hits
+
+
+def _session_hparams(value: Any) -> dict[str, Any] | None:  # value: a Summary.Value
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    plugin = value.metadata.plugin_data
+    if value.tag != SESSION_START_TAG or plugin.plugin_name != PLUGIN_NAME:
+        return None
+    try:
+        data = HParamsPluginData.FromString(plugin.content)
+    except Exception:
+        return None
+    if not data.HasField("session_start_info"):
+        return None
+    return {name: _python(v) for name, v in data.session_start_info.hparams.items()}
+
+
+def _python(value: Any) -> Any:  # a google.protobuf.Value
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return float(value.number_value)
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return bool(value.bool_value)
+    if kind in (None, "null_value"):
+        return None
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(value)  # struct/list values: as JSON would hold them
+
+
+def _frame(found: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    runs = sorted(found)
+    names = sorted({name for hparams in found.values() for name in hparams})
+    frame = pd.DataFrame({"run": pd.Series(runs, dtype=object).astype(str)})
+    for name in names:
+        values = [found[run].get(name) for run in runs]
+        frame[name] = pd.Series(values, dtype=_dtype(values), index=frame.index)
+    return frame
+
+
+def _dtype(values: list[Any]) -> str:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "boolean"
+    if present and all(isinstance(v, float) for v in present):
+        return "Float64"
+    if present and all(isinstance(v, str) for v in present):
+        return "string"
+    return "object"

@@ -1,0 +1,242 @@
+"""``RUN/runlens.json``: the manifest the bundled Keras callbacks keep (read and written without TF).
+
+:mod:`runlens.keras` rewrites it atomically (temp file, fsync, ``os.replace``) at train begin, at
+every epoch end and at train end, so a crash leaves the last complete version. Schema version 1
+(epochs 0-based, times ISO 8601 UTC, floats that JSON cannot hold as ``"NaN"``/``"Infinity"``/
+``"-Infinity"``; :func:`read_manifest` turns them back into floats):
+
+- ``schema`` (``"runlens-manifest"``), ``schema_version`` (1), ``run_dir`` (absolute, when written)
+- ``status``: ``"running"`` (during training -- and forever if the process died: see
+  ``ended_normally``), ``"completed"`` (all epochs), ``"stopped_early"`` (EarlyStopping stopped
+  it), ``"stopped"`` (another callback set ``model.stop_training``)
+- ``ended_normally``: false until ``on_train_end`` of the latest attempt ran; ``"running"`` with a
+  stale ``updated_at`` and ``ended_normally: false`` means the process did not end normally
+- ``started_at`` (first attempt), ``updated_at``, ``ended_at`` (null until train end)
+- ``versions``: ``runlens``, ``keras``, ``tensorflow``, ``python``; ``process``: ``pid``, ``host``
+- ``config``: ``monitor``, ``mode``, ``direction`` (``min``/``max``), ``early_stopping`` and
+  ``reduce_lr`` (the Keras arguments used, or null), ``keep_best``, ``keep_last``,
+  ``save_weights_only``, ``checkpoint_template``, ``checkpoint_template_no_value``,
+  ``histogram_freq``, ``update_freq``
+- ``hparams``: name -> bool/number/string
+- ``attempts``: one per ``fit`` call: ``started_at``, ``initial_epoch`` (null until the first epoch
+  began), ``ended_at``, ``ended_normally``
+- ``epochs_trained`` (epochs recorded), ``last_epoch`` (null before the first epoch ends)
+- ``epochs``: per epoch of the surviving history (a resumed attempt replaces the epochs it
+  re-trains): ``epoch``, ``wall_time`` (Unix seconds at its end), ``logs`` (Keras' logs: name ->
+  float), ``learning_rate`` (the rate used during the epoch, or null), ``early_stopping``
+  (``wait``, ``best``, ``best_epoch`` after the epoch: Keras' EarlyStopping state) and
+  ``reduce_lr`` (``wait``, ``best``, ``cooldown_counter``), each null when not configured,
+  ``checkpoint`` (path relative to the run, or null)
+- ``early_stopping`` (null when not configured): ``stopped_epoch`` (null: did not stop),
+  ``best_epoch``, ``best_value``, ``restored`` (whether Keras restored the best weights at train
+  end; null before), ``restored_epoch`` (the epoch whose weights the model held when fit returned)
+- ``reduce_lr`` (null when not configured): ``reductions``: ``[{epoch, old_lr, new_lr}]`` -- at the
+  end of ``epoch`` the rate went from ``old_lr`` (used during it) to ``new_lr``
+- ``checkpoints``: ``folder`` (``"checkpoints"``), ``kept``: ``[{path, epoch, value}]`` on disk after
+  the latest retention (``value``: the monitored value, null when the epoch had none), ``removed``
+  (files deleted by retention so far)
+
+>>> manifest = read_manifest("runs/exp1")                 # doctest: +SKIP
+>>> manifest["early_stopping"]["stopped_epoch"], manifest["status"]   # doctest: +SKIP
+(11, 'stopped_early')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runlens.errors import RunlensError
+from runlens.export import json_value
+
+__all__ = ["read_manifest", "write_manifest", "find_manifests", "MANIFEST_NAME", "SCHEMA_VERSION"]
+
+MANIFEST_NAME = "runlens.json"
+SCHEMA = "runlens-manifest"
+SCHEMA_VERSION = 1
+STATUSES = ("running", "completed", "stopped_early", "stopped")
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+_NUMBER = (int, float)
+_OPT_NUMBER = (int, float, type(None))
+_OPT_INT = (int, type(None))
+_OPT_STR = (str, type(None))
+_OPT_DICT = (dict, type(None))
+_TOP: dict[str, tuple[type, ...]] = {
+    "schema": (str,), "schema_version": (int,), "run_dir": (str,), "status": (str,),
+    "ended_normally": (bool,), "started_at": (str,), "updated_at": (str,), "ended_at": _OPT_STR,
+    "versions": (dict,), "config": (dict,), "hparams": (dict,), "attempts": (list,),
+    "epochs_trained": (int,), "last_epoch": _OPT_INT, "epochs": (list,),
+    "early_stopping": _OPT_DICT, "reduce_lr": _OPT_DICT, "checkpoints": (dict,),
+}  # fmt: skip
+_EPOCH: dict[str, tuple[type, ...]] = {
+    "epoch": (int,), "wall_time": _NUMBER, "logs": (dict,), "learning_rate": _OPT_NUMBER,
+    "early_stopping": _OPT_DICT, "reduce_lr": _OPT_DICT, "checkpoint": _OPT_STR,
+}  # fmt: skip
+_CONFIG: dict[str, tuple[type, ...]] = {
+    "monitor": (str,), "mode": (str,), "direction": (str,), "early_stopping": _OPT_DICT,
+    "reduce_lr": _OPT_DICT, "keep_best": (int,), "keep_last": (int,), "checkpoint_template": (str,),
+}  # fmt: skip
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a run folder (or the ``runlens.json`` file itself), checked against the schema.
+
+    Raises :class:`RunlensError` naming the file when it is missing, not JSON, or not a runlens
+    manifest of a schema this version reads. Non-finite floats come back as floats.
+
+    Example:
+        >>> m = read_manifest("runs/exp1")                               # doctest: +SKIP
+        >>> [r["epoch"] for r in m["reduce_lr"]["reductions"]]            # doctest: +SKIP
+        [14, 21]
+    """
+    file = _manifest_file(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunlensError(
+            f"{file}: no manifest; runlens.keras.callbacks(run_dir) writes one into each run folder"
+        ) from None
+    except OSError as exc:
+        raise RunlensError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise RunlensError(f"{file}: not valid JSON ({exc}); the manifest is damaged") from None
+    _validate(data, file)
+    return _decoded(data)
+
+
+def write_manifest(run_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
+    """Write ``manifest`` to ``run_dir/runlens.json`` atomically: a reader (or a crash) sees the old
+    file or the new one, never a mix. Non-finite floats are written as strings.
+
+    >>> write_manifest("runs/exp1", manifest)          # doctest: +SKIP
+    PosixPath('runs/exp1/runlens.json')
+    """
+    folder = Path(run_dir)
+    target = folder / MANIFEST_NAME
+    text = json.dumps(_encoded(manifest), allow_nan=False, indent=1) + "\n"
+    partial = folder / f".{MANIFEST_NAME}.{os.getpid()}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, target)
+    fsync_path(folder)
+    return target
+
+
+def find_manifests(path: str | os.PathLike[str]) -> dict[str, Path]:
+    """``{run: manifest file}`` for every ``runlens.json`` under ``path``; runs are named as
+    :func:`runlens.read_epochs` names them (relative to ``path``, '/'-separated, '.' for ``path``).
+
+    >>> find_manifests("sample_logs")            # doctest: +SKIP
+    {'improving': PosixPath('sample_logs/improving/runlens.json'), ...}
+    """
+    root = Path(path)
+    if root.is_file():
+        return {".": root} if root.name == MANIFEST_NAME else {}
+    found = {}
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        if MANIFEST_NAME in files:
+            found[Path(folder).relative_to(root).as_posix()] = Path(folder, MANIFEST_NAME)
+    return found
+
+
+def _manifest_file(path: str | os.PathLike[str]) -> Path:
+    file = Path(path)
+    return file / MANIFEST_NAME if file.is_dir() else file
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file or a folder (after a rename in it); best effort where the OS cannot."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # some platforms cannot open folders; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _encoded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encoded(v) for v in value]
+    return json_value(value)
+
+
+def _validate(data: Any, file: Path) -> None:
+    def bad(what: str) -> RunlensError:
+        return RunlensError(f"{file}: not a runlens manifest: {what}")
+
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise bad(f"'schema' is not {SCHEMA!r}")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise bad("'schema_version' is not a whole number >= 1")
+    if version > SCHEMA_VERSION:
+        raise RunlensError(
+            f"{file}: manifest schema version {version} is newer than this runlens reads "
+            f"({SCHEMA_VERSION}); upgrade runlens"
+        )
+    _check_fields(data, _TOP, "", bad)
+    if data["status"] not in STATUSES:
+        raise bad(f"'status' {data['status']!r} is not one of {', '.join(STATUSES)}")
+    _check_fields(data["config"], _CONFIG, "config.", bad)
+    for i, record in enumerate(data["epochs"]):
+        if not isinstance(record, dict):
+            raise bad(f"epochs[{i}] is not an object")
+        _check_fields(record, _EPOCH, f"epochs[{i}].", bad)
+
+
+def _check_fields(
+    data: dict[str, Any], fields: dict[str, tuple[type, ...]], where: str,
+    bad: Callable[[str], RunlensError],
+) -> None:
+    for key, types in fields.items():
+        if key not in data:
+            raise bad(f"'{where}{key}' is missing")
+        value = data[key]
+        if isinstance(value, bool) and bool not in types:  # JSON true is not a number here
+            raise bad(f"'{where}{key}' is {value!r}, expected {_names(types)}")
+        special = float in types and isinstance(value, str) and value in _SPECIAL
+        if not isinstance(value, types) and not special:
+            raise bad(f"'{where}{key}' is {value!r}, expected {_names(types)}")
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
+
+
+def _decoded(data: dict[str, Any]) -> dict[str, Any]:
+    """Turn the strings standing for non-finite floats back into floats, in numeric fields only."""
+    for record in data["epochs"]:
+        record["logs"] = {k: _number(v) for k, v in record["logs"].items()}
+        record["learning_rate"] = _number(record["learning_rate"])
+        for policy in ("early_stopping", "reduce_lr"):
+            if record[policy] is not None:
+                record[policy]["best"] = _number(record[policy].get("best"))
+    if data["early_stopping"] is not None:
+        data["early_stopping"]["best_value"] = _number(data["early_stopping"].get("best_value"))
+    if data["reduce_lr"] is not None:
+        for reduction in data["reduce_lr"].get("reductions", []):
+            reduction["old_lr"] = _number(reduction.get("old_lr"))
+            reduction["new_lr"] = _number(reduction.get("new_lr"))
+    for kept in data["checkpoints"].get("kept", []):
+        kept["value"] = _number(kept.get("value"))
+    return data
+
+
+def _number(value: Any) -> Any:
+    return _SPECIAL.get(value, value) if isinstance(value, str) else value

@@ -1,0 +1,92 @@
+"""read_hparams on hparams written by others: tensorboardX add_hparams, TensorBoard's own hparams
+API inside Keras' layout, resumed runs, damaged files. (The bundle's own round trip is in
+tests/test_keras_early_stop.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import pandas
+import pytest
+
+import runlens
+import writers
+
+
+@pytest.fixture(scope="module")
+def tf_hparams_logdir(tmp_path_factory):
+    """``exp1``: TensorBoard's ``hp.hparams`` in a Keras-layout run's train writer, written twice
+    (a resumed run) with a scalar next to it; ``exp2``: ``hp.hparams`` in a writer at the run
+    folder, other values and kinds; ``plain``: scalars only."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    root = tmp_path_factory.mktemp("tf_hparams")
+
+    def write(folder, hparams):
+        writer = tf.summary.create_file_writer(str(folder))
+        with writer.as_default():
+            hp.hparams(hparams)
+            tf.summary.scalar("epoch_loss", 0.5, step=0)
+        writer.close()
+
+    write(root / "exp1" / "train", {"lr": 0.1, "units": 8, "optimizer": "sgd", "bn": True})
+    write(root / "exp1" / "train", {"lr": 0.05, "units": 8, "optimizer": "sgd", "bn": True})
+    write(root / "exp2", {"lr": 0.2, "units": 16, "optimizer": "adam", "dropout": 0.3})
+    writers.write_tf2_scalars(root / "plain")
+    return root
+
+
+def test_tensorboardx_add_hparams(tmp_path):
+    writers.write_tensorboardx(tmp_path)
+    hp = runlens.read_hparams(tmp_path)
+    assert hp.to_dict("records") == [{"run": "hparams", "lr": 0.1, "units": 8.0}]
+
+
+def test_tensorboard_hparams_api_in_keras_layout_and_at_the_run(tf_hparams_logdir):
+    hp = runlens.read_hparams(tf_hparams_logdir).set_index("run")
+    assert list(hp.index) == ["exp1", "exp2"]  # train/ belongs to its run; 'plain' has none
+    assert list(hp.columns) == ["bn", "dropout", "lr", "optimizer", "units"]
+    assert hp.loc["exp1", "lr"] == 0.05  # written twice: the last one wins
+    assert (hp.loc["exp1", "optimizer"], hp.loc["exp2", "optimizer"]) == ("sgd", "adam")
+    assert hp.loc["exp1", "bn"] == True and hp.loc["exp2", "bn"] is pandas.NA  # noqa: E712
+    assert hp.loc["exp2", "dropout"] == 0.3 and hp.loc["exp1", "dropout"] is pandas.NA
+    dtypes = {k: str(v) for k, v in hp.dtypes.items()}
+    assert dtypes == {"bn": "boolean", "dropout": "Float64", "lr": "Float64", "optimizer": "string",
+                      "units": "Float64"}
+
+
+def test_runs_filter_and_no_hparams(tf_hparams_logdir):
+    assert list(runlens.read_hparams(tf_hparams_logdir, runs="exp2")["run"]) == ["exp2"]
+    none = runlens.read_hparams(tf_hparams_logdir, runs="plain")
+    assert list(none.columns) == ["run"] and none.empty
+    with pytest.raises(runlens.RunlensError, match="no such file or folder"):
+        runlens.read_hparams(tf_hparams_logdir / "exp1" / "nothing-here-yet")
+
+
+def test_a_damaged_file_keeps_what_is_intact_and_warns(tf_hparams_logdir, copy_logdir):
+    root = copy_logdir(tf_hparams_logdir)
+    first, second = writers.event_files(root / "exp1" / "train")
+    spans = writers.record_spans(second)
+    hparams_record = next(s for s in spans if b"_hparams_" in second.read_bytes()[s.payload:s.end])
+    writers.flip_bit(second, hparams_record.payload + 5)  # its payload CRC now fails
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hp = runlens.read_hparams(root).set_index("run")
+    assert hp.loc["exp1", "lr"] == 0.1  # the damaged second session is skipped: the first stays
+    assert any(issubclass(w.category, runlens.DamagedDataWarning) for w in caught)
+    assert [p["kind"] for p in hp.attrs["problems"]] == ["bad-payload-crc"]
+
+
+def test_reading_hparams_imports_no_tensorflow(tmp_path):
+    writers.write_tensorboardx(tmp_path)
+    code = f"""
+import sys, runlens
+assert len(runlens.read_hparams({str(tmp_path)!r})) == 1
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+assert not heavy, heavy
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
