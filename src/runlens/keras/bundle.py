@@ -1,0 +1,157 @@
+"""``runlens.keras.callbacks(run_dir, ...)``: the callback list that writes what runlens reads best.
+
+The order of the list is part of its meaning (Keras calls callbacks in list order at every hook):
+
+1. ``keras.callbacks.TensorBoard(log_dir=RUN)`` -- first, so that at an epoch's end it logs the
+   learning rate used *during* that epoch: placed after ReduceLROnPlateau it would log the rate
+   already reduced for the next epoch.
+2. :class:`~runlens.keras.hparams_summary.HParamsSummary` (when ``hparams`` are given) -- writes
+   them at train begin, into ``RUN`` (the HParams dashboard's session).
+3. ``keras.callbacks.ReduceLROnPlateau`` (Keras' own; with ``reduce_lr``) -- after TensorBoard; it
+   puts the rate it found (the one used during the epoch) into ``logs["learning_rate"]`` before
+   reducing.
+4. ``keras.callbacks.EarlyStopping`` (Keras' own; with ``early_stopping``) -- sets
+   ``model.stop_training``; before the checkpoints so that retention keeps the epoch it will
+   restore.
+5. :class:`~runlens.keras.checkpoint.BestKCheckpoint` -- saves ``RUN/checkpoints/...`` and keeps
+   the best ``keep_best`` + last ``keep_last``; it sees the epoch's logs and EarlyStopping's best.
+6. :class:`~runlens.keras.csv_history.ResumableCSVLogger` -- ``RUN/history.csv``; after
+   ReduceLROnPlateau, so the CSV has its ``learning_rate`` column.
+7. :class:`~runlens.keras.run_manifest.RunManifest` -- last: records in ``RUN/runlens.json`` what
+   every callback before it did in this epoch.
+
+Put ``keras.callbacks.BackupAndRestore`` after this list (``[*runlens.keras.callbacks(run),
+BackupAndRestore(...)]``): its backup of an epoch is then written after runlens recorded it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from runlens.errors import RunlensError
+from runlens.keras.checkpoint import BestKCheckpoint
+from runlens.keras.csv_history import ResumableCSVLogger
+from runlens.keras.hparams_summary import HParamsSummary, check_hparams
+from runlens.keras.names import CheckpointNames
+from runlens.keras.record import RunRecord
+from runlens.keras.run_manifest import RunManifest
+from runlens.policies.early_stopping import EarlyStopping
+from runlens.policies.monitor import metric_direction
+from runlens.policies.plateau import ReduceLROnPlateau
+
+HISTORY = "history.csv"
+
+
+def callbacks(
+    run_dir: str | os.PathLike[str],
+    *,
+    monitor: str = "val_loss",
+    mode: str = "auto",
+    early_stopping: Mapping[str, Any] | bool | None = None,
+    reduce_lr: Mapping[str, Any] | bool | None = None,
+    keep_best: int = 3,
+    keep_last: int = 1,
+    save_weights_only: bool = False,
+    histogram_freq: int = 0,
+    hparams: Mapping[str, Any] | None = None,
+    update_freq: str | int = "epoch",
+    checkpoint_template: str | None = None,
+) -> list[keras.callbacks.Callback]:
+    """The bundled callbacks for one run, in the order they must run (see the module docstring).
+
+    Args:
+        run_dir: the run's folder: ``train/``, ``validation/`` (TensorBoard), ``checkpoints/``,
+            ``history.csv`` and ``runlens.json`` go there. One folder per run.
+        monitor, mode: the metric ranking the checkpoints (and the default of the policies'),
+            ``mode`` as Keras' (``"auto"`` needs a built-in metric name; else pass min/max).
+        early_stopping: ``keras.callbacks.EarlyStopping`` arguments (a dict) or True for its
+            defaults; ``monitor``/``mode`` default to the bundle's. None: no early stopping.
+        reduce_lr: the same for ``keras.callbacks.ReduceLROnPlateau``.
+        keep_best, keep_last: checkpoints kept: the best ``keep_best`` by ``monitor`` plus the
+            last ``keep_last`` epochs (each >= 1).
+        save_weights_only: save ``.weights.h5`` (``model.save_weights``) instead of ``.keras``.
+        histogram_freq, update_freq: passed to ``keras.callbacks.TensorBoard``.
+        hparams: hyperparameters (name -> bool/int/float/str) for the manifest and TensorBoard's
+            HParams dashboard.
+        checkpoint_template: checkpoint file name with ModelCheckpoint fields, default
+            ``epoch_{epoch:03d}-<monitor>_{<monitor>:.6f}.keras``.
+
+    Returns:
+        The list to pass as ``model.fit(callbacks=...)`` (add your own callbacks after it).
+
+    Example:
+        >>> import runlens.keras                                            # doctest: +SKIP
+        >>> model.fit(x, y, validation_data=(xv, yv), epochs=100,
+        ...           callbacks=runlens.keras.callbacks("runs/exp1", keep_best=3,
+        ...               early_stopping={"patience": 5, "restore_best_weights": True},
+        ...               reduce_lr={"patience": 2, "factor": 0.5}, hparams={"units": 64}))
+    """
+    run = Path(run_dir)
+    direction = metric_direction(monitor, mode, callback="ModelCheckpoint")
+    for option, value in (("keep_best", keep_best), ("keep_last", keep_last)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RunlensError(f"{option} must be a whole number >= 1, got {value!r}")
+    es_args = _policy_args("early_stopping", early_stopping, monitor, mode, EarlyStopping)
+    rlr_args = _policy_args("reduce_lr", reduce_lr, monitor, mode, ReduceLROnPlateau)
+    names = CheckpointNames.create(monitor, save_weights_only=save_weights_only, template=checkpoint_template)
+    checked = check_hparams(hparams)
+    es = _keras_policy("early_stopping", keras.callbacks.EarlyStopping, es_args)
+    rlr = _keras_policy("reduce_lr", keras.callbacks.ReduceLROnPlateau, rlr_args)
+    record = RunRecord(run)
+    config = {
+        "monitor": monitor, "mode": mode, "direction": direction,
+        "early_stopping": es_args, "reduce_lr": rlr_args,
+        "keep_best": keep_best, "keep_last": keep_last, "save_weights_only": bool(save_weights_only),
+        "checkpoint_template": names.template, "checkpoint_template_no_value": names.no_value,
+        "histogram_freq": histogram_freq, "update_freq": update_freq,
+    }  # fmt: skip
+    listed: list[keras.callbacks.Callback] = [
+        keras.callbacks.TensorBoard(log_dir=str(run), histogram_freq=histogram_freq, update_freq=update_freq)
+    ]
+    if checked:
+        listed.append(HParamsSummary(run, checked))
+    listed += [p for p in (rlr, es) if p is not None]
+    listed += [
+        BestKCheckpoint(run, monitor=monitor, mode=mode, keep_best=keep_best, keep_last=keep_last,
+                        names=names, record=record, save_weights_only=save_weights_only,
+                        early_stopping=es),
+        ResumableCSVLogger(run / HISTORY),
+        RunManifest(run, config=config, hparams=checked, record=record, early_stopping=es,
+                    reduce_lr=rlr),
+    ]  # fmt: skip
+    return listed
+
+
+def _policy_args(
+    option: str, given: Mapping[str, Any] | bool | None, monitor: str, mode: str, replay: type
+) -> dict[str, Any] | None:
+    """The Keras arguments of a policy, with the bundle's monitor/mode as defaults, checked by
+    building runlens' replay of it (so the run can always be replayed offline)."""
+    if given is None or given is False:
+        return None
+    if given is True:
+        given = {}
+    if not isinstance(given, Mapping):
+        raise RunlensError(f"{option} must be a dict of Keras arguments, True or None, got {given!r}")
+    args = {"monitor": monitor, "mode": mode, **given}
+    try:
+        replay(**{k: v for k, v in args.items() if k != "verbose"})
+    except TypeError as exc:
+        raise RunlensError(f"{option}={dict(given)!r}: {exc}") from None
+    except RunlensError as exc:
+        raise RunlensError(f"{option}: {exc}") from None
+    return args
+
+
+def _keras_policy(option: str, cls: type, args: dict[str, Any] | None) -> Any:
+    if args is None:
+        return None
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise RunlensError(f"{option}={args!r}: {exc}") from None
