@@ -18,19 +18,15 @@ Layout generated (real writers only):
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-HERE = Path(__file__).resolve().parent
-SAMPLE = HERE.parent / "sample_logs"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HERE, memory_line, naive_floor, peak_memory, timed  # noqa: E402
 
 
 def generate(root: Path, points: int) -> None:
@@ -85,17 +81,6 @@ def generate(root: Path, points: int) -> None:
     writer.close()
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        result = None
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def read_runlens(root: Path, workers: int | None):
     import runlens
 
@@ -123,26 +108,6 @@ def read_event_accumulator(root: Path) -> int:
         for tag in tags.get("tensors", []):
             count += len(accumulator.Tensors(tag))
     return count
-
-
-def peak_memory(root: Path) -> dict[str, float]:
-    """runlens' peak memory, measured in a fresh process: RSS growth and tracemalloc peak."""
-    code = f"""
-import gc, json, tracemalloc
-import numpy, pandas, runlens, runlens.events.logdir, runlens.events.decode, tensorboard.compat.proto.event_pb2
-def high_water_kb():  # VmHWM: peak RSS of this process image (ru_maxrss would carry the parent's over exec)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
-runlens.read_scalars({str(SAMPLE)!r}, workers=1)  # warm up: lazily imported code, first-use caches
-base = high_water_kb()
-tracemalloc.start()
-df = runlens.read_scalars({str(root)!r}, workers=1)
-current, peak = tracemalloc.get_traced_memory()
-rss = high_water_kb()
-print(json.dumps({{"base_rss_mb": base / 1024, "peak_rss_growth_mb": (rss - base) / 1024,
-    "tracemalloc_peak_mb": peak / 2**20, "frame_mb": df.memory_usage(deep=True).sum() / 2**20, "rows": len(df)}}))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -173,6 +138,8 @@ def main() -> None:
     rows.append(("runlens.read_scalars (default workers)", t, len(df)))
     t1, df1 = timed(lambda: read_runlens(root, 1), args.repeat)
     rows.append(("runlens.read_scalars (workers=1)", t1, len(df1)))
+    t_floor, count = timed(lambda: naive_floor(root), 1)
+    rows.append(("naive floor: Event.FromString per record", t_floor, count))
     t_tb, (scalars, tensors) = timed(lambda: read_tbparse(root), 1)
     rows.append(("tbparse .scalars + .tensors", t_tb, len(scalars) + len(tensors)))
     if not args.skip_accumulator:
@@ -183,15 +150,8 @@ def main() -> None:
     for name, seconds, points in rows:
         print(f"{name:48} {seconds:8.3f} {points:10,d} {points / seconds:12,.0f} {seconds / t:10.1f}x")
     print("\n(tensors counted by tbparse/EventAccumulator include the text summaries runlens skips)")
-    memory = peak_memory(root)
-    print(
-        f"\nrunlens peak memory (workers=1, fresh process): interpreter+imports {memory['base_rss_mb']:.0f} MB, "
-        f"RSS growth {memory['peak_rss_growth_mb']:.1f} MB, tracemalloc peak {memory['tracemalloc_peak_mb']:.1f} MB, "
-        f"DataFrame {memory['frame_mb']:.1f} MB ({memory['rows']:,} rows) -> peak/frame "
-        f"{memory['tracemalloc_peak_mb'] / memory['frame_mb']:.2f}x (tracemalloc), "
-        f"{memory['peak_rss_growth_mb'] / memory['frame_mb']:.2f}x (RSS)"
-    )
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, ru_maxrss of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print("\nrunlens peak memory (workers=1, fresh process): " + memory_line(peak_memory(root)))
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from runlens.export import output_format, write_frame
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write: .csv, .parquet or .json.")
 @click.option("--epochs", "epochs", is_flag=True, help="Write the epoch frame (one row per run and epoch) instead of every scalar.")
 @click.option("--runs", multiple=True, help="Only runs with this name or glob (repeatable).")
+@click.option("--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed.")
 @click.option("--tags", multiple=True, help="Only tags with this name or glob (repeatable; not with --epochs).")
-def export_command(path: str, output: str, epochs: bool, runs: tuple[str, ...], tags: tuple[str, ...]) -> None:
+def export_command(path: str, output: str, epochs: bool, runs: tuple[str, ...], cache: bool, tags: tuple[str, ...]) -> None:
     """Write every scalar under PATH (long format: run, tag, step, wall_time, value) to a file.
 
     The format follows the extension. With --epochs, write one row per (run, epoch) with Keras'
@@ -29,6 +30,9 @@ def export_command(path: str, output: str, epochs: bool, runs: tuple[str, ...], 
     if epochs and tags:
         raise click.UsageError("--tags selects rows of the long frame; it cannot be combined with --epochs")
     output_format(output)
-    frame = read_epochs(path, runs=runs or None) if epochs else read_scalars(path, runs=runs or None, tags=tags or None)
+    if epochs:
+        frame = read_epochs(path, runs=runs or None, cache=cache)
+    else:
+        frame = read_scalars(path, runs=runs or None, tags=tags or None, cache=cache)
     written = write_frame(frame, output)
     click.echo(f"wrote {len(frame):,} rows to {written}")

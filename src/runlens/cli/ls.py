@@ -13,15 +13,17 @@ from runlens.events.summary import summarize_scalars
 @click.argument("path", type=click.Path())
 @click.option("--tags", "by_tag", is_flag=True, help="One line per run and tag instead of per run.")
 @click.option("--runs", multiple=True, help="Only runs with this name or glob (repeatable).")
-def ls_command(path: str, by_tag: bool, runs: tuple[str, ...]) -> None:
+@click.option("--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed.")
+def ls_command(path: str, by_tag: bool, runs: tuple[str, ...], cache: bool) -> None:
     """List the runs under PATH: tags, points, step range, time span, and any damaged files.
 
     \b
     Examples:
         runlens ls sample_logs
         runlens ls sample_logs --tags --runs 'overfits/*'
+        runlens ls s3://bucket/logs --cache
     """
-    scalars = read_scalars(path, runs=runs or None)
+    scalars = read_scalars(path, runs=runs or None, cache=cache)
     echo_frame(summarize_scalars(scalars, by_tag=by_tag))
     click.echo(f"\n{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
     echo_problems(scalars.attrs["problems"])
