@@ -198,34 +198,31 @@ def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
     crc = _crc32c.crc32c
     view = memoryview(buffer)
     starts: list[int] = []
-    lengths: list[int] = []
     crcs: list[int] = []
+    add_start, add_crc = starts.append, crcs.append
     pos = 0
-    need = 0
+    need = HEADER
     # Follow the length chain computing each payload's CRC on the way (one loop, the only per-record
     # Python code), then check every length CRC at once below and cut at the first bad one: the
     # same result as checking each before following it.
-    while pos + HEADER <= size:
-        (length,) = unpack(buffer, pos)
-        end = pos + HEADER + length + FOOTER
-        if end > size:
-            if _length_crc_ok(buffer, pos):
-                need = end - pos
-            else:
-                starts.append(pos)  # let the vectorised check below report it as the first bad one
-                lengths.append(0)  # (its length is garbage, possibly >= 2**63)
-                crcs.append(0)
+    while True:
+        body = pos + HEADER
+        if body > size:
             break
-        starts.append(pos)
-        lengths.append(length)
-        crcs.append(crc(view[pos + HEADER : end - FOOTER]))
+        end = body + unpack(buffer, pos)[0] + FOOTER
+        if end > size:
+            need = end - pos
+            break
+        add_start(pos)
+        add_crc(crc(view[body : end - FOOTER]))
         pos = end
-    else:
-        need = HEADER
-
     heads = np.asarray(starts, dtype=np.int64)
-    lens = np.asarray(lengths, dtype=np.int64)
+    lens = np.diff(np.append(heads, pos)) - (HEADER + FOOTER)
     computed = np.asarray(crcs, dtype=np.uint32)
+    if need > HEADER and not _length_crc_ok(buffer, pos):
+        # Let the vectorised check below report it as the first bad one (its length is garbage).
+        heads, lens, computed = np.append(heads, pos), np.append(lens, 0), np.append(computed, np.uint32(0))
+        need = 0
     buf = np.frombuffer(buffer, dtype=np.uint8)
     if len(heads):
         stored = _gather_u32(buf, heads + 8)
