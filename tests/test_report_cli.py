@@ -264,3 +264,17 @@ def test_cli_report_imports_neither_tensorflow_nor_matplotlib_for_text(tmp_path)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().endswith("ok")
+
+
+def test_plots_drawn_in_parallel_processes_equal_those_drawn_here():
+    code = textwrap.dedent(f"""
+        import runlens
+        from runlens.report.plots import run_plot, run_plots
+        report = runlens.build_report({str(SAMPLE)!r}, checkpoints=False)
+        here = [run_plot(r, report.settings) for r in report.runs]
+        assert run_plots(report.runs, report.settings, workers=2) == here
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok"

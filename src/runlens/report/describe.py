@@ -93,60 +93,75 @@ def lr_policy_text(s: Settings) -> str:
 
 def header_lines(report: Report) -> Lines:
     t = report.totals
+    terms = (
+        "saved = logged epochs after the stop; regret = how much worse the value fit returns is than "
+        "the best the run logged (0: nothing lost)"
+    )
     return [
         ("source", report.source),
         ("runs", f"{t.runs} run(s), {t.epochs_logged} epochs logged"),
         ("policy", policy_text(report.settings)),
         ("learning rate", lr_policy_text(report.settings)),
-        ("terms", "saved = logged epochs after the stop; regret = how much worse the value fit returns is "
-                  "than the best the run logged (0: nothing lost)"),
+        ("terms", terms),
     ]
 
 
 def run_lines(record: RunRecord, settings: Settings) -> Lines:
     """Label/text pairs saying everything the report knows about one run."""
     m = settings.monitor
-    span = f"epochs 1-{record.last_epoch + 1}"
-    logged = f"{record.epochs_logged} ({span})"
-    if record.epochs_logged < record.last_epoch + 1:
-        logged = f"{record.epochs_logged} of {span} ({record.last_epoch + 1 - record.epochs_logged} without a row)"
-    if record.monitor_logged < record.epochs_logged:
-        logged += f"; {m} at {record.monitor_logged} of them"
-    lines = [("epochs logged", logged)]
-    if record.run_best_epoch is None:
-        best = "none logged" if not record.monitor_logged else "only NaN logged"
-    else:
-        best = f"{number(record.run_best_value)} at epoch {epoch(record.run_best_epoch)}"
-    lines.append((f"best {m}", best))
-    if record.stopped_epoch is None:
-        stops = f"does not stop within the {record.epochs_logged} logged epochs (patience {settings.patience})"
-    else:
-        stops = (
-            f"stops after epoch {epoch(record.stopped_epoch)} (patience {settings.patience}; "
-            f"best so far: epoch {epoch(record.best_epoch)})"
-        )
-    lines.append(("EarlyStopping", stops))
     how = "restore_best_weights" if settings.restore_best_weights else "the last trained epoch"
-    lines.append(("fit returns", f"the weights of epoch {epoch(record.restored_epoch)} ({how}), "
-                                 f"{m} {number(record.restored_value)}"))  # fmt: skip
-    if record.epochs_saved:
-        time = duration(record.time_saved_s)
-        if record.wall_time_s:
-            time += f" of {duration(record.wall_time_s)}"
-        saved = f"{record.epochs_saved} epochs ({percent(record.fraction_saved)}), {time} wall-clock"
-    else:
-        saved = "nothing: the policy trains every logged epoch"
-    lines.append(("saved", saved))
-    lines.append(("regret", regret_text(record, m)))
+    lines = [
+        ("epochs logged", _logged_text(record, m)),
+        (f"best {m}", _best_text(record)),
+        ("EarlyStopping", _stop_text(record, settings.patience)),
+        ("fit returns", f"the weights of epoch {epoch(record.restored_epoch)} ({how}), {m} "
+                        f"{number(record.restored_value)}"),
+        ("saved", _saved_text(record)),
+        ("regret", _regret_text(record, m)),
+    ]  # fmt: skip
     if record.learning_rate is not None:
         lines += lr_lines(record.learning_rate)
     if record.checkpoints is not None:
         lines.append(("checkpoints", checkpoint_text(record.checkpoints, settings, record.restored_epoch)))
-    lines += [("note", note) for note in record.notes]
-    return lines
+    return lines + [("note", note) for note in record.notes]
 
 
-def regret_text(record: RunRecord, monitor: str) -> str:
+def _logged_text(record: RunRecord, monitor: str) -> str:
+    span = f"epochs 1-{record.last_epoch + 1}"
+    missing = record.last_epoch + 1 - record.epochs_logged
+    text = f"{record.epochs_logged} ({span})"
+    if missing:
+        text = f"{record.epochs_logged} of {span} ({missing} without a row)"
+    if record.monitor_logged < record.epochs_logged:
+        text += f"; {monitor} at {record.monitor_logged} of them"
+    return text
+
+
+def _best_text(record: RunRecord) -> str:
+    if record.run_best_epoch is None:
+        return "only NaN logged" if record.monitor_logged else "none logged"
+    return f"{number(record.run_best_value)} at epoch {epoch(record.run_best_epoch)}"
+
+
+def _stop_text(record: RunRecord, patience: int) -> str:
+    if record.stopped_epoch is None:
+        return f"does not stop within the {record.epochs_logged} logged epochs (patience {patience})"
+    return (
+        f"stops after epoch {epoch(record.stopped_epoch)} (patience {patience}; "
+        f"best so far: epoch {epoch(record.best_epoch)})"
+    )
+
+
+def _saved_text(record: RunRecord) -> str:
+    if not record.epochs_saved:
+        return "nothing: the policy trains every logged epoch"
+    time = duration(record.time_saved_s)
+    if record.wall_time_s:
+        time += f" of {duration(record.wall_time_s)}"
+    return f"{record.epochs_saved} epochs ({percent(record.fraction_saved)}), {time} wall-clock"
+
+
+def _regret_text(record: RunRecord, monitor: str) -> str:
     if record.regret is None:
         return f"n/a (the restored epoch logged no {monitor}, or the run no usable value)"
     if record.regret == 0:
@@ -158,37 +173,38 @@ def regret_text(record: RunRecord, monitor: str) -> str:
 
 
 def lr_lines(lr: LearningRate) -> Lines:
-    if lr.note is not None and lr.column is None:
+    """The learning-rate lines: logged, replayed, and where the two schedules part."""
+    if lr.note is not None:
         return [("learning rate", lr.note)]
     lines = []
     if lr.column is None:
         lines.append(("LR logged", "no learning rate logged"))
+    elif lr.logged_changes_at:
+        changes = epochs_text(lr.logged_changes_at)
+        first, final = number(lr.logged_first), number(lr.logged_final)
+        lines.append(("LR logged", f"{lr.column}: {first} -> {final}, changed after epoch(s) {changes}"))
     else:
-        changes = lr.logged_changes_at
-        what = f"constant {number(lr.logged_first)}"
-        if changes:
-            what = f"{number(lr.logged_first)} -> {number(lr.logged_final)}, changed after epoch(s) {epochs_text(changes)}"
-        lines.append(("LR logged", f"{lr.column}: {what}"))
-    if lr.note is not None:
-        lines.append(("LR replayed", lr.note))
-        return lines
-    reduced = lr.replayed_reduced_at
-    what = f"reduced after epoch(s) {epochs_text(reduced)}" if reduced else "no reduction"
-    lines.append(("LR replayed", f"over the {lr.epochs_replayed} epochs EarlyStopping trains: {what}, "
-                                 f"ends at {number(lr.replayed_final)}"))  # fmt: skip
+        lines.append(("LR logged", f"{lr.column}: constant {number(lr.logged_first)}"))
+    reduced = "no reduction"
+    if lr.replayed_reduced_at:
+        reduced = f"reduced after epoch(s) {epochs_text(lr.replayed_reduced_at)}"
+    trained = f"over the {lr.epochs_replayed} epochs EarlyStopping trains"
+    lines.append(("LR replayed", f"{trained}: {reduced}, ends at {number(lr.replayed_final)}"))
     if lr.column is None:
         return lines
     if lr.diverges_at is None:
-        lines.append(("LR replay vs log", f"the replayed schedule matches the logged one over those {lr.epochs_replayed} epochs"))
+        versus = f"the replayed schedule matches the logged one over those {lr.epochs_replayed} epochs"
     else:
         e = epoch(lr.diverges_at)
-        lines.append(("LR replay vs log", f"departs from the logged schedule at epoch {e}: the metrics from epoch {e} "
-                      "on were logged under another rate than the replay would have used, so decisions read "
-                      "from them are counterfactual"))  # fmt: skip
-    return lines
+        versus = (
+            f"departs from the logged schedule at epoch {e}: the metrics from epoch {e} on were logged under "
+            "another rate than the replay would have used, so decisions read from them are counterfactual"
+        )
+    return lines + [("LR replay vs log", versus)]
 
 
 def checkpoint_text(c: CheckpointSummary, settings: Settings, restored: int | None) -> str:
+    """What a run's checkpoints are and what the keep rules would do with them."""
     health = "all valid" if not c.invalid else f"{c.valid} valid, {c.invalid} invalid"
     found = f"{c.files} in {c.folder}/ ({health}, {nbytes(c.bytes_total)})"
     if c.note is not None:
@@ -196,63 +212,69 @@ def checkpoint_text(c: CheckpointSummary, settings: Settings, restored: int | No
     rules = f"best {settings.keep_best} by {settings.monitor}"
     if settings.keep_last:
         rules += f" + last {settings.keep_last}"
-    text = (
-        f"{found}; {rules} keep {c.keep} (epochs {epochs_text(c.kept_epochs)}), delete {c.drop}, "
-        f"free {nbytes(c.bytes_to_free)}"
-    )
+    parts = [
+        found,
+        f"{rules} keep {c.keep} (epochs {epochs_text(c.kept_epochs)}), delete {c.drop}, free {nbytes(c.bytes_to_free)}",
+    ]
     if c.kept_unranked:
-        text += f"; {c.kept_unranked} kept for lack of a {settings.monitor} value to rank by"
+        parts.append(f"{c.kept_unranked} kept for lack of a {settings.monitor} value to rank by")
     if c.fresh:
-        text += f"; {c.fresh} modified within {settings.checkpoint_min_age:g} s kept (may still be written)"
+        parts.append(f"{c.fresh} modified within {settings.checkpoint_min_age:g} s kept (may still be written)")
     if c.restored is not None and restored is not None:
         fate = {"kept": "is kept", "dropped": "would be DELETED", "none": "has no checkpoint"}[c.restored]
-        text += f"; the restored epoch {epoch(restored)} {fate}"
-    return text
+        parts.append(f"the restored epoch {epoch(restored)} {fate}")
+    return "; ".join(parts)
 
 
-SWEEP_HEADERS = ["patience", "min_delta", "epochs saved", "of epochs", "time saved", "runs stopped",
-                 "runs lost", "mean regret", "max regret", "marks"]  # fmt: skip
+SWEEP_HEADERS = [
+    "patience", "min_delta", "epochs saved", "of epochs", "time saved", "runs stopped", "runs lost",
+    "mean regret", "max regret", "marks",
+]  # fmt: skip
 
 
 def sweep_cells(sweep: SweepSummary) -> list[list[str]]:
     """One row of strings per setting, in :data:`SWEEP_HEADERS` order."""
     rows = []
     for r in sweep.rows:
-        marks = [name for name in ("frontier", "recommended", "current") if r[name]]
+        marks = ", ".join(name for name in ("frontier", "recommended", "current") if r[name])
         rows.append([
             str(r["patience"]), f"{r['min_delta']:g}", str(r["epochs_saved"]), percent(r["fraction_saved"]),
             duration(r["time_saved_s"]), str(r["runs_stopped"]), str(r["runs_lost"]),
-            number(r["mean_regret"]), number(r["max_regret"]), ", ".join(marks),
+            number(r["mean_regret"]), number(r["max_regret"]), marks,
         ])  # fmt: skip
     return rows
 
 
 def sweep_lines(report: Report) -> Lines:
+    """The frontier and the recommendation in words."""
     sweep = report.sweep
-    points: dict[tuple[int, int], list[dict]] = {}
+    by_point: dict[tuple[int, int], list[dict]] = {}
     for r in sweep.rows:
         if r["frontier"]:
-            points.setdefault((r["epochs_saved"], r["runs_lost"]), []).append(r)
-    points = "; ".join(f"{_settings(rows)}: {saved} saved, {lost} lost" for (saved, lost), rows in points.items())
+            by_point.setdefault((r["epochs_saved"], r["runs_lost"]), []).append(r)
+    points = "; ".join(f"{_settings(rows)}: {saved} saved, {lost} lost" for (saved, lost), rows in by_point.items())
     lines = [("frontier", f"settings no other beats on both epochs saved and runs lost: {points}")]
     best = next((r for r in sweep.rows if r["recommended"]), None)
     if best is None:
-        lines.append(("recommended", f"none: every setting loses more than the tolerance ({sweep.tolerance:g}) "
-                                     "on some run; raise --tolerance to accept some regret"))  # fmt: skip
+        text = (
+            f"none: every setting loses more than the tolerance ({sweep.tolerance:g}) on some run; "
+            "raise --tolerance to accept some regret"
+        )
     else:
-        lost = "no run loses" if not best["runs_lost"] else f"{best['runs_lost']} run(s) lose"
-        lines.append(("recommended", f"{_setting(best)}: saves {best['epochs_saved']} of {best['epochs_logged']} "
-                      f"epochs ({percent(best['fraction_saved'])}), {duration(best['time_saved_s'])}; {lost} "
-                      f"(max regret {number(best['max_regret'])} <= tolerance {sweep.tolerance:g})"))  # fmt: skip
-    return lines
+        lost = f"{best['runs_lost']} run(s) lose" if best["runs_lost"] else "no run loses"
+        text = (
+            f"{_setting(best)}: saves {best['epochs_saved']} of {best['epochs_logged']} epochs "
+            f"({percent(best['fraction_saved'])}), {duration(best['time_saved_s'])}; {lost} "
+            f"(max regret {number(best['max_regret'])} <= tolerance {sweep.tolerance:g})"
+        )
+    return lines + [("recommended", text)]
 
 
 def _settings(rows: list[dict]) -> str:
     """Settings in few words: ``patience=0,1,2`` when they share a min_delta."""
     if len({r["min_delta"] for r in rows}) > 1:
         return ", ".join(_setting(r) for r in rows)
-    patiences = ",".join(str(r["patience"]) for r in rows)
-    return _setting({**rows[0], "patience": patiences})
+    return _setting({**rows[0], "patience": ",".join(str(r["patience"]) for r in rows)})
 
 
 def _setting(row: dict) -> str:
@@ -261,30 +283,35 @@ def _setting(row: dict) -> str:
 
 
 def totals_lines(report: Report) -> Lines:
+    """What the whole logdir logged and what could have been saved."""
     t, s = report.totals, report.settings
-    wall = duration(t.wall_time_s)
     share = f" ({percent(t.time_saved_s / t.wall_time_s)})" if t.wall_time_s else ""
+    policy = (
+        f"saves {t.epochs_saved} of {t.epochs_logged} epochs ({percent(t.fraction_saved)}), "
+        f"{duration(t.time_saved_s)}{share}; {t.runs_stopped} run(s) stopped early, {t.runs_lost} with regret > 0"
+    )
+    setting = _setting({"patience": s.patience, "min_delta": s.min_delta})
     lines = [
-        ("logged", f"{t.runs} run(s), {t.epochs_logged} epochs, {wall} wall-clock (first to last epoch end)"),
-        (f"policy ({_setting({'patience': s.patience, 'min_delta': s.min_delta})})", f"saves {t.epochs_saved} of {t.epochs_logged} epochs "
-         f"({percent(t.fraction_saved)}), {duration(t.time_saved_s)}{share}; {t.runs_stopped} run(s) stopped "
-         f"early, {t.runs_lost} with regret > 0"),
+        ("logged", f"{t.runs} run(s), {t.epochs_logged} epochs, {duration(t.wall_time_s)} wall-clock "
+                   "(first to last epoch end)"),
+        (f"policy ({setting})", policy),
     ]  # fmt: skip
-    if t.recommended_epochs_saved is not None:
-        best = next(r for r in report.sweep.rows if r["recommended"])
-        lines.append((f"recommended ({_setting(best)})", f"saves {t.recommended_epochs_saved} epochs "
-                      f"({percent(t.recommended_fraction_saved)}), {duration(t.recommended_time_saved_s)}"))  # fmt: skip
+    best = next((r for r in report.sweep.rows if r["recommended"]), None)
+    if best is not None:
+        saved = f"saves {t.recommended_epochs_saved} epochs ({percent(t.recommended_fraction_saved)}), "
+        lines.append((f"recommended ({_setting(best)})", saved + duration(t.recommended_time_saved_s)))
     if t.checkpoint_files is not None:
-        lines.append(("checkpoints", f"{t.checkpoint_files} files, {nbytes(t.checkpoint_bytes)}; the keep rules "
-                                     f"would free {nbytes(t.checkpoint_bytes_to_free)}"))  # fmt: skip
+        freed = f"the keep rules would free {nbytes(t.checkpoint_bytes_to_free)}"
+        lines.append(("checkpoints", f"{t.checkpoint_files} files, {nbytes(t.checkpoint_bytes)}; {freed}"))
     return lines
 
 
 def run_headers(settings: Settings) -> list[str]:
     """Columns of the one-row-per-run overview (Markdown and HTML)."""
-    m = settings.monitor
-    return ["run", "epochs", "best epoch", f"best {m}", "stops after", "restores", "epochs saved",
-            "time saved", "regret", "LR replay", "checkpoints"]  # fmt: skip
+    return [
+        "run", "epochs", "best epoch", f"best {settings.monitor}", "stops after", "restores", "epochs saved",
+        "time saved", "regret", "LR replay", "checkpoints",
+    ]  # fmt: skip
 
 
 def run_cells(record: RunRecord) -> list[str]:
@@ -305,9 +332,9 @@ def run_cells(record: RunRecord) -> list[str]:
         ckpt = f"{c.files} files, no plan"
     else:
         ckpt = f"{c.files} files, keep {c.keep}, free {nbytes(c.bytes_to_free)}"
+    stops = "never" if record.stopped_epoch is None else epoch(record.stopped_epoch)
     return [
-        record.run, str(record.epochs_logged), epoch(record.run_best_epoch), number(record.run_best_value),
-        "never" if record.stopped_epoch is None else epoch(record.stopped_epoch), epoch(record.restored_epoch),
-        f"{record.epochs_saved} ({percent(record.fraction_saved)})", duration(record.time_saved_s),
-        number(record.regret), lr_cell, ckpt,
+        record.run, str(record.epochs_logged), epoch(record.run_best_epoch), number(record.run_best_value), stops,
+        epoch(record.restored_epoch), f"{record.epochs_saved} ({percent(record.fraction_saved)})",
+        duration(record.time_saved_s), number(record.regret), lr_cell, ckpt,
     ]  # fmt: skip

@@ -14,7 +14,7 @@ from html import escape
 
 from runlens.report import describe
 from runlens.report.model import Report
-from runlens.report.plots import run_plot, sweep_plot
+from runlens.report.plots import run_plots, sweep_plot
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _STYLE = """
@@ -45,11 +45,12 @@ def render_html(report: Report) -> str:
         "<h2>Runs</h2>",
         _table(describe.run_headers(s), [describe.run_cells(r) for r in report.runs], links=True),
     ]
-    for i, record in enumerate(report.runs):
+    images = run_plots(report.runs, s)
+    for i, (record, image) in enumerate(zip(report.runs, images)):
         out += [
             f'<section class="run" id="run-{i}"><h3>{escape(record.run)}</h3>',
             _pairs(describe.run_lines(record, s)),
-            _image(run_plot(record, s), f"{s.monitor}, train vs validation and learning rate of run {record.run}"),
+            _image(image, f"{s.monitor}, train vs validation and learning rate of run {record.run}"),
             "</section>",
         ]
     out += [

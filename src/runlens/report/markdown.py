@@ -1,8 +1,8 @@
 """The Markdown report: the text report's content as tables (GitHub-flavoured).
 
 Run names, metric names and notes come from files anyone can write, so every cell is escaped:
-Markdown's emphasis, code, link and table characters get a backslash, ``<``/``>``/``&`` become entities (no raw HTML gets
-through), and line breaks become spaces (a cell stays one table cell).
+Markdown's emphasis, code, link and table characters get a backslash, ``<``/``>``/``&`` become
+entities (no raw HTML gets through), and line breaks become spaces (a cell stays one table cell).
 
 >>> escape("a|b <script>")
 'a\\\\|b &lt;script&gt;'
