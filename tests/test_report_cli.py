@@ -194,6 +194,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no per-epoch scalars" in result.stderr
     result = invoke(SAMPLE, "--sweep-patience", "1,two")
     assert result.exit_code == 2 and "comma-separated" in result.stderr
+    result = invoke(SAMPLE, "--no-checkpoints", "-o", tmp_path / "no" / "such" / "folder.txt")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "cannot write the report" in result.stderr
 
 
 def test_help_explains_lr_timing_and_has_examples():

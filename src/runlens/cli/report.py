@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
+from runlens.errors import RunlensError
 from runlens.report.build import DEFAULT_SWEEP_PATIENCE, build_report
 from runlens.report.progress import delayed_notice
 from runlens.report.render import FORMATS, render_report
@@ -113,5 +114,8 @@ def report_command(logdir: str, fmt: str | None, output: str | None, no_checkpoi
     if output is None:
         click.echo(rendered, nl=False)
         return
-    Path(output).write_text(rendered, encoding="utf-8")
+    try:
+        Path(output).write_text(rendered, encoding="utf-8")
+    except OSError as exc:
+        raise RunlensError(f"{output}: cannot write the report ({exc.strerror or exc}); pick another -o") from None
     click.echo(f"wrote the {fmt} report on {len(report.runs)} run(s) to {output}")

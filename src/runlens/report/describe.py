@@ -271,10 +271,17 @@ def sweep_lines(report: Report) -> Lines:
 
 
 def _settings(rows: list[dict]) -> str:
-    """Settings in few words: ``patience=0,1,2`` when they share a min_delta."""
-    if len({r["min_delta"] for r in rows}) > 1:
-        return ", ".join(_setting(r) for r in rows)
-    return _setting({**rows[0], "patience": ",".join(str(r["patience"]) for r in rows)})
+    """Settings in few words: ``patience=0,1 with min_delta=0,0.01 and patience=3``."""
+    by_delta: dict[float, list[str]] = {}
+    for r in rows:
+        by_delta.setdefault(r["min_delta"], []).append(str(r["patience"]))
+    by_patiences: dict[str, list[str]] = {}
+    for delta, patiences in by_delta.items():
+        by_patiences.setdefault(",".join(patiences), []).append(f"{delta:g}")
+    parts = []
+    for patiences, deltas in by_patiences.items():
+        parts.append(f"patience={patiences}" + ("" if deltas == ["0"] else f" with min_delta={','.join(deltas)}"))
+    return " and ".join(parts)
 
 
 def _setting(row: dict) -> str:
