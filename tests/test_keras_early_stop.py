@@ -110,7 +110,7 @@ def test_manifest_says_what_happened(fit):
     assert (m["config"]["keep_best"], m["config"]["keep_last"], m["config"]["direction"]) == (2, 1, "min")
     assert m["hparams"] == HPARAMS
     assert m["versions"]["keras"] == keras.__version__ and m["versions"]["runlens"] == runlens.__version__
-    times = [dt.datetime.fromisoformat(m[k]) for k in ("started_at", "updated_at", "ended_at")]
+    times = [dt.datetime.fromisoformat(m[k]) for k in ("started_at", "ended_at", "updated_at")]
     assert times == sorted(times) and all(t.utcoffset() == dt.timedelta(0) for t in times)
     assert [(a["initial_epoch"], a["ended_normally"]) for a in m["attempts"]] == [(0, True)]
 

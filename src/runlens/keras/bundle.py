@@ -5,16 +5,18 @@ The order of the list is part of its meaning (Keras calls callbacks in list orde
 1. ``keras.callbacks.TensorBoard(log_dir=RUN)`` -- first, so that at an epoch's end it logs the
    learning rate used *during* that epoch: placed after ReduceLROnPlateau it would log the rate
    already reduced for the next epoch.
-2. :class:`~runlens.keras.hparams_summary.HParamsSummary` (when ``hparams`` are given) -- writes
-   them at train begin, into ``RUN`` (the HParams dashboard's session).
-3. ``keras.callbacks.ReduceLROnPlateau`` (Keras' own; with ``reduce_lr``) -- after TensorBoard; it
+2. ``keras.callbacks.ReduceLROnPlateau`` (Keras' own; with ``reduce_lr``) -- after TensorBoard; it
    puts the rate it found (the one used during the epoch) into ``logs["learning_rate"]`` before
    reducing.
-4. ``keras.callbacks.EarlyStopping`` (Keras' own; with ``early_stopping``) -- sets
+3. ``keras.callbacks.EarlyStopping`` (Keras' own; with ``early_stopping``) -- sets
    ``model.stop_training``; before the checkpoints so that retention keeps the epoch it will
    restore.
-5. :class:`~runlens.keras.checkpoint.BestKCheckpoint` -- saves ``RUN/checkpoints/...`` and keeps
+4. :class:`~runlens.keras.checkpoint.BestKCheckpoint` -- saves ``RUN/checkpoints/...`` and keeps
    the best ``keep_best`` + last ``keep_last``; it sees the epoch's logs and EarlyStopping's best.
+   It is the first of runlens' callbacks to see a fit's first epoch begin, where it refuses to
+   start a new run over a finished one -- before the callbacks after it write anything.
+5. :class:`~runlens.keras.hparams_summary.HParamsSummary` (when ``hparams`` are given) -- writes
+   them into ``RUN`` (the HParams dashboard's session) when the first epoch begins.
 6. :class:`~runlens.keras.csv_history.ResumableCSVLogger` -- ``RUN/history.csv``; after
    ReduceLROnPlateau, so the CSV has its ``learning_rate`` column.
 7. :class:`~runlens.keras.run_manifest.RunManifest` -- last: records in ``RUN/runlens.json`` what
@@ -113,13 +115,13 @@ def callbacks(
     listed: list[keras.callbacks.Callback] = [
         keras.callbacks.TensorBoard(log_dir=str(run), histogram_freq=histogram_freq, update_freq=update_freq)
     ]
+    listed += [p for p in (rlr, es) if p is not None]
+    listed.append(BestKCheckpoint(run, monitor=monitor, mode=mode, keep_best=keep_best,
+                                  keep_last=keep_last, names=names, record=record,
+                                  save_weights_only=save_weights_only, early_stopping=es))
     if checked:
         listed.append(HParamsSummary(run, checked))
-    listed += [p for p in (rlr, es) if p is not None]
     listed += [
-        BestKCheckpoint(run, monitor=monitor, mode=mode, keep_best=keep_best, keep_last=keep_last,
-                        names=names, record=record, save_weights_only=save_weights_only,
-                        early_stopping=es),
         ResumableCSVLogger(run / HISTORY),
         RunManifest(run, config=config, hparams=checked, record=record, early_stopping=es,
                     reduce_lr=rlr),

@@ -1,6 +1,6 @@
 """Hyperparameters written for TensorBoard's HParams dashboard (and :func:`runlens.read_hparams`).
 
-:class:`HParamsSummary` writes, at train begin, one ``session_start_info`` summary with
+:class:`HParamsSummary` writes, when the first epoch of a fit begins, one ``session_start_info`` summary with
 ``tensorboard.plugins.hparams.api.hparams`` into an event file directly in ``RUN`` -- the layout
 of TensorBoard's own ``hp.KerasCallback``: the dashboard takes ``RUN`` as the session and finds
 its metrics in ``RUN/train`` and ``RUN/validation``. A resumed fit writes them again (the reader
@@ -51,7 +51,8 @@ def check_hparams(hparams: Mapping[str, Any] | None) -> dict[str, bool | int | f
 
 
 class HParamsSummary(keras.callbacks.Callback):
-    """Write ``hparams`` through TensorBoard's hparams plugin into ``run_dir`` at train begin.
+    """Write ``hparams`` through TensorBoard's hparams plugin into ``run_dir`` when a fit's first
+    epoch begins (after the bundle's checks of ``run_dir``, which run at that point).
 
     Example:
         >>> model.fit(x, y, callbacks=[HParamsSummary("runs/a", {"lr": 0.1})])   # doctest: +SKIP
@@ -61,8 +62,15 @@ class HParamsSummary(keras.callbacks.Callback):
         super().__init__()
         self.run_dir = str(run_dir)
         self.hparams = check_hparams(hparams)
+        self._written = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._written = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._written:
+            return
+        self._written = True
         import tensorflow as tf
         from tensorboard.plugins.hparams import api as hp
 

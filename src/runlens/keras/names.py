@@ -49,8 +49,7 @@ class CheckpointNames:
                 f"checkpoint_template={template!r}: give a file name only; checkpoints always go "
                 "into RUN/checkpoints/"
             )
-        kind = checkpoint_kind(template)
-        if (kind == "weights") != save_weights_only or kind is None:
+        if checkpoint_kind(template) != ("weights" if save_weights_only else "keras"):
             raise RunlensError(
                 f"checkpoint_template={template!r} must end in {suffix!r} "
                 f"(save_weights_only={save_weights_only})"

@@ -1,7 +1,8 @@
 """Keep ``RUN/runlens.json`` up to date: what the run is, and what its policies actually did.
 
 :class:`RunManifest` rewrites the manifest (schema in :mod:`runlens.manifest`) atomically at train
-begin, when the first epoch of a fit begins (once it is known whether the fit resumes), at every
+begin (unless the folder holds a finished run, which a fit may continue but not restart), when
+the first epoch of a fit begins (once it is known whether the fit resumes), at every
 epoch end and at train end. It must be the last callback of the list: at an epoch's end it records
 what every callback before it did -- the learning rate used during the epoch and the one
 ReduceLROnPlateau left, EarlyStopping's state and decision, the checkpoint saved.
@@ -81,7 +82,8 @@ class RunManifest(keras.callbacks.Callback):
         self.attempts = [*previous.get("attempts", []), attempt]
         self.started_at = previous.get("started_at", attempt["started_at"])
         self.status, self.restored, self._initial_epoch = "running", None, None
-        self._write()
+        if not previous.get("ended_normally"):  # a finished run's manifest is rewritten only
+            self._write()                         # once the first epoch passed the checks
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._initial_epoch is not None:

@@ -1,0 +1,88 @@
+"""The bundle's guard rails: bad arguments are RunlensErrors naming the option, a save that fails
+half-way leaves every kept checkpoint intact, a finished run is never silently overwritten, and
+a finished run can be continued with fit(initial_epoch=...)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import runlens
+from _bundle_fits import bundle_fit, checkpoint_name, overfitting_data
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"keep_best": 0}, "keep_best must be a whole number >= 1"),
+    ({"keep_last": True}, "keep_last must be a whole number >= 1"),
+    ({"monitor": "val_my_score"}, "pass mode='min' or mode='max'"),
+    ({"early_stopping": {"patience": 2, "paitence": 3}}, "early_stopping="),
+    ({"early_stopping": {"patience": -1}}, "early_stopping: patience must be"),
+    ({"reduce_lr": {"factor": 1.5}}, "reduce_lr: factor must be >= 0 and < 1"),
+    ({"reduce_lr": "yes"}, "reduce_lr must be a dict of Keras arguments"),
+    ({"checkpoint_template": "best.keras"}, "needs an {epoch} field"),
+    ({"checkpoint_template": "e{epoch}.h5"}, "must end in '.keras'"),
+    ({"checkpoint_template": "e{epoch}.keras", "save_weights_only": True}, "must end in '.weights.h5'"),
+    ({"checkpoint_template": "sub/e{epoch}.keras"}, "give a file name only"),
+    ({"hparams": {"layers": [16, 16]}}, "hparams['layers']"),
+])  # fmt: skip
+def test_bad_arguments_are_errors_naming_the_option(tmp_path, kwargs, message):
+    from runlens.keras import callbacks
+
+    with pytest.raises(runlens.RunlensError, match=re.escape(message)):
+        callbacks(tmp_path / "run", **kwargs)
+
+
+def test_a_save_failing_half_way_leaves_the_kept_checkpoints_intact(tmp_path):
+    import keras
+
+    class BreaksOnThirdSave(keras.layers.Dense):
+        """A real layer whose weights cannot be written on the third save (a full disk, say)."""
+
+        saves = 0
+
+        def save_own_variables(self, store):
+            type(self).saves += 1
+            if type(self).saves == 3:
+                raise OSError("No space left on device")
+            super().save_own_variables(store)
+
+    model = keras.Sequential([keras.Input((10,)), BreaksOnThirdSave(4), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    run = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left"):
+        bundle_fit(run, epochs=5, model=model, keep_best=2, keep_last=1)
+    table = runlens.read_checkpoints(run / "checkpoints")
+    assert list(table["epoch"]) == [0, 1] and table["valid"].all()  # nothing partial in there
+    partial = list((run / ".runlens-saving").iterdir())
+    assert [p.name.startswith("epoch_003-") for p in partial] == [True]
+    m = runlens.read_manifest(run)
+    assert m["last_epoch"] == 1 and not m["ended_normally"]
+
+
+def test_a_finished_run_is_not_overwritten_but_can_be_continued(tmp_path):
+    run = tmp_path / "run"
+    first = bundle_fit(run, epochs=4, early_stopping={"patience": 10}, keep_best=1, keep_last=1)
+    with pytest.raises(runlens.RunlensError, match="already holds a finished run"):
+        bundle_fit(run, epochs=4, early_stopping={"patience": 10}, keep_best=1, keep_last=1)
+    assert runlens.read_manifest(run)["epochs_trained"] == 4
+
+    import keras
+    from runlens.keras import callbacks as bundle
+
+    keras.utils.set_random_seed(3)
+    train, validation = overfitting_data()
+    callbacks = bundle(run, early_stopping={"patience": 10}, keep_best=1, keep_last=1)
+    history = first.model.fit(*train, validation_data=validation, initial_epoch=4, epochs=6,
+                              batch_size=8, verbose=0, callbacks=callbacks)
+    m = runlens.read_manifest(run)
+    assert [e["epoch"] for e in m["epochs"]] == list(range(6))
+    assert [a["initial_epoch"] for a in m["attempts"]] == [0, 4]  # the refused fit left no trace
+    values = {e["epoch"]: e["logs"]["val_loss"] for e in m["epochs"]}
+    assert values[4] == history.history["val_loss"][0]
+    es = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    replayed = runlens.EarlyStopping(patience=10).replay([values[e] for e in range(6)])
+    assert (es.best_epoch, es.wait) == (replayed.best_epoch, replayed.wait[-1])
+    best = min(values, key=lambda e: (values[e], e))
+    files = {p.name for p in (run / "checkpoints").glob("*.keras")}
+    assert files == {checkpoint_name(e, values[e]) for e in {best, 5}}
