@@ -158,7 +158,8 @@ class _Batch:
             self.files[int(joined.sources[record])].refused += 1
         for first, lo, hi in zip(firsts.tolist(), row_from.tolist(), row_to.tolist()):
             file = self.files[int(joined.sources[first])]
-            lookup = np.array([file.tags.code(name) for name in self.tags.names], dtype=np.int32)
+            lookup = np.array([file.tags.code(name) for name in self.tags.names])
+            lookup = lookup.astype(np.int16 if len(file.tags.names) < 2**15 else np.int32)
             if hi > lo:
                 file.parts.append(
                     Rows(lookup[rows.tag[lo:hi]], rows.step[lo:hi], rows.wall_time[lo:hi], rows.value[lo:hi], rows.tensor[lo:hi], {})

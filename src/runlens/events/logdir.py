@@ -8,6 +8,7 @@ duplicates from resumed runs included.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -200,7 +201,8 @@ def _run_pieces(run: int, group: list[FileRows], names: TagTable, tag_patterns: 
     """A run's blocks with tags recoded into ``names``; tensor values of tags owned by a non-scalar
     plugin are dropped (metadata may come only with a tag's first value, so the plugin is decided
     across the whole run, first file first)."""
-    recodes = [np.array([names.code(t) for t in result.tags], dtype=np.int32) for result in group]
+    codes = [[names.code(t) for t in result.tags] for result in group]
+    recodes = [np.array(c, dtype=np.int16 if len(names.names) < 2**15 else np.int32) for c in codes]
     plugins: dict[int, str] = {}
     for result, recode in zip(group, recodes):
         for code, plugin in result.plugins.items():
@@ -226,18 +228,21 @@ def _assemble(pieces: list[_Piece], run_names: list[str], tag_names: list[str]) 
     sizes = [piece.size for piece in pieces]
     total = sum(sizes)
     run = np.empty(total, dtype=_code_dtype(len(run_names)))
-    tag = np.empty(total, dtype=np.int32)
+    tag = np.empty(total, dtype=_code_dtype(len(tag_names)))
+    used = np.zeros(len(tag_names), dtype=bool)
     at = 0
     for piece, size in zip(pieces, sizes):
         run[at : at + size] = piece.run
-        tag[at : at + size] = piece.rows.tag if piece.keep is None else piece.rows.tag[piece.keep]
+        codes = piece.rows.tag if piece.keep is None else piece.rows.tag[piece.keep]
+        tag[at : at + size] = codes
+        used[np.unique(codes)] = True
         piece.rows.tag = None
         at += size
-    used = np.bincount(tag, minlength=len(tag_names)) > 0
-    renumber = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))
+    if not used.all():
+        tag = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))[tag]
     columns: dict[str, object] = {
         "run": pd.Categorical.from_codes(run, categories=run_names),
-        "tag": pd.Categorical.from_codes(renumber[tag], categories=[n for n, u in zip(tag_names, used) if u]),
+        "tag": pd.Categorical.from_codes(tag, categories=[n for n, u in zip(tag_names, used) if u]),
     }
     del tag
     for name, dtype in (("step", np.int64), ("wall_time", np.float64), ("value", np.float64)):
@@ -249,8 +254,29 @@ def _assemble(pieces: list[_Piece], run_names: list[str], tag_names: list[str]) 
             setattr(piece.rows, name, None)  # free it now, not when the whole frame is built
             at += size
         columns[name] = out
+        _give_back_freed_memory()
     pieces.clear()
     return pd.DataFrame(columns, copy=False)
+
+
+def _give_back_freed_memory() -> None:
+    """Return freed heap pages to the OS (glibc keeps them otherwise: the block-sized arrays just
+    freed sit in the heap while the frame's columns are fresh mappings, so the resident set would
+    hold both). A no-op where there is no glibc."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _load_malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim() if sys.platform.startswith("linux") else None
 
 
 def _code_dtype(categories: int) -> type[np.signedinteger]:
