@@ -113,3 +113,15 @@ def test_every_command_has_help_with_an_example():
 def test_version():
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0 and runlens.__version__ in result.output
+
+
+def test_names_with_terminal_escapes_are_printed_harmlessly(tmp_path):
+    """Run and tag names come from files anyone can write: an ESC in one must not reach the terminal."""
+    from tensorboardX import SummaryWriter
+
+    with SummaryWriter(str(tmp_path / "run\x1b[2J")) as writer:
+        writer.add_scalar("epoch_loss\x07", 1.0, 0)
+    for args in (["ls", str(tmp_path), "--tags"], ["report", str(tmp_path), "--monitor", "loss\x07", "--no-checkpoints"]):
+        result = CliRunner().invoke(main, args)
+        assert "\x1b" not in result.output and "\x07" not in result.output, args
+        assert "\\x1b" in result.output or "\\x07" in result.output

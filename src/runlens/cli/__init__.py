@@ -15,6 +15,7 @@ import click
 
 from runlens import __version__
 from runlens.errors import DamagedDataWarning, RunlensError
+from runlens.textsafe import printable
 
 
 class _Group(click.Group):
@@ -27,7 +28,7 @@ class _Group(click.Group):
                 warnings.simplefilter("ignore", DamagedDataWarning)
                 return super().invoke(ctx)
         except RunlensError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(printable(f"Error: {exc}"), err=True)
             sys.exit(exc.exit_code)
 
 

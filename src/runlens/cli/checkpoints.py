@@ -12,6 +12,7 @@ from runlens.checkpoints.plan import DEFAULT_MIN_AGE, plan_prune, plan_summary
 from runlens.checkpoints.prune import apply_prune
 from runlens.checkpoints.retention import KeepBestK, KeepEveryN, KeepLastN
 from runlens.cli.output import echo_frame
+from runlens.textsafe import printable
 
 _TEMPLATE = click.option(
     "--template", multiple=True, metavar="T",
@@ -111,9 +112,9 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
     result = apply_prune(plan, dir, trash=trash)
     verb = "moved" if trash else "deleted"
     for index, path in enumerate(result.removed):
-        click.echo(f"{verb} {path}" + (f" -> {result.moved_to[index]}" if trash else ""))
+        click.echo(printable(f"{verb} {path}" + (f" -> {result.moved_to[index]}" if trash else "")))
     for path, why in result.skipped:
-        click.echo(f"left {path}: {why}")
+        click.echo(printable(f"left {path}: {why}"))
     click.echo(f"\n{verb} {len(result.removed)} checkpoints, freed {result.bytes_freed:,} bytes "
                f"({_size(result.bytes_freed)})")
     if result.failed:

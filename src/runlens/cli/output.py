@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 import pandas as pd
 
+from runlens.textsafe import printable
+
 
 def echo_frame(frame: pd.DataFrame) -> None:
     """Print a whole table, never elided."""
@@ -12,7 +14,7 @@ def echo_frame(frame: pd.DataFrame) -> None:
         click.echo("(nothing)")
         return
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
-        click.echo(frame.to_string(index=False))
+        click.echo(printable(frame.to_string(index=False)))
 
 
 def echo_problems(problems: list[dict[str, object]]) -> None:
@@ -20,4 +22,4 @@ def echo_problems(problems: list[dict[str, object]]) -> None:
     if problems:
         click.echo(f"\n{len(problems)} problem(s) while reading (every intact record was kept):", err=True)
         for problem in problems:
-            click.echo(f"  {problem['message']}", err=True)
+            click.echo(printable(f"  {problem['message']}"), err=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from runlens.errors import RunlensError
 from runlens.report.model import Report
+from runlens.textsafe import printable
 
 FORMATS = ("text", "markdown", "json", "html")
 
@@ -24,4 +25,6 @@ def render_report(report: Report, format: str = "text") -> str:
         from runlens.report.html import render_html as render
     else:
         raise RunlensError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    return render(report)
+    rendered = render(report)
+    # JSON escapes control characters itself and HTML escapes every name; text is read in terminals.
+    return printable(rendered) if format in ("text", "markdown") else rendered
