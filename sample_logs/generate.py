@@ -1,10 +1,13 @@
 """Regenerate sample_logs/: four real Keras 3 fits of tiny models on synthetic data.
 
-Each run folder gets what Keras' own callbacks write: ``train/`` and ``validation/`` event files
-(TensorBoard), ``checkpoints/ckpt_{epoch:02d}_{val_loss:.4f}.keras`` (ModelCheckpoint, a file per
-epoch) and ``history.csv`` (CSVLogger). Deterministic: fixed data, seeds and op determinism, so the
-metrics repeat exactly on the same platform (event file names carry a timestamp and host name).
-Every run checks that it shows the behaviour it is there for, and the script fails if not.
+Each run is trained with runlens' bundled callbacks (``runlens.keras.callbacks``), so its folder
+holds ``train/`` and ``validation/`` event files (Keras' TensorBoard), the run's hyperparameters
+(TensorBoard's hparams plugin, an event file in the run folder), ``checkpoints/`` (the best 3 by
+``val_loss`` and the last one, ``epoch_{epoch:03d}-val_loss_{val_loss:.6f}.keras``),
+``history.csv`` (CSVLogger) and ``runlens.json`` (the manifest). Deterministic: fixed data, seeds
+and op determinism, so the metrics repeat exactly on the same platform (event file names carry a
+timestamp and host name). Every run checks that it shows the behaviour it is there for, and the
+script fails if not.
 
 Usage (from the repository root; wipes the run folders next to this script first)::
 
@@ -27,11 +30,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import runlens.keras  # noqa: E402
+from runlens.checkpoints.lock import LOCK_NAME  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-CHECKPOINT = "ckpt_{epoch:02d}_{val_loss:.4f}.keras"
-#: With validation_freq=2, epochs without validation have no `val_loss` to put in a file name
-#: (ModelCheckpoint raises KeyError), so that run names its checkpoints by the training loss.
-CHECKPOINT_BY_LOSS = "ckpt_{epoch:02d}_{loss:.4f}.keras"
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,11 @@ class Run:
     data: Callable[[np.random.Generator], tuple]
     model: Callable[[], keras.Model]
     check: Callable[[dict[str, list[float]]], None]
+    hparams: dict | None = None
     validation_freq: int = 1
     batch_size: int = 8
     reduce_lr: dict | None = None
-    checkpoint: str = CHECKPOINT
+    early_stopping: dict | None = None
 
 
 def classification(rng, *, n_train, n_val, features, noise):
@@ -81,13 +84,14 @@ def check_overfits(history):
     assert best < len(val) // 3 and val[-1] > 1.2 * val[best], f"no early overfit: {val}"
 
 
-def check_plateau(history):
-    rates = history["learning_rate"]  # ReduceLROnPlateau logs the rate used in the epoch
+def check_plateau(history):  # ReduceLROnPlateau puts the rate used in the epoch into the logs
+    rates = history["learning_rate"]
     reductions = sum(b < a for a, b in zip(rates, rates[1:]))
     assert 2 <= reductions <= 3, f"{reductions} learning-rate reductions: {rates}"
 
 
-def check_improving(history):
+def check_improving(history):  # and so its EarlyStopping never stops it
+    assert len(history["loss"]) == 20, "EarlyStopping stopped the improving run"
     for key in ("loss", "val_loss"):
         assert int(np.argmin(history[key])) == len(history[key]) - 1, f"{key} not best at end"
 
@@ -101,35 +105,41 @@ RUNS = [
         data=lambda rng: classification(rng, n_train=40, n_val=60, features=10, noise=0.2),
         model=lambda: mlp(10, [16, 16], optimizer=keras.optimizers.Adam(0.01),
                           loss="binary_crossentropy", metrics=["accuracy"]),
+        hparams=dict(optimizer="adam", learning_rate=0.01, hidden="16x16", batch_size=8,
+                     train_samples=40, label_noise=0.2),
         check=check_overfits),
     Run("plateau", seed=2, epochs=30, batch_size=16,
         data=lambda rng: regression(rng, n_train=96, n_val=48, features=6, noise=0.5),
         model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.1), loss="mse",
                           metrics=["mae"], output=None),
         reduce_lr=dict(monitor="val_loss", factor=0.5, patience=2, min_delta=1e-3),
+        hparams=dict(optimizer="sgd", learning_rate=0.1, hidden="8", batch_size=16,
+                     train_samples=96, noise=0.5),
         check=check_plateau),
     Run("improving", seed=3, epochs=20, batch_size=16,
         data=lambda rng: regression(rng, n_train=128, n_val=64, features=6, noise=0.3),
         model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.005), loss="mse",
                           metrics=["mae"], output=None),
+        early_stopping=dict(patience=5, restore_best_weights=True),
+        hparams=dict(optimizer="sgd", learning_rate=0.005, hidden="8", batch_size=16,
+                     train_samples=128, noise=0.3),
         check=check_improving),
     Run("sparse_validation", seed=4, epochs=20, validation_freq=2, batch_size=16,
         data=lambda rng: classification(rng, n_train=96, n_val=48, features=6, noise=0.1),
         model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.05),
                           loss="binary_crossentropy", metrics=["accuracy"]),
-        checkpoint=CHECKPOINT_BY_LOSS, check=check_sparse),
+        hparams=dict(optimizer="sgd", learning_rate=0.05, hidden="8", batch_size=16,
+                     train_samples=96, label_noise=0.1, validation_freq=2),
+        check=check_sparse),
 ]
 
 
 def callbacks(run: Run, folder: Path) -> list[keras.callbacks.Callback]:
-    """TensorBoard first: a ReduceLROnPlateau after it lets it log the rate used in the epoch."""
-    listed = [keras.callbacks.TensorBoard(log_dir=str(folder))]
-    if run.reduce_lr:
-        listed.append(keras.callbacks.ReduceLROnPlateau(**run.reduce_lr))
-    return listed + [
-        keras.callbacks.ModelCheckpoint(str(folder / "checkpoints" / run.checkpoint)),
-        keras.callbacks.CSVLogger(str(folder / "history.csv")),
-    ]
+    """runlens' bundle: TensorBoard first (it logs the rate used in each epoch), Keras' own
+    ReduceLROnPlateau / EarlyStopping, the best 3 + last checkpoints, history.csv, runlens.json."""
+    return runlens.keras.callbacks(folder, monitor="val_loss", reduce_lr=run.reduce_lr,
+                                   early_stopping=run.early_stopping, keep_best=3, keep_last=1,
+                                   hparams=run.hparams)
 
 
 def generate(run: Run, folder: Path) -> dict[str, list[float]]:
@@ -151,6 +161,7 @@ def main() -> None:
             shutil.rmtree(old)
     for run in RUNS:
         history = generate(run, HERE / run.name)
+        (HERE / run.name / "checkpoints" / LOCK_NAME).unlink(missing_ok=True)  # retention's lock
         val = history["val_loss"]
         print(f"{run.name:18} epochs={run.epochs:2} best val_loss={min(val):.4f} "
               f"(validation #{int(np.argmin(val)) + 1} of {len(val)}) last={val[-1]:.4f}")

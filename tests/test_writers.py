@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -173,9 +174,10 @@ def test_sample_run_event_files_csv_and_checkpoints_agree(run):
     assert {k: v for k, v in decoded.items() if k in expected} == expected
     assert {k for k in decoded if k not in expected} <= {
         ("train", "epoch_learning_rate", e) for e in csv["epoch"]}
-    monitor = "loss" if run == "sparse_validation" else "val_loss"
+    # runlens.keras kept the best 3 by val_loss and the last checkpoint, listed in runlens.json
+    kept = sorted(k["epoch"] for k in json.loads((SAMPLE_LOGS / run / "runlens.json").read_text())["checkpoints"]["kept"])
     names = sorted(p.name for p in (SAMPLE_LOGS / run / "checkpoints").glob("*.keras"))
-    assert names == [f"ckpt_{e + 1:02d}_{v:.4f}.keras" for e, v in zip(csv["epoch"], csv[monitor])]
+    assert len(kept) >= 3 and names == [f"epoch_{e + 1:03d}-val_loss_{csv['val_loss'][e]:.6f}.keras" for e in kept]
 
 
 def test_sample_plateau_logs_the_rate_used_in_each_epoch():
