@@ -128,3 +128,12 @@ def test_hparams_round_trip_through_read_hparams(fit):
     assert {k: hp[k].iloc[0] for k in HPARAMS} == HPARAMS
     assert str(hp["units"].dtype) == "Float64" and str(hp["batchnorm"].dtype) == "boolean"
     assert str(hp["optimizer"].dtype) == "string"
+
+
+def test_the_report_shows_the_live_stop_beside_the_replay_of_the_same_settings(fit):
+    record = runlens.build_report(fit.run_dir, checkpoint_min_age=0).run(".")
+    es = fit.callback("EarlyStopping")
+    decided = {"stopped_epoch": es.stopped_epoch, "best_epoch": es.best_epoch, "restored_epoch": es.best_epoch}
+    assert record.live.agrees and record.live.early_stopping.live == record.live.early_stopping.replayed == decided
+    assert (record.live.status, record.live.ended_normally) == ("stopped_early", True)
+    assert {h["name"]: h["value"] for h in record.hparams} == HPARAMS

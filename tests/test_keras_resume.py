@@ -46,6 +46,7 @@ def run(tmp_path_factory):
         "manifest": runlens.read_manifest(run_dir),
         "epochs": runlens.read_epochs(run_dir),
         "csv": pandas.read_csv(run_dir / "history.csv"),
+        "report": runlens.build_report(run_dir, checkpoint_min_age=0),
     }
     resumed = bundle_fit(run_dir, epochs=EPOCHS, seed=2, extra=[backup_and_restore()], **BUNDLE)
     return Resumed(crashed, after_crash, resumed)
@@ -128,3 +129,16 @@ def test_restore_best_weights_restores_the_best_epoch_from_before_the_crash(run)
     path = run.run_dir / "checkpoints" / checkpoint_name(best, run.merged_logs()[best]["val_loss"])
     saved = keras.saving.load_model(path).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(saved, run.resumed.model.get_weights()))
+
+
+def test_the_report_says_the_run_did_not_end_then_agrees_with_the_live_decisions_after_the_resume(run):
+    crashed = run.after_crash["report"].run(".").live
+    assert (crashed.status, crashed.ended_normally, crashed.attempts) == ("running", False, 1)
+    assert crashed.agrees, crashed.disagreements  # nothing restored yet: nothing to disagree on
+    record = runlens.build_report(run.run_dir, checkpoint_min_age=0).run(".")
+    live = record.live
+    assert live.agrees, live.disagreements
+    assert (live.attempts, live.ended_normally, live.epochs_recorded) == (2, True, record.epochs_logged)
+    es = run.resumed.callback("EarlyStopping")
+    assert live.early_stopping.live["stopped_epoch"] == es.stopped_epoch
+    assert live.reduce_lr.live == live.reduce_lr.replayed

@@ -29,6 +29,7 @@ from runlens.policies.plateau import LR_TIMINGS, ReduceLROnPlateau
 from runlens.policies.replay import LR_COLUMNS, replay
 from runlens.policies.runs import RunSeries, check_frame, run_series
 from runlens.policies.sweep import sweep
+from runlens.report.bundle import attach_bundle
 from runlens.report.checkpoint_section import checkpoint_summaries
 from runlens.report.learning_rate import replay_learning_rate
 from runlens.report.model import Report, RunRecord, Settings, SweepSummary, Totals
@@ -145,6 +146,8 @@ def build_report(
         for record in records:
             record.checkpoints = found.get(record.run)
         warnings += notes
+    if not isinstance(source, pd.DataFrame) and Path(source).is_dir():  # runs trained with runlens.keras
+        warnings += attach_bundle(records, source, frame)
     return Report(
         source=label, settings=settings, runs=records, sweep=summary, totals=_totals(records, summary),
         warnings=warnings, runlens_version=__version__,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from runlens.report.bundle import bundle_lines
 from runlens.report.model import CheckpointSummary, LearningRate, Report, RunRecord, Settings, SweepSummary
 
 Lines = list[tuple[str, str]]
@@ -123,6 +124,7 @@ def run_lines(record: RunRecord, settings: Settings) -> Lines:
         lines += lr_lines(record.learning_rate)
     if record.checkpoints is not None:
         lines.append(("checkpoints", checkpoint_text(record.checkpoints, settings, record.restored_epoch)))
+    lines += bundle_lines(record)  # hparams, runlens.json's live decisions vs the replay
     return lines + [("note", note) for note in record.notes]
 
 

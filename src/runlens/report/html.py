@@ -13,6 +13,7 @@ from __future__ import annotations
 from html import escape
 
 from runlens.report import describe
+from runlens.report.bundle import WARNING
 from runlens.report.model import Report
 from runlens.report.plots import run_plots, sweep_plot
 
@@ -27,6 +28,7 @@ tr.recommended td { font-weight: bold; background: #eefbe9; }
 section.run { border-top: 2px solid #ddd; margin-top: 1.5em; }
 img { max-width: 100%; }
 .note { color: #555; font-style: italic; }
+tr.warning th, tr.warning td { background: #fde2e2; color: #a00; font-weight: bold; }
 """
 
 
@@ -69,7 +71,9 @@ def render_html(report: Report) -> str:
 
 
 def _pairs(lines: describe.Lines) -> str:
-    rows = "".join(f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>" for label, text in lines)
+    warn = ' class="warning"'  # disagreement lines of runs trained with runlens.keras
+    rows = "".join(f"<tr{warn if label == WARNING else ''}><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
+                   for label, text in lines)
     return f'<table class="pairs">{rows}</table>'
 
 

@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from runlens.report.bundle import Live
+
 SCHEMA = "runlens.report/1"
 
 
@@ -139,6 +141,8 @@ None when the wall times are unknown). ``curves`` maps a
     checkpoints: CheckpointSummary | None = None
     curves: dict[str, list[float | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    hparams: list[dict[str, Any]] = field(default_factory=list)  # {name, value}: report/bundle.py
+    live: Live | None = None  # runlens.json's decisions vs the replay: report/bundle.py
 
 
 @dataclass
