@@ -5,11 +5,13 @@ a finished run can be continued with fit(initial_epoch=...)."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import pytest
 
 import runlens
-from _bundle_fits import bundle_fit, checkpoint_name, overfitting_data
+from _bundle_fits import (SimulatedCrash, bundle_fit, checkpoint_name, crash_at_end_of, overfitting_data,
+                          tiny_model)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -86,3 +88,54 @@ def test_a_finished_run_is_not_overwritten_but_can_be_continued(tmp_path):
     best = min(values, key=lambda e: (values[e], e))
     files = {p.name for p in (run / "checkpoints").glob("*.keras")}
     assert files == {checkpoint_name(e, values[e]) for e in {best, 5}}
+
+
+def test_a_crash_before_the_first_backup_restarts_the_run_from_scratch(tmp_path):
+    import keras
+
+    run, backup = tmp_path / "run", str(tmp_path / "backup")
+    first = bundle_fit(run, epochs=3, extra=[crash_at_end_of(0), keras.callbacks.BackupAndRestore(backup)])
+    assert first.history is None and runlens.read_manifest(run)["last_epoch"] == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        again = bundle_fit(run, epochs=3, seed=5, learning_rate=0.02,
+                           extra=[keras.callbacks.BackupAndRestore(backup)])
+    assert any("did not end normally and no backup was restored" in str(w.message) for w in caught)
+    m = runlens.read_manifest(run)
+    assert [(a["initial_epoch"], a["ended_normally"]) for a in m["attempts"]] == [(0, True)]
+    assert [e["logs"] for e in m["epochs"]] == [again.observed.logs[e] for e in range(3)]
+    values = {e: logs["val_loss"] for e, logs in again.observed.logs.items()}
+    files = {p.name for p in (run / "checkpoints").glob("*.keras")}
+    assert files == {checkpoint_name(e, v) for e, v in values.items()}  # keep_best=3: all three
+    assert checkpoint_name(0, first.observed.logs[0]["val_loss"]) not in files  # the dead attempt's
+
+
+def test_backup_and_restore_before_the_bundle_leaves_a_hole_the_resume_warns_about(tmp_path):
+    # [BackupAndRestore, crash, *bundle]: epoch 2 is backed up, then the crash comes before any of
+    # runlens' callbacks (TensorBoard included) saw it; the resume starts at epoch 3.
+    import keras
+    from runlens.keras import callbacks as bundle
+
+    run, backup = tmp_path / "run", str(tmp_path / "backup")
+
+    def fit(extra_first, **kwargs):
+        keras.utils.set_random_seed(1)
+        train, validation = overfitting_data()
+        model = tiny_model()
+        try:
+            model.fit(*train, validation_data=validation, epochs=6, batch_size=8, verbose=0,
+                      callbacks=[keras.callbacks.BackupAndRestore(backup), *extra_first,
+                                 *bundle(run, early_stopping={"patience": 10}, **kwargs)])
+        except SimulatedCrash:
+            pass
+
+    fit([crash_at_end_of(2)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        fit([])
+    assert any("records epochs up to 2 only" in str(w.message) for w in caught)
+    m = runlens.read_manifest(run)
+    assert [e["epoch"] for e in m["epochs"]] == [0, 1, 3, 4, 5]
+    assert list(runlens.read_epochs(run)["epoch"]) == [0, 1, 3, 4, 5]  # the hole is in the logs too
+    live = runlens.build_report(tmp_path, checkpoint_min_age=0).run("run").live
+    assert live.agrees, live.disagreements  # both skip the epoch nobody logged

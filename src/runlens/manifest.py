@@ -25,7 +25,8 @@ every epoch end and at train end, so a crash leaves the last complete version. S
   re-trains): ``epoch``, ``wall_time`` (Unix seconds at its end), ``logs`` (Keras' logs: name ->
   float), ``learning_rate`` (the rate used during the epoch, or null), ``early_stopping``
   (``wait``, ``best``, ``best_epoch`` after the epoch: Keras' EarlyStopping state) and
-  ``reduce_lr`` (``wait``, ``best``, ``cooldown_counter``), each null when not configured,
+  ``reduce_lr`` (``wait``, ``best``, ``cooldown_counter`` and ``lr_after``, the rate the epoch's
+  decision left), each null when not configured,
   ``checkpoint`` (path relative to the run, or null)
 - ``early_stopping`` (null when not configured): ``stopped_epoch`` (null: did not stop),
   ``best_epoch``, ``best_value``, ``restored`` (whether Keras restored the best weights at train

@@ -119,7 +119,6 @@ class BestKCheckpoint(keras.callbacks.Callback):
         self.record = record
         self.save_weights_only = save_weights_only
         self.early_stopping = early_stopping
-        self.removed: list[str] = []
         self._abandoned_from: int | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -194,7 +193,6 @@ class BestKCheckpoint(keras.callbacks.Callback):
         except PruneRefused as exc:
             warnings.warn(f"runlens: checkpoint retention skipped this epoch: {exc}", stacklevel=2)
             return
-        self.removed.extend(result.removed)
         for path, why in result.failed:
             warnings.warn(f"runlens: could not remove checkpoint {path}: {why}", stacklevel=2)
 

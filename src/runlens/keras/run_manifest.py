@@ -10,8 +10,9 @@ ReduceLROnPlateau left, EarlyStopping's state and decision, the checkpoint saved
 A process that dies leaves the last manifest written, with ``status: "running"`` and
 ``ended_normally: false``. When the next fit resumes at epoch ``k > 0`` the entries of epochs
 ``< k`` are kept, the policies' state is put back (:mod:`runlens.keras.resume`) and a new entry is
-added to ``attempts``; a fit that starts at epoch 0 in a folder that already holds a run replaces its
-manifest (with a warning).
+added to ``attempts``; a fit that starts at epoch 0 after an attempt that died before any backup
+starts the manifest over (with a warning). Restarting a finished run is refused
+(:class:`runlens.keras.record.RunRecord`).
 
 >>> cb = RunManifest("runs/exp1", config={...}, hparams={}, record=record)     # doctest: +SKIP
 """
@@ -123,12 +124,12 @@ class RunManifest(keras.callbacks.Callback):
         self._write()
 
     def _start_over(self) -> None:
-        previous = self.record.previous
+        previous = self.record.previous  # never a finished run: RunRecord refuses to restart those
         if previous is not None and previous["epochs"]:
             warnings.warn(
-                f"runlens: {self.run_dir} already holds a run ({len(previous['epochs'])} epochs in "
-                "runlens.json); this fit starts at epoch 1 and replaces its manifest -- its old "
-                "logs and checkpoints stay and will mix with the new ones: use a new run_dir",
+                f"runlens: the previous attempt in {self.run_dir} did not end normally and no backup "
+                "was restored: training restarts at epoch 1; runlens.json starts over and that "
+                "attempt's checkpoints are removed once this fit has saved its first",
                 stacklevel=3,
             )
         self.attempts = self.attempts[-1:]
