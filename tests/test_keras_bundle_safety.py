@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import warnings
 
+import numpy as np
 import pytest
 
 import runlens
@@ -139,3 +140,25 @@ def test_backup_and_restore_before_the_bundle_leaves_a_hole_the_resume_warns_abo
     assert list(runlens.read_epochs(run)["epoch"]) == [0, 1, 3, 4, 5]  # the hole is in the logs too
     live = runlens.build_report(tmp_path, checkpoint_min_age=0).run("run").live
     assert live.agrees, live.disagreements  # both skip the epoch nobody logged
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # a fresh model's
+def test_the_epoch_early_stopping_restores_is_kept_even_when_it_is_not_the_best_value(tmp_path):
+    # With min_delta, EarlyStopping's best is the last epoch that improved by more than min_delta,
+    # not the lowest val_loss: retention keeps both (weights-only checkpoints here).
+    es_args = {"patience": 2, "min_delta": 0.03, "restore_best_weights": True}
+    fit = bundle_fit(tmp_path / "run", epochs=30, early_stopping=es_args, keep_best=1, keep_last=1,
+                     save_weights_only=True)
+    es = fit.callback("EarlyStopping")
+    values = {e: logs["val_loss"] for e, logs in fit.observed.logs.items()}
+    lowest = min(values, key=lambda e: (values[e], e))
+    assert es.best_epoch != lowest and es.stopped_epoch > 0  # the case this test is about
+    files = {p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if not p.name.startswith(".")}
+    kept = {es.best_epoch, lowest, max(values)}
+    assert files == {checkpoint_name(e, values[e], suffix=".weights.h5") for e in kept}
+    model = tiny_model()
+    model.load_weights(tmp_path / "run" / "checkpoints" / checkpoint_name(es.best_epoch, values[es.best_epoch],
+                                                                          suffix=".weights.h5"))
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), fit.model.get_weights()))
+    replayed = runlens.EarlyStopping(**es_args).replay([values[e] for e in sorted(values)])
+    assert (replayed.stopped_epoch, replayed.best_epoch) == (es.stopped_epoch, es.best_epoch)
