@@ -34,17 +34,18 @@ import errno
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import pandas as pd
 
-from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.index import read_checkpoints
 from runlens.checkpoints.plan import plan_prune
 from runlens.checkpoints.prune import apply_prune
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
+from runlens.errors import RunlensError
 from runlens.keras.names import CheckpointNames
 from runlens.keras.record import RunRecord
 from runlens.manifest import fsync_path
@@ -163,36 +164,39 @@ class BestKCheckpoint(keras.callbacks.Callback):
         return target
 
     def _retain(self) -> None:
-        table = read_checkpoints(self.folder, template=self.names.templates(), epochs=self.record.frame())
-        if self.monitor not in table.columns or not table[self.monitor].notna().any():
-            return  # nothing can be ranked yet (no validated epoch): keep everything
-        rules = list(self.rules)
-        es = self.early_stopping
-        if es is not None and es.restore_best_weights and es.best is not None:
-            rules.append(KeepEpochs(frozenset({int(es.best_epoch)}), "EarlyStopping restores this epoch"))
-        plan = plan_prune(table, rules=rules, min_age=0)
-        self._apply(plan)
+        def plan() -> pd.DataFrame | None:
+            table = read_checkpoints(self.folder, template=self.names.templates(), epochs=self.record.frame())
+            if self.monitor not in table.columns or not table[self.monitor].notna().any():
+                return None  # nothing can be ranked yet (no validated epoch): keep everything
+            rules = list(self.rules)
+            es = self.early_stopping
+            if es is not None and es.restore_best_weights and es.best is not None:
+                rules.append(KeepEpochs(frozenset({int(es.best_epoch)}), "EarlyStopping restores this epoch"))
+            return plan_prune(table, rules=rules, min_age=0)
+
+        self._prune(plan)
 
     def _remove_abandoned(self, initial_epoch: int, *, saved: Path) -> None:
         """Remove checkpoints of epochs >= ``initial_epoch`` but ``saved``: a crashed attempt wrote them."""
-        table = read_checkpoints(self.folder, template=self.names.templates())
-        plan = table.copy()
-        abandoned = (plan["epoch"] >= initial_epoch).fillna(False).astype(bool)
-        abandoned &= plan["path"].map(lambda p: Path(p) != saved).astype(bool)
-        plan["keep"] = ~abandoned
-        plan["reason"] = [
-            f"epoch {initial_epoch + 1}+ of an attempt that did not survive; resumed at epoch {initial_epoch + 1}"
-            if a else "before the resumed epoch" for a in abandoned
-        ]
-        if abandoned.any():
-            self._apply(plan)
 
-    def _apply(self, plan: pd.DataFrame) -> None:
+        def plan() -> pd.DataFrame | None:
+            table = read_checkpoints(self.folder, template=self.names.templates())
+            abandoned = (table["epoch"] >= initial_epoch).fillna(False).astype(bool)
+            abandoned &= table["path"].map(lambda p: Path(p) != saved).astype(bool)
+            if not abandoned.any():
+                return None
+            why = f"trained again: the fit resumed at epoch {initial_epoch + 1} after a crash"
+            return table.assign(keep=~abandoned, reason=[why if a else "kept" for a in abandoned])
+
+        self._prune(plan)
+
+    def _prune(self, plan: Callable[[], pd.DataFrame | None]) -> None:
+        """Apply ``plan()`` (None: nothing to do). A problem warns, it never stops training."""
         try:
-            result = apply_prune(plan, self.folder)
-        except PruneRefused as exc:
-            warnings.warn(f"runlens: checkpoint retention skipped this epoch: {exc}", stacklevel=2)
+            made = plan()
+            result = apply_prune(made, self.folder) if made is not None else None
+        except RunlensError as exc:  # PruneRefused included
+            warnings.warn(f"runlens: checkpoint retention skipped at this epoch: {exc}", stacklevel=3)
             return
-        for path, why in result.failed:
-            warnings.warn(f"runlens: could not remove checkpoint {path}: {why}", stacklevel=2)
-
+        for path, why in result.failed if result is not None else []:
+            warnings.warn(f"runlens: could not remove checkpoint {path}: {why}", stacklevel=3)
