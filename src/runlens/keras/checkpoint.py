@@ -41,7 +41,7 @@ from typing import Any
 import keras
 import pandas as pd
 
-from runlens.checkpoints.index import read_checkpoints
+from runlens.checkpoints.index import CHECKPOINTS_FOLDER, read_checkpoints
 from runlens.checkpoints.plan import plan_prune
 from runlens.checkpoints.prune import apply_prune
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
@@ -50,7 +50,6 @@ from runlens.keras.names import CheckpointNames
 from runlens.keras.record import RunRecord
 from runlens.manifest import fsync_path
 
-CHECKPOINTS = "checkpoints"
 SAVING = ".runlens-saving"
 
 
@@ -113,7 +112,7 @@ class BestKCheckpoint(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.folder = self.run_dir / CHECKPOINTS
+        self.folder = self.run_dir / CHECKPOINTS_FOLDER
         self.monitor = monitor
         self.rules = [KeepBestKRanked(keep_best, monitor, mode), KeepLastN(keep_last)]
         self.names = names

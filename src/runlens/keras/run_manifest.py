@@ -30,11 +30,11 @@ from typing import Any
 
 import keras
 
+from runlens.checkpoints.index import CHECKPOINTS_FOLDER
 from runlens.keras.record import RunRecord
 from runlens.keras.resume import early_stopping_state, reduce_lr_state, restore_policies
 from runlens.manifest import SCHEMA, SCHEMA_VERSION, write_manifest
 
-CHECKPOINTS = "checkpoints"
 
 
 class RunManifest(keras.callbacks.Callback):
@@ -182,7 +182,7 @@ class RunManifest(keras.callbacks.Callback):
             "epochs": entries,
             "early_stopping": self._early_stopping_summary(entries),
             "reduce_lr": self._reduce_lr_summary(entries),
-            "checkpoints": {"folder": CHECKPOINTS, "kept": self._kept(entries)},
+            "checkpoints": {"folder": CHECKPOINTS_FOLDER, "kept": self._kept(entries)},
         }
 
     def _early_stopping_summary(self, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
