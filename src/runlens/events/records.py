@@ -58,23 +58,25 @@ def frame_record(payload: bytes) -> bytes:
     return length + _U32.pack(masked_crc(length)) + payload + _U32.pack(masked_crc(payload))
 
 
-def _crc_table() -> np.ndarray:
-    poly = 0x82F63B78  # CRC-32C, reflected
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ poly, table >> 1).astype(np.uint32)
-    return table
+def _position_tables() -> tuple[np.ndarray, int]:
+    """CRC-32C is affine over GF(2): for 8-byte messages ``crc(m) = base ^ T[0][m0] ^ ... ^ T[7][m7]``
+    where ``T[k][b]`` is what byte ``b`` at position ``k`` contributes. 8 lookups check a length."""
+    base = _crc32c.crc32c(bytes(8))
+    tables = np.array(
+        [[_crc32c.crc32c(bytes(k) + bytes([b]) + bytes(7 - k)) ^ base for b in range(256)] for k in range(8)],
+        dtype=np.uint32,
+    )
+    return tables, base
 
 
-_TABLE = _crc_table()
+_TABLES, _BASE = _position_tables()
 
 
 def _masked_crc_of_headers(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Masked CRC-32C of the 8 length bytes at each of ``starts``, for all records at once."""
-    crc = np.full(len(starts), 0xFFFFFFFF, dtype=np.uint32)
-    for j in range(8):
-        crc = _TABLE[(crc ^ buf[starts + j]) & 0xFF] ^ (crc >> 8)
-    crc ^= np.uint32(0xFFFFFFFF)
+    crc = np.full(len(starts), _BASE, dtype=np.uint32)
+    for k in range(8):
+        crc ^= _TABLES[k][buf[starts + k]]
     return ((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)
 
 
@@ -270,8 +272,9 @@ def _length_crc_ok(buffer: bytes, pos: int) -> bool:
 
 
 def _gather_u32(buf: np.ndarray, at: np.ndarray) -> np.ndarray:
-    b = buf[at[:, None] + np.arange(4)].astype(np.uint32)
-    return b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
+    """The little-endian uint32 at each of ``at`` (one gather through an unaligned view)."""
+    view = np.ndarray(shape=(max(len(buf) - 3, 0),), dtype="<u4", buffer=buf, offset=0, strides=(1,))
+    return view[at]
 
 
 def _report_tail(pending: bytes, cursor: ReadState) -> None:

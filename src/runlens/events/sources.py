@@ -71,30 +71,39 @@ def find_event_files(
 
 def _find_local(root: Path) -> Iterable[EventFile]:
     if root.is_file():
-        yield _local_file(".", root)
+        yield _local_file(".", str(root))
         return
     if not root.is_dir():
         raise RunlensError(f"{root}: no such file or folder; give a logdir or an event file")
-    seen: set[str] = set()
-    for folder, subfolders, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:  # a symlink cycle or a second link to the same run
-            subfolders.clear()
+    seen: set[tuple[int, int]] = set()
+    folders = [(str(root), ".")]
+    while folders:
+        folder, run = folders.pop()
+        try:
+            st = os.stat(folder)
+            entries = list(os.scandir(folder))
+        except OSError:
             continue
-        seen.add(real)
-        subfolders.sort()
-        run = Path(folder).relative_to(root).as_posix()
-        for name in files:
-            if "tfevents" in name:
-                yield _local_file(run, Path(folder, name))
+        if (st.st_dev, st.st_ino) in seen:  # a symlink cycle or a second link to the same run
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_folder = False
+            if is_folder:
+                folders.append((entry.path, entry.name if run == "." else f"{run}/{entry.name}"))
+            elif "tfevents" in entry.name:
+                yield _local_file(run, entry.path)
 
 
-def _local_file(run: str, path: Path) -> EventFile:
+def _local_file(run: str, path: str) -> EventFile:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:  # a broken link: reported as unreadable when read
-        return EventFile(run, str(path), 0, ())
-    return EventFile(run, str(path), st.st_size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return EventFile(run, path, 0, ())
+    return EventFile(run, path, st.st_size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
 
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
@@ -143,7 +152,7 @@ def open_binary(path: str, storage_options: dict[str, Any] | None = None) -> Bin
 def written_order(path: str) -> tuple[int, list[int | str]]:
     """Creation time from the name (``events.out.tfevents.<time>.<host>.<pid>.<counter>...``),
     then the name with its numbers compared as numbers (counter 8 before counter 10)."""
-    name = PurePosixPath(path).name
+    name = path.rsplit("/", 1)[-1]
     stamp = _STAMP.search(name)
     natural = [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
     return (int(stamp.group(1)) if stamp else 0, natural)
