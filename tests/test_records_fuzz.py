@@ -8,7 +8,7 @@ import struct
 from collections import Counter
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
@@ -151,6 +151,8 @@ def mutated_payloads():
 
 @fuzz
 @given(mutated_payloads(), st.lists(st.binary(max_size=80), max_size=5))
+@example(mutation=([("ü", 128, 0.0, "double_content")], [(135, 135)]), junk=[])  # content of a wrong size
+@example(mutation=([("loss", 16384, 0.0, "simple")], [(187, 128)]), junk=[])  # a tag that is not UTF-8
 def test_fast_path_decodes_exactly_what_protobuf_decodes(mutation, junk):
     """Differential test: the vectorised decoder and protobuf agree on every framed payload."""
     from runlens.events.decode import _decode_with_protobuf

@@ -379,6 +379,8 @@ def tensor_scalar(tensor) -> float | None:  # noqa: ANN001 (a TensorProto)
     if dtype is None or len(tensor.tensor_shape.dim) or tensor.tensor_shape.unknown_rank:
         return None
     if tensor.tensor_content:
+        if len(tensor.tensor_content) != (2 if dtype == "bfloat16" else np.dtype(dtype).itemsize):
+            return None  # rank 0 means exactly one element (a malformed tensor is no scalar)
         if dtype == "bfloat16":
             bits = np.frombuffer(tensor.tensor_content, dtype="<u2").astype(np.uint32) << 16
             values = bits.view(np.float32)

@@ -88,7 +88,7 @@ def callbacks(
 
     Example:
         >>> import runlens.keras                                            # doctest: +SKIP
-        >>> model.fit(x, y, validation_data=(xv, yv), epochs=100,
+        >>> model.fit(x, y, validation_data=(xv, yv), epochs=100,         # doctest: +SKIP
         ...           callbacks=runlens.keras.callbacks("runs/exp1", keep_best=3,
         ...               early_stopping={"patience": 5, "restore_best_weights": True},
         ...               reduce_lr={"patience": 2, "factor": 0.5}, hparams={"units": 64}))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from runlens.errors import RunlensError
-from runlens.policies.monitor import Monitor, as_epoch_values, count
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count
 
 __all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace"]
 
@@ -58,7 +58,7 @@ class EarlyStoppingResult:
     improved_at: tuple[int, ...]
 
 
-class EarlyStopping:
+class EarlyStopping(MonitoredPolicy):
     """Replay of ``keras.callbacks.EarlyStopping`` (same arguments and defaults, keyword-only).
 
     Args:
@@ -102,18 +102,14 @@ class EarlyStopping:
         self.restore_best_weights = bool(restore_best_weights)
         self.mode = mode
 
-    @property
-    def semantics(self) -> str:
-        return self.monitor.semantics
-
-    def __repr__(self) -> str:
+    def settings(self) -> dict[str, Any]:
+        """The constructor's arguments, in Keras' order."""
         m = self.monitor
-        return (
-            f"EarlyStopping(monitor={m.name!r}, min_delta={m.min_delta!r}, patience={self.patience}, "
-            f"mode={self.mode!r}, baseline={self.baseline!r}, "
-            f"restore_best_weights={self.restore_best_weights}, "
-            f"start_from_epoch={self.start_from_epoch}, semantics={m.semantics!r})"
-        )
+        return {
+            "monitor": m.name, "min_delta": m.min_delta, "patience": self.patience, "mode": self.mode,
+            "baseline": self.baseline, "restore_best_weights": self.restore_best_weights,
+            "start_from_epoch": self.start_from_epoch, "semantics": m.semantics,
+        }
 
     def trace(self, values: Any) -> Trace:
         """One pass over the values that answers every patience (see :class:`Trace`)."""

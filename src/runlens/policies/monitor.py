@@ -263,3 +263,26 @@ def count(option: str, value: Any) -> int:
 def _check_choice(option: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise RunlensError(f"{option} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+class MonitoredPolicy:
+    """What the replayed Keras callbacks share: their :class:`Monitor` and a repr in Keras' terms.
+
+    >>> from runlens import EarlyStopping
+    >>> EarlyStopping(patience=2)
+    EarlyStopping(monitor='val_loss', min_delta=0.0, patience=2, mode='auto', baseline=None, restore_best_weights=False, start_from_epoch=0, semantics='keras3')
+    """
+
+    monitor: Monitor
+
+    @property
+    def semantics(self) -> str:
+        return self.monitor.semantics
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor's arguments, in Keras' order."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{name}={value!r}" for name, value in self.settings().items())
+        return f"{type(self).__name__}({arguments})"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from runlens.errors import RunlensError
-from runlens.policies.monitor import Monitor, as_epoch_values, count, finite_number
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count, finite_number
 
 __all__ = ["ReduceLROnPlateau", "PlateauResult", "LR_TIMINGS"]
 
@@ -57,7 +57,7 @@ class PlateauResult:
     diverges_at: int | None = None
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(MonitoredPolicy):
     """Replay of ``keras.callbacks.ReduceLROnPlateau`` (same arguments and defaults, keyword-only).
 
     Args:
@@ -99,17 +99,13 @@ class ReduceLROnPlateau:
             raise RunlensError(f"min_lr must be >= 0, got {min_lr!r}")
         self.mode = mode
 
-    @property
-    def semantics(self) -> str:
-        return self.monitor.semantics
-
-    def __repr__(self) -> str:
+    def settings(self) -> dict[str, Any]:
+        """The constructor's arguments, in Keras' order."""
         m = self.monitor
-        return (
-            f"ReduceLROnPlateau(monitor={m.name!r}, factor={self.factor!r}, patience={self.patience}, "
-            f"mode={self.mode!r}, min_delta={m.min_delta!r}, cooldown={self.cooldown}, "
-            f"min_lr={self.min_lr!r}, semantics={m.semantics!r})"
-        )
+        return {
+            "monitor": m.name, "factor": self.factor, "patience": self.patience, "mode": self.mode,
+            "min_delta": m.min_delta, "cooldown": self.cooldown, "min_lr": self.min_lr, "semantics": m.semantics,
+        }
 
     def replay(
         self,
