@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from hypothesis import example  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 # --- value strategies: ties and near-ties in float32 are the point -------------------------------
@@ -221,3 +222,15 @@ class CaseTimer:
     def report(self) -> None:
         rate = self.count / self.seconds if self.seconds else 0.0
         print(f"\n{self.name}: {self.count} cases, {self.seconds:.1f}s in the cases ({rate:.0f}/s)")
+
+
+def with_examples(cases):
+    """Decorator: every one of ``cases`` (a list of ``case`` values) always runs, before the
+    generated ones."""
+
+    def decorate(test):
+        for case in cases:
+            test = example(case=case)(test)
+        return test
+
+    return decorate

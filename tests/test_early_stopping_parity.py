@@ -24,8 +24,9 @@ from _policy_helpers import (
     keras3_model,
     same_float,
     values_strategy,
+    with_examples,
 )
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import runlens
@@ -100,15 +101,9 @@ def keras2():
     timer.report()
 
 
-def edge_examples(test):
-    for case in EDGE_CASES:
-        test = example(case=case)(test)
-    return test
-
-
 @settings(max_examples=KERAS3_CASES, deadline=None, database=None)
 @given(case=cases(KERAS3_AUTO_MONITORS))
-@edge_examples
+@with_examples(EDGE_CASES)
 def test_keras3_parity(keras3, case):
     keras, model, timer = keras3
     params, values = case
@@ -117,7 +112,7 @@ def test_keras3_parity(keras3, case):
 
 @settings(max_examples=KERAS2_CASES, deadline=None, database=None)
 @given(case=cases(KERAS2_AUTO_MONITORS))
-@edge_examples
+@with_examples(EDGE_CASES)
 def test_keras2_parity(keras2, case):
     tf_keras, model, timer = keras2
     params, values = case

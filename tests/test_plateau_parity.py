@@ -18,8 +18,9 @@ from _policy_helpers import (
     keras2_model,
     keras3_model,
     values_strategy,
+    with_examples,
 )
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import runlens
@@ -116,15 +117,9 @@ def keras2():
     timer.report()
 
 
-def edge_examples(test):
-    for case in EDGE_CASES:
-        test = example(case=case)(test)
-    return test
-
-
 @settings(max_examples=KERAS3_CASES, deadline=None, database=None)
 @given(case=cases(["val_loss", "loss", "val_accuracy", "mse"]))
-@edge_examples
+@with_examples(EDGE_CASES)
 def test_keras3_parity(keras3, case):
     callback_class, model, get_lr, set_lr, timer = keras3
     if case[0][0]["monitor"] == "val_auc":
@@ -134,7 +129,7 @@ def test_keras3_parity(keras3, case):
 
 @settings(max_examples=KERAS2_CASES, deadline=None, database=None)
 @given(case=cases(["val_loss", "val_acc", "val_accuracy", "val_auc", "accuracy_top", "loss"]))
-@edge_examples
+@with_examples(EDGE_CASES)
 def test_keras2_parity(keras2, case):
     callback_class, model, get_lr, set_lr, timer = keras2
     timer.run(check_parity, callback_class, model, "keras2", case, get_lr, set_lr)
