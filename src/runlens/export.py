@@ -38,6 +38,20 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` (nested dicts, lists and tuples of cells) with every cell made JSON-safe by
+    :func:`json_value` and every key a string.
+
+    >>> json_ready({"a": [float("nan"), 1], 2: (pd.NA,)})
+    {'a': ['NaN', 1], '2': [None]}
+    """
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return json_value(value)
+
+
 def output_format(path: str | os.PathLike[str]) -> str:
     """The format a file name asks for, checked before any work is done.
 
@@ -66,6 +80,6 @@ def write_frame(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         except ImportError as exc:
             raise RunlensError(f"{path}: writing parquet needs pyarrow (pip install pyarrow)") from exc
     else:
-        rows = [{k: json_value(v) for k, v in row.items()} for row in frame.astype(object).to_dict("records")]
+        rows = json_ready(frame.astype(object).to_dict("records"))
         target.write_text(json.dumps(rows, allow_nan=False) + "\n")
     return target

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from runlens.errors import RunlensError
-from runlens.export import json_value
+from runlens.export import json_ready
 
 __all__ = ["read_manifest", "write_manifest", "find_manifests", "MANIFEST_NAME", "SCHEMA_VERSION"]
 
@@ -121,7 +121,7 @@ def write_manifest(run_dir: str | os.PathLike[str], manifest: dict[str, Any]) ->
     """
     folder = Path(run_dir)
     target = folder / MANIFEST_NAME
-    text = json.dumps(_encoded(manifest), allow_nan=False, indent=1) + "\n"
+    text = json.dumps(json_ready(manifest), allow_nan=False, indent=1) + "\n"
     partial = folder / f".{MANIFEST_NAME}.{os.getpid()}.partial"
     with open(partial, "w", encoding="utf-8") as f:
         f.write(text)
@@ -167,14 +167,6 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _encoded(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _encoded(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encoded(v) for v in value]
-    return json_value(value)
 
 
 def _validate(data: Any, file: Path) -> None:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runlens.export import json_value
+from runlens.export import json_ready
 from runlens.report.model import Report
 
 
 def render_json(report: Report) -> str:
     """The report as a JSON document: indented, keys in a stable order, lists of numbers (the
     per-epoch curves) on one line each."""
-    return _dumps(_encode(report.to_dict()), 0) + "\n"
+    return _dumps(json_ready(report.to_dict()), 0) + "\n"
 
 
 def _dumps(value: Any, level: int) -> str:
@@ -34,11 +34,3 @@ def _dumps(value: Any, level: int) -> str:
         return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
     items = [pad + _dumps(v, level + 1) for v in value]
     return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
-    return json_value(value)
