@@ -63,7 +63,7 @@ _VAL_FIELDS: dict[int, str] = {
 # graph_def, log_message, session_log, tagged_run_metadata, meta_graph_def.
 _NON_SUMMARY_EVENT = np.array([0x1A, 0x22, 0x32, 0x3A, 0x42, 0x4A], dtype=np.uint8)
 # Value.metadata = SummaryMetadata(plugin_data=PluginData(plugin_name="scalars")), serialised.
-_SCALARS_METADATA = np.frombuffer(b"\x4a\x0b\x0a\x09\x0a\x07scalars", dtype=np.uint8)
+_SCALARS_METADATA = b"\x4a\x0b\x0a\x09\x0a\x07scalars"
 # First byte of a Summary.Value field that is never a scalar: image, histo, audio.
 _NON_SCALAR_VALUE = np.array([0x22, 0x2A, 0x32], dtype=np.uint8)
 
@@ -86,35 +86,30 @@ class TagTable:
 @dataclass
 class Rows:
     """Scalar rows in the order written. ``tensor`` marks values that came from a tensor (their
-    tag's plugin decides whether they are scalars); ``plugins`` maps tag code -> the plugin_name of
-    the first metadata seen for it."""
+    tag's plugin decides whether they are scalars)."""
 
-    tag: np.ndarray  # int32 codes into a TagTable
+    tag: np.ndarray  # codes into a TagTable
     step: np.ndarray  # int64
     wall_time: np.ndarray  # float64
     value: np.ndarray  # float64
     tensor: np.ndarray  # bool
-    plugins: dict[int, str]
+
+    def take(self, index: np.ndarray | slice) -> Rows:
+        """The rows at ``index`` (an order, a mask or a slice), every column alike."""
+        return Rows(*(getattr(self, column)[index] for column in _ROW_COLUMNS))
 
     @classmethod
     def concat(cls, parts: list[Rows]) -> Rows:
-        plugins: dict[int, str] = {}
-        for part in parts:
-            for code, name in part.plugins.items():
-                plugins.setdefault(code, name)
         if not parts:
-            parts = [_empty_rows()]
-        return cls(
-            *(np.concatenate([getattr(p, col) for p in parts]) for col in ("tag", "step", "wall_time", "value", "tensor")),
-            plugins=plugins,
-        )
+            return _empty_rows()
+        return cls(*(np.concatenate([getattr(p, column) for p in parts]) for column in _ROW_COLUMNS))
+
+
+_ROW_COLUMNS = ("tag", "step", "wall_time", "value", "tensor")
 
 
 def _empty_rows() -> Rows:
-    return Rows(
-        np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64),
-        np.zeros(0, bool), {},
-    )
+    return Rows(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64), np.zeros(0, bool))
 
 
 @dataclass
@@ -149,15 +144,14 @@ def decode_block(block: Block, tags: TagTable) -> Decoded:
     records = fast_idx[marked]
     marks = [(int(sources[i]), int(records[i]), int(fast_codes[marked][i]), "scalars") for i in first.tolist()]
 
-    rows = Rows(fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx], {})
+    rows = Rows(fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx])
     if not len(slow_idx):
         return Decoded(rows, fast_idx, marks, np.zeros(0, np.int64))
     slow_rows, slow_records, slow_marks, refused = _decode_with_protobuf(block, slow_idx, tags)
     merged = Rows.concat([rows, slow_rows])
     record = np.concatenate([fast_idx, slow_records])
     order = np.argsort(record, kind="stable")
-    ordered = Rows(merged.tag[order], merged.step[order], merged.wall_time[order], merged.value[order], merged.tensor[order], {})
-    return Decoded(ordered, record[order], marks + slow_marks, refused)
+    return Decoded(merged.take(order), record[order], marks + slow_marks, refused)
 
 
 _PAD = bytes(16)  # read past a record's end stays inside the buffer
@@ -272,8 +266,8 @@ def _view(padded: bytes, dtype: str) -> np.ndarray:
     return np.ndarray(shape=(len(padded) - width + 1,), dtype=dtype, buffer=padded, offset=0, strides=(1,))
 
 
-_SCALARS_METADATA_HEAD = np.frombuffer(_SCALARS_METADATA.tobytes()[:8], dtype="<u8")[0]
-_SCALARS_METADATA_TAIL = np.frombuffer(_SCALARS_METADATA.tobytes()[5:13], dtype="<u8")[0]
+_SCALARS_METADATA_HEAD = np.frombuffer(_SCALARS_METADATA[:8], dtype="<u8")[0]
+_SCALARS_METADATA_TAIL = np.frombuffer(_SCALARS_METADATA[5:13], dtype="<u8")[0]
 
 
 def _tag_codes(buffer: bytes, start: np.ndarray, length: np.ndarray, tags: TagTable) -> np.ndarray:
@@ -361,7 +355,6 @@ def _decode_with_protobuf(
         np.array(out["wall_time"], dtype=np.float64),
         np.array(out["value"], dtype=np.float64),
         np.array(out["tensor"], dtype=bool),
-        {},
     )
     return rows, np.array(out["record"], dtype=np.int64), marks, np.array(refused, dtype=np.int64)
 

@@ -161,9 +161,9 @@ class _Batch:
             lookup = np.array([file.tags.code(name) for name in self.tags.names])
             lookup = lookup.astype(np.int16 if len(file.tags.names) < 2**15 else np.int32)
             if hi > lo:
-                file.parts.append(
-                    Rows(lookup[rows.tag[lo:hi]], rows.step[lo:hi], rows.wall_time[lo:hi], rows.value[lo:hi], rows.tensor[lo:hi], {})
-                )
+                part = rows.take(slice(lo, hi))
+                part.tag = lookup[part.tag]
+                file.parts.append(part)
             for _, code, plugin in sorted(marks.get(int(joined.sources[first]), [])):
                 file.plugins.setdefault(int(lookup[code]), plugin)  # the first record naming one wins
         self.blocks, self.sources, self.size = [], [], 0

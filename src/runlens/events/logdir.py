@@ -25,7 +25,6 @@ from runlens.events.decode import Rows, TagTable
 from runlens.events.files import FileRows, Resume, read_event_files
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 
-COLUMNS = ("run", "tag", "step", "wall_time", "value")
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
 # Plugins whose rank-0 tensors are scalars; tensors of tags owned by any other plugin are not.
 _SCALAR_PLUGINS = frozenset({"scalars"})
