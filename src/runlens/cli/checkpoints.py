@@ -13,6 +13,7 @@ from runlens.checkpoints.prune import apply_prune
 from runlens.checkpoints.retention import KeepBestK, KeepEveryN, KeepLastN
 from runlens.cli.output import echo_frame
 from runlens.textsafe import printable
+from runlens.units import nbytes
 
 _TEMPLATE = click.option(
     "--template", multiple=True, metavar="T",
@@ -103,7 +104,7 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
     if unranked.any():
         click.echo(f"{int(unranked.sum())} valid checkpoint(s) have no {monitor} value, so they are kept: "
                    "pass --template with the ModelCheckpoint filepath, or --logdir")
-    freed = f"{summary['bytes_to_free']:,} bytes ({_size(summary['bytes_to_free'])})"
+    freed = f"{summary['bytes_to_free']:,} bytes ({nbytes(summary['bytes_to_free'])})"
     if not do_apply:
         click.echo(f"\nwould delete {summary['drop']} of {summary['files']} checkpoints, freeing {freed}")
         where = " (move to --trash)" if trash else ""
@@ -116,7 +117,7 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
     for path, why in result.skipped:
         click.echo(printable(f"left {path}: {why}"))
     click.echo(f"\n{verb} {len(result.removed)} checkpoints, freed {result.bytes_freed:,} bytes "
-               f"({_size(result.bytes_freed)})")
+               f"({nbytes(result.bytes_freed)})")
     if result.failed:
         for path, why in result.failed:
             click.echo(f"could not remove {path}: {why}", err=True)
@@ -131,7 +132,7 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     table = table.sort_values(["run", "kind", "epoch"], kind="stable", na_position="last")
     out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})
     out["file"] = [os.path.relpath(p, root) for p in table["path"]]
-    out["kind"], out["size"] = table["kind"], [_size(b) for b in table["size_bytes"]]
+    out["kind"], out["size"] = table["kind"], [nbytes(b) for b in table["size_bytes"]]
     for metric in metrics:
         out[metric] = [("" if pd.isna(v) else f"{v:.6g}") for v in table[metric]]
     out["valid"] = ["yes" if ok else f"NO: {why}" for ok, why in zip(table["valid"], table["invalid_reason"])]
@@ -151,19 +152,8 @@ def _echo_notes(table: pd.DataFrame, root: str) -> None:
         for path in unplaced["path"]:
             click.echo(f"  {os.path.relpath(path, root)}")
     for skipped in table.attrs.get("skipped", []):
-        click.echo(f"skipped {skipped['path']}: {skipped['reason']}")
+        click.echo(printable(f"skipped {skipped['path']}: {skipped['reason']}"))
     metrics_from = table["metrics_from"].dropna().unique()
     if len(table):
         sources = ", ".join(sorted(metrics_from)) or "nowhere (no metrics in names or logs)"
         click.echo(f"metrics from: {sources}")
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = n / 1024
-    for unit in ("KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            break
-        value /= 1024
-    return f"{value:.1f} {unit}"

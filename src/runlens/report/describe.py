@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from runlens.report.bundle import bundle_lines
 from runlens.report.model import CheckpointSummary, LearningRate, Report, RunRecord, Settings, SweepSummary
+from runlens.units import nbytes
 
 Lines = list[tuple[str, str]]
 
@@ -58,20 +59,6 @@ def duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def nbytes(n: int | None) -> str:
-    """A byte count in binary units ("n/a" for None)."""
-    if n is None:
-        return "n/a"
-    if n < 1024:
-        return f"{n} B"
-    value, unit = n / 1024, "KiB"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{value:.1f} {unit}"
 
 
 def policy_text(s: Settings) -> str:
