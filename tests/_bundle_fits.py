@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-
-
-class SimulatedCrash(RuntimeError):
-    """Raised by :func:`crash_at_end_of`."""
+from writers import SimulatedCrash, crash_at_end_of  # noqa: F401 (used by the bundle tests)
 
 
 def overfitting_data(seed: int = 1):
@@ -63,17 +60,6 @@ def observer():
             self.files[epoch] = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
 
     return Observer()
-
-
-def crash_at_end_of(epoch: int):
-    import keras
-
-    class CrashAtEpochEnd(keras.callbacks.Callback):
-        def on_epoch_end(self, e, logs=None):
-            if e == epoch:
-                raise SimulatedCrash(f"simulated crash at the end of epoch {e}")
-
-    return CrashAtEpochEnd()
 
 
 @dataclass

@@ -210,7 +210,7 @@ def write_simple_values(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
 # ---------------------------------------------------------------- Keras 3 fits
 
 class SimulatedCrash(RuntimeError):
-    """Raised by the crashing callback of :func:`keras_fit_crash_resume`."""
+    """Raised by :func:`crash_at_end_of` (a simulated crash at the end of an epoch)."""
 
 
 @dataclass
@@ -282,7 +282,8 @@ def _logs_recorder():
     return LogsRecorder()
 
 
-def _crash_at_end_of(crash_epoch: int):
+def crash_at_end_of(crash_epoch: int):
+    """A callback that raises :class:`SimulatedCrash` at the end of epoch ``crash_epoch``."""
     import keras
 
     class CrashAtEpochEnd(keras.callbacks.Callback):
@@ -330,7 +331,7 @@ def keras_fit_crash_resume(dir: Path, *, epochs: int = 5, crash_epoch: int = 2,
     backup = dir / "backup"
     (x, y), validation = _tiny_data(seed)
     attempts, tensorboards = [], []
-    for attempt, extra in enumerate([[_crash_at_end_of(crash_epoch)], []]):
+    for attempt, extra in enumerate([[crash_at_end_of(crash_epoch)], []]):
         keras.utils.set_random_seed(seed + attempt)
         model = _tiny_model(0.1)
         recorder = _logs_recorder()
