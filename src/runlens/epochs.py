@@ -50,7 +50,7 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     """The epoch frame of an already-read long frame (see :func:`read_epochs`)."""
     epoch_rows = scalars[scalars["tag"].astype(str).str.startswith(EPOCH_PREFIX)]
     run_folder = epoch_rows["run"].astype(str)
-    parent, split = _split_run(run_folder)
+    parent, split = split_keras_run(run_folder)
     metric = split.map(_SPLITS).fillna("") + epoch_rows["tag"].astype(str).str.slice(len(EPOCH_PREFIX))
     long = pd.DataFrame(
         {
@@ -79,7 +79,7 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _split_run(run_folder: pd.Series) -> tuple[pd.Series, pd.Series]:
+def split_keras_run(run_folder: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``"exp/train"`` -> (``"exp"``, ``"train"``); ``"train"`` -> (``"."``, ``"train"``); other
     folders -> (themselves, ``""``)."""
     if run_folder.empty:

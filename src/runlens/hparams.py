@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runlens.epochs import _split_run
+from runlens.epochs import split_keras_run
 from runlens.errors import DamagedDataWarning
 from runlens.events.records import Block, Problem, ReadState, read_blocks
 from runlens.events.sources import find_event_files, open_binary
@@ -62,7 +62,7 @@ def read_hparams(
     files = find_event_files(path, runs=runs, storage_options=storage_options)
     problems: list[Problem] = []
     found: dict[str, dict[str, Any]] = {}
-    parents, _ = _split_run(pd.Series([f.run for f in files], dtype=object))
+    parents, _ = split_keras_run(pd.Series([f.run for f in files], dtype=object))
     for file, run in zip(files, parents):
         for hparams in _sessions(file.path, problems, storage_options):
             found[run] = hparams
