@@ -3,6 +3,7 @@ reads give exactly what a cold read gives, and only new bytes are parsed for a g
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -36,16 +37,21 @@ def logdir(simple_value_logdir, tf_logdir, tmp_path):
 
 @pytest.fixture
 def parsed_bytes(monkeypatch):
-    """Counts how many bytes the record reader frames (to prove what a cached read parses)."""
+    """Counts how many bytes the reader reads from event files (to prove what a cached read parses)."""
     counter = {"bytes": 0}
-    original = files_module.read_blocks
+    original = files_module.open_binary
 
-    def counting(stream, state, **kwargs):
-        start = state.offset
-        yield from original(stream, state, **kwargs)
-        counter["bytes"] += state.offset - start
+    class Counting(io.BufferedReader):
+        def read(self, size=-1):
+            data = super().read(size)
+            counter["bytes"] += len(data)
+            return data
 
-    monkeypatch.setattr(files_module, "read_blocks", counting)
+    def counting(path, storage_options=None):
+        stream = original(path, storage_options)
+        return Counting(stream.detach()) if isinstance(stream, io.BufferedReader) else stream
+
+    monkeypatch.setattr(files_module, "open_binary", counting)
     return counter
 
 

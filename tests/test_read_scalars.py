@@ -205,3 +205,39 @@ def test_read_scalars_agrees_with_tbparse_on_values(tf_logdir):
     assert sorted(map(key, theirs["tag"], theirs["step"], theirs["value"])) == sorted(
         map(key, mine["tag"], mine["step"], mine["value"])
     )
+
+
+@pytest.mark.parametrize("read", [
+    pytest.param(lambda path, cache: runlens.read_scalars(path, workers=1), id="serial"),
+    pytest.param(lambda path, cache: runlens.read_scalars(path, workers=2), id="parallel"),
+    pytest.param(lambda path, cache: runlens.read_scalars(path, cache=cache), id="cached"),
+])
+def test_small_big_and_cut_files_read_together_match_tensorboard(tmp_path, read):
+    """Small files are framed together, bigger ones block by block, a cut one record by record:
+    one read mixing all three in each run gives exactly what tensorboard's own loader gives."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    logdir = tmp_path / "logs"
+    for run in range(3):
+        for number, (events, cut) in enumerate([(40, False), (6_000, False), (30, True), (25, False)]):
+            scratch = tmp_path / "scratch" / f"{run}-{number}"
+            writer = EventFileWriter(str(scratch), max_queue_size=10**6)
+            for step in range(events):
+                value = summary_pb2.Summary.Value(tag=f"file{number}", simple_value=step / 7 + run)
+                writer.add_event(event_pb2.Event(wall_time=1e9 + step, step=step, summary=summary_pb2.Summary(value=[value])))
+            writer.close()
+            (written,) = writers.event_files(scratch)
+            if cut:
+                writers.truncate(written, written.stat().st_size - 5)
+            (logdir / f"run{run}").mkdir(parents=True, exist_ok=True)
+            written.rename(logdir / f"run{run}" / f"events.out.tfevents.{1000000000 + number}.host")
+    assert (logdir / "run0" / "events.out.tfevents.1000000001.host").stat().st_size > (1 << 18)  # a "big" one
+
+    with pytest.warns(runlens.DamagedDataWarning):
+        frame = read(logdir, tmp_path / "cache")
+    oracle = writers.tensorboard_scalars(logdir)
+    got = list(zip(frame["run"].astype(str), frame["tag"].astype(str), frame["step"], frame["wall_time"], frame["value"]))
+    assert [row[:4] for row in got] == [row[:4] for row in oracle]
+    assert [np.float64(row[4]).tobytes() for row in got] == [np.float64(row[4]).tobytes() for row in oracle]
+    assert [p["kind"] for p in frame.attrs["problems"]] == ["truncated"] * 3

@@ -139,10 +139,10 @@ def decode_block(block: Block, tags: TagTable) -> Decoded:
     # The fast path only ever sees the scalars plugin's metadata: mark its first record per tag.
     marked = fast.scalars_metadata[fast_idx]
     sources = block.sources[fast_idx[marked]].astype(np.int64)
-    key = sources * (len(tags.names) + 1) + fast_codes[marked]
-    _, first = np.unique(key, return_index=True)
+    codes = fast_codes[marked]
+    _, first = np.unique(sources * (len(tags.names) + 1) + codes, return_index=True)
     records = fast_idx[marked]
-    marks = [(int(sources[i]), int(records[i]), int(fast_codes[marked][i]), "scalars") for i in first.tolist()]
+    marks = list(zip(sources[first].tolist(), records[first].tolist(), codes[first].tolist(), ["scalars"] * len(first)))
 
     rows = Rows(fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx])
     if not len(slow_idx):
@@ -248,8 +248,8 @@ class _FastShapes:
         lowest = stops & (~stops + np.uint64(1))  # the first such byte's high bit
         width = (np.log2(np.where(ok, lowest, np.uint64(1)).astype(np.float64)).astype(np.int64) + 1) // 8
         word &= (lowest << np.uint64(1)) - np.uint64(1)  # drop the bytes after it
-        value = np.zeros(len(at), dtype=np.uint64)
-        for k in range(8):
+        value = word & np.uint64(0x7F)
+        for k in range(1, int(width.max(initial=0))):  # most are 1 or 2 bytes: only as many passes
             value |= ((word >> np.uint64(8 * k)) & np.uint64(0x7F)) << np.uint64(7 * k)
         return value, width, ok
 
@@ -284,18 +284,20 @@ def _tag_codes(buffer: bytes, start: np.ndarray, length: np.ndarray, tags: TagTa
         at = start[rows]
         key = np.full(len(rows), size, dtype=np.uint64)
         for word in range(0, size, 8):
-            bits = u64[at + word]
-            if size - word < 8:
-                bits &= np.uint64((1 << (8 * (size - word))) - 1)
-            key = key * np.uint64(0x9E3779B97F4A7C15) ^ bits
+            key = key * np.uint64(0x9E3779B97F4A7C15) ^ (u64[at + word] & _low_bytes(size - word))
         unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         first_at = at[first][inverse.reshape(-1)]
-        if size and not all((u8[at + k] == u8[first_at + k]).all() for k in range(size)):
+        if size and not all(((u64[at + w] ^ u64[first_at + w]) & _low_bytes(size - w) == 0).all() for w in range(0, size, 8)):
             raw = np.ascontiguousarray(u8[at[:, None] + np.arange(size)])  # a collision: compare bytes
             _, first, inverse = np.unique(raw.view(np.dtype((np.void, size))).ravel(), return_index=True, return_inverse=True)
         table = np.array([_code_of(bytes(u8[a : a + size]), tags) for a in at[first].tolist()], dtype=np.int32)
         codes[rows] = table[inverse.reshape(-1)]
     return codes
+
+
+def _low_bytes(count: int) -> np.uint64:
+    """A mask of the low ``count`` bytes of a uint64 (all of them from 8 on)."""
+    return np.uint64((1 << (8 * min(count, 8))) - 1)
 
 
 def _code_of(raw: bytes, tags: TagTable) -> int:

@@ -1,18 +1,20 @@
-"""One event file -> its scalar rows, from the start or resumed where an earlier read stopped."""
+"""Event files -> their scalar rows, from the start or resumed where an earlier read stopped."""
 
 from __future__ import annotations
 
+import io
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from runlens.events.decode import Rows, TagTable, decode_block
-from runlens.events.records import Block, Problem, ReadState, read_blocks
+from runlens.events.records import Block, Problem, ReadState, frame_whole_files, read_blocks
 from runlens.events.sources import open_binary
 
 BATCH_BYTES = 1 << 19  # records of small files are decoded together until this many bytes
+WHOLE_FILE_BYTES = 1 << 18  # files (or appended tails) smaller than this are framed together too
 
 
 @dataclass
@@ -36,30 +38,73 @@ class FileRows:
         return sum(len(part.tag) for part in self.parts)
 
     def extended(self, more: FileRows) -> FileRows:
-        """This file's rows followed by ``more``, read from where this read stopped."""
+        """This file's rows followed by ``more``, read from where this read stopped (``more``'s
+        tag codes are recoded into this file's table)."""
+        table = TagTable()
+        for name in self.tags:
+            table.code(name)
+        recode = np.array([table.code(name) for name in more.tags], dtype=np.int32)
+        parts = [part.take(slice(None)) for part in more.parts]
+        for part in parts:
+            part.tag = recode[part.tag] if len(part.tag) else part.tag
         plugins = dict(self.plugins)
         for code, plugin in more.plugins.items():
-            plugins.setdefault(code, plugin)
+            plugins.setdefault(int(recode[code]), plugin)
         first = self.first_wall_time if self.first_wall_time is not None else more.first_wall_time
-        return FileRows(more.tags, self.parts + more.parts, plugins, more.state, first)
+        return FileRows(table.names, self.parts + parts, plugins, more.state, first)
+
+
+@dataclass
+class ChunkRows:
+    """The rows of several files read together: one set of columns holding every file's rows,
+    file after file (``counts`` rows each), tag codes into one shared ``tags``; per file its
+    plugins (first plugin named per tag code), :class:`ReadState` and first wall time.
+
+    One set of arrays per chunk instead of per file keeps a sweep of thousands of small files
+    cheap to send back from a worker and to assemble into the frame.
+    """
+
+    tags: list[str]
+    rows: Rows
+    counts: np.ndarray  # int64, rows of each file
+    plugins: list[dict[int, str]]
+    states: list[ReadState]
+    first_wall_times: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each file's rows start in ``rows``, and where the last one ends."""
+        return np.concatenate([[0], np.cumsum(self.counts)])
+
+    def file(self, i: int) -> FileRows:
+        """File ``i``'s rows on their own (sharing this chunk's tag table)."""
+        lo, hi = self.offsets[i : i + 2].tolist()
+        return FileRows(self.tags, [self.rows.take(slice(lo, hi))], self.plugins[i], self.states[i], self.first_wall_times[i])
+
+    @classmethod
+    def of(cls, rows: FileRows) -> ChunkRows:
+        """A chunk holding one file's rows."""
+        return cls(rows.tags, Rows.concat(rows.parts), np.array([rows.rows], dtype=np.int64),
+                   [rows.plugins], [rows.state], [rows.first_wall_time])
 
 
 @dataclass(frozen=True)
 class Resume:
-    """Where to pick up reading a file that grew: everything before ``offset`` was read into rows
-    whose tag codes index ``tags``."""
+    """Where to pick up reading a file that grew: everything before ``offset`` was read."""
 
     offset: int
     ordinal: int
     checksum: int
-    tags: list[str] = field(default_factory=list)
     problems: tuple[Problem, ...] = ()
 
     @classmethod
     def after(cls, rows: FileRows) -> Resume:
         # A "truncated" tail is re-read: the writer may have finished that record since.
         kept = tuple(p for p in rows.problems if p.kind != "truncated")
-        return cls(rows.state.offset, rows.state.ordinal, rows.state.checksum, list(rows.tags), kept)
+        return cls(rows.state.offset, rows.state.ordinal, rows.state.checksum, kept)
 
 
 def read_event_file(
@@ -67,106 +112,119 @@ def read_event_file(
 ) -> FileRows:
     """Decode one event file (from ``resume.offset`` when given); damage becomes problems, never an
     exception. With ``checksum`` the CRC-32C of everything framed is kept in the state."""
-    return read_event_files([(path, resume)], checksum=checksum, storage_options=storage_options)[0]
+    return read_event_files([(path, resume)], checksum=checksum, storage_options=storage_options).file(0)
 
 
 def read_event_files(
     tasks: list[tuple[str, Resume | None]], *, checksum: bool = False, storage_options: dict[str, Any] | None = None
-) -> list[FileRows]:
-    """Decode several event files, each from its ``Resume`` point (or the start). The records of
-    small files are decoded together, so a sweep of thousands of tiny files costs little more per
-    record than one big file."""
-    files = [_OneFile(path, resume, checksum) for path, resume in tasks]
-    batch = _Batch(files)
-    for number, file in enumerate(files):
+) -> ChunkRows:
+    """Decode several event files, each from its ``Resume`` point (or the start). Small files are
+    framed, CRC-checked and decoded together, so a sweep of thousands of tiny files costs little
+    more per record than one big file."""
+    states = []
+    for path, resume in tasks:
+        state = ReadState(path=str(path), track_checksum=checksum)
+        if resume is not None:
+            state.offset, state.ordinal, state.checksum = resume.offset, resume.ordinal, resume.checksum
+            state.problems.extend(resume.problems)
+        states.append(state)
+    batch = _Batch(states)
+    for number, state in enumerate(states):
         try:
-            with open_binary(file.state.path, storage_options) as stream:
-                if file.state.offset:
-                    stream.seek(file.state.offset)
-                for block in read_blocks(stream, file.state):
-                    if block.ordinals[0] == 0:
-                        file.first_wall_time = _wall_time_of(block.payload(0))
+            with open_binary(state.path, storage_options) as stream:
+                if state.offset:
+                    stream.seek(state.offset)
+                head = stream.read(WHOLE_FILE_BYTES)
+                if 0 < len(head) < WHOLE_FILE_BYTES:
+                    batch.add_whole(number, head)  # the whole file (or what it appended): framed with others
+                    continue
+                for block in read_blocks(stream, state, head=head):
                     batch.add(block, number)
         except OSError as exc:
-            message = f"{file.state.path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); skipped"
-            file.state.problems.append(Problem(file.state.path, "unreadable", None, message))
-    batch.flush()
-    return [file.rows() for file in files]
-
-
-class _OneFile:
-    """One file's reading in progress: its tag table (codes consistent with the rows of an earlier
-    read it resumes), rows, plugins and state."""
-
-    def __init__(self, path: str, resume: Resume | None, checksum: bool) -> None:
-        self.tags = TagTable()
-        self.state = ReadState(path=str(path), track_checksum=checksum)
-        if resume is not None:
-            for name in resume.tags:
-                self.tags.code(name)
-            self.state.offset, self.state.ordinal, self.state.checksum = resume.offset, resume.ordinal, resume.checksum
-            self.state.problems.extend(resume.problems)
-        self.parts: list[Rows] = []
-        self.plugins: dict[int, str] = {}
-        self.first_wall_time: float | None = None
-        self.refused = 0
-
-    def rows(self) -> FileRows:
-        if self.refused:
-            path = self.state.path
-            message = (
-                f"{path}: {self.refused} record(s) with valid CRCs are not Events protobuf can parse "
-                "(e.g. a tag that is not UTF-8); skipped"
-            )
-            self.state.problems.append(Problem(path, "undecodable", None, message))
-        return FileRows(self.tags.names, self.parts, self.plugins, self.state, self.first_wall_time)
+            message = f"{state.path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); skipped"
+            state.problems.append(Problem(state.path, "unreadable", None, message))
+    return batch.finish()
 
 
 class _Batch:
-    """Blocks waiting to be decoded together (``BATCH_BYTES`` at a time), then handed back to the
-    files they came from with each file's own tag codes."""
+    """Blocks of one chunk's files waiting to be decoded together (``BATCH_BYTES`` at a time); at
+    the end, every row decoded, put file after file."""
 
-    def __init__(self, files: list[_OneFile]) -> None:
-        self.files = files
+    def __init__(self, states: list[ReadState]) -> None:
+        self.states = states
         self.tags = TagTable()
         self.blocks: list[Block] = []
-        self.sources: list[int] = []
+        self.wholes: list[tuple[int, bytes]] = []
         self.size = 0
+        self.parts: list[Rows] = []
+        self.sources: list[np.ndarray] = []  # the file of each row of each part
+        self.plugins: list[dict[int, str]] = [{} for _ in states]
+        self.first_wall_times: list[float | None] = [None] * len(states)
+        self.refused = [0] * len(states)
 
     def add(self, block: Block, source: int) -> None:
+        self._keep(block, source)
+        self._grow(len(block.buffer))
+
+    def _keep(self, block: Block, source: int) -> None:
+        block.sources = np.full(len(block), source, dtype=np.int32)
         self.blocks.append(block)
-        self.sources.append(source)
-        self.size += len(block.buffer)
+
+    def add_whole(self, source: int, content: bytes) -> None:
+        """Everything from the file's ``state.offset`` to its end, framed at the next flush."""
+        self.wholes.append((source, content))
+        self._grow(len(content))
+
+    def _grow(self, size: int) -> None:
+        self.size += size
         if self.size >= BATCH_BYTES:
             self.flush()
 
+    def _frame_wholes(self) -> None:
+        numbers = [number for number, _ in self.wholes]
+        contents = [content for _, content in self.wholes]
+        block = frame_whole_files(contents, [self.states[n] for n in numbers])
+        if block is not None:
+            block.sources = np.array(numbers, dtype=np.int32)[block.sources]
+            self.blocks.append(block)
+        else:  # some file does not end on a record boundary or is damaged: each on its own
+            for number, content in self.wholes:
+                for part in read_blocks(io.BytesIO(content), self.states[number]):
+                    self._keep(part, number)
+        self.wholes = []
+
     def flush(self) -> None:
+        if self.wholes:
+            self._frame_wholes()
         if not self.blocks:
             return
-        joined = Block.join(self.blocks, self.sources)
+        joined = Block.join(self.blocks)
+        self.blocks, self.size = [], 0
+        for record in np.flatnonzero(joined.ordinals == 0).tolist():
+            self.first_wall_times[int(joined.sources[record])] = _wall_time_of(joined.payload(record))
         decoded = decode_block(joined, self.tags)
-        bounds = np.flatnonzero(np.diff(joined.sources)) + 1
-        firsts = np.concatenate([[0], bounds])
-        lasts = np.concatenate([bounds, [len(joined)]])
-        row_from = np.searchsorted(decoded.record, firsts)
-        row_to = np.searchsorted(decoded.record, lasts)
-        marks: dict[int, list[tuple[int, int, str]]] = {}
-        for source, record, code, plugin in decoded.plugin_marks:
-            marks.setdefault(source, []).append((record, code, plugin))
-        rows = decoded.rows
+        for source, _, code, plugin in sorted(decoded.plugin_marks, key=lambda mark: mark[1]):
+            self.plugins[source].setdefault(code, plugin)  # the first record naming one wins
         for record in decoded.refused.tolist():
-            self.files[int(joined.sources[record])].refused += 1
-        for first, lo, hi in zip(firsts.tolist(), row_from.tolist(), row_to.tolist()):
-            file = self.files[int(joined.sources[first])]
-            lookup = np.array([file.tags.code(name) for name in self.tags.names])
-            lookup = lookup.astype(np.int16 if len(file.tags.names) < 2**15 else np.int32)
-            if hi > lo:
-                part = rows.take(slice(lo, hi))
-                part.tag = lookup[part.tag]
-                file.parts.append(part)
-            for _, code, plugin in sorted(marks.get(int(joined.sources[first]), [])):
-                file.plugins.setdefault(int(lookup[code]), plugin)  # the first record naming one wins
-        self.blocks, self.sources, self.size = [], [], 0
+            self.refused[int(joined.sources[record])] += 1
+        self.parts.append(decoded.rows)
+        self.sources.append(joined.sources[decoded.record])
+
+    def finish(self) -> ChunkRows:
+        self.flush()
+        rows = Rows.concat(self.parts)
+        sources = np.concatenate(self.sources) if self.sources else np.zeros(0, np.int32)
+        if len(sources) and (np.diff(sources) < 0).any():  # whole files were framed after bigger ones
+            rows = rows.take(np.argsort(sources, kind="stable"))
+        counts = np.bincount(sources, minlength=len(self.states)).astype(np.int64)
+        for state, refused in zip(self.states, self.refused):
+            if refused:
+                message = (
+                    f"{state.path}: {refused} record(s) with valid CRCs are not Events protobuf can parse "
+                    "(e.g. a tag that is not UTF-8); skipped"
+                )
+                state.problems.append(Problem(state.path, "undecodable", None, message))
+        return ChunkRows(self.tags.names, rows, counts, self.plugins, self.states, self.first_wall_times)
 
 
 def _wall_time_of(payload: memoryview) -> float | None:

@@ -21,8 +21,9 @@ import pandas as pd
 
 from runlens.errors import DamagedDataWarning
 from runlens.events.cache import ScalarCache
-from runlens.events.decode import Rows, TagTable
-from runlens.events.files import FileRows, Resume, read_event_files
+from runlens.events.decode import TagTable
+from runlens.events.files import ChunkRows, Resume, read_event_files
+from runlens.events.records import ReadState
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
@@ -70,24 +71,14 @@ def read_scalars(
     """
     files = find_event_files(path, runs=runs, storage_options=storage_options)
     store = _cache(cache)
-    results = _read_all(files, workers=workers, executor=executor, cache=store, storage_options=storage_options)
-    files, results = _in_written_order(files, results)
-    tag_patterns = name_patterns(tags)
-
-    names = TagTable()
-    run_names: list[str] = []
-    pieces: list[_Piece] = []
-    problems: list[dict[str, object]] = []
-    for run, group in _by_run(files, results):
-        run_names.append(run)
-        pieces.extend(_run_pieces(len(run_names) - 1, group, names, tag_patterns))
-        for result in group:
-            problems.extend(p.as_dict() for p in result.problems)
-    del results
-
+    chunks, where = _read_all(files, workers=workers, executor=executor, cache=store, storage_options=storage_options)
+    order = _written_order(files, chunks, where)
+    problems = [p.as_dict() for i in order for p in _state(chunks, where[i]).problems]
     for problem in problems:
         warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
-    frame = _assemble(pieces, run_names, names.names)
+    run_names = sorted({f.run for f in files})
+    run_codes = {run: code for code, run in enumerate(run_names)}
+    frame = _assemble(_pieces([(where[i], run_codes[files[i].run]) for i in order], chunks, name_patterns(tags)), run_names)
     frame.attrs["problems"] = problems
     return frame
 
@@ -105,24 +96,41 @@ def _read_all(
     executor: Executor | None,
     cache: ScalarCache | None,
     storage_options: dict[str, Any] | None,
-) -> list[FileRows]:
-    """Every file's rows: from the cache when it proves them current, else read (the new bytes only,
-    when the cache proves the file just grew), in parallel when it pays."""
+) -> tuple[list[ChunkRows], list[tuple[int, int]]]:
+    """Every file's rows -- from the cache when it proves them current, else read (the new bytes
+    only, when the cache proves the file just grew), in parallel when it pays -- as chunks, and
+    where each file's rows are: (chunk, position in the chunk)."""
     lookups = [cache.lookup(f) for f in files] if cache is not None else [None] * len(files)
-    results: list[FileRows | None] = [look.rows if look is not None else None for look in lookups]
-    todo = [i for i, result in enumerate(results) if result is None]
-    chunks = _chunks(todo, [files[i].size for i in todo])
-    tasks = [[(files[i].path, lookups[i].resume if lookups[i] is not None else None) for i in chunk] for chunk in chunks]
+    chunks: list[ChunkRows] = []
+    where: list[tuple[int, int]] = [(-1, -1)] * len(files)
+    for i, look in enumerate(lookups):
+        if look is not None and look.rows is not None:
+            where[i] = (len(chunks), 0)
+            chunks.append(ChunkRows.of(look.rows))
+    todo = [i for i, (chunk, _) in enumerate(where) if chunk < 0]
+    groups = _chunks(todo, [files[i].size for i in todo])
+    tasks = [[(files[i].path, lookups[i].resume if lookups[i] is not None else None) for i in group] for group in groups]
     read = partial(_read_chunk, checksum=cache is not None, storage_options=storage_options)
-    sizes = [sum(files[i].size for i in chunk) for chunk in chunks]
+    sizes = [sum(files[i].size for i in group) for group in groups]
     remote = any(is_url(f.path) for f in files)
-    for chunk, fresh_rows in zip(chunks, _map(read, tasks, sizes, workers, executor, remote=remote)):
-        for i, fresh in zip(chunk, fresh_rows):
+    for group, fresh in zip(groups, _map(read, tasks, sizes, workers, executor, remote=remote)):
+        number = len(chunks)
+        chunks.append(fresh)
+        for position, i in enumerate(group):
             previous = lookups[i].previous if lookups[i] is not None else None
-            results[i] = previous.extended(fresh) if previous is not None else fresh
+            if previous is None and cache is None:
+                where[i] = (number, position)
+                continue
+            rows = fresh.file(position)
+            rows = previous.extended(rows) if previous is not None else rows
             if cache is not None:
-                cache.store(files[i], results[i])
-    return results  # type: ignore[return-value]
+                cache.store(files[i], rows)
+            if previous is None:
+                where[i] = (number, position)
+            else:
+                where[i] = (len(chunks), 0)
+                chunks.append(ChunkRows.of(rows))
+    return chunks, where
 
 
 def _chunks(indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, max_files: int = 512) -> list[list[int]]:
@@ -141,7 +149,7 @@ def _chunks(indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, m
 
 def _read_chunk(
     task: list[tuple[str, Resume | None]], *, checksum: bool, storage_options: dict[str, Any] | None
-) -> list[FileRows]:
+) -> ChunkRows:
     return read_event_files(task, checksum=checksum, storage_options=storage_options)
 
 
@@ -161,82 +169,108 @@ def _map(read, tasks: list, sizes: list[int], workers: int | None, executor: Exe
     return [done[i] for i in range(len(tasks))]
 
 
-def _in_written_order(files: list[EventFile], results: list[FileRows]) -> tuple[list[EventFile], list[FileRows]]:
-    """Within each run, order files by when their writer opened them (the wall_time of their first
-    record), falling back on the name: two files created in the same second by one process are
-    told apart by the first record, not by how their names sort."""
+def _state(chunks: list[ChunkRows], at: tuple[int, int]) -> ReadState:
+    return chunks[at[0]].states[at[1]]
+
+
+def _written_order(files: list[EventFile], chunks: list[ChunkRows], where: list[tuple[int, int]]) -> list[int]:
+    """Files run by run, and within a run by when their writer opened them (the wall_time of their
+    first record), falling back on the name: two files created in the same second by one process
+    are told apart by the first record, not by how their names sort."""
 
     def key(i: int) -> tuple:
         stamp, natural = written_order(files[i].path)
-        opened = results[i].first_wall_time
+        chunk, position = where[i]
+        opened = chunks[chunk].first_wall_times[position]
         return (files[i].run, opened if opened is not None else float(stamp), stamp, natural)
 
-    order = sorted(range(len(files)), key=key)
-    return [files[i] for i in order], [results[i] for i in order]
-
-
-def _by_run(files: list[EventFile], results: list[FileRows]) -> Iterable[tuple[str, list[FileRows]]]:
-    start = 0
-    for end in range(1, len(files) + 1):
-        if end == len(files) or files[end].run != files[start].run:
-            yield files[start].run, results[start:end]
-            start = end
+    return sorted(range(len(files)), key=key)
 
 
 @dataclass
 class _Piece:
-    """One block's rows bound for the frame, tag codes already global; ``keep`` None for all."""
+    """Consecutive rows of one chunk bound for the frame: the files ``first`` to ``last``
+    (exclusive) of ``chunk``, with their runs' codes; ``keep`` None for all rows."""
 
-    run: int
-    rows: Rows
-    keep: np.ndarray | None
+    chunk: ChunkRows
+    recode: np.ndarray  # the chunk's tag codes -> the frame's
+    first: int
+    last: int
+    runs: list[int]
+    keep: np.ndarray | None = None
+
+    @property
+    def span(self) -> slice:
+        offsets = self.chunk.offsets
+        return slice(int(offsets[self.first]), int(offsets[self.last]))
 
     @property
     def size(self) -> int:
-        return len(self.rows.tag) if self.keep is None else int(self.keep.sum())
+        span = self.span
+        return span.stop - span.start if self.keep is None else int(self.keep.sum())
 
 
-def _run_pieces(run: int, group: list[FileRows], names: TagTable, tag_patterns: tuple[str, ...] | None) -> list[_Piece]:
-    """A run's blocks with tags recoded into ``names``; tensor values of tags owned by a non-scalar
-    plugin are dropped (metadata may come only with a tag's first value, so the plugin is decided
-    across the whole run, first file first)."""
-    codes = [[names.code(t) for t in result.tags] for result in group]
-    recodes = [np.array(c, dtype=np.int16 if len(names.names) < 2**15 else np.int32) for c in codes]
-    plugins: dict[int, str] = {}
-    for result, recode in zip(group, recodes):
-        for code, plugin in result.plugins.items():
-            plugins.setdefault(int(recode[code]), plugin)
-    foreign = np.zeros(len(names.names), dtype=bool)
-    foreign[[code for code, plugin in plugins.items() if plugin not in _SCALAR_PLUGINS]] = True
-    wanted = np.array([tag_patterns is None or matches(t, tag_patterns) for t in names.names], dtype=bool)
+def _pieces(
+    ordered: list[tuple[tuple[int, int], int]], chunks: list[ChunkRows], tag_patterns: tuple[str, ...] | None
+) -> tuple[list[_Piece], list[str]]:
+    """The frame's rows as pieces of chunks, in order (``ordered``: each file's place in the
+    chunks and its run's code, in the frame's order), with the global tag table. Consecutive files
+    of one chunk make one piece, so a sweep of thousands of files is assembled from a few pieces.
 
-    pieces = []
-    for result, recode in zip(group, recodes):
-        for rows in result.parts:
-            rows.tag = recode[rows.tag]
-            keep = wanted[rows.tag] & ~(rows.tensor & foreign[rows.tag])
-            rows.tensor = np.empty(0, dtype=bool)  # decided; free it
-            pieces.append(_Piece(run, rows, None if keep.all() else keep))
-    return pieces
+    Tensor values of a tag owned by a non-scalar plugin are dropped: metadata may come only with a
+    tag's first value, so the plugin is decided across the whole run, first file first.
+    """
+    names = TagTable()
+    recodes = [np.array([names.code(t) for t in chunk.tags] or [0], dtype=np.int32) for chunk in chunks]
+    plugins: dict[tuple[int, int], str] = {}
+    pieces: list[_Piece] = []
+    for (number, position), run in ordered:
+        for code, plugin in chunks[number].plugins[position].items():
+            plugins.setdefault((run, int(recodes[number][code])), plugin)
+        last = pieces[-1] if pieces else None
+        if last is not None and last.chunk is chunks[number] and last.last == position:
+            last.last += 1
+            last.runs.append(run)
+        else:
+            pieces.append(_Piece(chunks[number], recodes[number], position, position + 1, [run]))
+    foreign = {key for key, plugin in plugins.items() if plugin not in _SCALAR_PLUGINS}
+    wanted = np.array([tag_patterns is None or matches(t, tag_patterns) for t in names.names] or [True], dtype=bool)
+    for piece in pieces:
+        rows, span = piece.chunk.rows, piece.span
+        tag = piece.recode[rows.tag[span]]
+        keep = wanted[tag]
+        if foreign:
+            runs = np.repeat(piece.runs, piece.chunk.counts[piece.first : piece.last])
+            pairs = runs.astype(np.int64) * len(names.names) + tag
+            keys = np.array([run * len(names.names) + code for run, code in foreign], dtype=np.int64)
+            keep &= ~(rows.tensor[span] & np.isin(pairs, keys))
+        piece.keep = None if keep.all() else keep
+    return pieces, names.names
 
 
-def _assemble(pieces: list[_Piece], run_names: list[str], tag_names: list[str]) -> pd.DataFrame:
-    """Build the frame column by column, releasing each column of the pieces as soon as it is
-    copied, so the peak stays near one copy of the data plus one column. Tags seen only on
-    non-scalar values (histograms, text, ...) do not become categories."""
+def _assemble(pieces_and_tags: tuple[list[_Piece], list[str]], run_names: list[str]) -> pd.DataFrame:
+    """Build the frame column by column, releasing each column of a chunk as soon as its last
+    piece is copied, so the peak stays near one copy of the data plus one column. Tags seen only
+    on non-scalar values (histograms, text, ...) do not become categories."""
+    pieces, tag_names = pieces_and_tags
     sizes = [piece.size for piece in pieces]
     total = sum(sizes)
+    last_use = {id(piece.chunk): k for k, piece in enumerate(pieces)}
     run = np.empty(total, dtype=_code_dtype(len(run_names)))
     tag = np.empty(total, dtype=_code_dtype(len(tag_names)))
     used = np.zeros(len(tag_names), dtype=bool)
     at = 0
-    for piece, size in zip(pieces, sizes):
-        run[at : at + size] = piece.run
-        codes = piece.rows.tag if piece.keep is None else piece.rows.tag[piece.keep]
+    for k, (piece, size) in enumerate(zip(pieces, sizes)):
+        runs = np.repeat(np.array(piece.runs, dtype=run.dtype), piece.chunk.counts[piece.first : piece.last])
+        codes = piece.recode[piece.chunk.rows.tag[piece.span]]
+        if piece.keep is not None:
+            runs, codes = runs[piece.keep], codes[piece.keep]
+        run[at : at + size] = runs
         tag[at : at + size] = codes
         used[np.unique(codes)] = True
-        piece.rows.tag = None
         at += size
+        if last_use[id(piece.chunk)] == k:
+            piece.chunk.rows.tag = piece.chunk.rows.tensor = None  # free them now
     if not used.all():
         tag = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))[tag]
     columns: dict[str, object] = {
@@ -247,11 +281,12 @@ def _assemble(pieces: list[_Piece], run_names: list[str], tag_names: list[str]) 
     for name, dtype in (("step", np.int64), ("wall_time", np.float64), ("value", np.float64)):
         out = np.empty(total, dtype=dtype)
         at = 0
-        for piece, size in zip(pieces, sizes):
-            column = getattr(piece.rows, name)
+        for k, (piece, size) in enumerate(zip(pieces, sizes)):
+            column = getattr(piece.chunk.rows, name)[piece.span]
             out[at : at + size] = column if piece.keep is None else column[piece.keep]
-            setattr(piece.rows, name, None)  # free it now, not when the whole frame is built
             at += size
+            if last_use[id(piece.chunk)] == k:
+                setattr(piece.chunk.rows, name, None)  # free it now, not when the whole frame is built
         columns[name] = out
         _give_back_freed_memory()
     pieces.clear()
