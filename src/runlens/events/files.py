@@ -56,39 +56,57 @@ class FileRows:
 
 @dataclass
 class ChunkRows:
-    """The rows of several files read together: one set of columns holding every file's rows,
-    file after file (``counts`` rows each), tag codes into one shared ``tags``; per file its
-    plugins (first plugin named per tag code), :class:`ReadState` and first wall time.
+    """The rows of several files read together, file after file (``counts`` rows each) across
+    ``parts`` (one per decoded batch), tag codes into one shared ``tags``; per file its plugins
+    (first plugin named per tag code), :class:`ReadState` and first wall time.
 
-    One set of arrays per chunk instead of per file keeps a sweep of thousands of small files
-    cheap to send back from a worker and to assemble into the frame.
+    A few arrays per chunk instead of per file keep a sweep of thousands of small files cheap to
+    send back from a worker and to assemble; parts are never concatenated, so a big file costs no
+    second copy on its way into the frame.
     """
 
     tags: list[str]
-    rows: Rows
+    parts: list[Rows]
     counts: np.ndarray  # int64, rows of each file
     plugins: list[dict[int, str]]
     states: list[ReadState]
     first_wall_times: list[float | None]
 
-    def __len__(self) -> int:
-        return len(self.states)
-
     @property
     def offsets(self) -> np.ndarray:
-        """Where each file's rows start in ``rows``, and where the last one ends."""
+        """Where each file's rows start, and where the last one ends."""
         return np.concatenate([[0], np.cumsum(self.counts)])
+
+    def segments(self, lo: int, hi: int) -> list[tuple[int, slice]]:
+        """Rows ``lo`` to ``hi`` (exclusive) as (part, slice of that part) pairs, in order."""
+        ends = np.cumsum([len(part.tag) for part in self.parts])
+        found = []
+        for k in range(int(np.searchsorted(ends, lo, side="right")), len(self.parts)):
+            start = int(ends[k]) - len(self.parts[k].tag)
+            if start >= hi:
+                break
+            found.append((k, slice(max(lo, start) - start, min(hi, int(ends[k])) - start)))
+        return found
+
+    def column(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """One column of rows ``lo`` to ``hi`` as one array."""
+        pieces = [getattr(self.parts[k], name)[span] for k, span in self.segments(lo, hi)]
+        return np.concatenate(pieces) if pieces else getattr(_EMPTY, name)
 
     def file(self, i: int) -> FileRows:
         """File ``i``'s rows on their own (sharing this chunk's tag table)."""
         lo, hi = self.offsets[i : i + 2].tolist()
-        return FileRows(self.tags, [self.rows.take(slice(lo, hi))], self.plugins[i], self.states[i], self.first_wall_times[i])
+        parts = [self.parts[k].take(span) for k, span in self.segments(lo, hi)]
+        return FileRows(self.tags, parts, self.plugins[i], self.states[i], self.first_wall_times[i])
 
     @classmethod
     def of(cls, rows: FileRows) -> ChunkRows:
         """A chunk holding one file's rows."""
-        return cls(rows.tags, Rows.concat(rows.parts), np.array([rows.rows], dtype=np.int64),
+        return cls(rows.tags, list(rows.parts), np.array([rows.rows], dtype=np.int64),
                    [rows.plugins], [rows.state], [rows.first_wall_time])
+
+
+_EMPTY = Rows.concat([])
 
 
 @dataclass(frozen=True)
@@ -207,15 +225,17 @@ class _Batch:
             self.plugins[source].setdefault(code, plugin)  # the first record naming one wins
         for record in decoded.refused.tolist():
             self.refused[int(joined.sources[record])] += 1
+        if len(self.tags.names) < 2**15:
+            decoded.rows.tag = decoded.rows.tag.astype(np.int16)  # held until the frame is built: keep it small
         self.parts.append(decoded.rows)
         self.sources.append(joined.sources[decoded.record])
 
     def finish(self) -> ChunkRows:
         self.flush()
-        rows = Rows.concat(self.parts)
+        parts = self.parts
         sources = np.concatenate(self.sources) if self.sources else np.zeros(0, np.int32)
         if len(sources) and (np.diff(sources) < 0).any():  # whole files were framed after bigger ones
-            rows = rows.take(np.argsort(sources, kind="stable"))
+            parts = [Rows.concat(parts).take(np.argsort(sources, kind="stable"))]
         counts = np.bincount(sources, minlength=len(self.states)).astype(np.int64)
         for state, refused in zip(self.states, self.refused):
             if refused:
@@ -224,7 +244,7 @@ class _Batch:
                     "(e.g. a tag that is not UTF-8); skipped"
                 )
                 state.problems.append(Problem(state.path, "undecodable", None, message))
-        return ChunkRows(self.tags.names, rows, counts, self.plugins, self.states, self.first_wall_times)
+        return ChunkRows(self.tags.names, parts, counts, self.plugins, self.states, self.first_wall_times)
 
 
 def _wall_time_of(payload: memoryview) -> float | None:

@@ -26,6 +26,7 @@ from runlens.events.files import ChunkRows, Resume, read_event_files
 from runlens.events.records import ReadState
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 
+_TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
 # Plugins whose rank-0 tensors are scalars; tensors of tags owned by any other plugin are not.
 _SCALAR_PLUGINS = frozenset({"scalars"})
@@ -116,6 +117,7 @@ def _read_all(
     for group, fresh in zip(groups, _map(read, tasks, sizes, workers, executor, remote=remote)):
         number = len(chunks)
         chunks.append(fresh)
+        _give_back_freed_memory()  # the chunk's decoding (or unpickling) left freed heap behind
         for position, i in enumerate(group):
             previous = lookups[i].previous if lookups[i] is not None else None
             if previous is None and cache is None:
@@ -189,8 +191,8 @@ def _written_order(files: list[EventFile], chunks: list[ChunkRows], where: list[
 
 @dataclass
 class _Piece:
-    """Consecutive rows of one chunk bound for the frame: the files ``first`` to ``last``
-    (exclusive) of ``chunk``, with their runs' codes; ``keep`` None for all rows."""
+    """Consecutive rows of one chunk bound for the frame: those of its files ``first`` to ``last``
+    (exclusive), with their runs' codes; ``keep`` None for all rows."""
 
     chunk: ChunkRows
     recode: np.ndarray  # the chunk's tag codes -> the frame's
@@ -200,14 +202,15 @@ class _Piece:
     keep: np.ndarray | None = None
 
     @property
-    def span(self) -> slice:
+    def rows(self) -> tuple[int, int]:
+        """Where its rows are in the chunk: (from, to)."""
         offsets = self.chunk.offsets
-        return slice(int(offsets[self.first]), int(offsets[self.last]))
+        return int(offsets[self.first]), int(offsets[self.last])
 
     @property
     def size(self) -> int:
-        span = self.span
-        return span.stop - span.start if self.keep is None else int(self.keep.sum())
+        lo, hi = self.rows
+        return hi - lo if self.keep is None else int(self.keep.sum())
 
 
 def _pieces(
@@ -235,42 +238,35 @@ def _pieces(
             pieces.append(_Piece(chunks[number], recodes[number], position, position + 1, [run]))
     foreign = {key for key, plugin in plugins.items() if plugin not in _SCALAR_PLUGINS}
     wanted = np.array([tag_patterns is None or matches(t, tag_patterns) for t in names.names] or [True], dtype=bool)
+    if tag_patterns is None and not foreign:
+        return pieces, names.names
+    keys = np.array([run * len(names.names) + code for run, code in foreign], dtype=np.int64)
     for piece in pieces:
-        rows, span = piece.chunk.rows, piece.span
-        tag = piece.recode[rows.tag[span]]
+        tag = piece.recode[piece.chunk.column("tag", *piece.rows)]
         keep = wanted[tag]
         if foreign:
             runs = np.repeat(piece.runs, piece.chunk.counts[piece.first : piece.last])
-            pairs = runs.astype(np.int64) * len(names.names) + tag
-            keys = np.array([run * len(names.names) + code for run, code in foreign], dtype=np.int64)
-            keep &= ~(rows.tensor[span] & np.isin(pairs, keys))
+            keep &= ~(piece.chunk.column("tensor", *piece.rows) & np.isin(runs.astype(np.int64) * len(names.names) + tag, keys))
         piece.keep = None if keep.all() else keep
     return pieces, names.names
 
 
 def _assemble(pieces_and_tags: tuple[list[_Piece], list[str]], run_names: list[str]) -> pd.DataFrame:
-    """Build the frame column by column, releasing each column of a chunk as soon as its last
-    piece is copied, so the peak stays near one copy of the data plus one column. Tags seen only
-    on non-scalar values (histograms, text, ...) do not become categories."""
+    """Build the frame column by column, releasing each column of a chunk's part as soon as the
+    last piece using it is copied, so the peak stays near one copy of the data plus one column.
+    Tags seen only on non-scalar values (histograms, text, ...) do not become categories."""
     pieces, tag_names = pieces_and_tags
-    sizes = [piece.size for piece in pieces]
-    total = sum(sizes)
-    last_use = {id(piece.chunk): k for k, piece in enumerate(pieces)}
+    total = sum(piece.size for piece in pieces)
+    copy = _ColumnCopier(pieces)
     run = np.empty(total, dtype=_code_dtype(len(run_names)))
-    tag = np.empty(total, dtype=_code_dtype(len(tag_names)))
-    used = np.zeros(len(tag_names), dtype=bool)
     at = 0
-    for k, (piece, size) in enumerate(zip(pieces, sizes)):
+    for piece in pieces:
         runs = np.repeat(np.array(piece.runs, dtype=run.dtype), piece.chunk.counts[piece.first : piece.last])
-        codes = piece.recode[piece.chunk.rows.tag[piece.span]]
-        if piece.keep is not None:
-            runs, codes = runs[piece.keep], codes[piece.keep]
-        run[at : at + size] = runs
-        tag[at : at + size] = codes
-        used[np.unique(codes)] = True
-        at += size
-        if last_use[id(piece.chunk)] == k:
-            piece.chunk.rows.tag = piece.chunk.rows.tensor = None  # free them now
+        runs = runs if piece.keep is None else runs[piece.keep]
+        run[at : at + len(runs)] = runs
+        at += len(runs)
+    tag = copy("tag", np.empty(total, dtype=_code_dtype(len(tag_names))), recode=True, also_free="tensor")
+    used = np.bincount(tag, minlength=len(tag_names)) > 0
     if not used.all():
         tag = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))[tag]
     columns: dict[str, object] = {
@@ -279,18 +275,48 @@ def _assemble(pieces_and_tags: tuple[list[_Piece], list[str]], run_names: list[s
     }
     del tag
     for name, dtype in (("step", np.int64), ("wall_time", np.float64), ("value", np.float64)):
-        out = np.empty(total, dtype=dtype)
-        at = 0
-        for k, (piece, size) in enumerate(zip(pieces, sizes)):
-            column = getattr(piece.chunk.rows, name)[piece.span]
-            out[at : at + size] = column if piece.keep is None else column[piece.keep]
-            at += size
-            if last_use[id(piece.chunk)] == k:
-                setattr(piece.chunk.rows, name, None)  # free it now, not when the whole frame is built
-        columns[name] = out
-        _give_back_freed_memory()
+        columns[name] = copy(name, np.empty(total, dtype=dtype))
     pieces.clear()
     return pd.DataFrame(columns, copy=False)
+
+
+class _ColumnCopier:
+    """Copies one column of every piece, in order, into the frame's column, freeing that column of
+    each chunk part right after the last piece that uses it."""
+
+    def __init__(self, pieces: list[_Piece]) -> None:
+        self.pieces = pieces
+        self.segments = [piece.chunk.segments(*piece.rows) for piece in pieces]
+        last_use: dict[tuple[int, int], int] = {}
+        for k, (piece, segments) in enumerate(zip(pieces, self.segments)):
+            for part, _ in segments:
+                last_use[(id(piece.chunk), part)] = k
+        self.frees: list[list[int]] = [[] for _ in pieces]
+        self.freed = 0  # bytes freed since memory was last given back
+        for (_, part), k in last_use.items():
+            self.frees[k].append(part)
+
+    def __call__(self, name: str, out: np.ndarray, *, recode: bool = False, also_free: str | None = None) -> np.ndarray:
+        at = 0
+        for piece, segments, frees in zip(self.pieces, self.segments, self.frees):
+            done = 0  # rows of the piece gone through
+            for part, span in segments:
+                values = getattr(piece.chunk.parts[part], name)[span]
+                values = piece.recode[values] if recode else values
+                if piece.keep is not None:
+                    values = values[piece.keep[done : done + len(values)]]
+                done += span.stop - span.start
+                out[at : at + len(values)] = values
+                at += len(values)
+            for part in frees:
+                for column in (name, also_free):
+                    if column is not None:
+                        self.freed += getattr(piece.chunk.parts[part], column).nbytes
+                        setattr(piece.chunk.parts[part], column, None)  # free it now, not when the whole frame is built
+            if self.freed >= _TRIM_EVERY:
+                _give_back_freed_memory()
+                self.freed = 0
+        return out
 
 
 def _give_back_freed_memory() -> None:
