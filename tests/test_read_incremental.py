@@ -18,8 +18,8 @@ from runlens.events import files as files_module
 from runlens.events.cache import ScalarCache
 
 
-def cold(path):
-    return runlens.read_scalars(path)
+def cold(path, **options):
+    return runlens.read_scalars(path, **options)
 
 
 def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -72,6 +72,25 @@ def test_an_unchanged_logdir_is_served_from_the_cache(logdir, tmp_path, parsed_b
     assert parsed_bytes["bytes"] == 0
     assert_same(first, second)
     assert_same(second, cold(logdir))
+
+
+def test_a_logdir_of_many_files_is_one_pack_and_filtered_reads_keep_each_others_entries(logdir, tmp_path, parsed_bytes):
+    age(logdir)
+    cache = tmp_path / "cache"
+    only_sv = runlens.read_scalars(logdir, runs="sv*", cache=cache)
+    assert len(writers.event_files(logdir)) > 2 and len(list(cache.rglob("*.pkl"))) == 1
+    sv_bytes = parsed_bytes["bytes"]
+    parsed_bytes["bytes"] = 0
+    everything = runlens.read_scalars(logdir, cache=cache)  # the sv files come from the pack
+    everything_bytes = sum(f.stat().st_size for f in writers.event_files(logdir))
+    assert parsed_bytes["bytes"] == everything_bytes - sv_bytes
+    parsed_bytes["bytes"] = 0
+    again_sv = runlens.read_scalars(logdir, runs="sv*", cache=cache)
+    only_tf2 = runlens.read_scalars(logdir, runs="tf2*", cache=cache)
+    assert parsed_bytes["bytes"] == 0
+    assert_same(again_sv, only_sv)
+    assert_same(only_tf2, cold(logdir, runs="tf2*"))
+    assert_same(everything, cold(logdir))
 
 
 def test_a_growing_file_has_only_its_new_bytes_parsed(tmp_path, parsed_bytes):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from runlens.errors import DamagedDataWarning
-from runlens.events.cache import ScalarCache
+from runlens.events.cache import LogdirCache, Lookup, ScalarCache
 from runlens.events.decode import TagTable
 from runlens.events.files import ChunkRows, Resume, read_event_files
 from runlens.events.records import ReadState
@@ -71,8 +71,8 @@ def read_scalars(
     >>> df.groupby(["run", "tag"], observed=True).size()            # doctest: +SKIP
     """
     files = find_event_files(path, runs=runs, storage_options=storage_options)
-    store = _cache(cache)
-    chunks, where = _read_all(files, workers=workers, executor=executor, cache=store, storage_options=storage_options)
+    chunks, where = _read_all(files, workers=workers, executor=executor, cache=_cache(cache, path), everything=runs is None,
+                              storage_options=storage_options)
     order = _written_order(files, chunks, where)
     problems = [p.as_dict() for i in order for p in _state(chunks, where[i]).problems]
     for problem in problems:
@@ -84,10 +84,10 @@ def read_scalars(
     return frame
 
 
-def _cache(cache: bool | str | os.PathLike[str] | None) -> ScalarCache | None:
+def _cache(cache: bool | str | os.PathLike[str] | None, path: str | os.PathLike[str]) -> LogdirCache | None:
     if cache is None or cache is False:
         return None
-    return ScalarCache(None if cache is True else cache)
+    return ScalarCache(None if cache is True else cache).open(path)
 
 
 def _read_all(
@@ -95,43 +95,43 @@ def _read_all(
     *,
     workers: int | None,
     executor: Executor | None,
-    cache: ScalarCache | None,
+    cache: LogdirCache | None,
+    everything: bool,
     storage_options: dict[str, Any] | None,
 ) -> tuple[list[ChunkRows], list[tuple[int, int]]]:
     """Every file's rows -- from the cache when it proves them current, else read (the new bytes
     only, when the cache proves the file just grew), in parallel when it pays -- as chunks, and
     where each file's rows are: (chunk, position in the chunk)."""
-    lookups = [cache.lookup(f) for f in files] if cache is not None else [None] * len(files)
+    lookups = [cache.lookup(f) for f in files] if cache is not None else [Lookup()] * len(files)
     chunks: list[ChunkRows] = []
+    numbers: dict[int, int] = {}  # id(chunk) -> its index in chunks
     where: list[tuple[int, int]] = [(-1, -1)] * len(files)
+
+    def place(i: int, chunk: ChunkRows, position: int) -> None:
+        if id(chunk) not in numbers:
+            numbers[id(chunk)] = len(chunks)
+            chunks.append(chunk)
+        where[i] = (numbers[id(chunk)], position)
+
     for i, look in enumerate(lookups):
-        if look is not None and look.rows is not None:
-            where[i] = (len(chunks), 0)
-            chunks.append(ChunkRows.of(look.rows))
+        if look.chunk is not None:
+            place(i, look.chunk, look.position)
     todo = [i for i, (chunk, _) in enumerate(where) if chunk < 0]
     groups = _chunks(todo, [files[i].size for i in todo])
-    tasks = [[(files[i].path, lookups[i].resume if lookups[i] is not None else None) for i in group] for group in groups]
+    tasks = [[(files[i].path, lookups[i].resume) for i in group] for group in groups]
     read = partial(_read_chunk, checksum=cache is not None, storage_options=storage_options)
     sizes = [sum(files[i].size for i in group) for group in groups]
     remote = any(is_url(f.path) for f in files)
     for group, fresh in zip(groups, _map(read, tasks, sizes, workers, executor, remote=remote)):
-        number = len(chunks)
-        chunks.append(fresh)
         _give_back_freed_memory()  # the chunk's decoding (or unpickling) left freed heap behind
         for position, i in enumerate(group):
-            previous = lookups[i].previous if lookups[i] is not None else None
-            if previous is None and cache is None:
-                where[i] = (number, position)
-                continue
-            rows = fresh.file(position)
-            rows = previous.extended(rows) if previous is not None else rows
-            if cache is not None:
-                cache.store(files[i], rows)
+            previous = lookups[i].previous
             if previous is None:
-                where[i] = (number, position)
-            else:
-                where[i] = (len(chunks), 0)
-                chunks.append(ChunkRows.of(rows))
+                place(i, fresh, position)
+            else:  # a file that grew: the rows read before, then the new ones
+                place(i, ChunkRows.of(previous.extended(fresh.file(position))), 0)
+    if cache is not None:
+        cache.save(files, [(chunks[c], p) for c, p in where], everything=everything)
     return chunks, where
 
 
@@ -178,15 +178,23 @@ def _state(chunks: list[ChunkRows], at: tuple[int, int]) -> ReadState:
 def _written_order(files: list[EventFile], chunks: list[ChunkRows], where: list[tuple[int, int]]) -> list[int]:
     """Files run by run, and within a run by when their writer opened them (the wall_time of their
     first record), falling back on the name: two files created in the same second by one process
-    are told apart by the first record, not by how their names sort."""
+    are told apart by the first record, not by how their names sort. (``files`` come sorted by
+    run, then by name; only runs of several files need sorting again.)"""
 
     def key(i: int) -> tuple:
         stamp, natural = written_order(files[i].path)
         chunk, position = where[i]
         opened = chunks[chunk].first_wall_times[position]
-        return (files[i].run, opened if opened is not None else float(stamp), stamp, natural)
+        return (opened if opened is not None else float(stamp), stamp, natural)
 
-    return sorted(range(len(files)), key=key)
+    order = list(range(len(files)))
+    start = 0
+    for end in range(1, len(files) + 1):
+        if end == len(files) or files[end].run != files[start].run:
+            if end - start > 1:
+                order[start:end] = sorted(range(start, end), key=key)
+            start = end
+    return order
 
 
 @dataclass
