@@ -47,9 +47,10 @@ def naive_floor(root: Path) -> int:
 
 def peak_memory(root: Path, workers: int = 1) -> dict[str, float]:
     """runlens' peak memory reading ``root`` in a fresh, warmed-up process: growth of the peak
-    resident set (VmHWM), tracemalloc's peak, and the DataFrame's own size."""
+    resident set (VmHWM), tracemalloc's peak, the DataFrame's own size, and the peak resident set
+    of the largest worker process (0 when reading in-process)."""
     code = f"""
-import json, tracemalloc
+import json, resource, tracemalloc
 import numpy, pandas, runlens, runlens.events.logdir, tensorboard.compat.proto.event_pb2
 def high_water_kb():  # VmHWM: peak RSS of this process image (ru_maxrss would carry the parent's over exec)
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
@@ -59,8 +60,10 @@ tracemalloc.start()
 df = runlens.read_scalars({str(root)!r}, workers={workers})
 current, peak = tracemalloc.get_traced_memory()
 rss = high_water_kb()
+worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest worker process's peak
 print(json.dumps({{"base_rss_mb": base / 1024, "peak_rss_growth_mb": (rss - base) / 1024,
-    "tracemalloc_peak_mb": peak / 2**20, "frame_mb": df.memory_usage(deep=True).sum() / 2**20, "rows": len(df)}}))
+    "tracemalloc_peak_mb": peak / 2**20, "frame_mb": df.memory_usage(deep=True).sum() / 2**20, "rows": len(df),
+    "worker_peak_rss_mb": worker_kb / 1024}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -72,6 +75,8 @@ def memory_line(memory: dict[str, float]) -> str:
         f"interpreter+imports {memory['base_rss_mb']:.0f} MB; DataFrame {frame:.1f} MB ({memory['rows']:,} rows); "
         f"allocated peak (tracemalloc) {memory['tracemalloc_peak_mb']:.1f} MB = {memory['tracemalloc_peak_mb'] / frame:.2f}x; "
         f"resident-set growth {memory['peak_rss_growth_mb']:.1f} MB = {memory['peak_rss_growth_mb'] / frame:.2f}x"
+        + (f"; largest worker process peak {memory['worker_peak_rss_mb']:.0f} MB (its interpreter included)"
+           if memory["worker_peak_rss_mb"] else "")
     )
 
 
