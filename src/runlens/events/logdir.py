@@ -27,7 +27,7 @@ from runlens.events.records import ReadState
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
-_PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
+_PARALLEL_MIN_BYTES = 8 << 20  # below this, worker processes (forked in ms, but results are pickled back) save nothing
 # Plugins whose rank-0 tensors are scalars; tensors of tags owned by any other plugin are not.
 _SCALAR_PLUGINS = frozenset({"scalars"})
 
