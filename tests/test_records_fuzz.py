@@ -210,3 +210,35 @@ def test_one_flipped_bit_anywhere_always_fails_the_whole_buffer_check(events, da
     heads, end, _ = records._follow_lengths(bytes(damaged))
     if at < end:  # (a flip after ``end`` made a length point past the buffer: _frame checks that one alone)
         assert not records._all_crcs_hold(bytes(damaged), heads, end)
+
+
+@fuzz
+@given(st.lists(st.tuples(scalar_events, st.integers(min_value=0, max_value=2)), min_size=1, max_size=4), st.data())
+def test_files_framed_together_give_what_each_file_gives_alone(files, data):
+    # records.frame_whole_files frames small files as one stream; whatever it accepts must be
+    # exactly what read_blocks gives file by file, and what it refuses must leave the states as
+    # they were (those files are then read one by one).
+    contents = []
+    for events, damage in files:
+        blob, _, _ = build(events)
+        if damage == 1:  # cut
+            blob = blob[: data.draw(st.integers(min_value=1, max_value=len(blob)))]
+        elif damage == 2:  # a flipped bit
+            flipped = bytearray(blob)
+            flipped[data.draw(st.integers(min_value=0, max_value=len(blob) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+            blob = bytes(flipped)
+        contents.append(blob)
+    together = [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
+    block = records.frame_whole_files(contents, together)
+    alone = [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
+    expected = []
+    for i, (content, state) in enumerate(zip(contents, alone)):
+        for part in read_blocks(io.BytesIO(content), state):
+            expected += [(i, int(o), bytes(part.payload(k))) for k, o in enumerate(part.ordinals)]
+    if block is None:
+        assert together == [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
+        assert any(state.problems for state in alone) or any(not content for content in contents)
+    else:
+        got = [(int(s), int(o), bytes(block.payload(k))) for k, (s, o) in enumerate(zip(block.sources, block.ordinals))]
+        assert got == expected
+        assert together == alone

@@ -200,9 +200,12 @@ def frame_whole_files(contents: list[bytes], states: list[ReadState]) -> Block |
     sizes = np.array([len(c) for c in contents], dtype=np.int64)
     file_starts = np.cumsum(sizes) - sizes
     heads, end, _ = _follow_lengths(buffer)
+    if not len(heads) or end != len(buffer):
+        return None
     firsts = np.searchsorted(heads, file_starts)
-    chained = end == len(buffer) and (firsts < len(heads)).all() and (heads[np.minimum(firsts, len(heads) - 1)] == file_starts).all()
-    if not len(heads) or not chained or not _all_crcs_hold(buffer, heads, end):
+    if (firsts == len(heads)).any() or (heads[np.minimum(firsts, len(heads) - 1)] != file_starts).any():
+        return None  # some file's records do not end where the next file starts
+    if not _all_crcs_hold(buffer, heads, end):
         return None
     counts = np.diff(np.append(firsts, len(heads)))
     bases = np.array([state.ordinal for state in states], dtype=np.int64)
