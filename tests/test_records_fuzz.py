@@ -242,3 +242,18 @@ def test_files_framed_together_give_what_each_file_gives_alone(files, data):
         got = [(int(s), int(o), bytes(block.payload(k))) for k, (s, o) in enumerate(zip(block.sources, block.ordinals))]
         assert got == expected
         assert together == alone
+
+
+def test_files_of_one_size_but_other_record_layouts_are_framed_each_as_it_is():
+    # frame_whole_files guesses that a file as long as an earlier one has its records at the same
+    # places; here that guess is wrong (same size, records in another order) and must not stick.
+    first = frame_record(b"a" * 10) + frame_record(b"b" * 30)
+    second = frame_record(b"c" * 30) + frame_record(b"d" * 10)
+    third = frame_record(b"e" * 10) + frame_record(b"f" * 30)
+    assert len(first) == len(second) == len(third)
+    states = [ReadState(name) for name in "xyz"]
+    block = records.frame_whole_files([first, second, third], states)
+    assert [bytes(block.payload(i)) for i in range(len(block))] == [
+        b"a" * 10, b"b" * 30, b"c" * 30, b"d" * 10, b"e" * 10, b"f" * 30]
+    assert block.sources.tolist() == [0, 0, 1, 1, 2, 2]
+    assert [s.offset for s in states] == [len(first)] * 3 and [s.ordinal for s in states] == [2, 2, 2]

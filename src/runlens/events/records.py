@@ -197,16 +197,12 @@ def frame_whole_files(contents: list[bytes], states: list[ReadState]) -> Block |
     file does not (a truncated tail, damage): those then go through :func:`read_blocks` each.
     """
     buffer = b"".join(contents)
-    sizes = np.array([len(c) for c in contents], dtype=np.int64)
+    sizes = [len(content) for content in contents]
     file_starts = np.cumsum(sizes) - sizes
-    heads, end, _ = _follow_lengths(buffer)
-    if not len(heads) or end != len(buffer):
+    heads = _chain_of_files(buffer, file_starts.tolist(), sizes)
+    if heads is None or not _all_crcs_hold(buffer, heads, end := len(buffer)):
         return None
     firsts = np.searchsorted(heads, file_starts)
-    if (firsts == len(heads)).any() or (heads[np.minimum(firsts, len(heads) - 1)] != file_starts).any():
-        return None  # some file's records do not end where the next file starts
-    if not _all_crcs_hold(buffer, heads, end):
-        return None
     counts = np.diff(np.append(firsts, len(heads)))
     bases = np.array([state.ordinal for state in states], dtype=np.int64)
     ordinals = np.arange(len(heads), dtype=np.int64) + np.repeat(bases - firsts, counts)
@@ -218,6 +214,34 @@ def frame_whole_files(contents: list[bytes], states: list[ReadState]) -> Block |
     lens = np.diff(np.append(heads, end)) - (HEADER + FOOTER)
     sources = np.repeat(np.arange(len(contents), dtype=np.int32), counts)
     return Block(buffer, heads + HEADER, lens, ordinals, sources)
+
+
+def _chain_of_files(buffer: bytes, file_starts: list[int], sizes: list[int]) -> np.ndarray | None:
+    """Where the records of files concatenated in ``buffer`` start, or None unless each file's
+    records end exactly at its end.
+
+    Files of a sweep repeat one another: a file as long as one already followed is guessed to have
+    its records where that one had them, and every guess is then checked at once (each record's
+    length must lead to the next record, the last to the buffer's end) -- so most files cost no
+    per-record Python. Should a guess be wrong, every file is followed on its own.
+    """
+    view = memoryview(buffer)
+    for guess in (True, False):
+        known: dict[int, np.ndarray] = {}  # file size -> where the records of such a file start
+        heads = []
+        for start, size in zip(file_starts, sizes):
+            found = known.get(size) if guess else None
+            if found is None:
+                found, end, _ = _follow_lengths(view[start : start + size])
+                if end != size or not len(found):
+                    return None
+                known[size] = found
+            heads.append(found + start)
+        chain = np.concatenate(heads)
+        lengths = np.minimum(_u64_view(np.frombuffer(buffer, dtype=np.uint8))[chain], len(buffer)).astype(np.int64)
+        if (chain + lengths + (HEADER + FOOTER) == np.append(chain[1:], len(buffer))).all():
+            return chain
+    return None
 
 
 def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
@@ -300,6 +324,11 @@ def _zero_crcs(longest: int) -> np.ndarray:
             grown.append(_crc32c.crc32c(b"\0", grown[-1]))
         _zero_crc_table = np.concatenate([_zero_crc_table, np.array(grown[1:], dtype=np.uint32)])
     return _zero_crc_table
+
+
+def _u64_view(buf: np.ndarray) -> np.ndarray:
+    """Element ``i`` = the little-endian uint64 at byte ``i`` of ``buf`` (shares its memory)."""
+    return np.ndarray(shape=(max(len(buf) - 7, 0),), dtype="<u8", buffer=buf, offset=0, strides=(1,))
 
 
 def _u32_view(buf: np.ndarray) -> np.ndarray:
