@@ -144,3 +144,24 @@ def test_a_crc_valid_record_protobuf_refuses_is_reported_not_silently_dropped(tm
     assert frame["tag"].astype(str).tolist() == ["loss", "loss"]
     assert [p["kind"] for p in frame.attrs["problems"]] == ["undecodable"]
     assert len(damage) == 1
+
+
+def test_bad_payload_crcs_in_different_blocks_of_a_big_file_are_one_warning_counting_them_all(tmp_path):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(tmp_path), max_queue_size=10**6)
+    for step in range(40_000):  # ~2 MB: several 512 KiB read blocks
+        value = summary_pb2.Summary.Value(tag="loss", simple_value=float(step))
+        writer.add_event(event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(value=[value])))
+    writer.close()
+    (file,) = writers.event_files(tmp_path)
+    spans = writers.record_spans(file)
+    victims = [1_000, 15_000, 30_000]  # records 1..40000 hold steps 0..39999 (record 0: file_version)
+    assert spans[victims[-1]].start - spans[victims[0]].start > 2 * (1 << 19)
+    for victim in victims:
+        writers.flip_bit(file, spans[victim].payload + 3)
+    frame, damage = read_with_warnings(tmp_path)
+    assert frame["step"].tolist() == [s for s in range(40_000) if s + 1 not in victims]
+    assert len(damage) == 1 and "3 record(s)" in str(damage[0].message)
+    assert [(p["kind"], p["offset"]) for p in frame.attrs["problems"]] == [("bad-payload-crc", spans[victims[0]].start)]

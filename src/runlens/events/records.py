@@ -88,6 +88,7 @@ class Problem:
     kind: str  # "truncated" | "bad-payload-crc" | "bad-length-crc" | "empty" | "unreadable" | "undecodable"
     offset: int | None
     message: str
+    count: int = 1  # records it concerns, where counted (bad-payload-crc)
 
     def as_dict(self) -> dict[str, object]:
         return {"path": self.path, "kind": self.kind, "offset": self.offset, "message": self.message}
@@ -395,19 +396,30 @@ def _frame_damaged(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
     masked = ((computed >> 15) | (computed << 17)) + np.uint32(_MASK_DELTA)
     keep = masked == _u32_view(buf)[payload_starts + lens]
     if not keep.all():
-        skipped = np.flatnonzero(~keep)
-        first = cursor.offset + int(heads[skipped[0]])
-        cursor.problems.append(
-            Problem(
-                cursor.path,
-                "bad-payload-crc",
-                first,
-                f"{cursor.path}: {len(skipped)} record(s) with a bad payload CRC skipped "
-                f"(first at byte {first}); reading went on after each",
-            )
-        )
+        _count_bad_payloads(cursor, int((~keep).sum()), cursor.offset + int(heads[np.argmin(keep)]))
         payload_starts, lens, ordinals = payload_starts[keep], lens[keep], ordinals[keep]
     return Block(buffer, payload_starts, lens, ordinals), consumed, need
+
+
+def _count_bad_payloads(cursor: ReadState, count: int, offset: int) -> None:
+    """Report ``count`` more records skipped for a bad payload CRC: one problem per file, counting
+    them all, at the first one's offset."""
+    earlier = next((i for i, p in enumerate(cursor.problems) if p.kind == "bad-payload-crc"), None)
+    if earlier is not None:
+        count += cursor.problems[earlier].count
+        offset = cursor.problems[earlier].offset
+    problem = Problem(
+        cursor.path,
+        "bad-payload-crc",
+        offset,
+        f"{cursor.path}: {count} record(s) with a bad payload CRC skipped (first at byte {offset}); "
+        "reading went on after each",
+        count,
+    )
+    if earlier is None:
+        cursor.problems.append(problem)
+    else:
+        cursor.problems[earlier] = problem
 
 
 def _length_crc_ok(buffer: bytes, pos: int) -> bool:
