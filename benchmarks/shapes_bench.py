@@ -9,7 +9,8 @@
   epoch_loss, epoch_accuracy, epoch_learning_rate / val loss and accuracy;
 - memory: runlens alone on a >= 10M-point logdir, in a fresh process.
 
-Readers: runlens (default workers = every core, and workers=1), the naive floor (a loop that only
+Readers: runlens (default workers = every core, workers=1, and a re-read of the unchanged logdir
+from its cache), the naive floor (a loop that only
 calls protobuf's Event.FromString per record and counts values), tbparse (.scalars + .tensors) and,
 with --accumulator, TensorBoard's EventAccumulator keeping everything. Imports are excluded.
 """
@@ -20,6 +21,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,6 +91,10 @@ def compare(title: str, root: Path, *, repeat: int, accumulator: bool) -> None:
     rows.append(("runlens.read_scalars (default workers)", t_default, len(frame)))
     t_one, frame = timed(lambda: runlens.read_scalars(root, workers=1), repeat)
     rows.append(("runlens.read_scalars (workers=1)", t_one, len(frame)))
+    with tempfile.TemporaryDirectory() as cache:
+        runlens.read_scalars(root, cache=cache)  # fills the cache
+        t_cached, frame = timed(lambda: runlens.read_scalars(root, cache=cache), repeat)
+    rows.append(("runlens.read_scalars (cache=, unchanged)", t_cached, len(frame)))
     t_floor, count = timed(lambda: naive_floor(root), 1)
     rows.append(("naive floor: Event.FromString per record", t_floor, count))
     t_tbparse, (scalars, tensors) = timed(lambda: read_bench.read_tbparse(root), 1)
