@@ -61,8 +61,9 @@ class ChunkRows:
     (first plugin named per tag code), :class:`ReadState` and first wall time.
 
     A few arrays per chunk instead of per file keep a sweep of thousands of small files cheap to
-    send back from a worker and to assemble; parts are never concatenated, so a big file costs no
-    second copy on its way into the frame.
+    send back from a worker and to assemble. Parts are not concatenated (only reordered, when small
+    files framed late must go back before a bigger one), so a big file costs no second copy on its
+    way into the frame.
     """
 
     tags: list[str]
