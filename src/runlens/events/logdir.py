@@ -24,7 +24,7 @@ from runlens.events.cache import LogdirCache, Lookup, ScalarCache
 from runlens.events.decode import TagTable
 from runlens.events.files import ChunkRows, Resume, read_event_files
 from runlens.events.records import ReadState
-from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
+from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, run_spans, written_order
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
 _PARALLEL_MIN_BYTES = 8 << 20  # below this, worker processes (forked in ms, but results are pickled back) save nothing
@@ -188,12 +188,9 @@ def _written_order(files: list[EventFile], chunks: list[ChunkRows], where: list[
         return (opened if opened is not None else float(stamp), stamp, natural)
 
     order = list(range(len(files)))
-    start = 0
-    for end in range(1, len(files) + 1):
-        if end == len(files) or files[end].run != files[start].run:
-            if end - start > 1:
-                order[start:end] = sorted(range(start, end), key=key)
-            start = end
+    for run in run_spans(files):
+        if run.stop - run.start > 1:
+            order[run] = sorted(order[run], key=key)
     return order
 
 

@@ -66,7 +66,26 @@ def find_event_files(
         found = [f for f in found if matches(f.run, patterns)]
         if not found:
             raise RunlensError(f"{path}: no run matches runs={list(patterns)}")
-    return sorted(found, key=lambda f: (f.run, *written_order(f.path)))
+    return _in_written_order(found)
+
+
+def _in_written_order(found: list[EventFile]) -> list[EventFile]:
+    """Run by run, each run's files by :func:`written_order` (worked out only for runs of several
+    files: a sweep has thousands of runs of one)."""
+    found.sort(key=lambda f: f.run)
+    for run in run_spans(found):
+        if run.stop - run.start > 1:
+            found[run] = sorted(found[run], key=lambda f: written_order(f.path))
+    return found
+
+
+def run_spans(files: Sequence[EventFile]) -> Iterable[slice]:
+    """The stretches of ``files`` (sorted by run) that belong to one run each."""
+    start = 0
+    for end in range(1, len(files) + 1):
+        if end == len(files) or files[end].run != files[start].run:
+            yield slice(start, end)
+            start = end
 
 
 def _find_local(root: Path) -> Iterable[EventFile]:
