@@ -205,7 +205,10 @@ def frame_whole_files(contents: list[bytes], states: list[ReadState]) -> Block |
     sizes = [len(content) for content in contents]
     file_starts = np.cumsum(sizes) - sizes
     heads = _chain_of_files(buffer, file_starts.tolist(), sizes)
-    if heads is None or not _all_crcs_hold(buffer, heads, end := len(buffer)):
+    if heads is None:
+        return None
+    lens = _payload_lengths(heads, len(buffer))
+    if not _all_crcs_hold(buffer, heads, lens):
         return None
     firsts = np.searchsorted(heads, file_starts)
     counts = np.diff(np.append(firsts, len(heads)))
@@ -216,7 +219,6 @@ def frame_whole_files(contents: list[bytes], states: list[ReadState]) -> Block |
         state.ordinal += count
         if state.track_checksum:
             state.checksum = _crc32c.crc32c(content, state.checksum)
-    lens = np.diff(np.append(heads, end)) - (HEADER + FOOTER)
     sources = np.repeat(np.arange(len(contents), dtype=np.int32), counts)
     return Block(buffer, heads + HEADER, lens, ordinals, sources)
 
@@ -253,15 +255,15 @@ def _frame(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
     """Frame the whole records at the start of ``buffer``.
 
     Returns the block, how many bytes of ``buffer`` it consumed, and how many bytes the next
-    (incomplete) record needs in all. The length chain is followed in Python (the only
-    per-record Python code); every CRC is then checked at once by :func:`_all_crcs_hold`, and a
+    (incomplete) record needs in all. The length chain is followed in Python (an intact
+    buffer's only per-record Python code); every CRC is then checked at once by :func:`_all_crcs_hold`, and a
     buffer that fails goes record by record through :func:`_frame_damaged`.
     """
     heads, end, need = _follow_lengths(buffer)
+    lens = _payload_lengths(heads, end)
     tail_ok = need <= HEADER or _length_crc_ok(buffer, end)
-    if not len(heads) or not tail_ok or not _all_crcs_hold(buffer, heads, end):
-        return _frame_damaged(buffer, cursor)
-    lens = np.diff(np.append(heads, end)) - (HEADER + FOOTER)
+    if not len(heads) or not tail_ok or not _all_crcs_hold(buffer, heads, lens):
+        return _frame_damaged(buffer, cursor, heads, end, need)
     ordinals = np.arange(cursor.ordinal, cursor.ordinal + len(heads), dtype=np.int64)
     cursor.ordinal += len(heads)
     return Block(buffer, heads + HEADER, lens, ordinals), end, need
@@ -289,8 +291,13 @@ def _follow_lengths(buffer: bytes) -> tuple[np.ndarray, int, int]:
     return np.asarray(starts, dtype=np.int64), pos, need
 
 
-def _all_crcs_hold(buffer: bytes, heads: np.ndarray, end: int) -> bool:
-    """Whether every length and payload CRC of the records at ``heads`` (ending at ``end``) holds,
+def _payload_lengths(heads: np.ndarray, end: int) -> np.ndarray:
+    """The payload length of each record starting at ``heads``, the last one ending at ``end``."""
+    return np.diff(np.append(heads, end)) - (HEADER + FOOTER)
+
+
+def _all_crcs_hold(buffer: bytes, heads: np.ndarray, lens: np.ndarray) -> bool:
+    """Whether every length and payload CRC of the records at ``heads`` (payloads ``lens`` long) holds,
     with two CRC-32C passes over the whole buffer instead of one call per record.
 
     Each record is two CRC-protected segments: 8 length bytes and the payload, each followed by its
@@ -301,7 +308,7 @@ def _all_crcs_hold(buffer: bytes, heads: np.ndarray, end: int) -> bool:
     segment always changes the whole CRC (the state map between segments is invertible); several
     cancel out with probability 2**-32, the same odds as one record's own CRC missing damage.
     """
-    lens = np.diff(np.append(heads, end)) - (HEADER + FOOTER)
+    end = int(heads[-1] + HEADER + lens[-1] + FOOTER)
     at = np.concatenate([heads + 8, heads + HEADER + lens])
     covered = np.concatenate([np.full(len(heads), 8, dtype=np.int64), lens])
     if covered.max() >= _ZERO_CRCS_MAX:
@@ -341,35 +348,19 @@ def _u32_view(buf: np.ndarray) -> np.ndarray:
     return np.ndarray(shape=(max(len(buf) - 3, 0),), dtype="<u4", buffer=buf, offset=0, strides=(1,))
 
 
-def _frame_damaged(buffer: bytes, cursor: ReadState) -> tuple[Block, int, int]:
-    """Frame a buffer that fails :func:`_all_crcs_hold`, record by record: which records to keep
-    and which problems to report (same return as :func:`_frame`)."""
+def _frame_damaged(buffer: bytes, cursor: ReadState, heads: np.ndarray, pos: int, need: int) -> tuple[Block, int, int]:
+    """Frame a buffer that fails :func:`_all_crcs_hold`, record by record, from the chain
+    :func:`_follow_lengths` found (``heads``, ending at ``pos``, ``need`` bytes for the next):
+    which records to keep and which problems to report (same return as :func:`_frame`). Every
+    length CRC is checked at once and the chain cut at the first bad one: the same result as
+    checking each before following it."""
     size = len(buffer)
-    unpack = _U64.unpack_from
-    crc = _crc32c.crc32c
-    view = memoryview(buffer)
-    starts: list[int] = []
-    crcs: list[int] = []
-    add_start, add_crc = starts.append, crcs.append
-    pos = 0
-    need = HEADER
-    # Follow the length chain computing each payload's CRC on the way (one loop, the only per-record
-    # Python code), then check every length CRC at once below and cut at the first bad one: the
-    # same result as checking each before following it.
-    while True:
-        body = pos + HEADER
-        if body > size:
-            break
-        end = body + unpack(buffer, pos)[0] + FOOTER
-        if end > size:
-            need = end - pos
-            break
-        add_start(pos)
-        add_crc(crc(view[body : end - FOOTER]))
-        pos = end
-    heads = np.asarray(starts, dtype=np.int64)
-    lens = np.diff(np.append(heads, pos)) - (HEADER + FOOTER)
-    computed = np.asarray(crcs, dtype=np.uint32)
+    lens = _payload_lengths(heads, pos)
+    view, crc = memoryview(buffer), _crc32c.crc32c
+    computed = np.array(
+        [crc(view[start : start + length]) for start, length in zip((heads + HEADER).tolist(), lens.tolist())],
+        dtype=np.uint32,
+    )
     if need > HEADER and not _length_crc_ok(buffer, pos):
         # Let the vectorised check below report it as the first bad one (its length is garbage).
         heads, lens, computed = np.append(heads, pos), np.append(lens, 0), np.append(computed, np.uint32(0))
