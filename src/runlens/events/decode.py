@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runlens.events.records import Block
+from runlens.events.records import Block, unaligned
 
 # TensorFlow DataType enum -> numpy dtype of one element, for the real and integer dtypes.
 _NUMPY_DTYPES: dict[int, str] = {
@@ -169,14 +169,14 @@ class _FastShapes:
     def __init__(self, buffer: bytes, start: np.ndarray, end: np.ndarray) -> None:
         padded = buffer + _PAD
         self._u8 = np.frombuffer(padded, dtype=np.uint8)
-        self._u64 = _view(padded, "<u8")
+        self._u64 = unaligned(padded, "<u8")
         # Positions computed from a damaged or unusual record can point anywhere: clip them (such
         # records fail the shape checks whatever is read there).
         self._last = len(buffer)
         at = self._byte
         n = len(start)
         ok = (end - start >= 11) & (at(start) == 0x09)
-        self.wall_time = _view(padded, "<f8")[start + 1]
+        self.wall_time = unaligned(padded, "<f8")[start + 1]
         p = start + 9
         has_step = at(p) == 0x10
         step, width, step_ok = self._varint(p + 1)
@@ -222,7 +222,7 @@ class _FastShapes:
         f64 = tensor & (dtype == 2) & (size == 8) & ((kind == 0x22) | (kind == 0x32))
 
         value = np.zeros(n, dtype=np.float64)
-        float32s, float64s = _view(padded, "<f4"), _view(padded, "<f8")
+        float32s, float64s = unaligned(padded, "<f4"), unaligned(padded, "<f8")
         for mask, at_value, numbers in ((simple, p + 1, float32s), (f32, q + 2, float32s), (f64, q + 2, float64s)):
             rows = np.flatnonzero(mask)
             value[rows] = numbers[at_value[rows]]
@@ -260,12 +260,6 @@ class _FastShapes:
         return inner, ok & length_ok & (inner + length.astype(np.int64) == end)
 
 
-def _view(padded: bytes, dtype: str) -> np.ndarray:
-    """Element ``i`` = the ``dtype`` value whose bytes start at offset ``i`` of ``padded``."""
-    width = np.dtype(dtype).itemsize
-    return np.ndarray(shape=(len(padded) - width + 1,), dtype=dtype, buffer=padded, offset=0, strides=(1,))
-
-
 _SCALARS_METADATA_HEAD = np.frombuffer(_SCALARS_METADATA[:8], dtype="<u8")[0]
 _SCALARS_METADATA_TAIL = np.frombuffer(_SCALARS_METADATA[5:13], dtype="<u8")[0]
 
@@ -278,7 +272,7 @@ def _tag_codes(buffer: bytes, start: np.ndarray, length: np.ndarray, tags: TagTa
     if not len(start):
         return codes
     padded = buffer + bytes(8)
-    u8, u64 = np.frombuffer(padded, dtype=np.uint8), _view(padded, "<u8")
+    u8, u64 = np.frombuffer(padded, dtype=np.uint8), unaligned(padded, "<u8")
     for size in np.unique(length).tolist():
         rows = np.flatnonzero(length == size)
         at = start[rows]

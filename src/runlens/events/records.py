@@ -245,7 +245,7 @@ def _chain_of_files(buffer: bytes, file_starts: list[int], sizes: list[int]) -> 
                 known[size] = found
             heads.append(found + start)
         chain = np.concatenate(heads)
-        lengths = np.minimum(_u64_view(np.frombuffer(buffer, dtype=np.uint8))[chain], len(buffer)).astype(np.int64)
+        lengths = np.minimum(unaligned(buffer, "<u8")[chain], len(buffer)).astype(np.int64)
         if (chain + lengths + (HEADER + FOOTER) == np.append(chain[1:], len(buffer))).all():
             return chain
     return None
@@ -314,11 +314,11 @@ def _all_crcs_hold(buffer: bytes, heads: np.ndarray, lens: np.ndarray) -> bool:
     if covered.max() >= _ZERO_CRCS_MAX:
         return False  # records this large are few: check them one by one
     actual = np.frombuffer(buffer, dtype=np.uint8, count=end).copy()
-    stored = _u32_view(actual)
+    stored = unaligned(actual, "<u4")
     unmasked = stored[at] - np.uint32(_MASK_DELTA)
     stored[at] = (unmasked >> 17) | (unmasked << 15)
     valid = np.zeros(end, dtype=np.uint8)
-    _u32_view(valid)[at] = _zero_crcs(int(covered.max()))[covered]
+    unaligned(valid, "<u4")[at] = _zero_crcs(int(covered.max()))[covered]
     return _crc32c.crc32c(actual) == _crc32c.crc32c(valid)
 
 
@@ -338,14 +338,15 @@ def _zero_crcs(longest: int) -> np.ndarray:
     return _zero_crc_table
 
 
-def _u64_view(buf: np.ndarray) -> np.ndarray:
-    """Element ``i`` = the little-endian uint64 at byte ``i`` of ``buf`` (shares its memory)."""
-    return np.ndarray(shape=(max(len(buf) - 7, 0),), dtype="<u8", buffer=buf, offset=0, strides=(1,))
+def unaligned(buf: bytes | np.ndarray, dtype: str) -> np.ndarray:
+    """Element ``i`` = the ``dtype`` value whose bytes start at byte ``i`` of ``buf``, sharing its
+    memory (writable when ``buf`` is): reading one field of every record is then one gather.
 
-
-def _u32_view(buf: np.ndarray) -> np.ndarray:
-    """Element ``i`` = the little-endian uint32 at byte ``i`` of ``buf`` (shares its memory)."""
-    return np.ndarray(shape=(max(len(buf) - 3, 0),), dtype="<u4", buffer=buf, offset=0, strides=(1,))
+    >>> unaligned(b"\\x01\\x00\\x02\\x00", "<u2").tolist()
+    [1, 512, 2]
+    """
+    width = np.dtype(dtype).itemsize
+    return np.ndarray(shape=(max(len(buf) - width + 1, 0),), dtype=dtype, buffer=buf, offset=0, strides=(1,))
 
 
 def _frame_damaged(buffer: bytes, cursor: ReadState, heads: np.ndarray, pos: int, need: int) -> tuple[Block, int, int]:
@@ -367,7 +368,7 @@ def _frame_damaged(buffer: bytes, cursor: ReadState, heads: np.ndarray, pos: int
         need = 0
     buf = np.frombuffer(buffer, dtype=np.uint8)
     if len(heads):
-        stored = _u32_view(buf)[heads + 8]
+        stored = unaligned(buf, "<u4")[heads + 8]
         bad = np.flatnonzero(_masked_crc_of_headers(buf, heads) != stored)
         if len(bad):
             first = int(bad[0])
@@ -389,7 +390,7 @@ def _frame_damaged(buffer: bytes, cursor: ReadState, heads: np.ndarray, pos: int
     cursor.ordinal += len(heads)
     payload_starts = heads + HEADER
     masked = ((computed >> 15) | (computed << 17)) + np.uint32(_MASK_DELTA)
-    keep = masked == _u32_view(buf)[payload_starts + lens]
+    keep = masked == unaligned(buf, "<u4")[payload_starts + lens]
     if not keep.all():
         _count_bad_payloads(cursor, int((~keep).sum()), cursor.offset + int(heads[np.argmin(keep)]))
         payload_starts, lens, ordinals = payload_starts[keep], lens[keep], ordinals[keep]
