@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,9 +44,7 @@ class FileRows:
         for name in self.tags:
             table.code(name)
         recode = np.array([table.code(name) for name in more.tags], dtype=np.int32)
-        parts = [part.take(slice(None)) for part in more.parts]
-        for part in parts:
-            part.tag = recode[part.tag] if len(part.tag) else part.tag
+        parts = [replace(part, tag=recode[part.tag]) for part in more.parts]  # the other columns shared, not copied
         plugins = dict(self.plugins)
         for code, plugin in more.plugins.items():
             plugins.setdefault(int(recode[code]), plugin)

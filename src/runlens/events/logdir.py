@@ -79,7 +79,8 @@ def read_scalars(
         warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
     run_names = sorted({f.run for f in files})
     run_codes = {run: code for code, run in enumerate(run_names)}
-    frame = _assemble(_pieces([(where[i], run_codes[files[i].run]) for i in order], chunks, name_patterns(tags)), run_names)
+    pieces, tag_names = _pieces([(where[i], run_codes[files[i].run]) for i in order], chunks, name_patterns(tags))
+    frame = _assemble(pieces, tag_names, run_names)
     frame.attrs["problems"] = problems
     return frame
 
@@ -256,11 +257,10 @@ def _pieces(
     return pieces, names.names
 
 
-def _assemble(pieces_and_tags: tuple[list[_Piece], list[str]], run_names: list[str]) -> pd.DataFrame:
+def _assemble(pieces: list[_Piece], tag_names: list[str], run_names: list[str]) -> pd.DataFrame:
     """Build the frame column by column, releasing each column of a chunk's part as soon as the
     last piece using it is copied, so the peak stays near one copy of the data plus one column.
     Tags seen only on non-scalar values (histograms, text, ...) do not become categories."""
-    pieces, tag_names = pieces_and_tags
     total = sum(piece.size for piece in pieces)
     copy = _ColumnCopier(pieces)
     run = np.empty(total, dtype=_code_dtype(len(run_names)))
@@ -297,9 +297,9 @@ class _ColumnCopier:
             for part, _ in segments:
                 last_use[(id(piece.chunk), part)] = k
         self.frees: list[list[int]] = [[] for _ in pieces]
-        self.freed = 0  # bytes freed since memory was last given back
         for (_, part), k in last_use.items():
             self.frees[k].append(part)
+        self.freed = 0  # bytes freed since memory was last given back
 
     def __call__(self, name: str, out: np.ndarray, *, recode: bool = False, also_free: str | None = None) -> np.ndarray:
         at = 0
