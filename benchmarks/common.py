@@ -75,8 +75,11 @@ def memory_line(memory: dict[str, float]) -> str:
         f"interpreter+imports {memory['base_rss_mb']:.0f} MB; DataFrame {frame:.1f} MB ({memory['rows']:,} rows); "
         f"allocated peak (tracemalloc) {memory['tracemalloc_peak_mb']:.1f} MB = {memory['tracemalloc_peak_mb'] / frame:.2f}x; "
         f"resident-set growth {memory['peak_rss_growth_mb']:.1f} MB = {memory['peak_rss_growth_mb'] / frame:.2f}x"
-        + (f"; largest worker process peak {memory['worker_peak_rss_mb']:.0f} MB (its interpreter included)"
-           if memory["worker_peak_rss_mb"] else "")
+        + (
+            f"; largest worker process peak {memory['worker_peak_rss_mb']:.0f} MB (its interpreter included)"
+            if memory["worker_peak_rss_mb"]
+            else ""
+        )
     )
 
 
@@ -93,7 +96,7 @@ class EventFile:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self._frame = frame_record
-        self._out = open(path, "wb")
+        self._out = open(path, "wb")  # noqa: SIM115 (closed by close(), like a writer)
         self._wall_time = wall_time
         self._events: dict = {}
         self._write(event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2"))
@@ -121,7 +124,9 @@ class EventFile:
         if tf2:
             tensor = tensor_pb2.TensorProto(dtype=1)
             tensor.tensor_shape.SetInParent()
-            metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+            metadata = summary_pb2.SummaryMetadata(
+                plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+            )
             item = summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata)
         else:
             item = summary_pb2.Summary.Value(tag=tag, simple_value=0.0)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, memory_line, naive_floor, peak_memory, timed  # noqa: E402
+from common import HERE, memory_line, naive_floor, peak_memory, timed
 
 
 def generate(root: Path, points: int) -> None:
@@ -65,19 +65,27 @@ def generate(root: Path, points: int) -> None:
         writer.close()
     # 3) Python-built rank-0 tensors in float_val / double_val, with non-scalars mixed in.
     writer = EventFileWriter(str(root / "protos"), max_queue_size=100000, flush_secs=3600)
-    metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-    text_meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+    )
+    text_meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")
+    )
     for step in range(share // 2):
         f = tensor_pb2.TensorProto(dtype=1, float_val=[float(rng.random())])
         d = tensor_pb2.TensorProto(dtype=2, double_val=[float(rng.random())])
         first = step == 0
         for tag, tensor in (("proto/float", f), ("proto/double", d)):
             value = summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata if first else None)
-            writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value])))
+            writer.add_event(
+                event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value]))
+            )
         if step % 1000 == 0:
             text = tensor_pb2.TensorProto(dtype=7, string_val=[b"note"])
             value = summary_pb2.Summary.Value(tag="notes", tensor=text, metadata=text_meta)
-            writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value])))
+            writer.add_event(
+                event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value]))
+            )
     writer.close()
 
 
@@ -111,7 +119,9 @@ def read_event_accumulator(root: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--points", type=int, default=360_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--data", type=Path, default=HERE.parent / "bench_data")
@@ -129,9 +139,10 @@ def main() -> None:
     files = sum(1 for p in root.rglob("*tfevents*"))
     print(f"logdir: {root}  ({files} event files, {size / 2**20:.1f} MiB)")
 
-    import runlens  # noqa: F401  imports happen before the clocks start
     import tbparse  # noqa: F401
     from tensorboard.backend.event_processing import event_multiplexer  # noqa: F401
+
+    import runlens  # noqa: F401  imports happen before the clocks start
 
     rows: list[tuple[str, float, int]] = []
     t, df = timed(lambda: read_runlens(root, None), args.repeat)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, EventFile, memory_line, naive_floor, peak_memory, timed  # noqa: E402
+from common import HERE, EventFile, memory_line, naive_floor, peak_memory, timed
 
 
 def make_long(root: Path, points: int) -> None:
@@ -36,14 +36,18 @@ def make_long(root: Path, points: int) -> None:
     per_run = points // 4
     for run in range(4):
         tf2 = run % 2 == 0
-        train = EventFile(root / f"long{run}" / "train" / f"events.out.tfevents.{1700000000 + run}.bench.1.v2")
+        train = EventFile(
+            root / f"long{run}" / "train" / f"events.out.tfevents.{1700000000 + run}.bench.1.v2"
+        )
         steps = per_run // 2
         values = rng.random((steps, 2)).astype(np.float32)
         for step in range(steps):
             train.scalar("batch_loss", step, float(values[step, 0]), tf2=tf2)
             train.scalar("batch_accuracy", step, float(values[step, 1]), tf2=tf2)
         train.close()
-        validation = EventFile(root / f"long{run}" / "validation" / f"events.out.tfevents.{1700000000 + run}.bench.2.v2")
+        validation = EventFile(
+            root / f"long{run}" / "validation" / f"events.out.tfevents.{1700000000 + run}.bench.2.v2"
+        )
         for epoch in range(100):
             validation.scalar("epoch_loss", epoch, float(rng.random()), tf2=tf2)
         validation.close()
@@ -82,8 +86,9 @@ def describe(root: Path) -> str:
 
 
 def compare(title: str, root: Path, *, repeat: int, accumulator: bool) -> None:
-    import runlens
     import read_bench
+
+    import runlens
 
     print(f"\n== {title}: {root} ({describe(root)})")
     rows = []
@@ -104,11 +109,15 @@ def compare(title: str, root: Path, *, repeat: int, accumulator: bool) -> None:
         rows.append(("EventAccumulator (keep all)", t_acc, count))
     print(f"{'reader':44} {'seconds':>8} {'points':>11} {'points/s':>11} {'runlens is':>11}")
     for name, seconds, points in rows:
-        print(f"{name:44} {seconds:8.3f} {points:11,d} {points / seconds:11,.0f} {seconds / t_default:10.1f}x")
+        print(
+            f"{name:44} {seconds:8.3f} {points:11,d} {points / seconds:11,.0f} {seconds / t_default:10.1f}x"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--long-points", type=int, default=1_200_000)
     parser.add_argument("--sweep-runs", type=int, default=5_000)
     parser.add_argument("--memory-points", type=int, default=10_000_000)
@@ -122,8 +131,9 @@ def main() -> None:
     sweep_root = cached(args.data / f"sweep_{args.sweep_runs}", make_sweep, args.sweep_runs)
     memory_root = cached(args.data / f"long_{args.memory_points}", make_long, args.memory_points)
 
-    import runlens  # noqa: F401  (imports before the clocks)
     import tbparse  # noqa: F401
+
+    import runlens  # noqa: F401  (imports before the clocks)
 
     compare("few long runs", long_root, repeat=args.repeat, accumulator=args.accumulator)
     compare("sweep of many small runs", sweep_root, repeat=args.repeat, accumulator=args.accumulator)
@@ -131,7 +141,9 @@ def main() -> None:
     start = time.perf_counter()
     print("workers=1: " + memory_line(peak_memory(memory_root, workers=1)))
     print("default workers: " + memory_line(peak_memory(memory_root, workers=os.cpu_count() or 1)))
-    print(f"(memory runs took {time.perf_counter() - start:.0f} s; machine: {os.cpu_count()} cores, python {sys.version.split()[0]})")
+    print(
+        f"(memory runs took {time.perf_counter() - start:.0f} s; machine: {os.cpu_count()} cores, python {sys.version.split()[0]})"
+    )
 
 
 if __name__ == "__main__":

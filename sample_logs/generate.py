@@ -18,20 +18,22 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN may reorder float sums
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import itertools
 
-import runlens.keras  # noqa: E402
-from runlens.checkpoints.lock import LOCK_NAME  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+
+import runlens.keras
+from runlens.checkpoints.lock import LOCK_NAME
 
 HERE = Path(__file__).resolve().parent
 
@@ -86,7 +88,7 @@ def check_overfits(history):
 
 def check_plateau(history):  # ReduceLROnPlateau puts the rate used in the epoch into the logs
     rates = history["learning_rate"]
-    reductions = sum(b < a for a, b in zip(rates, rates[1:]))
+    reductions = sum(b < a for a, b in itertools.pairwise(rates))
     assert 2 <= reductions <= 3, f"{reductions} learning-rate reductions: {rates}"
 
 
@@ -101,45 +103,94 @@ def check_sparse(history):
 
 
 RUNS = [
-    Run("overfits", seed=1, epochs=30,
+    Run(
+        "overfits",
+        seed=1,
+        epochs=30,
         data=lambda rng: classification(rng, n_train=40, n_val=60, features=10, noise=0.2),
-        model=lambda: mlp(10, [16, 16], optimizer=keras.optimizers.Adam(0.01),
-                          loss="binary_crossentropy", metrics=["accuracy"]),
-        hparams=dict(optimizer="adam", learning_rate=0.01, hidden="16x16", batch_size=8,
-                     train_samples=40, label_noise=0.2),
-        check=check_overfits),
-    Run("plateau", seed=2, epochs=30, batch_size=16,
+        model=lambda: mlp(
+            10,
+            [16, 16],
+            optimizer=keras.optimizers.Adam(0.01),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        ),
+        hparams=dict(
+            optimizer="adam",
+            learning_rate=0.01,
+            hidden="16x16",
+            batch_size=8,
+            train_samples=40,
+            label_noise=0.2,
+        ),
+        check=check_overfits,
+    ),
+    Run(
+        "plateau",
+        seed=2,
+        epochs=30,
+        batch_size=16,
         data=lambda rng: regression(rng, n_train=96, n_val=48, features=6, noise=0.5),
-        model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.1), loss="mse",
-                          metrics=["mae"], output=None),
+        model=lambda: mlp(
+            6, [8], optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["mae"], output=None
+        ),
         reduce_lr=dict(monitor="val_loss", factor=0.5, patience=2, min_delta=1e-3),
-        hparams=dict(optimizer="sgd", learning_rate=0.1, hidden="8", batch_size=16,
-                     train_samples=96, noise=0.5),
-        check=check_plateau),
-    Run("improving", seed=3, epochs=20, batch_size=16,
+        hparams=dict(
+            optimizer="sgd", learning_rate=0.1, hidden="8", batch_size=16, train_samples=96, noise=0.5
+        ),
+        check=check_plateau,
+    ),
+    Run(
+        "improving",
+        seed=3,
+        epochs=20,
+        batch_size=16,
         data=lambda rng: regression(rng, n_train=128, n_val=64, features=6, noise=0.3),
-        model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.005), loss="mse",
-                          metrics=["mae"], output=None),
+        model=lambda: mlp(
+            6, [8], optimizer=keras.optimizers.SGD(0.005), loss="mse", metrics=["mae"], output=None
+        ),
         early_stopping=dict(patience=5, restore_best_weights=True),
-        hparams=dict(optimizer="sgd", learning_rate=0.005, hidden="8", batch_size=16,
-                     train_samples=128, noise=0.3),
-        check=check_improving),
-    Run("sparse_validation", seed=4, epochs=20, validation_freq=2, batch_size=16,
+        hparams=dict(
+            optimizer="sgd", learning_rate=0.005, hidden="8", batch_size=16, train_samples=128, noise=0.3
+        ),
+        check=check_improving,
+    ),
+    Run(
+        "sparse_validation",
+        seed=4,
+        epochs=20,
+        validation_freq=2,
+        batch_size=16,
         data=lambda rng: classification(rng, n_train=96, n_val=48, features=6, noise=0.1),
-        model=lambda: mlp(6, [8], optimizer=keras.optimizers.SGD(0.05),
-                          loss="binary_crossentropy", metrics=["accuracy"]),
-        hparams=dict(optimizer="sgd", learning_rate=0.05, hidden="8", batch_size=16,
-                     train_samples=96, label_noise=0.1, validation_freq=2),
-        check=check_sparse),
+        model=lambda: mlp(
+            6, [8], optimizer=keras.optimizers.SGD(0.05), loss="binary_crossentropy", metrics=["accuracy"]
+        ),
+        hparams=dict(
+            optimizer="sgd",
+            learning_rate=0.05,
+            hidden="8",
+            batch_size=16,
+            train_samples=96,
+            label_noise=0.1,
+            validation_freq=2,
+        ),
+        check=check_sparse,
+    ),
 ]
 
 
 def callbacks(run: Run, folder: Path) -> list[keras.callbacks.Callback]:
     """runlens' bundle: TensorBoard first (it logs the rate used in each epoch), Keras' own
     ReduceLROnPlateau / EarlyStopping, the best 3 + last checkpoints, history.csv, runlens.json."""
-    return runlens.keras.callbacks(folder, monitor="val_loss", reduce_lr=run.reduce_lr,
-                                   early_stopping=run.early_stopping, keep_best=3, keep_last=1,
-                                   hparams=run.hparams)
+    return runlens.keras.callbacks(
+        folder,
+        monitor="val_loss",
+        reduce_lr=run.reduce_lr,
+        early_stopping=run.early_stopping,
+        keep_best=3,
+        keep_last=1,
+        hparams=run.hparams,
+    )
 
 
 def generate(run: Run, folder: Path) -> dict[str, list[float]]:
@@ -147,9 +198,15 @@ def generate(run: Run, folder: Path) -> dict[str, list[float]]:
     keras.utils.set_random_seed(run.seed)
     train, validation = run.data(np.random.default_rng(run.seed))
     model = run.model()
-    history = model.fit(*train, validation_data=validation, validation_freq=run.validation_freq,
-                        epochs=run.epochs, batch_size=run.batch_size, verbose=0,
-                        callbacks=callbacks(run, folder)).history
+    history = model.fit(
+        *train,
+        validation_data=validation,
+        validation_freq=run.validation_freq,
+        epochs=run.epochs,
+        batch_size=run.batch_size,
+        verbose=0,
+        callbacks=callbacks(run, folder),
+    ).history
     run.check(history)
     return history
 
@@ -163,8 +220,10 @@ def main() -> None:
         history = generate(run, HERE / run.name)
         (HERE / run.name / "checkpoints" / LOCK_NAME).unlink(missing_ok=True)  # retention's lock
         val = history["val_loss"]
-        print(f"{run.name:18} epochs={run.epochs:2} best val_loss={min(val):.4f} "
-              f"(validation #{int(np.argmin(val)) + 1} of {len(val)}) last={val[-1]:.4f}")
+        print(
+            f"{run.name:18} epochs={run.epochs:2} best val_loss={min(val):.4f} "
+            f"(validation #{int(np.argmin(val)) + 1} of {len(val)}) last={val[-1]:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ placed after the bundle (it sees every epoch after all of runlens' callbacks act
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from writers import SimulatedCrash, crash_at_end_of  # noqa: F401 (used by the bundle tests)
@@ -30,11 +31,17 @@ def overfitting_data(seed: int = 1):
 def tiny_model(learning_rate: float = 0.01):
     import keras
 
-    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((10,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -78,12 +85,21 @@ class BundleFit:
         return next(c for c in self.callbacks if type(c).__name__ == name)
 
 
-def bundle_fit(run_dir: Path, *, epochs: int, seed: int = 1, validation_freq: int = 1,
-               extra: Sequence = (), learning_rate: float = 0.01, model=None,
-               **bundle: Any) -> BundleFit:
+def bundle_fit(
+    run_dir: Path,
+    *,
+    epochs: int,
+    seed: int = 1,
+    validation_freq: int = 1,
+    extra: Sequence = (),
+    learning_rate: float = 0.01,
+    model=None,
+    **bundle: Any,
+) -> BundleFit:
     """Fit :func:`tiny_model` on :func:`overfitting_data` with ``runlens.keras.callbacks(run_dir,
     **bundle)`` + an observer + ``extra``; a :class:`SimulatedCrash` from ``extra`` is caught."""
     import keras
+
     import runlens.keras
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -95,25 +111,33 @@ def bundle_fit(run_dir: Path, *, epochs: int, seed: int = 1, validation_freq: in
     seen.run_dir = Path(run_dir)
     history = None
     try:
-        result = model.fit(*train, validation_data=validation, validation_freq=validation_freq,
-                           epochs=epochs, batch_size=8, verbose=0,
-                           callbacks=[*callbacks, seen, *extra])
+        result = model.fit(
+            *train,
+            validation_data=validation,
+            validation_freq=validation_freq,
+            epochs=epochs,
+            batch_size=8,
+            verbose=0,
+            callbacks=[*callbacks, seen, *extra],
+        )
         history = result.history
     except SimulatedCrash:
         pass
     return BundleFit(Path(run_dir), history, sorted(seen.logs), model, callbacks, seen)
 
 
-def expected_kept(values: dict[int, float], last: int, *, keep_best: int, keep_last: int,
-                  also: Sequence[int] = ()) -> set[int]:
+def expected_kept(
+    values: dict[int, float], last: int, *, keep_best: int, keep_last: int, also: Sequence[int] = ()
+) -> set[int]:
     """Epochs retention must keep, computed from the values alone: the ``keep_best`` lowest
     (ties: earlier epoch), the last ``keep_last`` epochs up to ``last``, and ``also``."""
     best = sorted(values, key=lambda e: (values[e], e))[:keep_best]
     return {*best, *range(last - keep_last + 1, last + 1), *also}
 
 
-def checkpoint_name(epoch: int, value: float | None, monitor: str = "val_loss",
-                    suffix: str = ".keras") -> str:
+def checkpoint_name(
+    epoch: int, value: float | None, monitor: str = "val_loss", suffix: str = ".keras"
+) -> str:
     """The bundle's default name for 0-based ``epoch`` (``value`` None: the epoch had none)."""
     shown = "none" if value is None else f"{value:.6f}"
     return f"epoch_{epoch + 1:03d}-{monitor}_{shown}{suffix}"

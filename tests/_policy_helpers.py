@@ -16,10 +16,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from hypothesis import example  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import numpy as np
+import pandas as pd
+from hypothesis import example
+from hypothesis import strategies as st
 
 # --- value strategies: ties and near-ties in float32 are the point -------------------------------
 
@@ -56,9 +56,28 @@ CLUSTERS = [_neighbours(b) for b in _BASES] + [
     [0.1, float(_F32(0.1)), 0.30000000000000004, float(_F32(0.3)), 0.2, float(_F32(0.2))],
 ]
 
-DELTA_POOL = [0, 0.0, -0.0, 1e-4, -1e-4, 0.1, -0.1, 0.25, -0.25, 0.5, -0.5, 1.0, -1.0, 0.2, 0.3,
-              2.0**-24, 2.0**-23, -(2.0**-24), 1e-8, 1e-45]
-
+DELTA_POOL = [
+    0,
+    0.0,
+    -0.0,
+    1e-4,
+    -1e-4,
+    0.1,
+    -0.1,
+    0.25,
+    -0.25,
+    0.5,
+    -0.5,
+    1.0,
+    -1.0,
+    0.2,
+    0.3,
+    2.0**-24,
+    2.0**-23,
+    -(2.0**-24),
+    1e-8,
+    1e-45,
+]
 
 
 @st.composite
@@ -67,10 +86,16 @@ def values_strategy(draw, max_size: int = 24) -> list:
     alphabet = draw(
         st.one_of(
             st.sampled_from(CLUSTERS),
-            st.lists(st.one_of(st.sampled_from(VALUE_POOL), st.floats(-1e6, 1e6, width=32)), min_size=1, max_size=4),
+            st.lists(
+                st.one_of(st.sampled_from(VALUE_POOL), st.floats(-1e6, 1e6, width=32)), min_size=1, max_size=4
+            ),
         )
     )
-    return draw(st.lists(st.one_of(st.none(), st.sampled_from(alphabet), st.sampled_from(alphabet)), max_size=max_size))
+    return draw(
+        st.lists(
+            st.one_of(st.none(), st.sampled_from(alphabet), st.sampled_from(alphabet)), max_size=max_size
+        )
+    )
 
 
 delta_strategy = st.one_of(st.sampled_from(DELTA_POOL), st.floats(-2.0, 2.0))
@@ -146,7 +171,7 @@ def drive_early_stopping(callback, model, monitor: str, values: list) -> KerasSt
             if model.stop_training:
                 break
     callback.on_train_end()
-    held = int(round(float(model.get_weights()[0].flat[0]))) if values else None
+    held = round(float(model.get_weights()[0].flat[0])) if values else None
     return KerasStop(
         stopped_epoch=int(callback.stopped_epoch) if model.stop_training else None,
         epochs_trained=trained,
@@ -164,7 +189,9 @@ class KerasPlateau:
     wait: tuple[int, ...]
 
 
-def drive_plateau(callback, model, monitor: str, values: list, *, get_lr, set_lr, initial_lr: float) -> KerasPlateau:
+def drive_plateau(
+    callback, model, monitor: str, values: list, *, get_lr, set_lr, initial_lr: float
+) -> KerasPlateau:
     """Run ``callback`` (a real Keras ReduceLROnPlateau) as fit would, reading the rate each epoch."""
     set_lr(model, initial_lr)
     callback.set_model(model)
@@ -195,7 +222,9 @@ def epoch_frame(runs: dict[str, dict[str, list]], *, wall_step: float = 10.0) ->
     for run, columns in runs.items():
         n = len(next(iter(columns.values())))
         part = {"run": [run] * n, "epoch": np.arange(n, dtype=np.int64)}
-        part["wall_time"] = np.asarray(columns.get("wall_time", np.arange(1, n + 1) * wall_step), dtype=np.float64)
+        part["wall_time"] = np.asarray(
+            columns.get("wall_time", np.arange(1, n + 1) * wall_step), dtype=np.float64
+        )
         for name, values in columns.items():
             if name == "wall_time":
                 continue

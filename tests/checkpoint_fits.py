@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 import writers
 
 EPOCHS = 8
@@ -43,8 +42,11 @@ class Fitted:
         """The checkpoint files one ModelCheckpoint wrote, in epoch order."""
         suffix = ".weights.h5" if series == "weights" else ".keras"
         prefix = TEMPLATES[series].split("{")[0]
-        return sorted(p for p in (self.root / FOLDERS[series]).iterdir()
-                      if p.name.startswith(prefix) and p.name.endswith(suffix))
+        return sorted(
+            p
+            for p in (self.root / FOLDERS[series]).iterdir()
+            if p.name.startswith(prefix) and p.name.endswith(suffix)
+        )
 
     def name_of(self, series: str, epoch: int) -> str:
         """The name ModelCheckpoint gives epoch ``epoch`` (0-based): ``format(epoch=epoch + 1, **logs)``."""
@@ -71,13 +73,14 @@ def fitted_once(tmp_path_factory) -> Fitted:
         root = tmp_path_factory.mktemp("checkpoint_fit")
         callbacks = [
             keras.callbacks.ModelCheckpoint(str(root / FOLDERS["every"] / TEMPLATES["every"])),
-            keras.callbacks.ModelCheckpoint(str(root / FOLDERS["weights"] / TEMPLATES["weights"]),
-                                            save_weights_only=True),
-            keras.callbacks.ModelCheckpoint(str(root / FOLDERS["best"] / TEMPLATES["best"]),
-                                            save_best_only=True),
+            keras.callbacks.ModelCheckpoint(
+                str(root / FOLDERS["weights"] / TEMPLATES["weights"]), save_weights_only=True
+            ),
+            keras.callbacks.ModelCheckpoint(
+                str(root / FOLDERS["best"] / TEMPLATES["best"]), save_best_only=True
+            ),
         ]
-        fit = writers.keras_fit(root / "exp", epochs=EPOCHS, lr_schedule=1.0, seed=1,
-                                callbacks=callbacks)
+        fit = writers.keras_fit(root / "exp", epochs=EPOCHS, lr_schedule=1.0, seed=1, callbacks=callbacks)
         _CACHE["fit"] = Fitted(root, fit.logs)
     return _CACHE["fit"]
 

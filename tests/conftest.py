@@ -16,7 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).parent))  # `import writers` from any test module
 
-import writers  # noqa: E402
+import writers
+
+# checkpoint_fits' fixtures (fitted, folder: a real ModelCheckpoint fit) for every test module
+pytest_plugins = ["checkpoint_fits"]
 
 
 class Written:
@@ -67,17 +70,16 @@ def keras_plateau_run(tmp_path_factory) -> writers.KerasFit:
     """
     import keras
 
-    reduce = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1,
-                                               min_delta=1.0)
-    return writers.keras_fit(tmp_path_factory.mktemp("keras_plateau"), epochs=8,
-                             callbacks=[reduce], update_freq="batch")
+    reduce = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1, min_delta=1.0)
+    return writers.keras_fit(
+        tmp_path_factory.mktemp("keras_plateau"), epochs=8, callbacks=[reduce], update_freq="batch"
+    )
 
 
 @pytest.fixture(scope="session")
 def keras_resumed_run(tmp_path_factory) -> writers.CrashResume:
     """A 5-epoch fit crashed at the end of epoch 2 and resumed: epoch 2 is logged twice."""
-    return writers.keras_fit_crash_resume(tmp_path_factory.mktemp("keras_resumed"),
-                                          epochs=5, crash_epoch=2)
+    return writers.keras_fit_crash_resume(tmp_path_factory.mktemp("keras_resumed"), epochs=5, crash_epoch=2)
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from checkpoint_fits import TEMPLATES
 from click.testing import CliRunner
 
 import runlens
-from checkpoint_fits import TEMPLATES, fitted, folder  # noqa: F401 (fixtures)
 from runlens.checkpoints.lock import LOCK_NAME
 from runlens.checkpoints.names import checkpoint_kind
 from runlens.cli import main
@@ -29,8 +29,11 @@ def invoke(*args):
 
 
 def files(root):
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in Path(root).rglob("*") if p.is_file() and not p.is_symlink() and p.name != LOCK_NAME}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in Path(root).rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name != LOCK_NAME
+    }
 
 
 def test_list_prints_one_based_epochs_metrics_and_notes(folder):
@@ -53,10 +56,16 @@ def test_prune_dry_run_prints_the_plan_and_bytes_and_changes_nothing(folder):
     before = files(folder.root)
     result = invoke("checkpoints", "prune", folder.root, *PRUNE)
     assert result.exit_code == 0, result.output
-    plan = runlens.plan_prune(runlens.read_checkpoints(folder.root, template=list(TEMPLATES.values())),
-                              rules=[runlens.KeepBestK(2, "val_loss")], min_age=0)
+    plan = runlens.plan_prune(
+        runlens.read_checkpoints(folder.root, template=list(TEMPLATES.values())),
+        rules=[runlens.KeepBestK(2, "val_loss")],
+        min_age=0,
+    )
     freed = plan.loc[~plan["keep"], "size_bytes"].sum()
-    assert f"would delete {(~plan['keep']).sum()} of {len(plan)} checkpoints, freeing {freed:,} bytes" in result.output
+    assert (
+        f"would delete {(~plan['keep']).sum()} of {len(plan)} checkpoints, freeing {freed:,} bytes"
+        in result.output
+    )
     assert "dry run: nothing was changed" in result.output
     assert result.output.count("DELETE") == (~plan["keep"]).sum()
     assert files(folder.root) == before
@@ -76,21 +85,29 @@ def test_prune_apply_deletes_and_says_what_it_did(folder, tmp_path):
 
 
 def test_prune_says_which_checkpoints_it_cannot_rank(folder):
-    result = invoke("checkpoints", "prune", folder.root, "--keep-best", "1", "--monitor", "val_loss",
-                    "--min-age", "0")  # no template: best_NN_7.53e-01.keras has an unnamed value
+    result = invoke(
+        "checkpoints", "prune", folder.root, "--keep-best", "1", "--monitor", "val_loss", "--min-age", "0"
+    )  # no template: best_NN_7.53e-01.keras has an unnamed value
     assert result.exit_code == 0, result.output
     unranked = len(folder.files("best"))
     assert f"{unranked} valid checkpoint(s) have no val_loss value, so they are kept" in result.output
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["--keep-best", "0", "--monitor", "val_loss"], 2, "--keep-best"),
-    (["--keep-best", "2"], 2, "--monitor"),
-    (["--keep-best", "2", "--monitor", "my_score"], 2, "pass mode='min' or mode='max'"),
-    (["--keep-best", "2", "--monitor", "val_auc", "--min-age", "0"], 2, "no checkpoint has a 'val_auc'"),
-    (["--keep-best", "2", "--monitor", "val_loss", "--mode", "sideways"], 2, "--mode"),
-    (["--keep-best", "2", "--monitor", "val_loss", "--apply", "--trash", "{root}/t", "--min-age", "0"], 2, "--trash"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--keep-best", "0", "--monitor", "val_loss"], 2, "--keep-best"),
+        (["--keep-best", "2"], 2, "--monitor"),
+        (["--keep-best", "2", "--monitor", "my_score"], 2, "pass mode='min' or mode='max'"),
+        (["--keep-best", "2", "--monitor", "val_auc", "--min-age", "0"], 2, "no checkpoint has a 'val_auc'"),
+        (["--keep-best", "2", "--monitor", "val_loss", "--mode", "sideways"], 2, "--mode"),
+        (
+            ["--keep-best", "2", "--monitor", "val_loss", "--apply", "--trash", "{root}/t", "--min-age", "0"],
+            2,
+            "--trash",
+        ),
+    ],
+)
 def test_prune_bad_usage_exits_2(folder, args, code, message):
     result = invoke("checkpoints", "prune", folder.root, *[a.format(root=folder.root) for a in args])
     assert result.exit_code == code, result.output
@@ -141,8 +158,13 @@ def test_a_prune_killed_mid_apply_keeps_every_kept_file_and_a_rerun_finishes(fol
     script = tmp_path / "slow_prune.py"
     script.write_text(SLOW_PRUNE)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, str(script), "checkpoints", "prune", str(root), *PRUNE, "--apply"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, str(script), "checkpoints", "prune", str(root), *PRUNE, "--apply"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         unlinked = 0
         while unlinked < 3:  # the plan is printed first, then one line per deletion
@@ -164,8 +186,12 @@ def test_a_prune_killed_mid_apply_keeps_every_kept_file_and_a_rerun_finishes(fol
     assert {p: before[p] for p in kept} == {p: after_kill[p] for p in kept}  # every kept file intact
     assert 3 <= len(dropped - set(after_kill)) < len(dropped)  # the job was cut short
 
-    rerun = subprocess.run([sys.executable, "-m", "runlens", "checkpoints", "prune", str(root), *PRUNE, "--apply"],
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "runlens", "checkpoints", "prune", str(root), *PRUNE, "--apply"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rerun.returncode == 0, rerun.stderr
     final = files(root)
     checkpoints = {p for p in final if checkpoint_kind(os.path.basename(p))}

@@ -9,10 +9,10 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from checkpoint_fits import EPOCHS, TEMPLATES
 from pandas.arrays import FloatingArray
 
 import runlens
-from checkpoint_fits import EPOCHS, TEMPLATES, fitted, folder  # noqa: F401 (fixtures)
 from runlens.checkpoints.join import join_epoch_metrics
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
@@ -51,7 +51,9 @@ def test_save_best_only_and_weights_only_series(folder, fitted):
     weights = rows(table, "exp", "weights")
     assert weights["epoch"].tolist() == list(range(EPOCHS))
     assert weights["valid"].all() and weights["keras_version"].isna().all()
-    assert weights["val_loss"].tolist() == [float(format(fitted.logs[e]["val_loss"], ".2f")) for e in range(EPOCHS)]
+    assert weights["val_loss"].tolist() == [
+        float(format(fitted.logs[e]["val_loss"], ".2f")) for e in range(EPOCHS)
+    ]
 
 
 def test_columns_types_and_keras_metadata(folder):
@@ -114,7 +116,10 @@ def test_damaged_checkpoints_are_invalid_with_a_reason(folder):
     with open(weights[3], "r+b") as f:
         f.truncate(os.path.getsize(weights[3]) * 2 // 3)
     open(keras_files[4], "wb").close()
-    with zipfile.ZipFile(keras_files[5]) as src, zipfile.ZipFile(keras_files[5].with_suffix(".tmp"), "w") as dst:
+    with (
+        zipfile.ZipFile(keras_files[5]) as src,
+        zipfile.ZipFile(keras_files[5].with_suffix(".tmp"), "w") as dst,
+    ):
         for info in src.infolist():
             if info.filename != "config.json":
                 dst.writestr(info, src.read(info))
@@ -147,8 +152,13 @@ def test_hdf5_user_blocks_and_non_hdf5(tmp_path):
 
     table = runlens.read_checkpoints(tmp_path).set_index("path")
     valid = table["valid"].rename(lambda p: os.path.basename(p)).to_dict()
-    assert valid == {"ub512.weights.h5": True, "ub2048.weights.h5": True, "latest.h5": True,
-                     "cut.weights.h5": False, "text.h5": False}
+    assert valid == {
+        "ub512.weights.h5": True,
+        "ub2048.weights.h5": True,
+        "latest.h5": True,
+        "cut.weights.h5": False,
+        "text.h5": False,
+    }
 
 
 def test_symlinks_are_never_followed_and_listed_as_skipped(folder, tmp_path):
@@ -178,13 +188,19 @@ def test_missing_path_and_non_checkpoint_file_are_usage_errors(tmp_path):
 
 # ------------------------------------------------------------------ metrics from the logs
 
+
 def epoch_frame(run, values, *, metric="val_loss", missing=()):
     """An epoch frame as read_epochs documents it; ``missing`` epochs have no value logged."""
     floats = np.array(values, dtype=float)
     mask = np.array([e in missing for e in range(len(values))])
-    return pd.DataFrame({"run": run, "epoch": np.arange(len(values), dtype="int64"),
-                         "wall_time": np.arange(len(values), dtype=float),
-                         metric: FloatingArray(floats, mask)})
+    return pd.DataFrame(
+        {
+            "run": run,
+            "epoch": np.arange(len(values), dtype="int64"),
+            "wall_time": np.arange(len(values), dtype=float),
+            metric: FloatingArray(floats, mask),
+        }
+    )
 
 
 def test_join_prefers_logged_values_and_keeps_na_and_nan_apart(folder):
@@ -196,12 +212,15 @@ def test_join_prefers_logged_values_and_keeps_na_and_nan_apart(folder):
     assert np.isnan(joined.loc[1, "val_loss"]) and not joined["val_loss"].isna()[1]  # a logged NaN
     assert joined.loc[3, "val_loss"] == every.loc[3, "val_loss"]  # not logged: the name's value
     assert (joined["metrics_from"] == "logs").all()
-    assert joined.drop(columns=["val_loss", "metrics_from"]).equals(every.drop(columns=["val_loss", "metrics_from"]))
+    assert joined.drop(columns=["val_loss", "metrics_from"]).equals(
+        every.drop(columns=["val_loss", "metrics_from"])
+    )
 
 
 def test_join_pairs_single_runs_and_leaves_other_runs_alone(folder):
-    table = runlens.read_checkpoints(without_logs(folder).root / "exp" / "checkpoints",
-                                     template=list(TEMPLATES.values()))
+    table = runlens.read_checkpoints(
+        without_logs(folder).root / "exp" / "checkpoints", template=list(TEMPLATES.values())
+    )
     logs = epoch_frame("some/other/name", [0.9] * EPOCHS, metric="accuracy")
     joined = join_epoch_metrics(table, logs)
     assert (joined["accuracy"] == 0.9).all() and (joined["metrics_from"] == "logs").all()
@@ -226,6 +245,8 @@ def test_explicit_logdir_elsewhere(folder, tmp_path):
     ckpts = folder.root / "exp" / "checkpoints"
     assert (rows(runlens.read_checkpoints(ckpts), ".", "keras")["metrics_from"] != "logs").all()
     table = runlens.read_checkpoints(ckpts, template=list(TEMPLATES.values()), logdir=logs)
-    assert rows(table, ".", "weights")["val_loss"].tolist() == [f32(folder.logs[e]["val_loss"]) for e in range(EPOCHS)]
+    assert rows(table, ".", "weights")["val_loss"].tolist() == [
+        f32(folder.logs[e]["val_loss"]) for e in range(EPOCHS)
+    ]
     with pytest.raises(runlens.RunlensError):
         runlens.read_checkpoints(ckpts, logdir=tmp_path / "no-logs-here")

@@ -7,11 +7,11 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from checkpoint_fits import EPOCHS, OLD, TEMPLATES, copy_fitted, fitted_once
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import runlens
-from checkpoint_fits import EPOCHS, OLD, TEMPLATES, copy_fitted, fitted_once
 from runlens import KeepBestK, KeepEveryN, KeepLastN, KeepNewerThan, KeepRestoredEpoch, plan_prune
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
@@ -90,12 +90,22 @@ def test_keep_last_and_every(table):
 def test_keep_newer_than(table):
     times = table["mtime"].copy()
     times[table.epoch == 6] = NOW - pd.Timedelta(seconds=30)
-    plan = plan_prune(table.assign(mtime=times), min_age=10,
-                      rules=[KeepBestK(1, "val_loss"), KeepNewerThan(seconds=60)], now=NOW)
+    plan = plan_prune(
+        table.assign(mtime=times),
+        min_age=10,
+        rules=[KeepBestK(1, "val_loss"), KeepNewerThan(seconds=60)],
+        now=NOW,
+    )
     assert series(plan).loc[6, "reason"].startswith("newer than 60s")
-    since = plan_prune(table.assign(mtime=times), min_age=10,
-                       rules=[KeepBestK(1, "val_loss"), KeepNewerThan(since=str(NOW.tz_convert(None) - pd.Timedelta(minutes=1)))],
-                       now=NOW)
+    since = plan_prune(
+        table.assign(mtime=times),
+        min_age=10,
+        rules=[
+            KeepBestK(1, "val_loss"),
+            KeepNewerThan(since=str(NOW.tz_convert(None) - pd.Timedelta(minutes=1))),
+        ],
+        now=NOW,
+    )
     assert since["keep"].equals(plan["keep"])
 
 
@@ -140,8 +150,9 @@ def test_default_min_age_protects_files_just_written(table):
 
 
 def invalidated(table, mask):
-    return table.assign(valid=table["valid"] & ~mask,
-                        invalid_reason=table["invalid_reason"].where(~mask, "truncated"))
+    return table.assign(
+        valid=table["valid"] & ~mask, invalid_reason=table["invalid_reason"].where(~mask, "truncated")
+    )
 
 
 def test_invalid_checkpoints_are_never_ranked_and_kept_unless_delete_invalid(table, fitted):
@@ -153,23 +164,32 @@ def test_invalid_checkpoints_are_never_ranked_and_kept_unless_delete_invalid(tab
     assert every.loc[best, "reason"] == "invalid (truncated): kept, never ranked"
     runner_up = int(np.argsort(val_loss(fitted), kind="stable")[1])
     assert every.loc[runner_up, "rank"] == 1 and every.loc[runner_up, "keep"]
-    deleting = series(plan_prune(invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")],
-                                 delete_invalid=True, now=NOW))
+    deleting = series(
+        plan_prune(
+            invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")], delete_invalid=True, now=NOW
+        )
+    )
     assert not deleting.loc[best, "keep"] and "delete-invalid" in deleting.loc[best, "reason"]
 
 
 def test_half_written_files_are_kept_even_with_delete_invalid(table):
     damaged = table.epoch == EPOCHS - 1
     times = table["mtime"].where(~damaged, NOW - pd.Timedelta(seconds=5))
-    plan = plan_prune(invalidated(table, damaged).assign(mtime=times), rules=[KeepBestK(1, "val_loss")],
-                      delete_invalid=True, now=NOW)
+    plan = plan_prune(
+        invalidated(table, damaged).assign(mtime=times),
+        rules=[KeepBestK(1, "val_loss")],
+        delete_invalid=True,
+        now=NOW,
+    )
     assert plan.loc[damaged, "keep"].all()
 
 
 def test_a_plan_leaving_a_run_without_a_valid_checkpoint_is_refused(table):
     damaged = table.run == "exp/best"
     with pytest.raises(runlens.PruneRefused, match="'exp/best' would be left without a valid") as info:
-        plan_prune(invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")], delete_invalid=True, now=NOW)
+        plan_prune(
+            invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")], delete_invalid=True, now=NOW
+        )
     assert info.value.exit_code == 1
     kept = plan_prune(invalidated(table, damaged), rules=[KeepBestK(1, "val_loss")], now=NOW)
     assert kept.loc[damaged, "keep"].all()
@@ -207,16 +227,21 @@ def test_planning_touches_nothing(folder):
 @given(data=st.data())
 def test_whatever_the_rules_every_series_keeps_its_best_valid_checkpoint(table, data):
     n = len(table)
-    values = data.draw(st.lists(st.one_of(st.floats(0, 10), st.just(np.nan), st.none()), min_size=n, max_size=n))
+    values = data.draw(
+        st.lists(st.one_of(st.floats(0, 10), st.just(np.nan), st.none()), min_size=n, max_size=n)
+    )
     valid = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     ages = data.draw(st.lists(st.sampled_from([10, 1000]), min_size=n, max_size=n))
     rules = [KeepBestK(data.draw(st.integers(1, 3)), "val_loss", data.draw(st.sampled_from(["min", "max"])))]
-    rules += data.draw(st.lists(st.sampled_from([KeepLastN(1), KeepEveryN(4), KeepNewerThan(seconds=5)]), max_size=2))
+    rules += data.draw(
+        st.lists(st.sampled_from([KeepLastN(1), KeepEveryN(4), KeepNewerThan(seconds=5)]), max_size=2)
+    )
     delete_invalid = data.draw(st.booleans())
     mask = np.array([v is None for v in values])
     synthetic = table.assign(
         val_loss=pd.arrays.FloatingArray(np.array([0.0 if v is None else v for v in values]), mask),
-        valid=valid, invalid_reason=["ok" if v else "damaged" for v in valid],
+        valid=valid,
+        invalid_reason=["ok" if v else "damaged" for v in valid],
         mtime=[NOW - pd.Timedelta(seconds=a) for a in ages],
     )
     try:
@@ -237,7 +262,9 @@ def test_whatever_the_rules_every_series_keeps_its_best_valid_checkpoint(table, 
         if len(ranked):
             floats = sign * ranked["val_loss"].to_numpy(dtype=float, na_value=np.nan)
             best = ranked.index[np.nanargmin(floats)] if not np.isnan(floats).all() else ranked.index[0]
-            assert plan.loc[best, "keep"], plan.loc[rows.index, ["epoch", "val_loss", "rank", "keep", "reason"]]
+            assert plan.loc[best, "keep"], plan.loc[
+                rows.index, ["epoch", "val_loss", "rank", "keep", "reason"]
+            ]
         assert plan.loc[rows.index[rows["val_loss"].isna()], "keep"].all()  # nothing to judge by: kept
     for _, rows in plan.groupby("run"):
         assert (rows["keep"] & rows["valid"]).any() or rows["keep"].all()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from checkpoint_fits import OLD, TEMPLATES
 
 import runlens
-from checkpoint_fits import OLD, TEMPLATES, fitted, folder  # noqa: F401 (fixtures)
 from runlens import KeepBestK, apply_prune, plan_prune
 from runlens.checkpoints.lock import LOCK_NAME, prune_lock
 
@@ -76,7 +76,9 @@ def test_trash_on_another_filesystem(folder):
         plan = make_plan(folder.root)
         result = apply_prune(plan, folder.root, trash=trash)
         assert len(result.moved_to) == (~plan["keep"]).sum() > 0
-        assert all(Path(t).is_file() and not os.path.lexists(s) for s, t in zip(result.removed, result.moved_to))
+        assert all(
+            Path(t).is_file() and not os.path.lexists(s) for s, t in zip(result.removed, result.moved_to)
+        )
         assert not list(trash.rglob("*.partial"))
         again = apply_prune(make_plan(folder.root), folder.root, trash=trash)  # nothing left to move
         assert again.removed == []
@@ -113,8 +115,9 @@ def test_a_plan_that_drops_a_symlink_never_deletes_it(folder):
     target = folder.files("every")[0]
     os.symlink(target, ckpts / "link_99.keras")
     plan = make_plan(folder.root)
-    crafted = pd.concat([plan, plan.iloc[[0]].assign(path=str(ckpts / "link_99.keras"), keep=False)],
-                        ignore_index=True)
+    crafted = pd.concat(
+        [plan, plan.iloc[[0]].assign(path=str(ckpts / "link_99.keras"), keep=False)], ignore_index=True
+    )
     result = apply_prune(crafted, folder.root)
     assert os.path.islink(ckpts / "link_99.keras")
     assert str(ckpts / "link_99.keras") in dict(result.skipped)

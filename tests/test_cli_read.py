@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import writers
 from click.testing import CliRunner
 
 import runlens
-import writers
 from runlens.cli import main
 
 
@@ -52,7 +52,9 @@ def test_export_writes_every_scalar(simple_value_logdir, tmp_path, suffix):
         back = pd.read_parquet(out)
     else:
         back = pd.DataFrame(json.loads(out.read_text()))
-        back["value"] = back["value"].map(lambda v: float(v) if not isinstance(v, str) else float(v.lower().replace("infinity", "inf")))
+        back["value"] = back["value"].map(
+            lambda v: float(v) if not isinstance(v, str) else float(v.lower().replace("infinity", "inf"))
+        )
     assert len(back) == len(frame)
     assert back["step"].tolist() == frame["step"].tolist()
     np.testing.assert_array_equal(back["value"].to_numpy(dtype=float), frame["value"].to_numpy())
@@ -104,7 +106,7 @@ def _commands(group, prefix=()):
 
 def test_every_command_has_help_with_an_example():
     assert CliRunner().invoke(main, ["--help"]).exit_code == 0
-    for path, command in _commands(main):
+    for path, _command in _commands(main):
         result = CliRunner().invoke(main, [*path, "--help"])
         assert result.exit_code == 0, path
         assert "Example" in result.output, f"`runlens {' '.join(path)} --help` has no example"
@@ -121,7 +123,10 @@ def test_names_with_terminal_escapes_are_printed_harmlessly(tmp_path):
 
     with SummaryWriter(str(tmp_path / "run\x1b[2J")) as writer:
         writer.add_scalar("epoch_loss\x07", 1.0, 0)
-    for args in (["ls", str(tmp_path), "--tags"], ["report", str(tmp_path), "--monitor", "loss\x07", "--no-checkpoints"]):
+    for args in (
+        ["ls", str(tmp_path), "--tags"],
+        ["report", str(tmp_path), "--monitor", "loss\x07", "--no-checkpoints"],
+    ):
         result = CliRunner().invoke(main, args)
         assert "\x1b" not in result.output and "\x07" not in result.output, args
         assert "\\x1b" in result.output or "\\x07" in result.output

@@ -7,9 +7,9 @@ import os
 import warnings
 
 import pytest
+import writers
 
 import runlens
-import writers
 from runlens.errors import DamagedDataWarning
 
 
@@ -52,7 +52,7 @@ def rows_per_record(file):
 
 
 def test_truncated_last_record_keeps_every_complete_record(raw_copy):
-    path, file, intact = raw_copy
+    path, file, _intact = raw_copy
     spans = writers.record_spans(file)
     per_record = rows_per_record(file)
     writers.truncate(file, spans[-2].payload + 3)  # cut inside the second-to-last record
@@ -64,7 +64,7 @@ def test_truncated_last_record_keeps_every_complete_record(raw_copy):
 
 
 def test_bad_payload_crc_skips_that_record_and_reads_on(raw_copy):
-    path, file, intact = raw_copy
+    path, file, _intact = raw_copy
     spans = writers.record_spans(file)
     per_record = rows_per_record(file)
     victim = next(i for i, rows in enumerate(per_record) if rows and i > 3)
@@ -101,7 +101,7 @@ def test_bad_length_crc_stops_the_file_there_and_keeps_what_came_before(raw_copy
 
 
 def test_empty_garbage_and_unreadable_files_are_skipped_with_a_warning_each(raw_copy):
-    path, file, intact = raw_copy
+    path, _file, intact = raw_copy
     empty = writers.write_empty(path / "raw", "events.out.tfevents.1.empty")
     garbage = writers.write_garbage(path / "raw", "events.out.tfevents.2.garbage", size=5000)
     tiny = writers.write_garbage(path / "raw", "events.out.tfevents.3.tiny", size=5, seed=1)
@@ -111,7 +111,10 @@ def test_empty_garbage_and_unreadable_files_are_skipped_with_a_warning_each(raw_
     assert values_of(frame) == intact
     kinds = {p["path"]: p["kind"] for p in frame.attrs["problems"]}
     assert kinds == {
-        str(empty): "empty", str(garbage): "bad-length-crc", str(tiny): "truncated", str(broken): "unreadable"
+        str(empty): "empty",
+        str(garbage): "bad-length-crc",
+        str(tiny): "truncated",
+        str(broken): "unreadable",
     }
     assert len(damage) == 4
     for problem in frame.attrs["problems"]:
@@ -136,10 +139,15 @@ def test_a_crc_valid_record_protobuf_refuses_is_reported_not_silently_dropped(tm
 
     from runlens.events.records import frame_record
 
-    good = event_pb2.Event(wall_time=1.0, step=1, summary=summary_pb2.Summary(
-        value=[summary_pb2.Summary.Value(tag="loss", simple_value=0.5)])).SerializeToString()
+    good = event_pb2.Event(
+        wall_time=1.0,
+        step=1,
+        summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="loss", simple_value=0.5)]),
+    ).SerializeToString()
     bad = good.replace(b"loss", b"l\x80ss")
-    (tmp_path / "events.out.tfevents.1.host").write_bytes(frame_record(good) + frame_record(bad) + frame_record(good))
+    (tmp_path / "events.out.tfevents.1.host").write_bytes(
+        frame_record(good) + frame_record(bad) + frame_record(good)
+    )
     frame, damage = read_with_warnings(tmp_path)
     assert frame["tag"].astype(str).tolist() == ["loss", "loss"]
     assert [p["kind"] for p in frame.attrs["problems"]] == ["undecodable"]
@@ -153,7 +161,9 @@ def test_bad_payload_crcs_in_different_blocks_of_a_big_file_are_one_warning_coun
     writer = EventFileWriter(str(tmp_path), max_queue_size=10**6)
     for step in range(40_000):  # ~2 MB: several 512 KiB read blocks
         value = summary_pb2.Summary.Value(tag="loss", simple_value=float(step))
-        writer.add_event(event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(value=[value])))
+        writer.add_event(
+            event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(value=[value]))
+        )
     writer.close()
     (file,) = writers.event_files(tmp_path)
     spans = writers.record_spans(file)
@@ -164,4 +174,6 @@ def test_bad_payload_crcs_in_different_blocks_of_a_big_file_are_one_warning_coun
     frame, damage = read_with_warnings(tmp_path)
     assert frame["step"].tolist() == [s for s in range(40_000) if s + 1 not in victims]
     assert len(damage) == 1 and "3 record(s)" in str(damage[0].message)
-    assert [(p["kind"], p["offset"]) for p in frame.attrs["problems"]] == [("bad-payload-crc", spans[victims[0]].start)]
+    assert [(p["kind"], p["offset"]) for p in frame.attrs["problems"]] == [
+        ("bad-payload-crc", spans[victims[0]].start)
+    ]

@@ -14,9 +14,9 @@ import math
 
 import pytest
 from _policy_helpers import (
-    CaseTimer,
     KERAS2_AUTO_MONITORS,
     KERAS3_AUTO_MONITORS,
+    CaseTimer,
     baseline_strategy,
     delta_strategy,
     drive_early_stopping,
@@ -35,8 +35,15 @@ KERAS3_CASES = 1500
 KERAS2_CASES = 1500
 
 F32_TENTH = 0.10000000149011612  # float32(0.1): a float64 0.1 logged after it is a tie in float32
-_BASE = dict(monitor="val_loss", min_delta=0, patience=0, mode="min", baseline=None,
-             restore_best_weights=True, start_from_epoch=0)
+_BASE = dict(
+    monitor="val_loss",
+    min_delta=0,
+    patience=0,
+    mode="min",
+    baseline=None,
+    restore_best_weights=True,
+    start_from_epoch=0,
+)
 EDGE_CASES = [
     (dict(_BASE, mode="max"), [0.0, 1e-45]),  # a float32 subnormal compares as zero in TensorFlow
     (_BASE, [F32_TENTH, 0.1, 0.2]),
@@ -52,7 +59,11 @@ EDGE_CASES = [
 @st.composite
 def cases(draw, auto_monitors):
     mode = draw(st.sampled_from(["auto", "min", "max"]))
-    monitor = draw(st.sampled_from(auto_monitors)) if mode == "auto" else draw(st.sampled_from(["val_loss", "score"]))
+    monitor = (
+        draw(st.sampled_from(auto_monitors))
+        if mode == "auto"
+        else draw(st.sampled_from(["val_loss", "score"]))
+    )
     params = dict(
         monitor=monitor,
         min_delta=draw(delta_strategy),

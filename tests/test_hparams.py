@@ -10,9 +10,9 @@ import warnings
 
 import pandas
 import pytest
+import writers
 
 import runlens
-import writers
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,13 @@ def test_tensorboard_hparams_api_in_keras_layout_and_at_the_run(tf_hparams_logdi
     assert hp.loc["exp1", "bn"] == True and hp.loc["exp2", "bn"] is pandas.NA  # noqa: E712
     assert hp.loc["exp2", "dropout"] == 0.3 and hp.loc["exp1", "dropout"] is pandas.NA
     dtypes = {k: str(v) for k, v in hp.dtypes.items()}
-    assert dtypes == {"bn": "boolean", "dropout": "Float64", "lr": "Float64", "optimizer": "string",
-                      "units": "Float64"}
+    assert dtypes == {
+        "bn": "boolean",
+        "dropout": "Float64",
+        "lr": "Float64",
+        "optimizer": "string",
+        "units": "Float64",
+    }
 
 
 def test_runs_filter_and_no_hparams(tf_hparams_logdir):
@@ -68,9 +73,9 @@ def test_runs_filter_and_no_hparams(tf_hparams_logdir):
 
 def test_a_damaged_file_keeps_what_is_intact_and_warns(tf_hparams_logdir, copy_logdir):
     root = copy_logdir(tf_hparams_logdir)
-    first, second = writers.event_files(root / "exp1" / "train")
+    _first, second = writers.event_files(root / "exp1" / "train")
     spans = writers.record_spans(second)
-    hparams_record = next(s for s in spans if b"_hparams_" in second.read_bytes()[s.payload:s.end])
+    hparams_record = next(s for s in spans if b"_hparams_" in second.read_bytes()[s.payload : s.end])
     writers.flip_bit(second, hparams_record.payload + 5)  # its payload CRC now fails
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

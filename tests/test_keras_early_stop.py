@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pandas
 import pytest
+from _bundle_fits import bundle_fit, checkpoint_name, expected_kept
 
 import runlens
-from _bundle_fits import bundle_fit, checkpoint_name, expected_kept
 
 EPOCHS = 40
 ES_ARGS = {"patience": 3, "restore_best_weights": True}
@@ -18,8 +18,14 @@ HPARAMS = {"units": 16, "optimizer": "adam", "dropout": 0.0, "batchnorm": False}
 
 @pytest.fixture(scope="module")
 def fit(tmp_path_factory):
-    return bundle_fit(tmp_path_factory.mktemp("early_stop") / "run", epochs=EPOCHS,
-                      early_stopping=ES_ARGS, keep_best=2, keep_last=1, hparams=HPARAMS)
+    return bundle_fit(
+        tmp_path_factory.mktemp("early_stop") / "run",
+        epochs=EPOCHS,
+        early_stopping=ES_ARGS,
+        keep_best=2,
+        keep_last=1,
+        hparams=HPARAMS,
+    )
 
 
 def _f32(values):
@@ -51,7 +57,10 @@ def test_replay_with_the_same_settings_reproduces_the_live_stop(fit):
     policy = runlens.EarlyStopping(**manifest["config"]["early_stopping"])
     row = runlens.replay(runlens.read_epochs(fit.run_dir), policy).iloc[0]
     assert (row.stopped_epoch, row.best_epoch, row.restored_epoch) == (
-        es.stopped_epoch, es.best_epoch, es.best_epoch)
+        es.stopped_epoch,
+        es.best_epoch,
+        es.best_epoch,
+    )
     # Keras' wait counter, recorded per epoch in the manifest, is the replay's one.
     replayed = policy.replay(fit.history["val_loss"])
     assert tuple(e["early_stopping"]["wait"] for e in manifest["epochs"]) == replayed.wait
@@ -99,8 +108,10 @@ def test_manifest_says_what_happened(fit):
         assert entry["logs"] == {k: v[entry["epoch"]] for k, v in fit.history.items()}
         assert entry["learning_rate"] == fit.observed.rate_used[entry["epoch"]]
     assert m["early_stopping"] == {
-        "stopped_epoch": es.stopped_epoch, "best_epoch": es.best_epoch,
-        "best_value": fit.history["val_loss"][es.best_epoch], "restored": True,
+        "stopped_epoch": es.stopped_epoch,
+        "best_epoch": es.best_epoch,
+        "best_value": fit.history["val_loss"][es.best_epoch],
+        "restored": True,
         "restored_epoch": es.best_epoch,
     }
     assert m["reduce_lr"] is None
@@ -133,7 +144,14 @@ def test_hparams_round_trip_through_read_hparams(fit):
 def test_the_report_shows_the_live_stop_beside_the_replay_of_the_same_settings(fit):
     record = runlens.build_report(fit.run_dir, checkpoint_min_age=0).run(".")
     es = fit.callback("EarlyStopping")
-    decided = {"stopped_epoch": es.stopped_epoch, "best_epoch": es.best_epoch, "restored_epoch": es.best_epoch}
-    assert record.live.agrees and record.live.early_stopping.live == record.live.early_stopping.replayed == decided
+    decided = {
+        "stopped_epoch": es.stopped_epoch,
+        "best_epoch": es.best_epoch,
+        "restored_epoch": es.best_epoch,
+    }
+    assert (
+        record.live.agrees
+        and record.live.early_stopping.live == record.live.early_stopping.replayed == decided
+    )
     assert (record.live.status, record.live.ended_normally) == ("stopped_early", True)
     assert {h["name"]: h["value"] for h in record.hparams} == HPARAMS

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas
 import pytest
+from _bundle_fits import bundle_fit, observer, overfitting_data, tiny_model
 
 import runlens
-from _bundle_fits import bundle_fit, observer, overfitting_data, tiny_model
 
 EPOCHS = 16
 RLR_ARGS = {"patience": 1, "factor": 0.5, "cooldown": 1}
@@ -62,8 +62,11 @@ def test_offline_replay_reproduces_the_live_reductions(fit):
     m = runlens.read_manifest(fit.run_dir)
     epochs = runlens.read_epochs(fit.run_dir)
     policy = runlens.ReduceLROnPlateau(**m["config"]["reduce_lr"])
-    result = policy.replay(epochs["val_loss"], initial_lr=float(epochs["learning_rate"].iloc[0]),
-                           logged_lr=epochs["learning_rate"])
+    result = policy.replay(
+        epochs["val_loss"],
+        initial_lr=float(epochs["learning_rate"].iloc[0]),
+        logged_lr=epochs["learning_rate"],
+    )
     assert list(result.reduced_at) == [r["epoch"] for r in m["reduce_lr"]["reductions"]]
     assert result.diverges_at is None
     assert result.wait == tuple(e["reduce_lr"]["wait"] for e in m["epochs"])
@@ -81,9 +84,18 @@ def test_reduce_lr_before_tensorboard_would_log_the_reduced_rate(tmp_path):
     seen = observer()
     seen.run_dir = tmp_path
     (tmp_path / "checkpoints").mkdir()
-    model.fit(*train, validation_data=validation, epochs=10, batch_size=8, verbose=0,
-              callbacks=[keras.callbacks.ReduceLROnPlateau(**RLR_ARGS),
-                         keras.callbacks.TensorBoard(str(tmp_path)), seen])
+    model.fit(
+        *train,
+        validation_data=validation,
+        epochs=10,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.ReduceLROnPlateau(**RLR_ARGS),
+            keras.callbacks.TensorBoard(str(tmp_path)),
+            seen,
+        ],
+    )
     logged = runlens.read_epochs(tmp_path)["learning_rate"].to_numpy(dtype=float)
     used = [seen.rate_used[e] for e in sorted(seen.rate_used)]
     assert not np.array_equal(_f32(logged), _f32(used))

@@ -34,11 +34,18 @@ def test_sample_logs_runs_show_hparams_and_live_decisions_that_agree():
         assert {h["name"]: h["value"] for h in record.hparams} == manifest["hparams"]
         assert [h["name"] for h in record.hparams] == sorted(hparams.loc[record.run].dropna().index)
         assert record.live.agrees and record.live.disagreements == []
-        assert (record.live.status, record.live.epochs_recorded) == (manifest["status"], len(manifest["epochs"]))
+        assert (record.live.status, record.live.epochs_recorded) == (
+            manifest["status"],
+            len(manifest["epochs"]),
+        )
     plateau = report.run("plateau").live.reduce_lr
     assert plateau.live == plateau.replayed and plateau.live["reduced_at"] == [14, 21, 25]
     improving = report.run("improving").live.early_stopping
-    assert improving.live == improving.replayed == {"stopped_epoch": None, "best_epoch": 19, "restored_epoch": 19}
+    assert (
+        improving.live
+        == improving.replayed
+        == {"stopped_epoch": None, "best_epoch": 19, "restored_epoch": 19}
+    )
     text = " ".join(_report(SAMPLE, "text").split())  # the text report wraps long lines
     assert "WARNING" not in text and text.count("the replay of the same settings agrees") == 2
     assert "live LR" in text and "reduced after epoch(s) 15 (to 0.05), 22 (to 0.025), 26 (to 0.0125)" in text
@@ -62,7 +69,10 @@ def test_a_disagreement_is_a_warning_line_a_report_warning_and_a_json_flag(tampe
     warnings = [line for line in block.splitlines() if line.strip().startswith("WARNING")]
     assert len(warnings) == 2
     said = " ".join(block.split())
-    assert "ReduceLROnPlateau reduced_at: live after epoch(s) 16, 22, 26, replayed after epoch(s) 15, 22, 26" in said
+    assert (
+        "ReduceLROnPlateau reduced_at: live after epoch(s) 16, 22, 26, replayed after epoch(s) 15, 22, 26"
+        in said
+    )
     assert "val_loss differs between runlens.json and the event files at epoch(s) 3" in said
     assert "WARNING: run 'plateau'" in text.split("== warnings")[1]
     data = json.loads(_report(tampered, "json"))

@@ -7,14 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pandas
 import pytest
+from _bundle_fits import bundle_fit, checkpoint_name, crash_at_end_of, expected_kept
 
 import runlens
-from _bundle_fits import bundle_fit, checkpoint_name, crash_at_end_of, expected_kept
 
 EPOCHS = 30
 CRASH = 8  # the crash comes after the best epoch and before EarlyStopping stops
-BUNDLE = dict(early_stopping={"patience": 3, "restore_best_weights": True},
-              reduce_lr={"patience": 2, "factor": 0.5}, keep_best=2, keep_last=1)
+BUNDLE = dict(
+    early_stopping={"patience": 3, "restore_best_weights": True},
+    reduce_lr={"patience": 2, "factor": 0.5},
+    keep_best=2,
+    keep_last=1,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 
@@ -40,8 +44,9 @@ def run(tmp_path_factory):
         return keras.callbacks.BackupAndRestore(str(backup))
 
     # runlens' callbacks, then the crash, then the backup: epoch CRASH is recorded but not backed up
-    crashed = bundle_fit(run_dir, epochs=EPOCHS, extra=[crash_at_end_of(CRASH), backup_and_restore()],
-                         **BUNDLE)
+    crashed = bundle_fit(
+        run_dir, epochs=EPOCHS, extra=[crash_at_end_of(CRASH), backup_and_restore()], **BUNDLE
+    )
     after_crash = {
         "manifest": runlens.read_manifest(run_dir),
         "epochs": runlens.read_epochs(run_dir),
@@ -105,7 +110,9 @@ def test_the_policies_continue_across_the_resume_as_the_offline_replay_decides(r
     live = run.resumed.callback("EarlyStopping")
     assert (row.stopped_epoch, row.best_epoch) == (live.stopped_epoch, live.best_epoch)
     assert (m["early_stopping"]["stopped_epoch"], m["early_stopping"]["best_epoch"]) == (
-        live.stopped_epoch, live.best_epoch)
+        live.stopped_epoch,
+        live.best_epoch,
+    )
     assert list(row.lr_reduced_at) == [r["epoch"] for r in m["reduce_lr"]["reductions"]]
     assert pandas.isna(row.lr_diverges_at)
     # Sensitivity: an EarlyStopping starting afresh at the resume would not have stopped there.
@@ -118,7 +125,9 @@ def test_checkpoints_are_those_of_the_surviving_epochs(run):
     values = {e: logs["val_loss"] for e, logs in run.merged_logs().items()}
     last = max(values)
     files = {p.name for p in (run.run_dir / "checkpoints").glob("*.keras")}
-    assert files == {checkpoint_name(e, values[e]) for e in expected_kept(values, last, keep_best=2, keep_last=1)}
+    assert files == {
+        checkpoint_name(e, values[e]) for e in expected_kept(values, last, keep_best=2, keep_last=1)
+    }
     assert not (run.run_dir / ".runlens-saving").exists()
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas
 import pytest
+from _bundle_fits import bundle_fit, checkpoint_name, expected_kept
 
 import runlens
-from _bundle_fits import bundle_fit, checkpoint_name, expected_kept
 
 EPOCHS = 14
 ES_ARGS = {"patience": 2}
@@ -19,8 +19,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:Early stopping conditioned on me
 
 @pytest.fixture(scope="module")
 def fit(tmp_path_factory):
-    return bundle_fit(tmp_path_factory.mktemp("sparse") / "run", epochs=EPOCHS, validation_freq=2,
-                      early_stopping=ES_ARGS, keep_best=2, keep_last=1)
+    return bundle_fit(
+        tmp_path_factory.mktemp("sparse") / "run",
+        epochs=EPOCHS,
+        validation_freq=2,
+        early_stopping=ES_ARGS,
+        keep_best=2,
+        keep_last=1,
+    )
 
 
 def _val_loss(fit) -> dict[int, float]:
@@ -67,5 +73,7 @@ def test_replay_reproduces_the_live_stop_over_missing_epochs(fit):
     row = runlens.replay(runlens.read_epochs(fit.run_dir), policy).iloc[0]
     assert (row.stopped_epoch, row.best_epoch) == (es.stopped_epoch, es.best_epoch)
     assert (m["early_stopping"]["stopped_epoch"], m["early_stopping"]["best_epoch"]) == (
-        es.stopped_epoch, es.best_epoch)
+        es.stopped_epoch,
+        es.best_epoch,
+    )
     assert all("val_loss" not in e["logs"] for e in m["epochs"] if e["epoch"] % 2 == 0)

@@ -20,24 +20,54 @@ from runlens.manifest import MANIFEST_NAME, find_manifests, write_manifest
 
 
 def _manifest(n: int = 2, **changes) -> dict:
-    entries = [{"epoch": e, "wall_time": 1000.0 + e, "logs": {"loss": 1.0 / (e + 1), "val_loss": 0.5},
-                "learning_rate": 0.1, "early_stopping": {"wait": e, "best": 0.5, "best_epoch": 0},
-                "reduce_lr": None, "checkpoint": f"checkpoints/epoch_{e + 1:03d}.keras"}
-               for e in range(n)]
+    entries = [
+        {
+            "epoch": e,
+            "wall_time": 1000.0 + e,
+            "logs": {"loss": 1.0 / (e + 1), "val_loss": 0.5},
+            "learning_rate": 0.1,
+            "early_stopping": {"wait": e, "best": 0.5, "best_epoch": 0},
+            "reduce_lr": None,
+            "checkpoint": f"checkpoints/epoch_{e + 1:03d}.keras",
+        }
+        for e in range(n)
+    ]
     manifest = {
-        "schema": "runlens-manifest", "schema_version": 1, "run_dir": "/runs/a", "status": "running",
-        "ended_normally": False, "started_at": "2026-01-01T00:00:00.000+00:00",
-        "updated_at": "2026-01-01T00:01:00.000+00:00", "ended_at": None,
-        "versions": {"runlens": "0.1.0"}, "process": {"pid": 1, "host": "h"},
-        "config": {"monitor": "val_loss", "mode": "auto", "direction": "min", "early_stopping": {},
-                   "reduce_lr": None, "keep_best": 3, "keep_last": 1,
-                   "checkpoint_template": "epoch_{epoch:03d}.keras"},
-        "hparams": {"units": 8}, "attempts": [], "epochs_trained": n,
-        "last_epoch": n - 1 if n else None, "epochs": entries,
-        "early_stopping": {"stopped_epoch": None, "best_epoch": 0, "best_value": 0.5,
-                           "restored": None, "restored_epoch": None},
-        "reduce_lr": None, "checkpoints": {"folder": "checkpoints", "kept": []},
-    }  # fmt: skip
+        "schema": "runlens-manifest",
+        "schema_version": 1,
+        "run_dir": "/runs/a",
+        "status": "running",
+        "ended_normally": False,
+        "started_at": "2026-01-01T00:00:00.000+00:00",
+        "updated_at": "2026-01-01T00:01:00.000+00:00",
+        "ended_at": None,
+        "versions": {"runlens": "0.1.0"},
+        "process": {"pid": 1, "host": "h"},
+        "config": {
+            "monitor": "val_loss",
+            "mode": "auto",
+            "direction": "min",
+            "early_stopping": {},
+            "reduce_lr": None,
+            "keep_best": 3,
+            "keep_last": 1,
+            "checkpoint_template": "epoch_{epoch:03d}.keras",
+        },
+        "hparams": {"units": 8},
+        "attempts": [],
+        "epochs_trained": n,
+        "last_epoch": n - 1 if n else None,
+        "epochs": entries,
+        "early_stopping": {
+            "stopped_epoch": None,
+            "best_epoch": 0,
+            "best_value": 0.5,
+            "restored": None,
+            "restored_epoch": None,
+        },
+        "reduce_lr": None,
+        "checkpoints": {"folder": "checkpoints", "kept": []},
+    }
     manifest.update(changes)
     return manifest
 
@@ -59,15 +89,18 @@ def test_write_then_read_round_trips_with_non_finite_floats(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [MANIFEST_NAME]  # no temporary file left
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ('{"schema": "other"}', "'schema' is not 'runlens-manifest'"),
-    (json.dumps(_manifest(schema_version=2)), "newer than this runlens reads"),
-    (json.dumps({k: v for k, v in _manifest().items() if k != "epochs"}), "'epochs' is missing"),
-    (json.dumps(_manifest(status="exploded")), "'status' 'exploded' is not one of"),
-    (json.dumps(_manifest(epochs_trained=True)), "'epochs_trained' is True, expected int"),
-    (json.dumps(_manifest(epochs=[{"epoch": "0"}])), "'epochs[0].epoch' is '0', expected int"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"schema": "other"}', "'schema' is not 'runlens-manifest'"),
+        (json.dumps(_manifest(schema_version=2)), "newer than this runlens reads"),
+        (json.dumps({k: v for k, v in _manifest().items() if k != "epochs"}), "'epochs' is missing"),
+        (json.dumps(_manifest(status="exploded")), "'status' 'exploded' is not one of"),
+        (json.dumps(_manifest(epochs_trained=True)), "'epochs_trained' is True, expected int"),
+        (json.dumps(_manifest(epochs=[{"epoch": "0"}])), "'epochs[0].epoch' is '0', expected int"),
+    ],
+)
 def test_damaged_or_foreign_manifests_are_errors_naming_the_file(tmp_path, content, message):
     (tmp_path / MANIFEST_NAME).write_text(content)
     with pytest.raises(runlens.RunlensError, match=re.escape(message)) as info:
@@ -121,8 +154,10 @@ def test_find_manifests_names_runs_as_read_epochs_does(tmp_path):
         (tmp_path / run).mkdir(parents=True)
         write_manifest(tmp_path / run, _manifest())
     (tmp_path / "d").mkdir()
-    assert find_manifests(tmp_path) == {"a": tmp_path / "a" / MANIFEST_NAME,
-                                        "b/c": tmp_path / "b/c" / MANIFEST_NAME}
+    assert find_manifests(tmp_path) == {
+        "a": tmp_path / "a" / MANIFEST_NAME,
+        "b/c": tmp_path / "b/c" / MANIFEST_NAME,
+    }
     assert find_manifests(tmp_path / "a") == {".": tmp_path / "a" / MANIFEST_NAME}
 
 

@@ -8,7 +8,6 @@ last, and compares them and Keras' ``wait`` counter with the replay.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from _policy_helpers import (
@@ -70,8 +69,13 @@ def check_parity(callback_class, model, semantics, case, get_lr, set_lr):
     (params, values), initial_lr = case
     ours = runlens.ReduceLROnPlateau(**params, semantics=semantics).replay(values, initial_lr=initial_lr)
     theirs = drive_plateau(
-        callback_class(**params), model, params["monitor"], values,
-        get_lr=get_lr, set_lr=set_lr, initial_lr=initial_lr,
+        callback_class(**params),
+        model,
+        params["monitor"],
+        values,
+        get_lr=get_lr,
+        set_lr=set_lr,
+        initial_lr=initial_lr,
     )
     context = (params, values, initial_lr, ours, theirs)
     assert ours.learning_rates == theirs.learning_rates, context

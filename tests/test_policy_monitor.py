@@ -51,14 +51,39 @@ def _keras3_logged_names():
     x = np.linspace(-1, 1, 24, dtype="float32").reshape(12, 2)
     labels = np.arange(12) % 3
     setups = [
-        (1, "sigmoid", (labels % 2).astype("float32").reshape(-1, 1), "binary_crossentropy",
-         _BINARY_METRICS + [M.AUC(), M.AUC(), M.Precision(), M.PrecisionAtRecall(0.5), M.RecallAtPrecision(0.5),
-                            M.SensitivityAtSpecificity(0.5), M.SpecificityAtSensitivity(0.5), M.BinaryIoU(),
-                            M.LogCoshError(), M.IoU(num_classes=2, target_class_ids=[0]), M.MeanIoU(num_classes=2),
-                            M.TruePositives()]),
-        (3, "softmax", np.eye(3, dtype="float32")[labels], "categorical_crossentropy",
-         _CATEGORICAL_METRICS + [M.FBetaScore(), M.OneHotIoU(num_classes=3, target_class_ids=[0]),
-                                 M.OneHotMeanIoU(num_classes=3)]),
+        (
+            1,
+            "sigmoid",
+            (labels % 2).astype("float32").reshape(-1, 1),
+            "binary_crossentropy",
+            _BINARY_METRICS
+            + [
+                M.AUC(),
+                M.AUC(),
+                M.Precision(),
+                M.PrecisionAtRecall(0.5),
+                M.RecallAtPrecision(0.5),
+                M.SensitivityAtSpecificity(0.5),
+                M.SpecificityAtSensitivity(0.5),
+                M.BinaryIoU(),
+                M.LogCoshError(),
+                M.IoU(num_classes=2, target_class_ids=[0]),
+                M.MeanIoU(num_classes=2),
+                M.TruePositives(),
+            ],
+        ),
+        (
+            3,
+            "softmax",
+            np.eye(3, dtype="float32")[labels],
+            "categorical_crossentropy",
+            _CATEGORICAL_METRICS
+            + [
+                M.FBetaScore(),
+                M.OneHotIoU(num_classes=3, target_class_ids=[0]),
+                M.OneHotMeanIoU(num_classes=3),
+            ],
+        ),
         (3, "softmax", labels.astype("int32"), "sparse_categorical_crossentropy", _SPARSE_METRICS),
     ]
     for units, activation, y, loss, metrics in setups:
@@ -135,8 +160,12 @@ def test_explicit_mode_wins_and_unknown_names_need_one():
 
 
 @settings(max_examples=300, deadline=None)
-@given(values=values_strategy(), min_delta=delta_strategy, semantics=st.sampled_from(["keras3", "keras2"]),
-       mode=st.sampled_from(["min", "max"]))
+@given(
+    values=values_strategy(),
+    min_delta=delta_strategy,
+    semantics=st.sampled_from(["keras3", "keras2"]),
+    mode=st.sampled_from(["min", "max"]),
+)
 def test_scalar_improves_agrees_with_the_vectorised_replay(values, min_delta, semantics, mode):
     """Monitor.improves (for online callbacks) takes the same decisions as the replay's arrays."""
     policy = runlens.EarlyStopping(min_delta=min_delta, mode=mode, patience=10**6, semantics=semantics)
@@ -167,8 +196,10 @@ def test_scalar_improves_agrees_with_the_vectorised_replay(values, min_delta, se
         (lambda: runlens.ReduceLROnPlateau(min_lr=-1e-3), "min_lr must be >= 0"),
         (lambda: runlens.ReduceLROnPlateau(cooldown=-1), "cooldown"),
         (lambda: runlens.ReduceLROnPlateau().replay([1.0], initial_lr=math.inf), "initial_lr"),
-        (lambda: runlens.ReduceLROnPlateau().replay([1.0], initial_lr=0.1, logged_lr_timing="before"),
-         "logged_lr_timing"),
+        (
+            lambda: runlens.ReduceLROnPlateau().replay([1.0], initial_lr=0.1, logged_lr_timing="before"),
+            "logged_lr_timing",
+        ),
         (lambda: runlens.EarlyStopping().replay("0.5 0.4"), "values must be a sequence"),
         (lambda: runlens.EarlyStopping().replay([0.5, "x"]), "values must hold numbers"),
     ],

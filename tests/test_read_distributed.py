@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
+import writers
 
 import runlens
-import writers
 
 
 def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -30,15 +30,21 @@ def mixed_logdir(tf_logdir, simple_value_logdir, keras_resumed_run, tmp_path_fac
 
 def test_any_executor_gives_the_serial_result(mixed_logdir):
     with ThreadPoolExecutor(2) as pool:
-        assert_same(runlens.read_scalars(mixed_logdir, executor=pool), runlens.read_scalars(mixed_logdir, workers=1))
+        assert_same(
+            runlens.read_scalars(mixed_logdir, executor=pool), runlens.read_scalars(mixed_logdir, workers=1)
+        )
 
 
 def test_a_real_dask_cluster_gives_the_serial_result(mixed_logdir):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            frame = runlens.read_scalars(mixed_logdir, executor=client.get_executor())
-            epochs = runlens.read_epochs(mixed_logdir / "resumed", executor=client.get_executor())
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        frame = runlens.read_scalars(mixed_logdir, executor=client.get_executor())
+        epochs = runlens.read_epochs(mixed_logdir / "resumed", executor=client.get_executor())
     assert_same(frame, runlens.read_scalars(mixed_logdir, workers=1))
     pd.testing.assert_frame_equal(epochs, runlens.read_epochs(mixed_logdir / "resumed"))
 
@@ -80,7 +86,11 @@ def s3_server():
     port = _free_port()
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"}}
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
+    }
     yield options
     server.stop()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import writers
 from pandas.arrays import FloatingArray
 
 import runlens
-import writers
 
 
 def logged(frame: pd.DataFrame, column: str) -> list[float | None]:
@@ -93,7 +93,8 @@ def test_several_runs_and_non_keras_folders(keras_run, keras_sparse_validation_r
     epochs = runlens.read_epochs(tmp_path)
     assert epochs["run"].unique().tolist() == ["a", "b/c"]
     assert epochs.groupby("run")["epoch"].apply(list).to_dict() == {
-        "a": keras_run.epochs, "b/c": keras_sparse_validation_run.epochs
+        "a": keras_run.epochs,
+        "b/c": keras_sparse_validation_run.epochs,
     }
 
 

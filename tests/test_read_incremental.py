@@ -11,9 +11,9 @@ import warnings
 
 import pandas as pd
 import pytest
+import writers
 
 import runlens
-import writers
 from runlens.events import files as files_module
 from runlens.events.cache import ScalarCache
 
@@ -74,7 +74,9 @@ def test_an_unchanged_logdir_is_served_from_the_cache(logdir, tmp_path, parsed_b
     assert_same(second, cold(logdir))
 
 
-def test_a_logdir_of_many_files_is_one_pack_and_filtered_reads_keep_each_others_entries(logdir, tmp_path, parsed_bytes):
+def test_a_logdir_of_many_files_is_one_pack_and_filtered_reads_keep_each_others_entries(
+    logdir, tmp_path, parsed_bytes
+):
     age(logdir)
     cache = tmp_path / "cache"
     only_sv = runlens.read_scalars(logdir, runs="sv*", cache=cache)
@@ -149,7 +151,9 @@ def test_changed_files_are_never_served_stale(logdir, tmp_path, change):
     elif change == "rewrite_same_size":  # same inode, same size, old mtime put back: only ctime tells
         data = bytearray(file.read_bytes())
         spans = writers.record_spans(file)
-        data[spans[3].payload : spans[3].end] = bytes(data[spans[4].payload : spans[4].payload + spans[3].end - spans[3].payload])
+        data[spans[3].payload : spans[3].end] = bytes(
+            data[spans[4].payload : spans[4].payload + spans[3].end - spans[3].payload]
+        )
         file.write_bytes(bytes(data))
         os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     elif change == "append_garbage":
@@ -182,5 +186,9 @@ def test_the_cache_folder_is_safe_to_delete_and_defaults_under_xdg(logdir, tmp_p
 
 def test_read_epochs_takes_the_cache_too(keras_run, tmp_path):
     cache = tmp_path / "cache"
-    pd.testing.assert_frame_equal(runlens.read_epochs(keras_run.path, cache=cache), runlens.read_epochs(keras_run.path))
-    pd.testing.assert_frame_equal(runlens.read_epochs(keras_run.path, cache=cache), runlens.read_epochs(keras_run.path))
+    pd.testing.assert_frame_equal(
+        runlens.read_epochs(keras_run.path, cache=cache), runlens.read_epochs(keras_run.path)
+    )
+    pd.testing.assert_frame_equal(
+        runlens.read_epochs(keras_run.path, cache=cache), runlens.read_epochs(keras_run.path)
+    )

@@ -3,15 +3,12 @@ event loader + tf.make_ndarray) and against what each writer was asked to write.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+import writers
 
 import runlens
-import writers
 from runlens.errors import RunlensError
 
 
@@ -22,10 +19,12 @@ def rows_of(frame: pd.DataFrame) -> list[tuple]:
 def same_rows(got: list[tuple], expected: list[tuple], *, signed_zero: bool = True) -> bool:
     """Equal row lists, NaN equal to NaN; bit-exact values, so -0.0 is told apart from 0.0 unless
     ``signed_zero=False``."""
+
     def key(row):
         *head, value = row
         value = np.float64(value)
         return (*head, (value if signed_zero else value + 0.0).tobytes())
+
     return [key(r) for r in got] == [key(r) for r in expected]
 
 
@@ -50,7 +49,15 @@ def test_matches_tensorboards_own_decoding_including_wall_time(fixture, request)
     written = request.getfixturevalue(fixture)
     oracle = by_run(writers.tensorboard_scalars(written.path))
     frame = runlens.read_scalars(written.path)
-    got = list(zip(frame["run"].astype(str), frame["tag"].astype(str), frame["step"], frame["wall_time"], frame["value"]))
+    got = list(
+        zip(
+            frame["run"].astype(str),
+            frame["tag"].astype(str),
+            frame["step"],
+            frame["wall_time"],
+            frame["value"],
+        )
+    )
     assert len(got) == len(oracle)
     for mine, theirs in zip(got, oracle):
         assert mine[:4] == theirs[:4]
@@ -92,7 +99,9 @@ def test_runs_and_tags_filter_by_name_and_glob(simple_value_logdir):
     assert names and all(n.startswith("loss/") or n == "metrics/accuracy" for n in names)
     assert set(tags["tag"].cat.categories) == names  # no empty categories left behind
     everything = runlens.read_scalars(path)
-    expected = everything[everything["tag"].astype(str).map(lambda t: t.startswith("loss/") or t == "metrics/accuracy")]
+    expected = everything[
+        everything["tag"].astype(str).map(lambda t: t.startswith("loss/") or t == "metrics/accuracy")
+    ]
     assert same_rows(rows_of(tags), rows_of(expected))
 
 
@@ -100,7 +109,7 @@ def test_a_single_event_file_is_run_dot(tf_logdir):
     file = writers.event_files(tf_logdir.path / "tf2")[0]
     frame = runlens.read_scalars(file)
     assert set(frame["run"].astype(str)) == {"."}
-    expected = [("." ,) + tuple(s)[1:] for s in tf_logdir.scalars if s.run == "tf2"]
+    expected = [(".",) + tuple(s)[1:] for s in tf_logdir.scalars if s.run == "tf2"]
     assert same_rows(rows_of(frame), expected, signed_zero=False)
 
 
@@ -115,14 +124,18 @@ def test_rank0_tensors_of_a_foreign_plugin_are_not_scalars_even_without_later_me
     from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    other = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="custom"))
+    other = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="custom")
+    )
     writer = EventFileWriter(str(tmp_path))
     for step in range(3):
         tensor = tensor_pb2.TensorProto(dtype=1, float_val=[float(step)])
         custom = summary_pb2.Summary.Value(tag="custom", tensor=tensor, metadata=other if step == 0 else None)
         plain = summary_pb2.Summary.Value(tag="plain", tensor=tensor)  # no metadata at all: a scalar
         for value in (custom, plain):
-            writer.add_event(event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(value=[value])))
+            writer.add_event(
+                event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(value=[value]))
+            )
     writer.close()
     frame = runlens.read_scalars(tmp_path)
     assert frame["tag"].astype(str).tolist() == ["plain"] * 3
@@ -144,7 +157,9 @@ def test_records_larger_than_a_read_block_and_many_blocks(tmp_path):
         else:
             value = summary_pb2.Summary.Value(tag=f"s{step % 7}", simple_value=step * 0.5)
             expected.append((".", f"s{step % 7}", step, float(np.float32(step * 0.5))))
-        writer.add_event(event_pb2.Event(wall_time=float(step), step=step, summary=summary_pb2.Summary(value=[value])))
+        writer.add_event(
+            event_pb2.Event(wall_time=float(step), step=step, summary=summary_pb2.Summary(value=[value]))
+        )
     writer.close()
     frame = runlens.read_scalars(tmp_path)
     assert same_rows(rows_of(frame), expected)
@@ -154,12 +169,20 @@ def test_files_of_a_run_are_read_in_the_order_written(tmp_path):
     """Two files in one run: the one whose name says it was created first comes first, even when
     its name sorts later as text."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
+
     from runlens.events.records import frame_record
 
     def file(name: str, steps: range) -> None:
         records = [
-            frame_record(event_pb2.Event(wall_time=1.0, step=s, summary=summary_pb2.Summary(
-                value=[summary_pb2.Summary.Value(tag="x", simple_value=float(s))])).SerializeToString())
+            frame_record(
+                event_pb2.Event(
+                    wall_time=1.0,
+                    step=s,
+                    summary=summary_pb2.Summary(
+                        value=[summary_pb2.Summary.Value(tag="x", simple_value=float(s))]
+                    ),
+                ).SerializeToString()
+            )
             for s in steps
         ]
         (tmp_path / name).write_bytes(b"".join(records))
@@ -207,11 +230,14 @@ def test_read_scalars_agrees_with_tbparse_on_values(tf_logdir):
     )
 
 
-@pytest.mark.parametrize("read", [
-    pytest.param(lambda path, cache: runlens.read_scalars(path, workers=1), id="serial"),
-    pytest.param(lambda path, cache: runlens.read_scalars(path, workers=2), id="parallel"),
-    pytest.param(lambda path, cache: runlens.read_scalars(path, cache=cache), id="cached"),
-])
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(lambda path, cache: runlens.read_scalars(path, workers=1), id="serial"),
+        pytest.param(lambda path, cache: runlens.read_scalars(path, workers=2), id="parallel"),
+        pytest.param(lambda path, cache: runlens.read_scalars(path, cache=cache), id="cached"),
+    ],
+)
 def test_small_big_and_cut_files_read_together_match_tensorboard(tmp_path, read):
     """Small files are framed together, bigger ones block by block, a cut one record by record:
     one read mixing all three in each run gives exactly what tensorboard's own loader gives."""
@@ -225,7 +251,11 @@ def test_small_big_and_cut_files_read_together_match_tensorboard(tmp_path, read)
             writer = EventFileWriter(str(scratch), max_queue_size=10**6)
             for step in range(events):
                 value = summary_pb2.Summary.Value(tag=f"file{number}", simple_value=step / 7 + run)
-                writer.add_event(event_pb2.Event(wall_time=1e9 + step, step=step, summary=summary_pb2.Summary(value=[value])))
+                writer.add_event(
+                    event_pb2.Event(
+                        wall_time=1e9 + step, step=step, summary=summary_pb2.Summary(value=[value])
+                    )
+                )
             writer.close()
             (written,) = writers.event_files(scratch)
             if cut:
@@ -237,7 +267,15 @@ def test_small_big_and_cut_files_read_together_match_tensorboard(tmp_path, read)
     with pytest.warns(runlens.DamagedDataWarning):
         frame = read(logdir, tmp_path / "cache")
     oracle = writers.tensorboard_scalars(logdir)
-    got = list(zip(frame["run"].astype(str), frame["tag"].astype(str), frame["step"], frame["wall_time"], frame["value"]))
+    got = list(
+        zip(
+            frame["run"].astype(str),
+            frame["tag"].astype(str),
+            frame["step"],
+            frame["wall_time"],
+            frame["value"],
+        )
+    )
     assert [row[:4] for row in got] == [row[:4] for row in oracle]
     assert [np.float64(row[4]).tobytes() for row in got] == [np.float64(row[4]).tobytes() for row in oracle]
     assert [p["kind"] for p in frame.attrs["problems"]] == ["truncated"] * 3

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
+from runlens.events import records
 from runlens.events.decode import Rows, TagTable, decode_block
 from runlens.events.files import read_event_file
-from runlens.events import records
 from runlens.events.records import ReadState, frame_record, read_blocks
 
 TAGS = ["loss", "val/acc", "x" * 130, "ü"]  # a long tag (2-byte length varint) and a non-ASCII one
@@ -33,6 +33,7 @@ scalar_events = st.lists(
 
 def encode(tag: str, step: int, value: float, how: str) -> tuple[bytes, list[tuple]]:
     """One Event in one of the encodings real writers use, and the rows it holds."""
+
     def tensor_value(tag_: str) -> summary_pb2.Summary.Value:
         if how in ("content", "two_values"):
             tensor = tensor_pb2.TensorProto(dtype=1, tensor_content=np.float32(value).tobytes())
@@ -147,7 +148,9 @@ def test_read_event_file_never_raises(tmp_path_factory, blob, prefix):
 def mutated_payloads():
     """Valid scalar events with a few bytes changed and framed again with valid CRCs: records that
     pass every CRC but hold anything, the decoder's hardest input."""
-    return st.tuples(scalar_events, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4))
+    return st.tuples(
+        scalar_events, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4)
+    )
 
 
 @fuzz
@@ -185,7 +188,15 @@ def test_fast_path_decodes_exactly_what_protobuf_decodes(mutation, junk):
 def framed(frame, buffer: bytes) -> tuple:
     state = ReadState("fuzz")
     block, consumed, need = frame(buffer, state)
-    return block.starts.tolist(), block.lengths.tolist(), block.ordinals.tolist(), consumed, need, state.problems, state.stopped
+    return (
+        block.starts.tolist(),
+        block.lengths.tolist(),
+        block.ordinals.tolist(),
+        consumed,
+        need,
+        state.problems,
+        state.stopped,
+    )
 
 
 @fuzz
@@ -196,7 +207,10 @@ def test_the_whole_buffer_crc_check_frames_exactly_as_record_by_record(events, d
     blob, _, _ = build(events)
     damaged = bytearray(blob[: data.draw(st.integers(min_value=0, max_value=len(blob)))])
     for _ in range(data.draw(st.integers(min_value=0, max_value=3)) if damaged else 0):
-        damaged[data.draw(st.integers(min_value=0, max_value=len(damaged) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+        damaged[data.draw(st.integers(min_value=0, max_value=len(damaged) - 1))] ^= 1 << data.draw(
+            st.integers(0, 7)
+        )
+
     def record_by_record(buffer, state):
         return records._frame_damaged(buffer, state, *records._follow_lengths(buffer))
 
@@ -216,7 +230,10 @@ def test_one_flipped_bit_anywhere_always_fails_the_whole_buffer_check(events, da
 
 
 @fuzz
-@given(st.lists(st.tuples(scalar_events, st.integers(min_value=0, max_value=2)), min_size=1, max_size=4), st.data())
+@given(
+    st.lists(st.tuples(scalar_events, st.integers(min_value=0, max_value=2)), min_size=1, max_size=4),
+    st.data(),
+)
 def test_files_framed_together_give_what_each_file_gives_alone(files, data):
     # records.frame_whole_files frames small files as one stream; whatever it accepts must be
     # exactly what read_blocks gives file by file, and what it refuses must leave the states as
@@ -228,7 +245,9 @@ def test_files_framed_together_give_what_each_file_gives_alone(files, data):
             blob = blob[: data.draw(st.integers(min_value=1, max_value=len(blob)))]
         elif damage == 2:  # a flipped bit
             flipped = bytearray(blob)
-            flipped[data.draw(st.integers(min_value=0, max_value=len(blob) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+            flipped[data.draw(st.integers(min_value=0, max_value=len(blob) - 1))] ^= 1 << data.draw(
+                st.integers(0, 7)
+            )
             blob = bytes(flipped)
         contents.append(blob)
     together = [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
@@ -242,7 +261,10 @@ def test_files_framed_together_give_what_each_file_gives_alone(files, data):
         assert together == [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
         assert any(state.problems for state in alone) or any(not content for content in contents)
     else:
-        got = [(int(s), int(o), bytes(block.payload(k))) for k, (s, o) in enumerate(zip(block.sources, block.ordinals))]
+        got = [
+            (int(s), int(o), bytes(block.payload(k)))
+            for k, (s, o) in enumerate(zip(block.sources, block.ordinals))
+        ]
         assert got == expected
         assert together == alone
 
@@ -257,6 +279,12 @@ def test_files_of_one_size_but_other_record_layouts_are_framed_each_as_it_is():
     states = [ReadState(name) for name in "xyz"]
     block = records.frame_whole_files([first, second, third], states)
     assert [bytes(block.payload(i)) for i in range(len(block))] == [
-        b"a" * 10, b"b" * 30, b"c" * 30, b"d" * 10, b"e" * 10, b"f" * 30]
+        b"a" * 10,
+        b"b" * 30,
+        b"c" * 30,
+        b"d" * 10,
+        b"e" * 10,
+        b"f" * 30,
+    ]
     assert block.sources.tolist() == [0, 0, 1, 1, 2, 2]
     assert [s.offset for s in states] == [len(first)] * 3 and [s.ordinal for s in states] == [2, 2, 2]

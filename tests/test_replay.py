@@ -54,8 +54,12 @@ def _expected_costs(values, walls, stopped, restored):
 
 
 @settings(max_examples=150, deadline=None)
-@given(runs=frames(), patience=st.sampled_from([0, 1, 2, 4]), restore=st.booleans(),
-       min_delta=st.sampled_from([0.0, 1e-3, 0.25]))
+@given(
+    runs=frames(),
+    patience=st.sampled_from([0, 1, 2, 4]),
+    restore=st.booleans(),
+    min_delta=st.sampled_from([0.0, 1e-3, 0.25]),
+)
 def test_replay_matches_keras_and_the_frame(keras3, runs, patience, restore, min_delta):
     keras, model = keras3
     frame = epoch_frame(runs)
@@ -65,13 +69,19 @@ def test_replay_matches_keras_and_the_frame(keras3, runs, patience, restore, min
     for i, row in enumerate(table.itertuples()):
         values, walls = runs[row.run]["val_loss"], runs[row.run]["wall_time"]
         real = drive_early_stopping(
-            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=restore, min_delta=min_delta),
-            model, "val_loss", values,
+            keras.callbacks.EarlyStopping(
+                patience=patience, restore_best_weights=restore, min_delta=min_delta
+            ),
+            model,
+            "val_loss",
+            values,
         )
         assert (None if pd.isna(row.stopped_epoch) else row.stopped_epoch) == real.stopped_epoch
         assert row.restored_epoch == real.held_epoch
         assert row.epochs_trained == real.epochs_trained and row.epochs_logged == len(values)
-        saved, time_saved, restored_value, regret = _expected_costs(values, walls, real.stopped_epoch, real.held_epoch)
+        saved, time_saved, restored_value, regret = _expected_costs(
+            values, walls, real.stopped_epoch, real.held_epoch
+        )
         assert row.epochs_saved == saved and row.fraction_saved == saved / len(values)
         assert row.time_saved_s == pytest.approx(time_saved)
         assert _optional(table["restored_value"].iloc[i]) == restored_value or math.isnan(restored_value)
@@ -91,7 +101,12 @@ def test_a_stop_with_restore_loses_nothing_and_a_late_best_is_regret():
     }
     table = runlens.replay(epoch_frame(runs), runlens.EarlyStopping(patience=2, restore_best_weights=True))
     rows = table.set_index("run")
-    assert rows.loc["plateau", ["stopped_epoch", "restored_epoch", "epochs_saved", "regret"]].tolist() == [3, 1, 2, 0.0]
+    assert rows.loc["plateau", ["stopped_epoch", "restored_epoch", "epochs_saved", "regret"]].tolist() == [
+        3,
+        1,
+        2,
+        0.0,
+    ]
     assert rows.loc["plateau", "time_saved_s"] == 20.0  # epochs 4 and 5, 10 s each
     assert rows.loc["late_best", "regret"] == pytest.approx(0.5 - 0.1)
     assert rows.loc["late_best", ["run_best_epoch", "run_best_value"]].tolist() == [5, 0.1]
@@ -114,7 +129,10 @@ def test_max_mode_regret_and_a_run_that_never_stops():
 
 def test_unknown_monitor_lists_the_metrics():
     frame = epoch_frame({"a": {"loss": [1.0, 0.5], "val_loss": [1.0, 0.6], "val_accuracy": [0.1, 0.2]}})
-    with pytest.raises(RunlensError, match=r"'val_acc' is not a logged metric; metrics in these runs: loss, val_loss, val_accuracy"):
+    with pytest.raises(
+        RunlensError,
+        match=r"'val_acc' is not a logged metric; metrics in these runs: loss, val_loss, val_accuracy",
+    ):
         runlens.replay(frame, runlens.EarlyStopping(monitor="val_acc", mode="max"))
 
 
@@ -131,7 +149,10 @@ def test_frames_that_are_not_epoch_frames_are_refused():
 def _keras_lr_log(keras, model, params, values, initial_lr, timing):
     """The learning rate a real fit would log per epoch, for either callback order."""
     real = drive_plateau(
-        keras.callbacks.ReduceLROnPlateau(**params), model, "val_loss", values,
+        keras.callbacks.ReduceLROnPlateau(**params),
+        model,
+        "val_loss",
+        values,
         get_lr=lambda m: float(keras.ops.convert_to_numpy(m.optimizer.learning_rate)),
         set_lr=lambda m, lr: setattr(m.optimizer, "learning_rate", lr),
         initial_lr=initial_lr,
@@ -148,8 +169,9 @@ def test_lr_replay_agrees_with_a_real_schedule_and_finds_where_another_departs(k
     logged = _keras_lr_log(keras, model, real_params, values, 0.1, timing)
     frame = epoch_frame({"a": {"val_loss": values, "learning_rate": logged}})
     es = runlens.EarlyStopping(patience=100)  # never stops: the LR replay covers every epoch
-    same = runlens.replay(frame, es, lr_policy=runlens.ReduceLROnPlateau(**real_params),
-                          initial_lr=0.1, logged_lr_timing=timing)
+    same = runlens.replay(
+        frame, es, lr_policy=runlens.ReduceLROnPlateau(**real_params), initial_lr=0.1, logged_lr_timing=timing
+    )
     assert pd.isna(same.loc[0, "lr_diverges_at"])
     assert same.loc[0, "lr_reduced_at"] == (3, 6, 10)
     # a more patient policy: its first different rate is the epoch after the run's first reduction
@@ -157,8 +179,9 @@ def test_lr_replay_agrees_with_a_real_schedule_and_finds_where_another_departs(k
     other_used = _keras_lr_log(keras, model, other, values, 0.1, "used")
     real_used = _keras_lr_log(keras, model, real_params, values, 0.1, "used")
     first_difference = next(e for e, (a, b) in enumerate(zip(other_used, real_used)) if a != b)
-    moved = runlens.replay(frame, es, lr_policy=runlens.ReduceLROnPlateau(**other),
-                           initial_lr=0.1, logged_lr_timing=timing)
+    moved = runlens.replay(
+        frame, es, lr_policy=runlens.ReduceLROnPlateau(**other), initial_lr=0.1, logged_lr_timing=timing
+    )
     assert moved.loc[0, "lr_diverges_at"] == first_difference == 4
 
 
@@ -173,13 +196,18 @@ def test_lr_replay_defaults_to_the_first_logged_rate_and_reads_tf_keras_lr():
     no_lr = epoch_frame({"a": {"val_loss": values}})
     with pytest.raises(RunlensError, match="pass initial_lr"):
         runlens.replay(no_lr, runlens.EarlyStopping(), lr_policy=policy)
-    assert runlens.replay(no_lr, runlens.EarlyStopping(), lr_policy=policy, initial_lr=0.1).loc[0, "lr_final"] > 0
+    assert (
+        runlens.replay(no_lr, runlens.EarlyStopping(), lr_policy=policy, initial_lr=0.1).loc[0, "lr_final"]
+        > 0
+    )
 
 
 def test_lr_replay_stops_where_early_stopping_stops():
     values = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98]
     frame = epoch_frame({"a": {"val_loss": values, "learning_rate": [0.1] * 6}})
-    table = runlens.replay(frame, runlens.EarlyStopping(patience=1), lr_policy=runlens.ReduceLROnPlateau(patience=2))
+    table = runlens.replay(
+        frame, runlens.EarlyStopping(patience=1), lr_policy=runlens.ReduceLROnPlateau(patience=2)
+    )
     # EarlyStopping ends training after epoch 2, before the plateau callback could reduce (epoch 3)
     assert table.loc[0, "stopped_epoch"] == 2 and table.loc[0, "lr_reduced_at"] == ()
     assert pd.isna(table.loc[0, "lr_diverges_at"])

@@ -13,12 +13,13 @@ import math
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from _policy_helpers import epoch_frame, values_strategy
-from checkpoint_fits import copy_fitted, fitted  # noqa: F401 (fixture)
+from checkpoint_fits import copy_fitted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,18 +51,50 @@ def assert_runs_match_replay(report, frame, *, lr=True, **options):
     """Every run record equals runlens.replay's row (and its lr_* columns) for the same settings."""
     s = report.settings
     policy = runlens.EarlyStopping(
-        monitor=s.monitor, patience=s.patience, min_delta=s.min_delta, mode=s.mode, baseline=s.baseline,
-        restore_best_weights=s.restore_best_weights, start_from_epoch=s.start_from_epoch, semantics=s.semantics)
-    lr_policy = runlens.ReduceLROnPlateau(
-        monitor=s.monitor, factor=s.lr_factor, patience=s.lr_patience, mode=s.mode, min_delta=s.lr_min_delta,
-        cooldown=s.lr_cooldown, min_lr=s.lr_min_lr, semantics=s.semantics) if lr else None
+        monitor=s.monitor,
+        patience=s.patience,
+        min_delta=s.min_delta,
+        mode=s.mode,
+        baseline=s.baseline,
+        restore_best_weights=s.restore_best_weights,
+        start_from_epoch=s.start_from_epoch,
+        semantics=s.semantics,
+    )
+    lr_policy = (
+        runlens.ReduceLROnPlateau(
+            monitor=s.monitor,
+            factor=s.lr_factor,
+            patience=s.lr_patience,
+            mode=s.mode,
+            min_delta=s.lr_min_delta,
+            cooldown=s.lr_cooldown,
+            min_lr=s.lr_min_lr,
+            semantics=s.semantics,
+        )
+        if lr
+        else None
+    )
     table = runlens.replay(frame, policy, lr_policy=lr_policy, logged_lr_timing=s.lr_timing, **options)
     assert [r.run for r in report.runs] == table["run"].tolist()
     for record, row in zip(report.runs, table.to_dict("records")):
-        for key in ("epochs_logged", "epochs_trained", "stopped_epoch", "best_epoch", "restored_epoch",
-                    "run_best_epoch", "epochs_saved"):
+        for key in (
+            "epochs_logged",
+            "epochs_trained",
+            "stopped_epoch",
+            "best_epoch",
+            "restored_epoch",
+            "run_best_epoch",
+            "epochs_saved",
+        ):
             assert getattr(record, key) == _na(row[key]), (record.run, key)
-        for key in ("best_value", "restored_value", "run_best_value", "regret", "time_saved_s", "fraction_saved"):
+        for key in (
+            "best_value",
+            "restored_value",
+            "run_best_value",
+            "regret",
+            "time_saved_s",
+            "fraction_saved",
+        ):
             expected = _na(row[key], nan_is_na=key == "time_saved_s")
             got = getattr(record, key)
             assert (got is None) == (expected is None), (record.run, key)
@@ -76,10 +109,18 @@ def assert_runs_match_replay(report, frame, *, lr=True, **options):
 
 def assert_sweep_matches(report, frame):
     s = report.settings
-    result = runlens.sweep(frame, patience=s.sweep_patience, min_delta=s.sweep_min_delta, monitor=s.monitor,
-                           mode=s.mode, baseline=s.baseline, start_from_epoch=s.start_from_epoch,
-                           restore_best_weights=s.restore_best_weights, semantics=s.semantics,
-                           tolerance=s.tolerance)
+    result = runlens.sweep(
+        frame,
+        patience=s.sweep_patience,
+        min_delta=s.sweep_min_delta,
+        monitor=s.monitor,
+        mode=s.mode,
+        baseline=s.baseline,
+        start_from_epoch=s.start_from_epoch,
+        restore_best_weights=s.restore_best_weights,
+        semantics=s.semantics,
+        tolerance=s.tolerance,
+    )
     assert report.sweep.recommended == result.recommended
     assert len(report.sweep.rows) == len(result.table)
     for got, row in zip(report.sweep.rows, result.table.to_dict("records")):
@@ -112,7 +153,9 @@ def test_sample_logs_report_is_replay_sweep_and_totals(tmp_path):
     assert [r.wall_time_s for r in report.runs] == pytest.approx(walls.tolist())
     for record in report.runs:  # curves hold every logged epoch, None where nothing was logged
         rows = frame[frame["run"] == record.run].set_index("epoch")["val_loss"]
-        assert [record.curves["val_loss"][e] for e in rows.index if pd.notna(rows[e])] == rows.dropna().tolist()
+        assert [
+            record.curves["val_loss"][e] for e in rows.index if pd.notna(rows[e])
+        ] == rows.dropna().tolist()
         assert all(record.curves["val_loss"][e] is None for e in rows.index if pd.isna(rows[e]))
 
 
@@ -127,7 +170,12 @@ def test_sample_logs_checkpoint_plans_equal_plan_prune():
         c = record.checkpoints
         assert c.folder == f"{record.run}/checkpoints"
         assert (c.files, c.keep, c.drop, c.bytes_total, c.bytes_to_free) == (
-            summary["files"], summary["keep"], summary["drop"], summary["bytes_total"], summary["bytes_to_free"])
+            summary["files"],
+            summary["keep"],
+            summary["drop"],
+            summary["bytes_total"],
+            summary["bytes_to_free"],
+        )
         assert c.kept_epochs == plan.loc[plan["keep"], "epoch"].tolist()
         restored = plan[plan["epoch"] == record.restored_epoch]
         assert c.restored == ("kept" if restored["keep"].any() else "dropped")
@@ -139,10 +187,16 @@ def test_checkpoints_of_real_model_checkpoint_output(fitted, tmp_path):
     report = runlens.build_report(folder.root, checkpoint_min_age=0, keep_best=1, keep_last=1)
     [record] = report.runs
     assert record.run == "exp"
-    rows = runlens.read_checkpoints(folder.root / "exp" / "checkpoints", epochs=runlens.read_epochs(folder.root))
+    rows = runlens.read_checkpoints(
+        folder.root / "exp" / "checkpoints", epochs=runlens.read_epochs(folder.root)
+    )
     plan = runlens.plan_prune(rows, rules=[runlens.KeepBestK(1, "val_loss"), runlens.KeepLastN(1)], min_age=0)
     c = record.checkpoints
-    assert (c.files, c.keep, c.bytes_to_free) == (len(plan), plan["keep"].sum(), runlens.plan_summary(plan)["bytes_to_free"])
+    assert (c.files, c.keep, c.bytes_to_free) == (
+        len(plan),
+        plan["keep"].sum(),
+        runlens.plan_summary(plan)["bytes_to_free"],
+    )
     assert c.files == len(folder.files("every")) + len(folder.files("weights"))
     # exp/best holds save_best_only checkpoints but no logs: named in a warning, not a run
     assert any("exp/best" in w for w in report.warnings)
@@ -193,10 +247,16 @@ def test_default_monitor_is_loss_without_val_loss_and_errors_name_the_metrics():
 
 def test_bad_options_are_errors_that_name_the_option():
     frame = epoch_frame({"a": {"val_loss": [1.0, 0.5]}})
-    for options, name in [({"patience": -1}, "patience"), ({"lr_factor": 1.5}, "factor"),
-                          ({"lr_timing": "before"}, "lr_timing"), ({"sweep_patience": [1, -2]}, "sweep_patience"),
-                          ({"sweep_min_delta": []}, "sweep grid"), ({"keep_best": 0}, "keep-best"),
-                          ({"checkpoint_min_age": -1}, "checkpoint_min_age"), ({"mode": "up"}, "mode")]:
+    for options, name in [
+        ({"patience": -1}, "patience"),
+        ({"lr_factor": 1.5}, "factor"),
+        ({"lr_timing": "before"}, "lr_timing"),
+        ({"sweep_patience": [1, -2]}, "sweep_patience"),
+        ({"sweep_min_delta": []}, "sweep grid"),
+        ({"keep_best": 0}, "keep-best"),
+        ({"checkpoint_min_age": -1}, "checkpoint_min_age"),
+        ({"mode": "up"}, "mode"),
+    ]:
         with pytest.raises(RunlensError, match=name):
             runlens.build_report(frame, **options)
 
@@ -235,12 +295,17 @@ def test_learning_rate_replay_agrees_with_the_real_reduce_lr_on_plateau(keras_pl
 
 
 @settings(max_examples=25, deadline=None)
-@given(runs=st.lists(values_strategy(max_size=15).filter(bool), min_size=1, max_size=3),
-       patience=st.integers(0, 4), restore=st.booleans(), semantics=st.sampled_from(["keras3", "keras2"]))
+@given(
+    runs=st.lists(values_strategy(max_size=15).filter(bool), min_size=1, max_size=3),
+    patience=st.integers(0, 4),
+    restore=st.booleans(),
+    semantics=st.sampled_from(["keras3", "keras2"]),
+)
 def test_any_frame_reports_what_replay_says_and_encodes_nan(runs, patience, restore, semantics):
     frame = epoch_frame({f"r{i}": {"val_loss": v} for i, v in enumerate(runs)})
-    report = runlens.build_report(frame, patience=patience, restore_best_weights=restore, semantics=semantics,
-                                  sweep_patience=[0, 2])
+    report = runlens.build_report(
+        frame, patience=patience, restore_best_weights=restore, semantics=semantics, sweep_patience=[0, 2]
+    )
     assert_runs_match_replay(report, frame, lr=False)
     assert_sweep_matches(report, frame)
     assert report.totals.epochs_saved == sum(r.epochs_saved for r in report.runs)
@@ -273,7 +338,7 @@ def _keys(value, path=()):
 
 
 def test_readme_documents_every_json_key():
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("\n## Report\n", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", section))
     report = runlens.build_report(SAMPLE, checkpoint_min_age=0)

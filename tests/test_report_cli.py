@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import writers
 from click.testing import CliRunner
 from PIL import Image
 
 import runlens
-import writers
 from runlens.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
@@ -52,8 +52,15 @@ def check_json(document, table, swept):
     assert document["schema"] == "runlens.report/1" and document["epochs"] == "0-based"
     assert [r["run"] for r in document["runs"]] == table["run"].tolist()
     for got, row in zip(document["runs"], table.to_dict("records")):
-        for key in ("stopped_epoch", "best_epoch", "restored_epoch", "run_best_epoch", "epochs_saved",
-                    "epochs_trained", "epochs_logged"):
+        for key in (
+            "stopped_epoch",
+            "best_epoch",
+            "restored_epoch",
+            "run_best_epoch",
+            "epochs_saved",
+            "epochs_trained",
+            "epochs_logged",
+        ):
             assert got[key] == (None if pd.isna(row[key]) else int(row[key])), key
         assert got["time_saved_s"] == pytest.approx(row["time_saved_s"])
         assert got["regret"] == (None if pd.isna(row["regret"]) else pytest.approx(row["regret"]))
@@ -140,8 +147,12 @@ def test_every_format_on_real_keras_fits(request, name, fmt, tmp_path):
 
 
 def test_output_format_follows_the_extension(tmp_path):
-    for name, start in [("r.html", "<!DOCTYPE html>"), ("r.md", "# runlens report"), ("r.json", "{"),
-                        ("r.txt", "runlens report: ")]:
+    for name, start in [
+        ("r.html", "<!DOCTYPE html>"),
+        ("r.md", "# runlens report"),
+        ("r.json", "{"),
+        ("r.txt", "runlens report: "),
+    ]:
         result = invoke(SAMPLE, "-o", tmp_path / name, "--no-checkpoints")
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).read_text(encoding="utf-8").startswith(start)
@@ -191,11 +202,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no event files" in result.stderr
     writers.write_tensorboardx(tmp_path / "no_epochs")  # scalars, but no epoch_* tags
     result = invoke(tmp_path / "no_epochs")
-    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no per-epoch scalars" in result.stderr
+    assert (
+        result.exit_code == 2 and result.stderr.count("\n") == 1 and "no per-epoch scalars" in result.stderr
+    )
     result = invoke(SAMPLE, "--sweep-patience", "1,two")
     assert result.exit_code == 2 and "comma-separated" in result.stderr
     result = invoke(SAMPLE, "--no-checkpoints", "-o", tmp_path / "no" / "such" / "folder.txt")
-    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "cannot write the report" in result.stderr
+    assert (
+        result.exit_code == 2
+        and result.stderr.count("\n") == 1
+        and "cannot write the report" in result.stderr
+    )
 
 
 def test_help_explains_lr_timing_and_has_examples():
@@ -223,8 +240,9 @@ def _notice_output(delay, sleep, *, tty):
 
     leader, follower = pty.openpty()
     try:
-        run = subprocess.run([sys.executable, "-c", code], stderr=follower, stdout=subprocess.DEVNULL,
-                             timeout=60)
+        run = subprocess.run(
+            [sys.executable, "-c", code], stderr=follower, stdout=subprocess.DEVNULL, timeout=60
+        )
         assert run.returncode == 0
         os.close(follower)
         chunks = []

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import writers
 from click.testing import CliRunner
 
 import runlens
-import writers
 from runlens.cli import main
 
 EPOCHS = 40
@@ -27,8 +27,9 @@ def stopped_fit(tmp_path_factory):
     import keras
 
     callback = keras.callbacks.EarlyStopping(**SETTINGS)
-    fit = writers.keras_fit(tmp_path_factory.mktemp("early_stopped"), epochs=EPOCHS, lr_schedule=2.0,
-                            callbacks=[callback])
+    fit = writers.keras_fit(
+        tmp_path_factory.mktemp("early_stopped"), epochs=EPOCHS, lr_schedule=2.0, callbacks=[callback]
+    )
     return fit, callback
 
 
@@ -59,8 +60,13 @@ def test_report_shows_the_stop_one_based(stopped_fit, fmt):
     if fmt == "json":
         [run] = json.loads(result.stdout)["runs"]
         assert (run["stopped_epoch"], run["best_epoch"], run["restored_epoch"]) == (
-            callback.stopped_epoch, callback.best_epoch, callback.best_epoch)
+            callback.stopped_epoch,
+            callback.best_epoch,
+            callback.best_epoch,
+        )
     else:
-        assert f"stops after epoch {callback.stopped_epoch + 1} (patience 2; best so far: epoch " \
-               f"{callback.best_epoch + 1})" in result.stdout
+        assert (
+            f"stops after epoch {callback.stopped_epoch + 1} (patience 2; best so far: epoch "
+            f"{callback.best_epoch + 1})" in result.stdout
+        )
         assert f"the weights of epoch {callback.best_epoch + 1} (restore_best_weights)" in result.stdout

@@ -43,17 +43,33 @@ def _replayed(frame, **setting):
     restore=st.booleans(),
     semantics=st.sampled_from(["keras3", "keras2"]),
 )
-def test_every_row_is_replay_summed_over_runs(frame, patience, min_delta, start, baseline, restore, semantics):
-    result = runlens.sweep(frame, patience=patience, min_delta=min_delta, start_from_epoch=start,
-                           baseline=baseline, restore_best_weights=restore, semantics=semantics)
+def test_every_row_is_replay_summed_over_runs(
+    frame, patience, min_delta, start, baseline, restore, semantics
+):
+    result = runlens.sweep(
+        frame,
+        patience=patience,
+        min_delta=min_delta,
+        start_from_epoch=start,
+        baseline=baseline,
+        restore_best_weights=restore,
+        semantics=semantics,
+    )
     table = result.table
     assert len(table) == len(set(patience)) * len(set(min_delta)) * len(np.atleast_1d(start)) * (
         1 if baseline is None else len(baseline)
     )
     for row in table.itertuples():
         base = None if row.baseline is pd.NA else float(row.baseline)
-        runs = _replayed(frame, patience=row.patience, min_delta=row.min_delta, start_from_epoch=row.start_from_epoch,
-                         baseline=base, restore_best_weights=restore, semantics=semantics)
+        runs = _replayed(
+            frame,
+            patience=row.patience,
+            min_delta=row.min_delta,
+            start_from_epoch=row.start_from_epoch,
+            baseline=base,
+            restore_best_weights=restore,
+            semantics=semantics,
+        )
         regret = runs["regret"].to_numpy(dtype=float, na_value=np.nan)
         assert row.epochs_saved == runs["epochs_saved"].sum()
         assert row.time_saved_s == pytest.approx(runs["time_saved_s"].sum())
@@ -71,7 +87,7 @@ def _check_frontier_and_recommendation(result, frame):
     table = result.table
     points = list(zip(table["epochs_saved"], table["runs_lost"]))
     for i, (saved, lost) in enumerate(points):
-        dominated = any(s >= saved and l <= lost and (s > saved or l < lost) for s, l in points)
+        dominated = any(s >= saved and lo <= lost and (s > saved or lo < lost) for s, lo in points)
         assert table["frontier"].iloc[i] == (not dominated)
     eligible = [row for row in table.itertuples() if row.max_regret <= result.tolerance]
     if not eligible:
@@ -81,8 +97,16 @@ def _check_frontier_and_recommendation(result, frame):
     def rank(row):  # the documented order: saved, time, mean regret, patience, |min_delta|, start, baseline
         time_saved = -math.inf if math.isnan(row.time_saved_s) else row.time_saved_s
         base = row.baseline
-        return (-row.epochs_saved, -time_saved, row.mean_regret, -row.patience, abs(row.min_delta),
-                row.start_from_epoch, base is not pd.NA, -math.inf if base is pd.NA else base)
+        return (
+            -row.epochs_saved,
+            -time_saved,
+            row.mean_regret,
+            -row.patience,
+            abs(row.min_delta),
+            row.start_from_epoch,
+            base is not pd.NA,
+            -math.inf if base is pd.NA else base,
+        )
 
     best = min(eligible, key=rank)
     assert table["recommended"].tolist() == [i == best.Index for i in table.index]
@@ -93,17 +117,26 @@ def _check_frontier_and_recommendation(result, frame):
 
 def test_tie_breaks_prefer_time_then_caution():
     # two runs; patience 1 and 2 save the same epochs on run a, nothing is lost anywhere
-    frame = epoch_frame({
-        "a": {"val_loss": [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99]},
-        "b": {"val_loss": [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]},
-    })
+    frame = epoch_frame(
+        {
+            "a": {"val_loss": [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99]},
+            "b": {"val_loss": [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]},
+        }
+    )
     result = runlens.sweep(frame, patience=[1, 2, 3, 10], tolerance=0.0)
     table = result.table.set_index("patience")
     assert table["epochs_saved"].tolist() == [4, 3, 2, 0]
     assert table["max_regret"].tolist() == [0.0] * 4
-    assert result.recommended == {"monitor": "val_loss", "mode": "auto", "restore_best_weights": True,
-                                  "semantics": "keras3", "patience": 1, "min_delta": 0.0,
-                                  "start_from_epoch": 0, "baseline": None}
+    assert result.recommended == {
+        "monitor": "val_loss",
+        "mode": "auto",
+        "restore_best_weights": True,
+        "semantics": "keras3",
+        "patience": 1,
+        "min_delta": 0.0,
+        "start_from_epoch": 0,
+        "baseline": None,
+    }
     # equal savings: the larger patience wins
     flat = epoch_frame({"a": {"val_loss": [1.0, 0.9, 0.95, 0.96]}})
     tied = runlens.sweep(flat, patience=[2, 5, 9]).table
@@ -112,10 +145,12 @@ def test_tie_breaks_prefer_time_then_caution():
 
 
 def test_tolerance_admits_settings_that_lose_a_little():
-    frame = epoch_frame({
-        "late": {"val_loss": [1.0, 0.5, 0.6, 0.7, 0.49, 0.48, 0.47, 0.46]},
-        "flat": {"val_loss": [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]},
-    })
+    frame = epoch_frame(
+        {
+            "late": {"val_loss": [1.0, 0.5, 0.6, 0.7, 0.49, 0.48, 0.47, 0.46]},
+            "flat": {"val_loss": [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]},
+        }
+    )
     strict = runlens.sweep(frame, patience=[2, 10])
     assert strict.recommended["patience"] == 10
     loose = runlens.sweep(frame, patience=[2, 10], tolerance=0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -10,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas
 import pytest
-
 import writers
 
 
@@ -65,7 +65,9 @@ def test_tf_writers_use_the_encodings_the_readers_must_handle(tf_logdir):
     # TF2 writes plugin metadata on every value; the TF1 FileWriter only on a tag's first value.
     assert all(meta for *_, meta in found["tf2"])
     assert {(enc, dtype, meta) for _, enc, dtype, meta in found["tf1"]} == {
-        ("*_val", "DT_FLOAT", True), ("*_val", "DT_FLOAT", False)}
+        ("*_val", "DT_FLOAT", True),
+        ("*_val", "DT_FLOAT", False),
+    }
 
 
 def test_simple_value_writers_write_their_records(simple_value_logdir):
@@ -81,8 +83,12 @@ def test_simple_value_writers_mix_in_non_scalar_summaries(simple_value_logdir):
     tags = {tag for run in found.values() for tag, *_ in run}
     assert {"_hparams_/experiment", "note/text_summary", "pr", "text", "vector"} <= tags
     raw = {(enc, dtype) for tag, enc, dtype, _ in found["raw"] if tag.startswith("loss/")}
-    assert raw == {("*_val", "DT_FLOAT"), ("*_val", "DT_DOUBLE"), ("tensor_content", "DT_DOUBLE"),
-                   ("simple_value", "")}
+    assert raw == {
+        ("*_val", "DT_FLOAT"),
+        ("*_val", "DT_DOUBLE"),
+        ("tensor_content", "DT_DOUBLE"),
+        ("simple_value", ""),
+    }
     assert {meta for tag, _, _, meta in found["raw"] if tag == "loss/float_val"} == {True, False}
 
 
@@ -97,8 +103,11 @@ def _keras_expected(logs_by_epoch):
 
 
 def _keras_decoded(path):
-    return {(run, tag, step): v for run, tag, step, _, v in writers.tensorboard_scalars(path)
-            if tag.startswith("epoch_")}
+    return {
+        (run, tag, step): v
+        for run, tag, step, _, v in writers.tensorboard_scalars(path)
+        if tag.startswith("epoch_")
+    }
 
 
 @pytest.mark.parametrize("name", ["keras_run", "keras_sparse_validation_run", "keras_plateau_run"])
@@ -128,10 +137,16 @@ def test_keras_crash_resume_logs_the_crash_epoch_twice(keras_resumed_run):
     assert crashed[run.crash_epoch]["loss"] != resumed[run.crash_epoch]["loss"]
     for subdir in ("train", "validation"):
         assert len(writers.event_files(run.path / subdir)) == 2
-    decoded = [(tag, step, v) for r, tag, step, _, v in writers.tensorboard_scalars(run.path)
-               if r == "train" and tag == "epoch_loss"]
-    expected = [("epoch_loss", e, float(np.float32(logs["loss"])))
-                for attempt in run.attempts for e, logs in attempt.items()]
+    decoded = [
+        (tag, step, v)
+        for r, tag, step, _, v in writers.tensorboard_scalars(run.path)
+        if r == "train" and tag == "epoch_loss"
+    ]
+    expected = [
+        ("epoch_loss", e, float(np.float32(logs["loss"])))
+        for attempt in run.attempts
+        for e, logs in attempt.items()
+    ]
     assert decoded == expected
     assert run.last_written[run.crash_epoch] == resumed[run.crash_epoch]
 
@@ -167,23 +182,37 @@ def test_sample_logs_stay_under_5_mb():
 def test_sample_run_event_files_csv_and_checkpoints_agree(run):
     csv = pandas.read_csv(SAMPLE_LOGS / run / "history.csv")  # CSVLogger writes "NA" if absent
     assert list(csv["epoch"]) == list(range(SAMPLE_RUNS[run]))
-    expected = _keras_expected({row.epoch: {k: v for k, v in row._asdict().items()
-                                            if k not in ("Index", "epoch") and not math.isnan(v)}
-                                for row in csv.itertuples()})
+    expected = _keras_expected(
+        {
+            row.epoch: {
+                k: v for k, v in row._asdict().items() if k not in ("Index", "epoch") and not math.isnan(v)
+            }
+            for row in csv.itertuples()
+        }
+    )
     decoded = _keras_decoded(SAMPLE_LOGS / run)
     assert {k: v for k, v in decoded.items() if k in expected} == expected
     assert {k for k in decoded if k not in expected} <= {
-        ("train", "epoch_learning_rate", e) for e in csv["epoch"]}
+        ("train", "epoch_learning_rate", e) for e in csv["epoch"]
+    }
     # runlens.keras kept the best 3 by val_loss and the last checkpoint, listed in runlens.json
-    kept = sorted(k["epoch"] for k in json.loads((SAMPLE_LOGS / run / "runlens.json").read_text())["checkpoints"]["kept"])
+    kept = sorted(
+        k["epoch"]
+        for k in json.loads((SAMPLE_LOGS / run / "runlens.json").read_text())["checkpoints"]["kept"]
+    )
     names = sorted(p.name for p in (SAMPLE_LOGS / run / "checkpoints").glob("*.keras"))
-    assert len(kept) >= 3 and names == [f"epoch_{e + 1:03d}-val_loss_{csv['val_loss'][e]:.6f}.keras" for e in kept]
+    assert len(kept) >= 3 and names == [
+        f"epoch_{e + 1:03d}-val_loss_{csv['val_loss'][e]:.6f}.keras" for e in kept
+    ]
 
 
 def test_sample_plateau_logs_the_rate_used_in_each_epoch():
     csv = pandas.read_csv(SAMPLE_LOGS / "plateau" / "history.csv")
-    logged = [v for (_, tag, _), v in sorted(_keras_decoded(SAMPLE_LOGS / "plateau").items())
-              if tag == "epoch_learning_rate"]
+    logged = [
+        v
+        for (_, tag, _), v in sorted(_keras_decoded(SAMPLE_LOGS / "plateau").items())
+        if tag == "epoch_learning_rate"
+    ]
     # ReduceLROnPlateau puts the rate it found at epoch end (before reducing) into the logs.
     assert logged == [float(np.float32(v)) for v in csv["learning_rate"]]
-    assert sum(b < a for a, b in zip(logged, logged[1:])) in (2, 3)
+    assert sum(b < a for a, b in itertools.pairwise(logged)) in (2, 3)

@@ -18,25 +18,34 @@ from __future__ import annotations
 import math
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 NAN, INF = math.nan, math.inf
 
 #: (tag, step, value) in the order written: steps 0 and > 2**31, NaN, +-inf, a repeated step,
 #: values float32 cannot hold exactly, the float32 extremes.
 FLOAT_SERIES: tuple[tuple[str, int, float], ...] = (
-    ("loss", 0, 1.0), ("metrics/accuracy", 0, 0.1),
-    ("loss", 1, 0.7), ("metrics/accuracy", 1, -INF),
-    ("loss", 2, NAN), ("metrics/accuracy", 2, 0.3),
-    ("loss", 3, INF), ("metrics/accuracy", 2, 0.35),
-    ("loss", 2**31 + 7, 1e-40), ("metrics/accuracy", 2**40, 3.0e38),
+    ("loss", 0, 1.0),
+    ("metrics/accuracy", 0, 0.1),
+    ("loss", 1, 0.7),
+    ("metrics/accuracy", 1, -INF),
+    ("loss", 2, NAN),
+    ("metrics/accuracy", 2, 0.3),
+    ("loss", 3, INF),
+    ("metrics/accuracy", 2, 0.35),
+    ("loss", 2**31 + 7, 1e-40),
+    ("metrics/accuracy", 2**40, 3.0e38),
     ("loss", 2**62, -0.0),
 )
 #: (tag, step, value) for integer tensors.
 INT_SERIES: tuple[tuple[str, int, float], ...] = (
-    ("count", 0, 0), ("count", 1, -3), ("count", 2**33, 2**31 - 1), ("count", 2**33 + 1, 7),
+    ("count", 0, 0),
+    ("count", 1, -3),
+    ("count", 2**33, 2**31 - 1),
+    ("count", 2**33 + 1, 7),
 )
 
 #: A name TensorBoard (and runlens) takes for an event file.
@@ -64,6 +73,7 @@ def _f32(value: float) -> float:
 
 
 # ---------------------------------------------------------------- TensorFlow writers
+
 
 def write_tf2_scalars(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
     """``tf.summary.scalar`` (TF2 file writer): DT_FLOAT rank-0 ``tensor_content``, float32 values."""
@@ -119,6 +129,7 @@ def write_tf1_scalars(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
 
 # ---------------------------------------------------------------- simple_value / raw protos
 
+
 def write_tensorboardx(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
     """tensorboardX ``add_scalar`` (``simple_value``) mixed with histogram, image, text, PR curve
     and hparams summaries. ``add_hparams`` writes its metrics as scalars into run ``hparams``."""
@@ -149,14 +160,21 @@ def write_raw_protos(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
     same Event as a scalar, and a rank-0 DT_STRING text tensor (metadata on first value only).
     """
     import numpy as np
-    from tensorboard.compat.proto import event_pb2, graph_pb2, node_def_pb2, summary_pb2
-    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorboard.compat.proto import (
+        event_pb2,
+        graph_pb2,
+        node_def_pb2,
+        summary_pb2,
+        tensor_pb2,
+        tensor_shape_pb2,
+        types_pb2,
+    )
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     scalars = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-    text = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+    )
+    text = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
     rank0 = tensor_shape_pb2.TensorShapeProto()
     seen: set[str] = set()
 
@@ -173,27 +191,54 @@ def write_raw_protos(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
     written = []
     for i, (tag, step, v) in enumerate(series):
         values = [
-            value(f"{tag}/float_val", scalars, tensor=tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_FLOAT, tensor_shape=rank0, float_val=[v])),
-            value(f"{tag}/double_val", scalars, tensor=tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_DOUBLE, tensor_shape=rank0, double_val=[v])),
-            value(f"{tag}/double_content", tensor=tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_DOUBLE, tensor_shape=rank0,
-                tensor_content=np.float64(v).tobytes())),
+            value(
+                f"{tag}/float_val",
+                scalars,
+                tensor=tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=rank0, float_val=[v]),
+            ),
+            value(
+                f"{tag}/double_val",
+                scalars,
+                tensor=tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_shape=rank0, double_val=[v]),
+            ),
+            value(
+                f"{tag}/double_content",
+                tensor=tensor_pb2.TensorProto(
+                    dtype=types_pb2.DT_DOUBLE, tensor_shape=rank0, tensor_content=np.float64(v).tobytes()
+                ),
+            ),
             value(f"{tag}/simple_value", simple_value=v),
             value("histogram", histo=summary_pb2.HistogramProto(min=0, max=1, num=2)),
-            value("vector", tensor=tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_FLOAT, float_val=[v, v],
-                tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                    dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2)]))),
-            value("text", text, tensor=tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_STRING, tensor_shape=rank0, string_val=[b"1.5"])),
+            value(
+                "vector",
+                tensor=tensor_pb2.TensorProto(
+                    dtype=types_pb2.DT_FLOAT,
+                    float_val=[v, v],
+                    tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2)]
+                    ),
+                ),
+            ),
+            value(
+                "text",
+                text,
+                tensor=tensor_pb2.TensorProto(
+                    dtype=types_pb2.DT_STRING, tensor_shape=rank0, string_val=[b"1.5"]
+                ),
+            ),
         ]
-        writer.add_event(event_pb2.Event(
-            wall_time=1000.0 + i, step=step, summary=summary_pb2.Summary(value=values)))
-        written += [Scalar(".", f"{tag}/{encoding}", step, cast(v)) for encoding, cast in
-                    [("float_val", _f32), ("double_val", float), ("double_content", float),
-                     ("simple_value", _f32)]]
+        writer.add_event(
+            event_pb2.Event(wall_time=1000.0 + i, step=step, summary=summary_pb2.Summary(value=values))
+        )
+        written += [
+            Scalar(".", f"{tag}/{encoding}", step, cast(v))
+            for encoding, cast in [
+                ("float_val", _f32),
+                ("double_val", float),
+                ("double_content", float),
+                ("simple_value", _f32),
+            ]
+        ]
     stop = event_pb2.SessionLog(status=event_pb2.SessionLog.STOP)
     writer.add_event(event_pb2.Event(wall_time=2000.0, session_log=stop))
     writer.close()
@@ -203,11 +248,13 @@ def write_raw_protos(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
 def write_simple_values(dir: Path, series=FLOAT_SERIES) -> list[Scalar]:
     """:func:`write_tensorboardx` into ``dir/tensorboardX`` and :func:`write_raw_protos` into
     ``dir/raw``: simple_value, float_val and double_val scalars among non-scalar summaries."""
-    return (rebase(write_tensorboardx(dir / "tensorboardX", series), "tensorboardX")
-            + rebase(write_raw_protos(dir / "raw", series), "raw"))
+    return rebase(write_tensorboardx(dir / "tensorboardX", series), "tensorboardX") + rebase(
+        write_raw_protos(dir / "raw", series), "raw"
+    )
 
 
 # ---------------------------------------------------------------- Keras 3 fits
+
 
 class SimulatedCrash(RuntimeError):
     """Raised by :func:`crash_at_end_of` (a simulated crash at the end of an epoch)."""
@@ -256,10 +303,18 @@ def _tiny_data(seed: int):
 def _tiny_model(learning_rate):
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -294,8 +349,16 @@ def crash_at_end_of(crash_epoch: int):
     return CrashAtEpochEnd()
 
 
-def keras_fit(dir: Path, *, epochs: int, validation_freq: int = 1, callbacks: Sequence = (),
-              lr_schedule=None, seed: int = 0, update_freq="epoch") -> KerasFit:
+def keras_fit(
+    dir: Path,
+    *,
+    epochs: int,
+    validation_freq: int = 1,
+    callbacks: Sequence = (),
+    lr_schedule=None,
+    seed: int = 0,
+    update_freq="epoch",
+) -> KerasFit:
     """A real Keras 3 fit of a tiny model with ``keras.callbacks.TensorBoard(log_dir=dir)``.
 
     Callbacks run in the order TensorBoard, a logs recorder, then ``callbacks`` (so a
@@ -309,14 +372,20 @@ def keras_fit(dir: Path, *, epochs: int, validation_freq: int = 1, callbacks: Se
     model = _tiny_model(0.1 if lr_schedule is None else lr_schedule)
     recorder = _logs_recorder()
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(dir), update_freq=update_freq)
-    history = model.fit(x, y, validation_data=validation, validation_freq=validation_freq,
-                        epochs=epochs, batch_size=16, verbose=0,
-                        callbacks=[tensorboard, recorder, *callbacks])
+    history = model.fit(
+        x,
+        y,
+        validation_data=validation,
+        validation_freq=validation_freq,
+        epochs=epochs,
+        batch_size=16,
+        verbose=0,
+        callbacks=[tensorboard, recorder, *callbacks],
+    )
     return KerasFit(Path(dir), history.history, list(history.epoch), recorder.logs, model)
 
 
-def keras_fit_crash_resume(dir: Path, *, epochs: int = 5, crash_epoch: int = 2,
-                           seed: int = 0) -> CrashResume:
+def keras_fit_crash_resume(dir: Path, *, epochs: int = 5, crash_epoch: int = 2, seed: int = 0) -> CrashResume:
     """A fit with BackupAndRestore that crashes at the end of ``crash_epoch``, then resumes.
 
     Keras 3 calls callbacks in list order and BackupAndRestore saves in ``on_epoch_end``, so with
@@ -336,11 +405,16 @@ def keras_fit_crash_resume(dir: Path, *, epochs: int = 5, crash_epoch: int = 2,
         model = _tiny_model(0.1)
         recorder = _logs_recorder()
         tensorboards.append(keras.callbacks.TensorBoard(log_dir=str(dir)))
-        callbacks = [tensorboards[-1], recorder, *extra,
-                     keras.callbacks.BackupAndRestore(backup_dir=str(backup))]
+        callbacks = [
+            tensorboards[-1],
+            recorder,
+            *extra,
+            keras.callbacks.BackupAndRestore(backup_dir=str(backup)),
+        ]
         try:
-            history = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=16,
-                                verbose=0, callbacks=callbacks)
+            history = model.fit(
+                x, y, validation_data=validation, epochs=epochs, batch_size=16, verbose=0, callbacks=callbacks
+            )
         except SimulatedCrash:
             tensorboards[-1].on_train_end()
         attempts.append(recorder.logs)
@@ -348,6 +422,7 @@ def keras_fit_crash_resume(dir: Path, *, epochs: int = 5, crash_epoch: int = 2,
 
 
 # ---------------------------------------------------------------- reading back, independently
+
 
 def event_files(dir: Path) -> list[Path]:
     """Every file under ``dir`` whose name contains ``tfevents``, sorted by path."""
@@ -416,6 +491,7 @@ def record_spans(path: Path) -> list[RecordSpan]:
 
 # ---------------------------------------------------------------- damage
 
+
 def truncate(path: Path, size: int) -> Path:
     """Cut ``path`` to ``size`` bytes (negative: drop that many from the end)."""
     data = Path(path).read_bytes()
@@ -439,8 +515,7 @@ def write_empty(dir: Path, name: str = EVENT_FILE_NAME) -> Path:
     return path
 
 
-def write_garbage(dir: Path, name: str = EVENT_FILE_NAME, *, size: int = 1000,
-                  seed: int = 0) -> Path:
+def write_garbage(dir: Path, name: str = EVENT_FILE_NAME, *, size: int = 1000, seed: int = 0) -> Path:
     """``size`` seeded random bytes in a file named like an event file."""
     Path(dir).mkdir(parents=True, exist_ok=True)
     path = Path(dir) / name

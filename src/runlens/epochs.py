@@ -27,7 +27,9 @@ EPOCH_PREFIX = "epoch_"
 _SPLITS = {"train": "", "validation": "val_"}
 
 
-def read_epochs(path: str | os.PathLike[str], *, runs: str | Sequence[str] | None = None, **read_options: Any) -> pd.DataFrame:
+def read_epochs(
+    path: str | os.PathLike[str], *, runs: str | Sequence[str] | None = None, **read_options: Any
+) -> pd.DataFrame:
     """One row per ``(run, epoch)`` with one column per Keras ``logs`` key.
 
     Columns: ``run`` (str), ``epoch`` (int64, 0-based as Keras' ``on_epoch_end``), ``wall_time``

@@ -26,7 +26,7 @@ from runlens.errors import DamagedDataWarning
 from runlens.events.records import Block, Problem, ReadState, read_blocks
 from runlens.events.sources import find_event_files, open_binary
 
-__all__ = ["read_hparams", "SESSION_START_TAG"]
+__all__ = ["SESSION_START_TAG", "read_hparams"]
 
 SESSION_START_TAG = "_hparams_/session_start_info"
 PLUGIN_NAME = "hparams"

@@ -54,7 +54,7 @@ from typing import Any
 from runlens.errors import RunlensError
 from runlens.export import json_ready
 
-__all__ = ["read_manifest", "write_manifest", "find_manifests", "MANIFEST_NAME", "SCHEMA_VERSION"]
+__all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "find_manifests", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "runlens.json"
 SCHEMA = "runlens-manifest"
@@ -68,20 +68,44 @@ _OPT_INT = (int, type(None))
 _OPT_STR = (str, type(None))
 _OPT_DICT = (dict, type(None))
 _TOP: dict[str, tuple[type, ...]] = {
-    "schema": (str,), "schema_version": (int,), "run_dir": (str,), "status": (str,),
-    "ended_normally": (bool,), "started_at": (str,), "updated_at": (str,), "ended_at": _OPT_STR,
-    "versions": (dict,), "config": (dict,), "hparams": (dict,), "attempts": (list,),
-    "epochs_trained": (int,), "last_epoch": _OPT_INT, "epochs": (list,),
-    "early_stopping": _OPT_DICT, "reduce_lr": _OPT_DICT, "checkpoints": (dict,),
-}  # fmt: skip
+    "schema": (str,),
+    "schema_version": (int,),
+    "run_dir": (str,),
+    "status": (str,),
+    "ended_normally": (bool,),
+    "started_at": (str,),
+    "updated_at": (str,),
+    "ended_at": _OPT_STR,
+    "versions": (dict,),
+    "config": (dict,),
+    "hparams": (dict,),
+    "attempts": (list,),
+    "epochs_trained": (int,),
+    "last_epoch": _OPT_INT,
+    "epochs": (list,),
+    "early_stopping": _OPT_DICT,
+    "reduce_lr": _OPT_DICT,
+    "checkpoints": (dict,),
+}
 _EPOCH: dict[str, tuple[type, ...]] = {
-    "epoch": (int,), "wall_time": _NUMBER, "logs": (dict,), "learning_rate": _OPT_NUMBER,
-    "early_stopping": _OPT_DICT, "reduce_lr": _OPT_DICT, "checkpoint": _OPT_STR,
-}  # fmt: skip
+    "epoch": (int,),
+    "wall_time": _NUMBER,
+    "logs": (dict,),
+    "learning_rate": _OPT_NUMBER,
+    "early_stopping": _OPT_DICT,
+    "reduce_lr": _OPT_DICT,
+    "checkpoint": _OPT_STR,
+}
 _CONFIG: dict[str, tuple[type, ...]] = {
-    "monitor": (str,), "mode": (str,), "direction": (str,), "early_stopping": _OPT_DICT,
-    "reduce_lr": _OPT_DICT, "keep_best": (int,), "keep_last": (int,), "checkpoint_template": (str,),
-}  # fmt: skip
+    "monitor": (str,),
+    "mode": (str,),
+    "direction": (str,),
+    "early_stopping": _OPT_DICT,
+    "reduce_lr": _OPT_DICT,
+    "keep_best": (int,),
+    "keep_last": (int,),
+    "checkpoint_template": (str,),
+}
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -194,7 +218,9 @@ def _validate(data: Any, file: Path) -> None:
 
 
 def _check_fields(
-    data: dict[str, Any], fields: dict[str, tuple[type, ...]], where: str,
+    data: dict[str, Any],
+    fields: dict[str, tuple[type, ...]],
+    where: str,
     bad: Callable[[str], RunlensError],
 ) -> None:
     for key, types in fields.items():

@@ -22,9 +22,15 @@ from runlens.errors import RunlensError
 
 LEADING_COLUMNS = ["path", "run", "epoch"]
 TRAILING_COLUMNS = [
-    "size_bytes", "mtime", "kind", "valid", "invalid_reason", "keras_version", "saved_at",
+    "size_bytes",
+    "mtime",
+    "kind",
+    "valid",
+    "invalid_reason",
+    "keras_version",
+    "saved_at",
     "metrics_from",
-]  # fmt: skip
+]
 CHECKPOINTS_FOLDER = "checkpoints"  # RUN/checkpoints/ holds RUN's checkpoints (bundled callbacks)
 
 

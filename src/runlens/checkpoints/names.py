@@ -108,7 +108,6 @@ def _repr_pattern(digits: str) -> str:
     return rf"{digits}\.(?:0|\d*[1-9])|\d(?:\.\d*[1-9])?{_EXPONENT}"  # repr: '1.0', '1.5e-07'
 
 
-
 def _to_number(text: str) -> float:
     text = text.replace(",", "").replace("_", "").strip()
     if text.endswith("%"):

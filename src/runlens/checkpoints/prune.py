@@ -123,8 +123,9 @@ def _refuse_stale(plan: pd.DataFrame) -> None:
             )
 
 
-def _remove_one(location: str, row: pd.Series, root_real: str, trash_real: str | None,
-                result: PruneResult) -> None:
+def _remove_one(
+    location: str, row: pd.Series, root_real: str, trash_real: str | None, result: PruneResult
+) -> None:
     path = row["path"]
     try:
         info = os.lstat(location)

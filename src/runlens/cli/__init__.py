@@ -52,6 +52,8 @@ from runlens.cli.ls import ls_command  # noqa: E402
 main.add_command(ls_command)
 main.add_command(export_command)
 from runlens.cli.checkpoints import checkpoints_group  # noqa: E402
+
 main.add_command(checkpoints_group)
 from runlens.cli.report import report_command  # noqa: E402
+
 main.add_command(report_command)

@@ -16,15 +16,19 @@ from runlens.textsafe import printable
 from runlens.units import nbytes
 
 _TEMPLATE = click.option(
-    "--template", multiple=True, metavar="T",
+    "--template",
+    multiple=True,
+    metavar="T",
     help="The ModelCheckpoint filepath the files were written with, e.g. "
     "'ckpt_{epoch:02d}_{val_loss:.4f}.keras' (repeatable).",
-)  # fmt: skip
+)
 _LOGDIR = click.option(
-    "--logdir", type=click.Path(), metavar="L",
+    "--logdir",
+    type=click.Path(),
+    metavar="L",
     help="TensorBoard logs of the same runs: full-precision metrics per epoch "
     "(found on their own for RUN/checkpoints next to RUN/train).",
-)  # fmt: skip
+)
 
 
 @click.group("checkpoints")
@@ -57,25 +61,61 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
 
 @checkpoints_group.command("prune")
 @click.argument("dir", type=click.Path())
-@click.option("--keep-best", "keep_best", type=click.IntRange(min=1), required=True, metavar="K",
-              help="Keep the K best checkpoints of each run by --monitor.")
+@click.option(
+    "--keep-best",
+    "keep_best",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="K",
+    help="Keep the K best checkpoints of each run by --monitor.",
+)
 @click.option("--monitor", required=True, metavar="M", help="The metric to rank by, e.g. val_loss.")
-@click.option("--mode", type=click.Choice(["auto", "min", "max"]), default="auto", show_default=True,
-              help="Whether lower or higher is better; auto goes by the name, as Keras does.")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "min", "max"]),
+    default="auto",
+    show_default=True,
+    help="Whether lower or higher is better; auto goes by the name, as Keras does.",
+)
 @click.option("--keep-last", type=click.IntRange(min=1), metavar="N", help="Also keep the N latest.")
-@click.option("--keep-every", type=click.IntRange(min=1), metavar="N",
-              help="Also keep every N-th epoch (N, 2N, ... counted from 1).")
+@click.option(
+    "--keep-every",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Also keep every N-th epoch (N, 2N, ... counted from 1).",
+)
 @_TEMPLATE
 @_LOGDIR
-@click.option("--min-age", type=click.FloatRange(min=0), default=DEFAULT_MIN_AGE, show_default=True,
-              metavar="SECONDS", help="Files modified more recently are neither ranked nor deleted.")
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MIN_AGE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Files modified more recently are neither ranked nor deleted.",
+)
 @click.option("--delete-invalid", is_flag=True, help="Also delete damaged/truncated checkpoints.")
 @click.option("--apply", "do_apply", is_flag=True, help="Really delete (default: only print the plan).")
-@click.option("--trash", type=click.Path(), metavar="DIR",
-              help="With --apply: move dropped files to this folder (outside DIR) instead.")
-def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: int | None,
-                  keep_every: int | None, template: tuple[str, ...], logdir: str | None,
-                  min_age: float, delete_invalid: bool, do_apply: bool, trash: str | None) -> None:
+@click.option(
+    "--trash",
+    type=click.Path(),
+    metavar="DIR",
+    help="With --apply: move dropped files to this folder (outside DIR) instead.",
+)
+def prune_command(
+    dir: str,
+    keep_best: int,
+    monitor: str,
+    mode: str,
+    keep_last: int | None,
+    keep_every: int | None,
+    template: tuple[str, ...],
+    logdir: str | None,
+    min_age: float,
+    delete_invalid: bool,
+    do_apply: bool,
+    trash: str | None,
+) -> None:
     """Keep the best checkpoints under DIR and delete the rest -- a dry run unless --apply.
 
     Never deletes or follows a symlink, never touches a file that is not a checkpoint or lies
@@ -102,8 +142,10 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
     _echo_notes(table, dir)
     unranked = plan["valid"] & (plan[monitor].isna() if monitor in plan.columns else True)
     if unranked.any():
-        click.echo(f"{int(unranked.sum())} valid checkpoint(s) have no {monitor} value, so they are kept: "
-                   "pass --template with the ModelCheckpoint filepath, or --logdir")
+        click.echo(
+            f"{int(unranked.sum())} valid checkpoint(s) have no {monitor} value, so they are kept: "
+            "pass --template with the ModelCheckpoint filepath, or --logdir"
+        )
     freed = f"{summary['bytes_to_free']:,} bytes ({nbytes(summary['bytes_to_free'])})"
     if not do_apply:
         click.echo(f"\nwould delete {summary['drop']} of {summary['files']} checkpoints, freeing {freed}")
@@ -116,8 +158,10 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
         click.echo(printable(f"{verb} {path}" + (f" -> {result.moved_to[index]}" if trash else "")))
     for path, why in result.skipped:
         click.echo(printable(f"left {path}: {why}"))
-    click.echo(f"\n{verb} {len(result.removed)} checkpoints, freed {result.bytes_freed:,} bytes "
-               f"({nbytes(result.bytes_freed)})")
+    click.echo(
+        f"\n{verb} {len(result.removed)} checkpoints, freed {result.bytes_freed:,} bytes "
+        f"({nbytes(result.bytes_freed)})"
+    )
     if result.failed:
         for path, why in result.failed:
             click.echo(f"could not remove {path}: {why}", err=True)
@@ -126,8 +170,23 @@ def prune_command(dir: str, keep_best: int, monitor: str, mode: str, keep_last: 
 
 def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     """The columns worth reading, epochs 1-based, paths relative to DIR, sizes readable."""
-    fixed = {"path", "run", "epoch", "batch", "size_bytes", "mtime", "kind", "valid", "invalid_reason",
-             "keras_version", "saved_at", "metrics_from", "rank", "keep", "reason"}
+    fixed = {
+        "path",
+        "run",
+        "epoch",
+        "batch",
+        "size_bytes",
+        "mtime",
+        "kind",
+        "valid",
+        "invalid_reason",
+        "keras_version",
+        "saved_at",
+        "metrics_from",
+        "rank",
+        "keep",
+        "reason",
+    }
     metrics = [c for c in table.columns if c not in fixed and table[c].notna().any()]
     table = table.sort_values(["run", "kind", "epoch"], kind="stable", na_position="last")
     out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})
@@ -147,8 +206,10 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
 def _echo_notes(table: pd.DataFrame, root: str) -> None:
     unplaced = table[table["epoch"].isna()]
     if len(unplaced):
-        click.echo(f"\n{len(unplaced)} file(s) whose epoch could not be read from the name "
-                   "(pass --template with the ModelCheckpoint filepath):")
+        click.echo(
+            f"\n{len(unplaced)} file(s) whose epoch could not be read from the name "
+            "(pass --template with the ModelCheckpoint filepath):"
+        )
         for path in unplaced["path"]:
             click.echo(f"  {os.path.relpath(path, root)}")
     for skipped in table.attrs.get("skipped", []):

@@ -11,12 +11,29 @@ from runlens.export import output_format, write_frame
 
 @click.command("export")
 @click.argument("path", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write: .csv, .parquet or .json.")
-@click.option("--epochs", "epochs", is_flag=True, help="Write the epoch frame (one row per run and epoch) instead of every scalar.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write: .csv, .parquet or .json.",
+)
+@click.option(
+    "--epochs",
+    "epochs",
+    is_flag=True,
+    help="Write the epoch frame (one row per run and epoch) instead of every scalar.",
+)
 @click.option("--runs", multiple=True, help="Only runs with this name or glob (repeatable).")
-@click.option("--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed.")
-@click.option("--tags", multiple=True, help="Only tags with this name or glob (repeatable; not with --epochs).")
-def export_command(path: str, output: str, epochs: bool, runs: tuple[str, ...], cache: bool, tags: tuple[str, ...]) -> None:
+@click.option(
+    "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
+)
+@click.option(
+    "--tags", multiple=True, help="Only tags with this name or glob (repeatable; not with --epochs)."
+)
+def export_command(
+    path: str, output: str, epochs: bool, runs: tuple[str, ...], cache: bool, tags: tuple[str, ...]
+) -> None:
     """Write every scalar under PATH (long format: run, tag, step, wall_time, value) to a file.
 
     The format follows the extension. With --epochs, write one row per (run, epoch) with Keras'

@@ -13,7 +13,9 @@ from runlens.events.summary import summarize_scalars
 @click.argument("path", type=click.Path())
 @click.option("--tags", "by_tag", is_flag=True, help="One line per run and tag instead of per run.")
 @click.option("--runs", multiple=True, help="Only runs with this name or glob (repeatable).")
-@click.option("--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed.")
+@click.option(
+    "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
+)
 def ls_command(path: str, by_tag: bool, runs: tuple[str, ...], cache: bool) -> None:
     """List the runs under PATH: tags, points, step range, time span, and any damaged files.
 

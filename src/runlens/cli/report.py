@@ -38,57 +38,155 @@ class _NumberList(click.ParamType):
 
 @click.command("report")
 @click.argument("logdir", type=click.Path())
-@click.option("--monitor", metavar="M",
-              help="Metric both policies watch.  [default: val_loss if logged, else loss]")
-@click.option("--mode", type=click.Choice(["auto", "min", "max"]), default="auto", show_default=True,
-              help="Whether lower or higher is better; auto goes by the name, as Keras does.")
-@click.option("--patience", type=click.IntRange(min=0), default=5, show_default=True,
-              help="EarlyStopping: epochs without improvement before stopping.")
-@click.option("--min-delta", type=float, default=0.0, show_default=True,
-              help="EarlyStopping: smallest change that counts as an improvement.")
+@click.option(
+    "--monitor", metavar="M", help="Metric both policies watch.  [default: val_loss if logged, else loss]"
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "min", "max"]),
+    default="auto",
+    show_default=True,
+    help="Whether lower or higher is better; auto goes by the name, as Keras does.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="EarlyStopping: epochs without improvement before stopping.",
+)
+@click.option(
+    "--min-delta",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="EarlyStopping: smallest change that counts as an improvement.",
+)
 @click.option("--baseline", type=float, help="EarlyStopping: stop unless the monitor beats this.")
-@click.option("--start-from-epoch", type=click.IntRange(min=0), default=0, show_default=True,
-              help="EarlyStopping: epochs before this one (0-based, as in Keras) are not monitored.")
-@click.option("--restore-best-weights/--no-restore-best-weights", default=True, show_default=True,
-              help="EarlyStopping: whether fit returns the best epoch's weights.")
-@click.option("--semantics", type=click.Choice(["keras3", "keras2"]), default="keras3", show_default=True,
-              help="Decide as Keras 3.x or as tf-keras 2.x did.")
-@click.option("--lr-factor", type=float, default=0.1, show_default=True,
-              help="ReduceLROnPlateau: the rate is multiplied by this on a plateau.")
-@click.option("--lr-patience", type=click.IntRange(min=0), default=10, show_default=True,
-              help="ReduceLROnPlateau: epochs without improvement before reducing.")
-@click.option("--lr-min-delta", type=float, default=1e-4, show_default=True,
-              help="ReduceLROnPlateau: smallest change that counts as an improvement.")
-@click.option("--lr-cooldown", type=click.IntRange(min=0), default=0, show_default=True,
-              help="ReduceLROnPlateau: epochs to wait after a reduction.")
-@click.option("--lr-min-lr", type=float, default=0.0, show_default=True,
-              help="ReduceLROnPlateau: lower bound of the rate.")
-@click.option("--lr-timing", type=click.Choice(["used", "after"]), default="used", show_default=True,
-              help="Which rate the log holds for an epoch, which depends on the callback order: 'used' = the "
-              "rate used during the epoch (TensorBoard before ReduceLROnPlateau in callbacks=, the usual "
-              "order); 'after' = the rate after the epoch's decision, i.e. already reduced "
-              "(ReduceLROnPlateau before TensorBoard).")
-@click.option("--initial-lr", type=float,
-              help="Rate the ReduceLROnPlateau replay starts from.  [default: each run's first logged rate]")
-@click.option("--sweep-patience", type=_NumberList(int), default=",".join(map(str, DEFAULT_SWEEP_PATIENCE)),
-              show_default=True, help="Patiences the sweep tries (--patience is always added).")
-@click.option("--sweep-min-delta", type=_NumberList(float),
-              help="min_delta values the sweep tries (--min-delta is always added).  [default: --min-delta]")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Largest max regret a recommended setting may have.")
-@click.option("--keep-best", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Checkpoint plan: keep the K best of each run by --monitor.")
-@click.option("--keep-last", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Checkpoint plan: also keep the N latest (0: no such rule).")
-@click.option("--min-age", type=click.FloatRange(min=0), default=DEFAULT_MIN_AGE, show_default=True,
-              metavar="SECONDS", help="Checkpoint plan: files modified more recently are kept, not ranked.")
+@click.option(
+    "--start-from-epoch",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="EarlyStopping: epochs before this one (0-based, as in Keras) are not monitored.",
+)
+@click.option(
+    "--restore-best-weights/--no-restore-best-weights",
+    default=True,
+    show_default=True,
+    help="EarlyStopping: whether fit returns the best epoch's weights.",
+)
+@click.option(
+    "--semantics",
+    type=click.Choice(["keras3", "keras2"]),
+    default="keras3",
+    show_default=True,
+    help="Decide as Keras 3.x or as tf-keras 2.x did.",
+)
+@click.option(
+    "--lr-factor",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="ReduceLROnPlateau: the rate is multiplied by this on a plateau.",
+)
+@click.option(
+    "--lr-patience",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="ReduceLROnPlateau: epochs without improvement before reducing.",
+)
+@click.option(
+    "--lr-min-delta",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="ReduceLROnPlateau: smallest change that counts as an improvement.",
+)
+@click.option(
+    "--lr-cooldown",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="ReduceLROnPlateau: epochs to wait after a reduction.",
+)
+@click.option(
+    "--lr-min-lr",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="ReduceLROnPlateau: lower bound of the rate.",
+)
+@click.option(
+    "--lr-timing",
+    type=click.Choice(["used", "after"]),
+    default="used",
+    show_default=True,
+    help="Which rate the log holds for an epoch, which depends on the callback order: 'used' = the "
+    "rate used during the epoch (TensorBoard before ReduceLROnPlateau in callbacks=, the usual "
+    "order); 'after' = the rate after the epoch's decision, i.e. already reduced "
+    "(ReduceLROnPlateau before TensorBoard).",
+)
+@click.option(
+    "--initial-lr",
+    type=float,
+    help="Rate the ReduceLROnPlateau replay starts from.  [default: each run's first logged rate]",
+)
+@click.option(
+    "--sweep-patience",
+    type=_NumberList(int),
+    default=",".join(map(str, DEFAULT_SWEEP_PATIENCE)),
+    show_default=True,
+    help="Patiences the sweep tries (--patience is always added).",
+)
+@click.option(
+    "--sweep-min-delta",
+    type=_NumberList(float),
+    help="min_delta values the sweep tries (--min-delta is always added).  [default: --min-delta]",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Largest max regret a recommended setting may have.",
+)
+@click.option(
+    "--keep-best",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Checkpoint plan: keep the K best of each run by --monitor.",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Checkpoint plan: also keep the N latest (0: no such rule).",
+)
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MIN_AGE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Checkpoint plan: files modified more recently are kept, not ranked.",
+)
 @click.option("--no-checkpoints", is_flag=True, help="Do not look for checkpoints.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Output format.  [default: from the -o file's extension (.html, .md, .json), else text]")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the report to this file instead of stdout.")
-def report_command(logdir: str, fmt: str | None, output: str | None, no_checkpoints: bool,
-                   min_age: float, **options: Any) -> None:  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format.  [default: from the -o file's extension (.html, .md, .json), else text]",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout."
+)
+def report_command(
+    logdir: str, fmt: str | None, output: str | None, no_checkpoints: bool, min_age: float, **options: Any
+) -> None:
     """Replay EarlyStopping and ReduceLROnPlateau on every run under LOGDIR, exactly as Keras
     decides, and report where each run should have stopped, what that would have saved, what
     it would have cost (regret), the learning-rate schedule the replay gives beside the logged
@@ -117,5 +215,7 @@ def report_command(logdir: str, fmt: str | None, output: str | None, no_checkpoi
     try:
         Path(output).write_text(rendered, encoding="utf-8")
     except OSError as exc:
-        raise RunlensError(f"{output}: cannot write the report ({exc.strerror or exc}); pick another -o") from None
+        raise RunlensError(
+            f"{output}: cannot write the report ({exc.strerror or exc}); pick another -o"
+        ) from None
     click.echo(f"wrote the {fmt} report on {len(report.runs)} run(s) to {output}")

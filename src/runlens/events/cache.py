@@ -93,7 +93,15 @@ class LogdirCache:
         try:
             with open(path, "rb") as stream:
                 pack = pickle.load(stream)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+        except (
+            OSError,
+            EOFError,
+            pickle.UnpicklingError,
+            AttributeError,
+            ImportError,
+            TypeError,
+            ValueError,
+        ):
             return
         if isinstance(pack, dict) and pack.get("format") == _FORMAT and pack.get("identity") == identity:
             self.entries, self.chunks = pack["entries"], pack["chunks"]
@@ -101,7 +109,9 @@ class LogdirCache:
     def _identity(self, file: EventFile) -> str:
         found = self._identities.get(file.path)
         if found is None:
-            found = self._identities[file.path] = file.path if is_url(file.path) else os.path.abspath(file.path)
+            found = self._identities[file.path] = (
+                file.path if is_url(file.path) else os.path.abspath(file.path)
+            )
         return found
 
     def lookup(self, file: EventFile) -> Lookup:
@@ -109,9 +119,9 @@ class LogdirCache:
         if entry is None:
             return Lookup()
         chunk = self.chunks[entry.chunk]
-        if file.signature and file.signature == entry.signature:
-            if is_url(file.path) or not _racy(file, entry.written):
-                return Lookup(chunk=chunk, position=entry.position)
+        unchanged = file.signature and file.signature == entry.signature
+        if unchanged and (is_url(file.path) or not _racy(file, entry.written)):
+            return Lookup(chunk=chunk, position=entry.position)
         if is_url(file.path) or not file.signature or not entry.signature:
             return Lookup()
         state = chunk.states[entry.position]
@@ -129,8 +139,10 @@ class LogdirCache:
         Written only when that changes anything (atomically; a failure to write leaves the cache
         as it was)."""
         unchanged = all(
-            (entry := self.entries.get(self._identity(file))) is not None and self.chunks[entry.chunk] is chunk
-            and entry.position == position and entry.signature == file.signature
+            (entry := self.entries.get(self._identity(file))) is not None
+            and self.chunks[entry.chunk] is chunk
+            and entry.position == position
+            and entry.signature == file.signature
             for file, (chunk, position) in zip(files, placed)
         )
         if unchanged and (not everything or len(self.entries) == len(files)):
@@ -149,7 +161,9 @@ class LogdirCache:
         seen = {self._identity(file) for file in files}
         for identity, entry in self.entries.items():
             if identity not in seen and not everything:
-                entries[identity] = _Entry(entry.signature, entry.written, number(self.chunks[entry.chunk]), entry.position)
+                entries[identity] = _Entry(
+                    entry.signature, entry.written, number(self.chunks[entry.chunk]), entry.position
+                )
         for file, (chunk, position) in zip(files, placed):
             entries[self._identity(file)] = _Entry(file.signature, now, number(chunk), position)
         pack = {"format": _FORMAT, "identity": self.identity, "entries": entries, "chunks": kept}

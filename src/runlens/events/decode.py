@@ -109,7 +109,13 @@ _ROW_COLUMNS = ("tag", "step", "wall_time", "value", "tensor")
 
 
 def _empty_rows() -> Rows:
-    return Rows(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64), np.zeros(0, bool))
+    return Rows(
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.float64),
+        np.zeros(0, np.float64),
+        np.zeros(0, bool),
+    )
 
 
 @dataclass
@@ -142,9 +148,13 @@ def decode_block(block: Block, tags: TagTable) -> Decoded:
     codes = fast_codes[marked]
     _, first = np.unique(sources * (len(tags.names) + 1) + codes, return_index=True)
     records = fast_idx[marked]
-    marks = list(zip(sources[first].tolist(), records[first].tolist(), codes[first].tolist(), ["scalars"] * len(first)))
+    marks = list(
+        zip(sources[first].tolist(), records[first].tolist(), codes[first].tolist(), ["scalars"] * len(first))
+    )
 
-    rows = Rows(fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx])
+    rows = Rows(
+        fast_codes, fast.step[fast_idx], fast.wall_time[fast_idx], fast.value[fast_idx], fast.tensor[fast_idx]
+    )
     if not len(slow_idx):
         return Decoded(rows, fast_idx, marks, np.zeros(0, np.int64))
     slow_rows, slow_records, slow_marks, refused = _decode_with_protobuf(block, slow_idx, tags)
@@ -223,7 +233,11 @@ class _FastShapes:
 
         value = np.zeros(n, dtype=np.float64)
         float32s, float64s = unaligned(padded, "<f4"), unaligned(padded, "<f8")
-        for mask, at_value, numbers in ((simple, p + 1, float32s), (f32, q + 2, float32s), (f64, q + 2, float64s)):
+        for mask, at_value, numbers in (
+            (simple, p + 1, float32s),
+            (f32, q + 2, float32s),
+            (f64, q + 2, float64s),
+        ):
             rows = np.flatnonzero(mask)
             value[rows] = numbers[at_value[rows]]
         self.value = value
@@ -279,12 +293,18 @@ def _tag_codes(buffer: bytes, start: np.ndarray, length: np.ndarray, tags: TagTa
         key = np.full(len(rows), size, dtype=np.uint64)
         for word in range(0, size, 8):
             key = key * np.uint64(0x9E3779B97F4A7C15) ^ (u64[at + word] & _low_bytes(size - word))
-        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        _unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         first_at = at[first][inverse.reshape(-1)]
-        if size and not all(((u64[at + w] ^ u64[first_at + w]) & _low_bytes(size - w) == 0).all() for w in range(0, size, 8)):
+        if size and not all(
+            ((u64[at + w] ^ u64[first_at + w]) & _low_bytes(size - w) == 0).all() for w in range(0, size, 8)
+        ):
             raw = np.ascontiguousarray(u8[at[:, None] + np.arange(size)])  # a collision: compare bytes
-            _, first, inverse = np.unique(raw.view(np.dtype((np.void, size))).ravel(), return_index=True, return_inverse=True)
-        table = np.array([_code_of(bytes(u8[a : a + size]), tags) for a in at[first].tolist()], dtype=np.int32)
+            _, first, inverse = np.unique(
+                raw.view(np.dtype((np.void, size))).ravel(), return_index=True, return_inverse=True
+            )
+        table = np.array(
+            [_code_of(bytes(u8[a : a + size]), tags) for a in at[first].tolist()], dtype=np.int32
+        )
         codes[rows] = table[inverse.reshape(-1)]
     return codes
 
@@ -341,8 +361,12 @@ def _decode_with_protobuf(
             else:
                 continue
             for key, item in (
-                ("tag", code), ("step", event.step), ("wall_time", event.wall_time), ("value", number),
-                ("tensor", from_tensor), ("record", i),
+                ("tag", code),
+                ("step", event.step),
+                ("wall_time", event.wall_time),
+                ("value", number),
+                ("tensor", from_tensor),
+                ("record", i),
             ):
                 out[key].append(item)
     rows = Rows(
@@ -355,7 +379,7 @@ def _decode_with_protobuf(
     return rows, np.array(out["record"], dtype=np.int64), marks, np.array(refused, dtype=np.int64)
 
 
-def tensor_scalar(tensor) -> float | None:  # noqa: ANN001 (a TensorProto)
+def tensor_scalar(tensor) -> float | None:
     """The value of a rank-0 real, integer or bool TensorProto as float; None for anything else.
 
     >>> from tensorboard.compat.proto.tensor_pb2 import TensorProto

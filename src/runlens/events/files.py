@@ -44,7 +44,9 @@ class FileRows:
         for name in self.tags:
             table.code(name)
         recode = np.array([table.code(name) for name in more.tags], dtype=np.int32)
-        parts = [replace(part, tag=recode[part.tag]) for part in more.parts]  # the other columns shared, not copied
+        parts = [
+            replace(part, tag=recode[part.tag]) for part in more.parts
+        ]  # the other columns shared, not copied
         plugins = dict(self.plugins)
         for code, plugin in more.plugins.items():
             plugins.setdefault(int(recode[code]), plugin)
@@ -101,8 +103,14 @@ class ChunkRows:
     @classmethod
     def of(cls, rows: FileRows) -> ChunkRows:
         """A chunk holding one file's rows."""
-        return cls(rows.tags, list(rows.parts), np.array([rows.rows], dtype=np.int64),
-                   [rows.plugins], [rows.state], [rows.first_wall_time])
+        return cls(
+            rows.tags,
+            list(rows.parts),
+            np.array([rows.rows], dtype=np.int64),
+            [rows.plugins],
+            [rows.state],
+            [rows.first_wall_time],
+        )
 
 
 _EMPTY = Rows.concat([])
@@ -125,7 +133,11 @@ class Resume:
 
 
 def read_event_file(
-    path: str, *, resume: Resume | None = None, checksum: bool = False, storage_options: dict[str, Any] | None = None
+    path: str,
+    *,
+    resume: Resume | None = None,
+    checksum: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> FileRows:
     """Decode one event file (from ``resume.offset`` when given); damage becomes problems, never an
     exception. With ``checksum`` the CRC-32C of everything framed is kept in the state."""
@@ -133,7 +145,10 @@ def read_event_file(
 
 
 def read_event_files(
-    tasks: list[tuple[str, Resume | None]], *, checksum: bool = False, storage_options: dict[str, Any] | None = None
+    tasks: list[tuple[str, Resume | None]],
+    *,
+    checksum: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> ChunkRows:
     """Decode several event files, each from its ``Resume`` point (or the start). Small files are
     framed, CRC-checked and decoded together, so a sweep of thousands of tiny files costs little
@@ -225,7 +240,9 @@ class _Batch:
         for record in decoded.refused.tolist():
             self.refused[int(joined.sources[record])] += 1
         if len(self.tags.names) < 2**15:
-            decoded.rows.tag = decoded.rows.tag.astype(np.int16)  # held until the frame is built: keep it small
+            decoded.rows.tag = decoded.rows.tag.astype(
+                np.int16
+            )  # held until the frame is built: keep it small
         self.parts.append(decoded.rows)
         self.sources.append(joined.sources[decoded.record])
 

@@ -24,10 +24,20 @@ from runlens.events.cache import LogdirCache, Lookup, ScalarCache
 from runlens.events.decode import TagTable
 from runlens.events.files import ChunkRows, Resume, read_event_files
 from runlens.events.records import ReadState
-from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, run_spans, written_order
+from runlens.events.sources import (
+    EventFile,
+    find_event_files,
+    is_url,
+    matches,
+    name_patterns,
+    run_spans,
+    written_order,
+)
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
-_PARALLEL_MIN_BYTES = 8 << 20  # below this, worker processes (forked in ms, but results are pickled back) save nothing
+_PARALLEL_MIN_BYTES = (
+    8 << 20
+)  # below this, worker processes (forked in ms, but results are pickled back) save nothing
 # Plugins whose rank-0 tensors are scalars; tensors of tags owned by any other plugin are not.
 _SCALAR_PLUGINS = frozenset({"scalars"})
 
@@ -71,15 +81,23 @@ def read_scalars(
     >>> df.groupby(["run", "tag"], observed=True).size()            # doctest: +SKIP
     """
     files = find_event_files(path, runs=runs, storage_options=storage_options)
-    chunks, where = _read_all(files, workers=workers, executor=executor, cache=_cache(cache, path), everything=runs is None,
-                              storage_options=storage_options)
+    chunks, where = _read_all(
+        files,
+        workers=workers,
+        executor=executor,
+        cache=_cache(cache, path),
+        everything=runs is None,
+        storage_options=storage_options,
+    )
     order = _written_order(files, chunks, where)
     problems = [p.as_dict() for i in order for p in _state(chunks, where[i]).problems]
     for problem in problems:
         warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
     run_names = sorted({f.run for f in files})
     run_codes = {run: code for code, run in enumerate(run_names)}
-    pieces, tag_names = _pieces([(where[i], run_codes[files[i].run]) for i in order], chunks, name_patterns(tags))
+    pieces, tag_names = _pieces(
+        [(where[i], run_codes[files[i].run]) for i in order], chunks, name_patterns(tags)
+    )
     frame = _assemble(pieces, tag_names, run_names)
     frame.attrs["problems"] = problems
     return frame
@@ -136,7 +154,9 @@ def _read_all(
     return chunks, where
 
 
-def _chunks(indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, max_files: int = 512) -> list[list[int]]:
+def _chunks(
+    indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, max_files: int = 512
+) -> list[list[int]]:
     """Consecutive files grouped into tasks of up to ``max_bytes`` / ``max_files``: one task per
     big file, many small files per task (their records are then decoded together)."""
     chunks: list[list[int]] = []
@@ -156,7 +176,9 @@ def _read_chunk(
     return read_event_files(task, checksum=checksum, storage_options=storage_options)
 
 
-def _map(read, tasks: list, sizes: list[int], workers: int | None, executor: Executor | None, *, remote: bool) -> Iterable:
+def _map(
+    read, tasks: list, sizes: list[int], workers: int | None, executor: Executor | None, *, remote: bool
+) -> Iterable:
     if executor is not None:
         return executor.map(read, tasks)
     if workers is None:
@@ -176,7 +198,9 @@ def _state(chunks: list[ChunkRows], at: tuple[int, int]) -> ReadState:
     return chunks[at[0]].states[at[1]]
 
 
-def _written_order(files: list[EventFile], chunks: list[ChunkRows], where: list[tuple[int, int]]) -> list[int]:
+def _written_order(
+    files: list[EventFile], chunks: list[ChunkRows], where: list[tuple[int, int]]
+) -> list[int]:
     """Files run by run, and within a run by when their writer opened them (the wall_time of their
     first record), falling back on the name: two files created in the same second by one process
     are told apart by the first record, not by how their names sort. (``files`` come sorted by
@@ -243,7 +267,9 @@ def _pieces(
         else:
             pieces.append(_Piece(chunks[number], recodes[number], position, position + 1, [run]))
     foreign = {key for key, plugin in plugins.items() if plugin not in _SCALAR_PLUGINS}
-    wanted = np.array([tag_patterns is None or matches(t, tag_patterns) for t in names.names] or [True], dtype=bool)
+    wanted = np.array(
+        [tag_patterns is None or matches(t, tag_patterns) for t in names.names] or [True], dtype=bool
+    )
     if tag_patterns is None and not foreign:
         return pieces, names.names
     keys = np.array([run * len(names.names) + code for run, code in foreign], dtype=np.int64)
@@ -252,7 +278,10 @@ def _pieces(
         keep = wanted[tag]
         if foreign:
             runs = np.repeat(piece.runs, piece.chunk.counts[piece.first : piece.last])
-            keep &= ~(piece.chunk.column("tensor", *piece.rows) & np.isin(runs.astype(np.int64) * len(names.names) + tag, keys))
+            keep &= ~(
+                piece.chunk.column("tensor", *piece.rows)
+                & np.isin(runs.astype(np.int64) * len(names.names) + tag, keys)
+            )
         piece.keep = None if keep.all() else keep
     return pieces, names.names
 
@@ -301,7 +330,9 @@ class _ColumnCopier:
             self.frees[k].append(part)
         self.freed = 0  # bytes freed since memory was last given back
 
-    def __call__(self, name: str, out: np.ndarray, *, recode: bool = False, also_free: str | None = None) -> np.ndarray:
+    def __call__(
+        self, name: str, out: np.ndarray, *, recode: bool = False, also_free: str | None = None
+    ) -> np.ndarray:
         at = 0
         for piece, segments, frees in zip(self.pieces, self.segments, self.frees):
             done = 0  # rows of the piece gone through
@@ -317,7 +348,9 @@ class _ColumnCopier:
                 for column in (name, also_free):
                     if column is not None:
                         self.freed += getattr(piece.chunk.parts[part], column).nbytes
-                        setattr(piece.chunk.parts[part], column, None)  # free it now, not when the whole frame is built
+                        setattr(
+                            piece.chunk.parts[part], column, None
+                        )  # free it now, not when the whole frame is built
             if self.freed >= _TRIM_EVERY:
                 _give_back_freed_memory()
                 self.freed = 0
@@ -350,5 +383,3 @@ def _code_dtype(categories: int) -> type[np.signedinteger]:
         if categories < np.iinfo(dtype).max:
             return dtype
     return np.int64
-
-

@@ -35,7 +35,9 @@ import numpy as np
 
 HEADER = 12  # uint64 length + uint32 crc of the length
 FOOTER = 4  # uint32 crc of the payload
-DEFAULT_BLOCK = 1 << 19  # bytes read at a time (small keeps the per-block arrays in cache); grows to hold one larger record
+DEFAULT_BLOCK = (
+    1 << 19
+)  # bytes read at a time (small keeps the per-block arrays in cache); grows to hold one larger record
 
 _MASK_DELTA = 0xA282EAD8
 _U64 = struct.Struct("<Q")
@@ -156,7 +158,9 @@ class ReadState:
         return (ReadState, tuple(getattr(self, f.name) for f in fields(self)))
 
 
-def read_blocks(stream: BinaryIO, state: ReadState, *, block_size: int = DEFAULT_BLOCK, head: bytes = b"") -> Iterator[Block]:
+def read_blocks(
+    stream: BinaryIO, state: ReadState, *, block_size: int = DEFAULT_BLOCK, head: bytes = b""
+) -> Iterator[Block]:
     """Yield blocks of verified records from ``stream`` (positioned at ``state.offset``, or just
     after ``head``, bytes already read from there), appending any damage to ``state.problems``.
 
@@ -190,7 +194,9 @@ def read_blocks(stream: BinaryIO, state: ReadState, *, block_size: int = DEFAULT
     if not state.stopped and pending and eof:
         _report_tail(pending, state)
     if start == 0 and state.offset == 0 and not pending and not state.problems:
-        state.problems.append(Problem(state.path, "empty", None, f"{state.path}: empty file, nothing to read"))
+        state.problems.append(
+            Problem(state.path, "empty", None, f"{state.path}: empty file, nothing to read")
+        )
 
 
 def frame_whole_files(contents: list[bytes], states: list[ReadState]) -> Block | None:
@@ -349,7 +355,9 @@ def unaligned(buf: bytes | np.ndarray, dtype: str) -> np.ndarray:
     return np.ndarray(shape=(max(len(buf) - width + 1, 0),), dtype=dtype, buffer=buf, offset=0, strides=(1,))
 
 
-def _frame_damaged(buffer: bytes, cursor: ReadState, heads: np.ndarray, pos: int, need: int) -> tuple[Block, int, int]:
+def _frame_damaged(
+    buffer: bytes, cursor: ReadState, heads: np.ndarray, pos: int, need: int
+) -> tuple[Block, int, int]:
     """Frame a buffer that fails :func:`_all_crcs_hold`, record by record, from the chain
     :func:`_follow_lengths` found (``heads``, ending at ``pos``, ``need`` bytes for the next):
     which records to keep and which problems to report (same return as :func:`_frame`). Every
@@ -359,7 +367,10 @@ def _frame_damaged(buffer: bytes, cursor: ReadState, heads: np.ndarray, pos: int
     lens = _payload_lengths(heads, pos)
     view, crc = memoryview(buffer), _crc32c.crc32c
     computed = np.array(
-        [crc(view[start : start + length]) for start, length in zip((heads + HEADER).tolist(), lens.tolist())],
+        [
+            crc(view[start : start + length])
+            for start, length in zip((heads + HEADER).tolist(), lens.tolist())
+        ],
         dtype=np.uint32,
     )
     if need > HEADER and not _length_crc_ok(buffer, pos):

@@ -58,7 +58,11 @@ def find_event_files(
     runlens.errors.RunlensError: no/such/dir: no such file or folder; give a logdir or an event file
     """
     text = str(path)
-    found = list(_find_remote(text, storage_options) if is_url(text) else _find_local(Path(text.removeprefix("file://"))))
+    found = list(
+        _find_remote(text, storage_options)
+        if is_url(text)
+        else _find_local(Path(text.removeprefix("file://")))
+    )
     if not found:
         raise RunlensError(f"{path}: no event files (files named '*tfevents*') in it or below it")
     patterns = name_patterns(runs)
@@ -122,7 +126,9 @@ def _local_file(run: str, path: str) -> EventFile:
         st = os.stat(path)
     except OSError:  # a broken link: reported as unreadable when read
         return EventFile(run, path, 0, ())
-    return EventFile(run, path, st.st_size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return EventFile(
+        run, path, st.st_size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    )
 
 
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
@@ -134,7 +140,9 @@ def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple
     try:
         return url_to_fs(url, **(storage_options or {}))
     except (ImportError, ValueError) as exc:
-        raise RunlensError(f"{url}: no filesystem for this URL ({exc}); install its fsspec backend, e.g. s3fs") from exc
+        raise RunlensError(
+            f"{url}: no filesystem for this URL ({exc}); install its fsspec backend, e.g. s3fs"
+        ) from exc
 
 
 def _find_remote(url: str, storage_options: dict[str, Any] | None) -> Iterable[EventFile]:
@@ -156,8 +164,16 @@ def _find_remote(url: str, storage_options: dict[str, Any] | None) -> Iterable[E
             continue
         folder = PurePosixPath(name).parent
         run = "." if str(folder) == base else folder.relative_to(base).as_posix()
-        version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
-        yield EventFile(run, fs.unstrip_protocol(name), int(info.get("size") or 0), (info.get("size"), str(version)))
+        version = (
+            info.get("ETag")
+            or info.get("etag")
+            or info.get("mtime")
+            or info.get("LastModified")
+            or info.get("created")
+        )
+        yield EventFile(
+            run, fs.unstrip_protocol(name), int(info.get("size") or 0), (info.get("size"), str(version))
+        )
 
 
 def open_binary(path: str, storage_options: dict[str, Any] | None = None) -> BinaryIO:

@@ -21,4 +21,4 @@ from runlens.keras.csv_history import ResumableCSVLogger
 from runlens.keras.hparams_summary import HParamsSummary
 from runlens.keras.run_manifest import RunManifest
 
-__all__ = ["callbacks", "BestKCheckpoint", "ResumableCSVLogger", "HParamsSummary", "RunManifest"]
+__all__ = ["BestKCheckpoint", "HParamsSummary", "ResumableCSVLogger", "RunManifest", "callbacks"]

@@ -106,26 +106,42 @@ def callbacks(
     rlr = _keras_policy("reduce_lr", keras.callbacks.ReduceLROnPlateau, rlr_args)
     record = RunRecord(run)
     config = {
-        "monitor": monitor, "mode": mode, "direction": direction,
-        "early_stopping": es_args, "reduce_lr": rlr_args,
-        "keep_best": keep_best, "keep_last": keep_last, "save_weights_only": bool(save_weights_only),
-        "checkpoint_template": names.template, "checkpoint_template_no_value": names.no_value,
-        "histogram_freq": histogram_freq, "update_freq": update_freq,
-    }  # fmt: skip
+        "monitor": monitor,
+        "mode": mode,
+        "direction": direction,
+        "early_stopping": es_args,
+        "reduce_lr": rlr_args,
+        "keep_best": keep_best,
+        "keep_last": keep_last,
+        "save_weights_only": bool(save_weights_only),
+        "checkpoint_template": names.template,
+        "checkpoint_template_no_value": names.no_value,
+        "histogram_freq": histogram_freq,
+        "update_freq": update_freq,
+    }
     listed: list[keras.callbacks.Callback] = [
         keras.callbacks.TensorBoard(log_dir=str(run), histogram_freq=histogram_freq, update_freq=update_freq)
     ]
     listed += [p for p in (rlr, es) if p is not None]
-    listed.append(BestKCheckpoint(run, monitor=monitor, mode=mode, keep_best=keep_best,
-                                  keep_last=keep_last, names=names, record=record,
-                                  save_weights_only=save_weights_only, early_stopping=es))
+    listed.append(
+        BestKCheckpoint(
+            run,
+            monitor=monitor,
+            mode=mode,
+            keep_best=keep_best,
+            keep_last=keep_last,
+            names=names,
+            record=record,
+            save_weights_only=save_weights_only,
+            early_stopping=es,
+        )
+    )
     if checked:
         listed.append(HParamsSummary(run, checked))
     listed += [
         ResumableCSVLogger(run / HISTORY),
-        RunManifest(run, config=config, hparams=checked, record=record, early_stopping=es,
-                    reduce_lr=rlr),
-    ]  # fmt: skip
+        RunManifest(run, config=config, hparams=checked, record=record, early_stopping=es, reduce_lr=rlr),
+    ]
     return listed
 
 

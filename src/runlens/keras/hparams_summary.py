@@ -32,7 +32,9 @@ def check_hparams(hparams: Mapping[str, Any] | None) -> dict[str, bool | int | f
     if hparams is None:
         return {}
     if not isinstance(hparams, Mapping):
-        raise RunlensError(f"hparams must be a dict of name -> bool/int/float/str, got {type(hparams).__name__}")
+        raise RunlensError(
+            f"hparams must be a dict of name -> bool/int/float/str, got {type(hparams).__name__}"
+        )
     checked: dict[str, bool | int | float | str] = {}
     for name, value in hparams.items():
         if not isinstance(name, str) or not name:

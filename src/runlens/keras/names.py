@@ -34,7 +34,9 @@ class CheckpointNames:
     no_value: str
 
     @classmethod
-    def create(cls, monitor: str, *, save_weights_only: bool = False, template: str | None = None) -> CheckpointNames:
+    def create(
+        cls, monitor: str, *, save_weights_only: bool = False, template: str | None = None
+    ) -> CheckpointNames:
         """Check ``template`` (or build the default one) for ``monitor``; errors name the option."""
         suffix = ".weights.h5" if save_weights_only else ".keras"
         if template is None:
@@ -92,5 +94,7 @@ def _without(template: str, names: set[str]) -> str:
         if name in names:
             parts.append(NO_VALUE)
         else:
-            parts.append("{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}")
+            parts.append(
+                "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            )
     return "".join(parts)

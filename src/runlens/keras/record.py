@@ -59,15 +59,23 @@ class RunRecord:
                 "run_dir (or continue it with fit(initial_epoch=...), or delete the folder)"
             )
         self.initial_epoch = epoch
-        self.epochs = {e: r for e, r in self.epochs.items() if 0 < epoch and e < epoch}
+        self.epochs = {e: r for e, r in self.epochs.items() if epoch > 0 and e < epoch}
         return True
 
     def log(self, epoch: int, logs: dict[str, Any] | None) -> dict[str, Any]:
         """The entry of ``epoch`` with Keras' ``logs`` of its end (numbers only) stored in it."""
-        entry = self.epochs.setdefault(epoch, {
-            "epoch": epoch, "wall_time": time.time(), "logs": {}, "learning_rate": None,
-            "early_stopping": None, "reduce_lr": None, "checkpoint": None,
-        })  # fmt: skip
+        entry = self.epochs.setdefault(
+            epoch,
+            {
+                "epoch": epoch,
+                "wall_time": time.time(),
+                "logs": {},
+                "learning_rate": None,
+                "early_stopping": None,
+                "reduce_lr": None,
+                "checkpoint": None,
+            },
+        )
         entry["logs"] = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
         return entry
 
@@ -79,11 +87,13 @@ class RunRecord:
     def frame(self) -> pd.DataFrame:
         """The epochs recorded as an epoch frame (as :func:`runlens.read_epochs` returns, run ``.``)."""
         entries = [self.epochs[e] for e in sorted(self.epochs)]
-        frame = pd.DataFrame({
-            "run": [RUN] * len(entries),
-            "epoch": np.array([e["epoch"] for e in entries], dtype=np.int64),
-            "wall_time": np.array([e["wall_time"] for e in entries], dtype=np.float64),
-        })  # fmt: skip
+        frame = pd.DataFrame(
+            {
+                "run": [RUN] * len(entries),
+                "epoch": np.array([e["epoch"] for e in entries], dtype=np.int64),
+                "wall_time": np.array([e["wall_time"] for e in entries], dtype=np.float64),
+            }
+        )
         for name in sorted({k for e in entries for k in e["logs"]}):
             present = np.array([name in e["logs"] for e in entries], dtype=bool)
             values = np.array([e["logs"].get(name, 0.0) for e in entries], dtype=np.float64)

@@ -36,7 +36,6 @@ from runlens.keras.resume import early_stopping_state, reduce_lr_state, restore_
 from runlens.manifest import SCHEMA, SCHEMA_VERSION, write_manifest
 
 
-
 class RunManifest(keras.callbacks.Callback):
     """Writes ``RUN/runlens.json`` (see the module docstring); place it last.
 
@@ -84,7 +83,7 @@ class RunManifest(keras.callbacks.Callback):
         self.started_at = previous.get("started_at", attempt["started_at"])
         self.status, self.restored, self._initial_epoch = "running", None, None
         if not previous.get("ended_normally"):  # a finished run's manifest is rewritten only
-            self._write()                         # once the first epoch passed the checks
+            self._write()  # once the first epoch passed the checks
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._initial_epoch is not None:
@@ -151,8 +150,9 @@ class RunManifest(keras.callbacks.Callback):
                 f"the policies continue from epoch {entry['epoch'] + 1}'s state",
                 stacklevel=3,
             )
-        restore_policies(self.record, entry, model=self.model, early_stopping=self.early_stopping,
-                         reduce_lr=self.reduce_lr)
+        restore_policies(
+            self.record, entry, model=self.model, early_stopping=self.early_stopping, reduce_lr=self.reduce_lr
+        )
 
     def _last_epoch(self) -> int | None:
         return max(self.record.epochs) if self.record.epochs else None

@@ -106,9 +106,14 @@ class EarlyStopping(MonitoredPolicy):
         """The constructor's arguments, in Keras' order."""
         m = self.monitor
         return {
-            "monitor": m.name, "min_delta": m.min_delta, "patience": self.patience, "mode": self.mode,
-            "baseline": self.baseline, "restore_best_weights": self.restore_best_weights,
-            "start_from_epoch": self.start_from_epoch, "semantics": m.semantics,
+            "monitor": m.name,
+            "min_delta": m.min_delta,
+            "patience": self.patience,
+            "mode": self.mode,
+            "baseline": self.baseline,
+            "restore_best_weights": self.restore_best_weights,
+            "start_from_epoch": self.start_from_epoch,
+            "semantics": m.semantics,
         }
 
     def trace(self, values: Any) -> Trace:
@@ -183,7 +188,9 @@ class Trace:
             best_epoch_at=np.array(best_at, dtype=np.int64),
             weights_epoch_at=np.array(weights_at, dtype=np.int64),
             stop_candidates=candidates,
-            candidate_wait_max=np.maximum.accumulate(wait_arr[candidates]) if len(candidates) else wait_arr[:0],
+            candidate_wait_max=np.maximum.accumulate(wait_arr[candidates])
+            if len(candidates)
+            else wait_arr[:0],
         )
 
     def stopped_epochs(self, patience: np.ndarray) -> np.ndarray:
@@ -203,7 +210,9 @@ class Trace:
     def result(self, patience: int, *, restore_best_weights: bool) -> EarlyStoppingResult:
         stopped = int(self.stopped_epochs(np.array([patience]))[0])
         trained = stopped + 1 if stopped >= 0 else len(self.values)
-        restored = int(self.restored_epochs(np.array([stopped]), restore_best_weights=restore_best_weights)[0])
+        restored = int(
+            self.restored_epochs(np.array([stopped]), restore_best_weights=restore_best_weights)[0]
+        )
         best = int(self.best_epoch_at[trained - 1]) if trained else -1
         return EarlyStoppingResult(
             stopped_epoch=stopped if stopped >= 0 else None,

@@ -31,7 +31,7 @@ import numpy as np
 from runlens.errors import RunlensError
 from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count, finite_number
 
-__all__ = ["ReduceLROnPlateau", "PlateauResult", "LR_TIMINGS"]
+__all__ = ["LR_TIMINGS", "PlateauResult", "ReduceLROnPlateau"]
 
 LR_TIMINGS = ("used", "after")
 
@@ -103,8 +103,14 @@ class ReduceLROnPlateau(MonitoredPolicy):
         """The constructor's arguments, in Keras' order."""
         m = self.monitor
         return {
-            "monitor": m.name, "factor": self.factor, "patience": self.patience, "mode": self.mode,
-            "min_delta": m.min_delta, "cooldown": self.cooldown, "min_lr": self.min_lr, "semantics": m.semantics,
+            "monitor": m.name,
+            "factor": self.factor,
+            "patience": self.patience,
+            "mode": self.mode,
+            "min_delta": m.min_delta,
+            "cooldown": self.cooldown,
+            "min_lr": self.min_lr,
+            "semantics": m.semantics,
         }
 
     def replay(

@@ -19,7 +19,7 @@ from runlens.policies.early_stopping import EarlyStopping, Trace
 from runlens.policies.plateau import ReduceLROnPlateau
 from runlens.policies.runs import RunSeries, costs, run_series
 
-__all__ = ["replay", "LR_COLUMNS"]
+__all__ = ["LR_COLUMNS", "replay"]
 
 # Where Keras logs the learning rate: Keras 3 ("learning_rate") and tf-keras 2.x ("lr").
 LR_COLUMNS = ("learning_rate", "lr")
@@ -117,7 +117,9 @@ def _table(rows: list[dict]) -> pd.DataFrame:
         items = [r[name] for r in rows]
         if dtype == "Float64":  # built from a mask: a logged NaN must not turn into NA
             missing = np.array([v is None for v in items], dtype=bool)
-            columns[name] = _masked(np.array([np.nan if v is None else v for v in items], dtype=np.float64), ~missing)
+            columns[name] = _masked(
+                np.array([np.nan if v is None else v for v in items], dtype=np.float64), ~missing
+            )
         else:
             columns[name] = pd.array(items, dtype=dtype)
     return pd.DataFrame(columns)

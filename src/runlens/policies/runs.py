@@ -86,7 +86,9 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
         rows = order[bounds[i] : bounds[i + 1]]
         ep = epochs[rows].astype(np.int64)
         if len(np.unique(ep)) != len(ep):
-            raise RunlensError(f"run {run!r} has more than one row for an epoch; pass a frame from runlens.read_epochs()")
+            raise RunlensError(
+                f"run {run!r} has more than one row for an epoch; pass a frame from runlens.read_epochs()"
+            )
         n = int(ep.max()) + 1
         series = RunSeries(
             run=str(run),
@@ -103,7 +105,9 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
     return out
 
 
-def costs(series: RunSeries, stopped: np.ndarray, restored: np.ndarray, direction: Direction) -> dict[str, np.ndarray]:
+def costs(
+    series: RunSeries, stopped: np.ndarray, restored: np.ndarray, direction: Direction
+) -> dict[str, np.ndarray]:
     """Savings and regret of stopping at ``stopped`` (-1: never) and ending with ``restored``'s weights.
 
     Vectorised over settings: ``stopped`` and ``restored`` are arrays of epochs (``series`` comes

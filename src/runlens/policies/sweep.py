@@ -37,7 +37,7 @@ from runlens.policies.early_stopping import EarlyStopping, Trace
 from runlens.policies.monitor import count, finite_number
 from runlens.policies.runs import costs, run_series
 
-__all__ = ["sweep", "SweepResult"]
+__all__ = ["SweepResult", "sweep"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def sweep(
     min_delta: float | Iterable[float] = (0.0,),
     monitor: str = "val_loss",
     mode: str = "auto",
-    baseline: float | None | Iterable[float | None] = None,
+    baseline: float | Iterable[float | None] | None = None,
     start_from_epoch: int | Iterable[int] = 0,
     restore_best_weights: bool = True,
     semantics: str = "keras3",
@@ -88,7 +88,12 @@ def sweep(
     series = run_series(epochs_frame, monitor)
     if not series:
         raise RunlensError("the epoch frame has no runs to sweep")
-    fixed = {"monitor": monitor, "mode": mode, "restore_best_weights": restore_best_weights, "semantics": semantics}
+    fixed = {
+        "monitor": monitor,
+        "mode": mode,
+        "restore_best_weights": restore_best_weights,
+        "semantics": semantics,
+    }
     p = np.array(patiences, dtype=np.int64)
     parts = []
     for delta, start, base in itertools.product(deltas, starts, baselines):
@@ -148,7 +153,9 @@ def _aggregate(policy: EarlyStopping, series: list, patiences: np.ndarray) -> pd
     with np.errstate(invalid="ignore"):
         lost = (np.where(defined, regrets, 0.0) > 0).sum(axis=0)
         counts = defined.sum(axis=0)
-        mean = np.where(counts > 0, np.where(defined, regrets, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan)
+        mean = np.where(
+            counts > 0, np.where(defined, regrets, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan
+        )
         worst = np.where(counts > 0, np.where(defined, regrets, -np.inf).max(axis=0), np.nan)
     return pd.DataFrame(
         {

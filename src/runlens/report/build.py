@@ -100,13 +100,25 @@ def build_report(
     frame, label, root = _source(source, checkpoints)
     monitor = _monitor(frame, monitor, label)
     policy = EarlyStopping(
-        monitor=monitor, min_delta=min_delta, patience=patience, mode=mode, baseline=baseline,
-        restore_best_weights=restore_best_weights, start_from_epoch=start_from_epoch, semantics=semantics,
-    )  # fmt: skip
+        monitor=monitor,
+        min_delta=min_delta,
+        patience=patience,
+        mode=mode,
+        baseline=baseline,
+        restore_best_weights=restore_best_weights,
+        start_from_epoch=start_from_epoch,
+        semantics=semantics,
+    )
     lr_policy = ReduceLROnPlateau(
-        monitor=monitor, factor=lr_factor, patience=lr_patience, mode=mode, min_delta=lr_min_delta,
-        cooldown=lr_cooldown, min_lr=lr_min_lr, semantics=semantics,
-    )  # fmt: skip
+        monitor=monitor,
+        factor=lr_factor,
+        patience=lr_patience,
+        mode=mode,
+        min_delta=lr_min_delta,
+        cooldown=lr_cooldown,
+        min_lr=lr_min_lr,
+        semantics=semantics,
+    )
     if lr_timing not in LR_TIMINGS:
         raise RunlensError(f"lr_timing must be 'used' or 'after', got {lr_timing!r}")
     if initial_lr is not None:
@@ -119,39 +131,73 @@ def build_report(
     deltas = [min_delta] if sweep_min_delta is None else _items(sweep_min_delta)
     deltas = sorted({finite_number("sweep_min_delta", d) for d in deltas} | {float(min_delta)}, key=abs)
     settings = Settings(
-        monitor=monitor, mode=mode, direction=policy.monitor.direction, patience=policy.patience,
-        min_delta=float(min_delta), baseline=policy.baseline, start_from_epoch=policy.start_from_epoch,
-        restore_best_weights=policy.restore_best_weights, semantics=semantics, lr_factor=lr_policy.factor,
-        lr_patience=lr_policy.patience, lr_min_delta=float(lr_min_delta), lr_cooldown=lr_policy.cooldown,
-        lr_min_lr=lr_policy.min_lr, lr_timing=lr_timing, initial_lr=initial_lr, sweep_patience=patiences,
-        sweep_min_delta=deltas, tolerance=float(tolerance), checkpoints=root is not None, keep_best=keep_best,
-        keep_last=keep_last, checkpoint_min_age=float(checkpoint_min_age),
-    )  # fmt: skip
+        monitor=monitor,
+        mode=mode,
+        direction=policy.monitor.direction,
+        patience=policy.patience,
+        min_delta=float(min_delta),
+        baseline=policy.baseline,
+        start_from_epoch=policy.start_from_epoch,
+        restore_best_weights=policy.restore_best_weights,
+        semantics=semantics,
+        lr_factor=lr_policy.factor,
+        lr_patience=lr_policy.patience,
+        lr_min_delta=float(lr_min_delta),
+        lr_cooldown=lr_policy.cooldown,
+        lr_min_lr=lr_policy.min_lr,
+        lr_timing=lr_timing,
+        initial_lr=initial_lr,
+        sweep_patience=patiences,
+        sweep_min_delta=deltas,
+        tolerance=float(tolerance),
+        checkpoints=root is not None,
+        keep_best=keep_best,
+        keep_last=keep_last,
+        checkpoint_min_age=float(checkpoint_min_age),
+    )
     records = _records(frame, policy, lr_policy, settings)
     swept = sweep(
-        frame, patience=patiences, min_delta=deltas, monitor=monitor, mode=mode, baseline=policy.baseline,
-        start_from_epoch=policy.start_from_epoch, restore_best_weights=policy.restore_best_weights,
-        semantics=semantics, tolerance=tolerance,
-    )  # fmt: skip
-    rows = [{k: _python(v, nan_is_none=True) for k, v in row.items()} for row in swept.table.to_dict("records")]
+        frame,
+        patience=patiences,
+        min_delta=deltas,
+        monitor=monitor,
+        mode=mode,
+        baseline=policy.baseline,
+        start_from_epoch=policy.start_from_epoch,
+        restore_best_weights=policy.restore_best_weights,
+        semantics=semantics,
+        tolerance=tolerance,
+    )
+    rows = [
+        {k: _python(v, nan_is_none=True) for k, v in row.items()} for row in swept.table.to_dict("records")
+    ]
     for row in rows:
         row["current"] = row["patience"] == settings.patience and row["min_delta"] == settings.min_delta
     summary = SweepSummary(rows=rows, recommended=swept.recommended, tolerance=swept.tolerance)
     warnings = [str(p.get("message", p)) for p in frame.attrs.get("problems", [])]
     if root is not None:
         found, notes = checkpoint_summaries(
-            root, frame, runs=[r.run for r in records], rules=rules, min_age=checkpoint_min_age,
+            root,
+            frame,
+            runs=[r.run for r in records],
+            rules=rules,
+            min_age=checkpoint_min_age,
             restored={r.run: r.restored_epoch for r in records},
-        )  # fmt: skip
+        )
         for record in records:
             record.checkpoints = found.get(record.run)
         warnings += notes
     if not isinstance(source, pd.DataFrame) and Path(source).is_dir():  # runs trained with runlens.keras
         warnings += attach_bundle(records, source, frame)
     return Report(
-        source=label, settings=settings, runs=records, sweep=summary, totals=_totals(records, summary),
-        warnings=warnings, runlens_version=__version__,
-    )  # fmt: skip
+        source=label,
+        settings=settings,
+        runs=records,
+        sweep=summary,
+        totals=_totals(records, summary),
+        warnings=warnings,
+        runlens_version=__version__,
+    )
 
 
 def _source(source: Any, checkpoints: Any) -> tuple[pd.DataFrame, str, Path | None]:
@@ -190,7 +236,9 @@ def _monitor(frame: pd.DataFrame, monitor: str | None, label: str) -> str:
             if candidate in frame.columns and (frame[candidate].notna().any() or not logged_only):
                 return candidate
     metrics = ", ".join(str(c) for c in frame.columns if c not in _KEYS) or "none"
-    raise RunlensError(f"{label}: no run logged val_loss or loss; pass a monitor (--monitor), one of: {metrics}")
+    raise RunlensError(
+        f"{label}: no run logged val_loss or loss; pass a monitor (--monitor), one of: {metrics}"
+    )
 
 
 def _records(
@@ -228,9 +276,14 @@ def _records(
             curves={column: _curve(series[column][run]) for column in plotted},
         )
         record.learning_rate, replayed = replay_learning_rate(
-            lr_policy, monitored, series[lr_column][run] if lr_column else None, column=lr_column,
-            epochs_trained=record.epochs_trained, initial_lr=settings.initial_lr, timing=settings.lr_timing,
-        )  # fmt: skip
+            lr_policy,
+            monitored,
+            series[lr_column][run] if lr_column else None,
+            column=lr_column,
+            epochs_trained=record.epochs_trained,
+            initial_lr=settings.initial_lr,
+            timing=settings.lr_timing,
+        )
         if replayed:
             record.curves["learning_rate_replayed"] = replayed
         if not record.monitor_logged:

@@ -97,10 +97,13 @@ def attach_bundle(records: list[RunRecord], root: str | os.PathLike[str], frame:
 def compare(manifest: dict[str, Any], rows: pd.DataFrame, name: str) -> Live:
     """The live decisions of ``manifest`` beside the replay over one run's epoch-frame ``rows``."""
     live = Live(
-        manifest=name, status=manifest["status"], ended_normally=manifest["ended_normally"],
-        updated_at=manifest["updated_at"], attempts=len(manifest["attempts"]),
+        manifest=name,
+        status=manifest["status"],
+        ended_normally=manifest["ended_normally"],
+        updated_at=manifest["updated_at"],
+        attempts=len(manifest["attempts"]),
         epochs_recorded=len(manifest["epochs"]),
-    )  # fmt: skip
+    )
     problems = live.disagreements
     recorded = [e["epoch"] for e in manifest["epochs"]]
     logged = [int(e) for e in rows["epoch"]]
@@ -123,19 +126,24 @@ def compare(manifest: dict[str, Any], rows: pd.DataFrame, name: str) -> Live:
     return live
 
 
-def _early_stopping(args: dict[str, Any], values: pd.Series, manifest: dict[str, Any],
-                    rows: pd.DataFrame) -> PolicyDecisions:
+def _early_stopping(
+    args: dict[str, Any], values: pd.Series, manifest: dict[str, Any], rows: pd.DataFrame
+) -> PolicyDecisions:
     policy = EarlyStopping(**_replay_args(args))
     result = policy.replay(values)
     summary = manifest["early_stopping"] or {}
     live = {k: summary.get(k) for k in ("stopped_epoch", "best_epoch", "restored_epoch")}
-    replayed = {"stopped_epoch": result.stopped_epoch, "best_epoch": result.best_epoch,
-                "restored_epoch": result.restored_epoch}
+    replayed = {
+        "stopped_epoch": result.stopped_epoch,
+        "best_epoch": result.best_epoch,
+        "restored_epoch": result.restored_epoch,
+    }
     return PolicyDecisions(_policy_text("EarlyStopping", args), live, replayed)
 
 
-def _reduce_lr(args: dict[str, Any], values: pd.Series, manifest: dict[str, Any],
-               rows: pd.DataFrame) -> PolicyDecisions:
+def _reduce_lr(
+    args: dict[str, Any], values: pd.Series, manifest: dict[str, Any], rows: pd.DataFrame
+) -> PolicyDecisions:
     policy = ReduceLROnPlateau(**_replay_args(args))
     logged_lr = _values(rows, "learning_rate")
     first = next((e["learning_rate"] for e in manifest["epochs"] if e["learning_rate"] is not None), None)
@@ -160,7 +168,8 @@ def _differences(decisions: PolicyDecisions, manifest: dict[str, Any]) -> list[s
             continue  # not restored yet: training has not ended
         if key == "rates":
             same = len(live) == len(replayed) and all(
-                np.float32(a) == np.float32(b) for a, b in zip(live, replayed))
+                np.float32(a) == np.float32(b) for a, b in zip(live, replayed)
+            )
         else:
             same = live == replayed
         if not same:
@@ -245,25 +254,37 @@ def bundle_lines(record: RunRecord) -> list[tuple[str, str]]:
     live = record.live
     if live is None:
         return lines
-    lines.append(("runlens.json", f"{_status_text(live)}; {live.attempts} attempt(s), "
-                                  f"{live.epochs_recorded} epochs recorded"))  # fmt: skip
+    lines.append(
+        (
+            "runlens.json",
+            f"{_status_text(live)}; {live.attempts} attempt(s), {live.epochs_recorded} epochs recorded",
+        )
+    )
     for label, decisions in (("live stopping", live.early_stopping), ("live LR", live.reduce_lr)):
         if decisions is None:
             continue
         name = decisions.policy.split("(")[0]
         same = not any(d.startswith(f"{name} ") for d in live.disagreements)
-        versus = "the replay of the same settings agrees" if same else (
-            f"the replay of the same settings: {_decisions_text(decisions.replayed)}")
+        versus = (
+            "the replay of the same settings agrees"
+            if same
+            else (f"the replay of the same settings: {_decisions_text(decisions.replayed)}")
+        )
         lines.append((label, f"{decisions.policy}: {_decisions_text(decisions.live)}; {versus}"))
     return lines + [(WARNING, f"live and replayed decisions disagree: {d}") for d in live.disagreements]
 
 
 def _status_text(live: Live) -> str:
     if not live.ended_normally:
-        return (f"training did not end normally (status {live.status!r}, last written {live.updated_at}: "
-                "still running, or the process died)")
-    return {"completed": "training completed all its epochs", "stopped_early": "EarlyStopping stopped it",
-            "stopped": "a callback stopped it"}.get(live.status, live.status)
+        return (
+            f"training did not end normally (status {live.status!r}, last written {live.updated_at}: "
+            "still running, or the process died)"
+        )
+    return {
+        "completed": "training completed all its epochs",
+        "stopped_early": "EarlyStopping stopped it",
+        "stopped": "a callback stopped it",
+    }.get(live.status, live.status)
 
 
 def _decisions_text(decisions: dict[str, Any]) -> str:

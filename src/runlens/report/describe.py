@@ -102,11 +102,14 @@ def run_lines(record: RunRecord, settings: Settings) -> Lines:
         ("epochs logged", _logged_text(record, m)),
         (f"best {m}", _best_text(record)),
         ("EarlyStopping", _stop_text(record, settings.patience)),
-        ("fit returns", f"the weights of epoch {epoch(record.restored_epoch)} ({how}), {m} "
-                        f"{number(record.restored_value)}"),
+        (
+            "fit returns",
+            f"the weights of epoch {epoch(record.restored_epoch)} ({how}), {m} "
+            f"{number(record.restored_value)}",
+        ),
         ("saved", _saved_text(record)),
         ("regret", _regret_text(record, m)),
-    ]  # fmt: skip
+    ]
     if record.learning_rate is not None:
         lines += lr_lines(record.learning_rate)
     if record.checkpoints is not None:
@@ -208,7 +211,9 @@ def checkpoint_text(c: CheckpointSummary, settings: Settings, restored: int | No
     if c.kept_unranked:
         parts.append(f"{c.kept_unranked} kept for lack of a {settings.monitor} value to rank by")
     if c.fresh:
-        parts.append(f"{c.fresh} modified within {settings.checkpoint_min_age:g} s kept (may still be written)")
+        parts.append(
+            f"{c.fresh} modified within {settings.checkpoint_min_age:g} s kept (may still be written)"
+        )
     if c.restored is not None and restored is not None:
         fate = {"kept": "is kept", "dropped": "would be DELETED", "none": "has no checkpoint"}[c.restored]
         parts.append(f"the restored epoch {epoch(restored)} {fate}")
@@ -216,9 +221,17 @@ def checkpoint_text(c: CheckpointSummary, settings: Settings, restored: int | No
 
 
 SWEEP_HEADERS = [
-    "patience", "min_delta", "epochs saved", "of epochs", "time saved", "runs stopped", "runs lost",
-    "mean regret", "max regret", "marks",
-]  # fmt: skip
+    "patience",
+    "min_delta",
+    "epochs saved",
+    "of epochs",
+    "time saved",
+    "runs stopped",
+    "runs lost",
+    "mean regret",
+    "max regret",
+    "marks",
+]
 
 
 def sweep_cells(sweep: SweepSummary) -> list[list[str]]:
@@ -226,11 +239,20 @@ def sweep_cells(sweep: SweepSummary) -> list[list[str]]:
     rows = []
     for r in sweep.rows:
         marks = ", ".join(name for name in ("frontier", "recommended", "current") if r[name])
-        rows.append([
-            str(r["patience"]), f"{r['min_delta']:g}", str(r["epochs_saved"]), percent(r["fraction_saved"]),
-            duration(r["time_saved_s"]), str(r["runs_stopped"]), str(r["runs_lost"]),
-            number(r["mean_regret"]), number(r["max_regret"]), marks,
-        ])  # fmt: skip
+        rows.append(
+            [
+                str(r["patience"]),
+                f"{r['min_delta']:g}",
+                str(r["epochs_saved"]),
+                percent(r["fraction_saved"]),
+                duration(r["time_saved_s"]),
+                str(r["runs_stopped"]),
+                str(r["runs_lost"]),
+                number(r["mean_regret"]),
+                number(r["max_regret"]),
+                marks,
+            ]
+        )
     return rows
 
 
@@ -241,7 +263,9 @@ def sweep_lines(report: Report) -> Lines:
     for r in sweep.rows:
         if r["frontier"]:
             by_point.setdefault((r["epochs_saved"], r["runs_lost"]), []).append(r)
-    points = "; ".join(f"{_settings(rows)}: {saved} saved, {lost} lost" for (saved, lost), rows in by_point.items())
+    points = "; ".join(
+        f"{_settings(rows)}: {saved} saved, {lost} lost" for (saved, lost), rows in by_point.items()
+    )
     lines = [("frontier", f"settings no other beats on both epochs saved and runs lost: {points}")]
     best = next((r for r in sweep.rows if r["recommended"]), None)
     if best is None:
@@ -269,7 +293,9 @@ def _settings(rows: list[dict]) -> str:
         by_patiences.setdefault(",".join(patiences), []).append(f"{delta:g}")
     parts = []
     for patiences, deltas in by_patiences.items():
-        parts.append(f"patience={patiences}" + ("" if deltas == ["0"] else f" with min_delta={','.join(deltas)}"))
+        parts.append(
+            f"patience={patiences}" + ("" if deltas == ["0"] else f" with min_delta={','.join(deltas)}")
+        )
     return " and ".join(parts)
 
 
@@ -288,10 +314,13 @@ def totals_lines(report: Report) -> Lines:
     )
     setting = _setting({"patience": s.patience, "min_delta": s.min_delta})
     lines = [
-        ("logged", f"{t.runs} run(s), {t.epochs_logged} epochs, {duration(t.wall_time_s)} wall-clock "
-                   "(first to last epoch end)"),
+        (
+            "logged",
+            f"{t.runs} run(s), {t.epochs_logged} epochs, {duration(t.wall_time_s)} wall-clock "
+            "(first to last epoch end)",
+        ),
         (f"policy ({setting})", policy),
-    ]  # fmt: skip
+    ]
     best = next((r for r in report.sweep.rows if r["recommended"]), None)
     if best is not None:
         saved = f"saves {t.recommended_epochs_saved} epochs ({percent(t.recommended_fraction_saved)}), "
@@ -305,9 +334,18 @@ def totals_lines(report: Report) -> Lines:
 def run_headers(settings: Settings) -> list[str]:
     """Columns of the one-row-per-run overview (Markdown and HTML)."""
     return [
-        "run", "epochs", "best epoch", f"best {settings.monitor}", "stops after", "restores", "epochs saved",
-        "time saved", "regret", "LR replay", "checkpoints",
-    ]  # fmt: skip
+        "run",
+        "epochs",
+        "best epoch",
+        f"best {settings.monitor}",
+        "stops after",
+        "restores",
+        "epochs saved",
+        "time saved",
+        "regret",
+        "LR replay",
+        "checkpoints",
+    ]
 
 
 def run_cells(record: RunRecord) -> list[str]:
@@ -330,7 +368,15 @@ def run_cells(record: RunRecord) -> list[str]:
         ckpt = f"{c.files} files, keep {c.keep}, free {nbytes(c.bytes_to_free)}"
     stops = "never" if record.stopped_epoch is None else epoch(record.stopped_epoch)
     return [
-        record.run, str(record.epochs_logged), epoch(record.run_best_epoch), number(record.run_best_value), stops,
-        epoch(record.restored_epoch), f"{record.epochs_saved} ({percent(record.fraction_saved)})",
-        duration(record.time_saved_s), number(record.regret), lr_cell, ckpt,
-    ]  # fmt: skip
+        record.run,
+        str(record.epochs_logged),
+        epoch(record.run_best_epoch),
+        number(record.run_best_value),
+        stops,
+        epoch(record.restored_epoch),
+        f"{record.epochs_saved} ({percent(record.fraction_saved)})",
+        duration(record.time_saved_s),
+        number(record.regret),
+        lr_cell,
+        ckpt,
+    ]

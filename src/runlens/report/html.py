@@ -57,13 +57,18 @@ def render_html(report: Report) -> str:
         ]
     out += [
         f"<h2>Sweep: EarlyStopping settings across {report.totals.runs} run(s)</h2>",
-        _table(describe.SWEEP_HEADERS, describe.sweep_cells(report.sweep),
-               marked=[bool(r["recommended"]) for r in report.sweep.rows]),
+        _table(
+            describe.SWEEP_HEADERS,
+            describe.sweep_cells(report.sweep),
+            marked=[bool(r["recommended"]) for r in report.sweep.rows],
+        ),
         _pairs(describe.sweep_lines(report)),
-        _image(sweep_plot(report.sweep), "epochs saved vs runs lost and vs max regret, one point per setting"),
+        _image(
+            sweep_plot(report.sweep), "epochs saved vs runs lost and vs max regret, one point per setting"
+        ),
         "<h2>Totals</h2>",
         _pairs(describe.totals_lines(report)),
-    ]  # fmt: skip
+    ]
     if report.warnings:
         out += ["<h2>Warnings</h2><ul>", *(f"<li>{escape(w)}</li>" for w in report.warnings), "</ul>"]
     out.append("</body></html>")
@@ -72,12 +77,16 @@ def render_html(report: Report) -> str:
 
 def _pairs(lines: describe.Lines) -> str:
     warn = ' class="warning"'  # disagreement lines of runs trained with runlens.keras
-    rows = "".join(f"<tr{warn if label == WARNING else ''}><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
-                   for label, text in lines)
+    rows = "".join(
+        f"<tr{warn if label == WARNING else ''}><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
+        for label, text in lines
+    )
     return f'<table class="pairs">{rows}</table>'
 
 
-def _table(headers: list[str], rows: list[list[str]], *, links: bool = False, marked: list[bool] | None = None) -> str:
+def _table(
+    headers: list[str], rows: list[list[str]], *, links: bool = False, marked: list[bool] | None = None
+) -> str:
     """A table; ``links`` makes each first cell a link to its run's section, ``marked`` rows bold."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []

@@ -25,7 +25,9 @@ def render_json(report: Report) -> str:
 
 
 def _dumps(value: Any, level: int) -> str:
-    nested = isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value))
+    nested = isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
+    )
     if not nested or not value:
         return json.dumps(value, allow_nan=False)
     pad = "  " * (level + 1)

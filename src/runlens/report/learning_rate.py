@@ -57,7 +57,9 @@ def replay_learning_rate(
     start = initial_lr
     if start is None:
         if not has_log:
-            summary.note = "no learning rate logged (learning_rate or lr); pass initial_lr to replay ReduceLROnPlateau"
+            summary.note = (
+                "no learning rate logged (learning_rate or lr); pass initial_lr to replay ReduceLROnPlateau"
+            )
             return summary, []
         start = summary.logged_first
     values = _masked(monitored.values[:epochs_trained], monitored.present[:epochs_trained])

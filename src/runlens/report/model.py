@@ -112,12 +112,12 @@ class CheckpointSummary:
 class RunRecord:
     """Everything the report says about one run (epochs 0-based).
 
-    ``run_best_*`` is the best monitored value over the whole logged run; ``best_*`` the policy's
-    best when it stops; ``stopped_epoch`` None means the policy never stops within the logged
-    epochs. ``wall_time_s`` spans the ends of the first and last logged epochs (``time_saved_s`` is
-None when the wall times are unknown). ``curves`` maps a
-    metric name to its per-epoch values (index = epoch, None = not logged), plus
-    ``learning_rate_replayed`` when the rate was replayed.
+        ``run_best_*`` is the best monitored value over the whole logged run; ``best_*`` the policy's
+        best when it stops; ``stopped_epoch`` None means the policy never stops within the logged
+        epochs. ``wall_time_s`` spans the ends of the first and last logged epochs (``time_saved_s`` is
+    None when the wall times are unknown). ``curves`` maps a
+        metric name to its per-epoch values (index = epoch, None = not logged), plus
+        ``learning_rate_replayed`` when the rate was replayed.
     """
 
     run: str

@@ -105,15 +105,28 @@ def _monitor_panel(ax: Any, record: RunRecord, settings: Settings) -> None:
     x, y = _points(values)
     ax.plot(x, y, marker=".", color="C0", label=_plain(m))
     if record.run_best_epoch is not None:
-        ax.plot([record.run_best_epoch + 1], [record.run_best_value], "*", ms=13, color="C2",
-                label=f"best (epoch {record.run_best_epoch + 1})")  # fmt: skip
+        ax.plot(
+            [record.run_best_epoch + 1],
+            [record.run_best_value],
+            "*",
+            ms=13,
+            color="C2",
+            label=f"best (epoch {record.run_best_epoch + 1})",
+        )
     if record.stopped_epoch is not None:
         stop = record.stopped_epoch + 1
         ax.axvline(stop, color="C3", ls="--", label=f"stop (after epoch {stop})")
     restored = record.restored_epoch
     if restored is not None and restored < len(values) and values[restored] is not None:
-        ax.plot([restored + 1], [values[restored]], "o", ms=9, mfc="none", color="C3",
-                label=f"restored (epoch {restored + 1})")  # fmt: skip
+        ax.plot(
+            [restored + 1],
+            [values[restored]],
+            "o",
+            ms=9,
+            mfc="none",
+            color="C3",
+            label=f"restored (epoch {restored + 1})",
+        )
     _finish(ax, f"{_plain(m)}: EarlyStopping patience {settings.patience}", _plain(m))
 
 
@@ -150,10 +163,14 @@ def _lr_panel(ax: Any, record: RunRecord) -> None:
 def _frontier_panel(ax: Any, rows: list[dict], column: str, label: str) -> None:
     usable = [r for r in rows if r[column] is not None and math.isfinite(r[column])]
     many_deltas = len({r["min_delta"] for r in rows}) > 1
-    ax.scatter([r[column] for r in usable], [r["epochs_saved"] for r in usable], color="0.6", s=18, label="setting")
+    ax.scatter(
+        [r[column] for r in usable], [r["epochs_saved"] for r in usable], color="0.6", s=18, label="setting"
+    )
     front = sorted((r for r in usable if r["frontier"]), key=lambda r: (r[column], r["epochs_saved"]))
     if front:
-        ax.plot([r[column] for r in front], [r["epochs_saved"] for r in front], "o-", color="C0", label="frontier")
+        ax.plot(
+            [r[column] for r in front], [r["epochs_saved"] for r in front], "o-", color="C0", label="frontier"
+        )
     labels: dict[tuple[float, int], list[str]] = {}  # settings at the same point share one label
     for r in usable:
         text = f"p{r['patience']}" + (f"/d{r['min_delta']:g}" if many_deltas else "")

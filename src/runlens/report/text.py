@@ -36,9 +36,13 @@ def _block(lines: describe.Lines) -> list[str]:
     out = []
     for label, text in lines:
         out += textwrap.wrap(
-            text, WIDTH, initial_indent=f"  {label:<{width}}", subsequent_indent=" " * (width + 4),
-            break_on_hyphens=False, break_long_words=False,
-        ) or [f"  {label}"]  # fmt: skip
+            text,
+            WIDTH,
+            initial_indent=f"  {label:<{width}}",
+            subsequent_indent=" " * (width + 4),
+            break_on_hyphens=False,
+            break_long_words=False,
+        ) or [f"  {label}"]
     return out
 
 
@@ -47,7 +51,12 @@ def table(headers: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        return "  " + "  ".join(c.ljust(w) if i == len(cells) - 1 else c.rjust(w)
-                                for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
+        return (
+            "  "
+            + "  ".join(
+                c.ljust(w) if i == len(cells) - 1 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
+        )
 
     return [line(headers), *(line(r) for r in rows)]
