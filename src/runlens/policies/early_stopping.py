@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from runlens.errors import RunlensError
+from runlens.policies.base import PolicyKind
 from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count
 
 __all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace"]
@@ -57,6 +58,21 @@ class EarlyStoppingResult:
     wait: tuple[int, ...]
     improved_at: tuple[int, ...]
 
+    @property
+    def stopped_at(self) -> int | None:
+        """The policy protocol's name for ``stopped_epoch`` (one value per epoch: the same number)."""
+        return self.stopped_epoch
+
+    @property
+    def best_at(self) -> int | None:
+        """The policy protocol's name for ``best_epoch``."""
+        return self.best_epoch
+
+    @property
+    def restored_at(self) -> int | None:
+        """The policy protocol's name for ``restored_epoch``."""
+        return self.restored_epoch
+
 
 class EarlyStopping(MonitoredPolicy):
     """Replay of ``keras.callbacks.EarlyStopping`` (same arguments and defaults, keyword-only).
@@ -74,6 +90,9 @@ class EarlyStopping(MonitoredPolicy):
     >>> EarlyStopping(monitor="val_accuracy", patience=1).replay([0.5, 0.6, 0.6]).stopped_epoch
     2
     """
+
+    framework: ClassVar[str] = "keras"
+    kind: ClassVar[PolicyKind] = "stopping"
 
     def __init__(
         self,

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from runlens.errors import RunlensError
+from runlens.policies.base import PolicyKind
 from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count, finite_number
 
 __all__ = ["LR_TIMINGS", "PlateauResult", "ReduceLROnPlateau"]
@@ -73,6 +74,9 @@ class ReduceLROnPlateau(MonitoredPolicy):
     >>> ReduceLROnPlateau(patience=2).replay([1, 1, 1, 1], initial_lr=1e-3).reduced_at
     (2,)
     """
+
+    framework: ClassVar[str] = "keras"
+    kind: ClassVar[PolicyKind] = "lr"
 
     def __init__(
         self,
