@@ -48,6 +48,7 @@ class LightningFit:
     global_step: int
     checks: list[tuple[int, int]] = field(default_factory=list)  # (epoch, global_step) per check
     rates: list[float] = field(default_factory=list)  # optimizer rate at each epoch start
+    best_checkpoint: str | None = None  # ModelCheckpoint(monitor="val_loss").best_model_path
 
 
 def lightning_fit(
@@ -60,11 +61,13 @@ def lightning_fit(
     check_val_every_n_epoch: int = 1,
     val_check_interval: float = 1.0,
     plateau: dict[str, Any] | None = None,
+    checkpoint: bool = False,
 ) -> LightningFit:
     """A Lightning fit whose ``val_loss`` at check ``i`` is ``script[i]``, with EarlyStopping
-    (and, with ``plateau``, torch's ReduceLROnPlateau on ``val_loss`` plus a LearningRateMonitor)."""
+    (and, with ``plateau``, torch's ReduceLROnPlateau on ``val_loss`` plus a LearningRateMonitor;
+    with ``checkpoint``, a ModelCheckpoint keeping the best by ``val_loss``)."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
     checks: list[tuple[int, int]] = []
@@ -101,6 +104,8 @@ def lightning_fit(
     L.seed_everything(0, verbose=False)
     stopping = EarlyStopping(monitor="val_loss", **early_stopping)
     callbacks = [stopping] + ([LearningRateMonitor()] if plateau is not None else [])
+    best = ModelCheckpoint(monitor="val_loss", save_top_k=1) if checkpoint else None
+    callbacks += [best] if best is not None else []
     trainer = L.Trainer(
         max_epochs=max_epochs,
         min_epochs=min_epochs,
@@ -110,7 +115,7 @@ def lightning_fit(
         log_every_n_steps=1,
         logger=TensorBoardLogger(str(root)),
         callbacks=callbacks,
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoint,
         enable_progress_bar=False,
         enable_model_summary=False,
         accelerator="cpu",
@@ -129,6 +134,7 @@ def lightning_fit(
         global_step=trainer.global_step,
         checks=checks,
         rates=rates,
+        best_checkpoint=None if best is None else best.best_model_path,
     )
 
 

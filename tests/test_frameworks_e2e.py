@@ -48,6 +48,7 @@ def every_epoch(logdir):
         script,
         early_stopping=dict(patience=3, min_delta=0.01),
         plateau=PLATEAU,
+        checkpoint=True,
     )
     return fit, script
 
@@ -93,6 +94,11 @@ def test_lightning_every_epoch(every_epoch):
     assert evals["epoch"].tolist() == list(range(len(evals)))
     assert_lightning_agrees(fit, evals, result)
     assert result.stopped_at < len(script) - 1  # it really stopped early
+    # EarlyStopping's best (min_delta 0.01) and ModelCheckpoint's (strict, no delta) are the same
+    # check here; the checkpoint is named after its epoch and global step (the check's step + 1)
+    best = evals.iloc[result.best_at]
+    assert Path(fit.best_checkpoint).name == f"epoch={best.epoch}-step={best.step + 1}.ckpt"
+    assert result.best_at == int(evals["val_loss"].to_numpy(dtype=float).argmin())
 
 
 def test_lightning_learning_rates_replay_with_torch_plateau(every_epoch):
