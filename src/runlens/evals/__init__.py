@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,8 @@ def _check_monitor(framework: str, monitor: str | None) -> None:
         )
 
 
-def _hparams_finder(root: str | os.PathLike[str] | None):
+def _hparams_finder(root: str | os.PathLike[str] | None) -> Callable[[str], bool] | None:
+    """Whether a run folder holds Lightning's ``hparams.yaml`` (None: a URL, not looked at)."""
     if root is None or is_url(root):
         return None
     base = Path(os.fspath(root).removeprefix("file://"))
@@ -140,10 +141,7 @@ def _hparams_finder(root: str | os.PathLike[str] | None):
 
 def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not parts:
-        frame = pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in zip(_LEADING, [str, str, np.int64, np.int64, "Int64", float])}
-        )
-        return frame
+        return pd.DataFrame(columns=_LEADING)  # never returned: _skipped raises on an empty frame
     frame = pd.concat(parts, ignore_index=True, sort=False)
     metrics = sorted(c for c in frame.columns if c not in _LEADING)
     for column in metrics:  # a metric some frameworks' runs lack is <NA> for them

@@ -59,7 +59,9 @@ def step_evals(
     metrics = rows[rows["tag"] != epoch_tag].sort_values("step", kind="stable")
     windows = pd.merge_asof(
         metrics,
-        evals[["run", "step", "eval"]].rename(columns={"step": "eval_step"}).sort_values("eval_step", kind="stable"),
+        evals[["run", "step", "eval"]]
+        .rename(columns={"step": "eval_step"})
+        .sort_values("eval_step", kind="stable"),
         left_on="step",
         right_on="eval_step",
         by="run",
