@@ -68,95 +68,20 @@ def drive(params: dict, values: list, initial_lr: float):
     return tuple(rates), optimizer.param_groups[0]["lr"], tuple(bads), scheduler.best
 
 
+_BASE = dict(
+    mode="min", factor=0.1, patience=0, threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8
+)
 EDGES = [
-    (
-        dict(
-            mode="min",
-            factor=0.1,
-            patience=0,
-            threshold=1e-4,
-            threshold_mode="rel",
-            cooldown=0,
-            min_lr=0.0,
-            eps=1e-8,
-        ),
-        [1.0, 1.0, 1.0],
-        0.1,
-    ),
+    (_BASE, [1.0, 1.0, 1.0], 0.1),
     # patience counts strictly: 2 bad values with patience 2 do not reduce, the third does
-    (
-        dict(
-            mode="min",
-            factor=0.5,
-            patience=2,
-            threshold=0.0,
-            threshold_mode="abs",
-            cooldown=0,
-            min_lr=0.0,
-            eps=1e-8,
-        ),
-        [1.0, 2.0, 2.0, 2.0],
-        1.0,
-    ),
+    (dict(_BASE, factor=0.5, patience=2, threshold=0.0, threshold_mode="abs"), [1.0, 2.0, 2.0, 2.0], 1.0),
     # eps: a cut smaller than eps is not applied, yet cooldown and the bad count restart
-    (
-        dict(
-            mode="min",
-            factor=0.9,
-            patience=0,
-            threshold=1e-4,
-            threshold_mode="rel",
-            cooldown=2,
-            min_lr=0.0,
-            eps=0.05,
-        ),
-        [1.0] * 8,
-        0.3,
-    ),
+    (dict(_BASE, factor=0.9, cooldown=2, eps=0.05), [1.0] * 8, 0.3),
     # rel threshold with a negative best: best * (1 - threshold) moves the bar the other way
-    (
-        dict(
-            mode="min",
-            factor=0.1,
-            patience=0,
-            threshold=0.1,
-            threshold_mode="rel",
-            cooldown=0,
-            min_lr=0.0,
-            eps=1e-8,
-        ),
-        [-1.0, -1.05, -1.2],
-        1.0,
-    ),
-    (
-        dict(
-            mode="max",
-            factor=0.1,
-            patience=0,
-            threshold=1.0,
-            threshold_mode="rel",
-            cooldown=0,
-            min_lr=0.0,
-            eps=1e-8,
-        ),
-        [math.inf, math.nan, -math.inf, 1.0],
-        1.0,
-    ),
+    (dict(_BASE, threshold=0.1), [-1.0, -1.05, -1.2], 1.0),
+    (dict(_BASE, mode="max", threshold=1.0), [math.inf, math.nan, -math.inf, 1.0], 1.0),
     # min_lr clamps, then a cut of 0 is never applied
-    (
-        dict(
-            mode="min",
-            factor=0.1,
-            patience=0,
-            threshold=1e-4,
-            threshold_mode="rel",
-            cooldown=0,
-            min_lr=0.05,
-            eps=1e-8,
-        ),
-        [1.0] * 5,
-        1.0,
-    ),
+    (dict(_BASE, min_lr=0.05), [1.0] * 5, 1.0),
 ]
 
 
