@@ -22,9 +22,12 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "RunlensError": "runlens.errors",
     "DamagedDataWarning": "runlens.errors",
+    "RunlensWarning": "runlens.errors",
     "read_scalars": "runlens.events.logdir",
     "read_epochs": "runlens.epochs",
     "epochs_from_scalars": "runlens.epochs",
+    "read_evals": "runlens.evals",
+    "evals_from_scalars": "runlens.evals",
     "find_event_files": "runlens.events.sources",
     "summarize_scalars": "runlens.events.summary",
     "write_frame": "runlens.export",

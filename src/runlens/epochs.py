@@ -14,6 +14,7 @@ for the former. When a resumed run logged an epoch twice, the value written last
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pandas.arrays import FloatingArray
 
+from runlens.errors import RunlensError, RunlensWarning
 from runlens.events.logdir import read_scalars
 
 EPOCH_PREFIX = "epoch_"
@@ -44,8 +46,45 @@ def read_epochs(
     """
     scalars = read_scalars(path, runs=runs, tags=f"{EPOCH_PREFIX}*", **read_options)
     frame = epochs_from_scalars(scalars)
+    if frame.empty:
+        raise RunlensError(_not_keras(path, read_scalars(path, runs=runs, **read_options)))
+    _warn_runs_without_epochs(path, scalars, frame)
     frame.attrs["problems"] = scalars.attrs.get("problems", [])
     return frame
+
+
+def _not_keras(path: str | os.PathLike[str], scalars: pd.DataFrame) -> str:
+    """What a logdir without ``epoch_*`` scalars holds instead, and what to read it with."""
+    from runlens.evals.detect import tag_list
+
+    found = (
+        f"found tags {tag_list(scalars['tag'].astype(str).unique())}" if len(scalars) else "found no scalars"
+    )
+    return (
+        f"{os.fspath(path)}: no per-epoch scalars (epoch_* tags, as Keras' TensorBoard callback writes "
+        f"them); {found}. Lightning, HF Trainer and other logs: runlens.read_evals(path) reads them "
+        "(one row per evaluation)"
+    )
+
+
+def _warn_runs_without_epochs(
+    path: str | os.PathLike[str], scalars: pd.DataFrame, frame: pd.DataFrame
+) -> None:
+    """A RunlensWarning naming the folders left out for holding no ``epoch_*`` scalar (a folder
+    whose name is a run of the frame, Keras' parent folder of hparams, is not left out)."""
+    folders = pd.Series(scalars["run"].cat.categories.astype(str))
+    parent, _ = split_keras_run(folders)
+    left_out = sorted(set(parent) - set(frame["run"]))
+    if left_out:
+        names = ", ".join(map(repr, left_out[:5])) + (
+            f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+        )
+        warnings.warn(
+            f"{os.fspath(path)}: run(s) {names} hold no epoch_* scalars and are not in the epoch frame; "
+            "runlens.read_evals(path) reads Lightning, HF Trainer and other logs",
+            RunlensWarning,
+            stacklevel=3,
+        )
 
 
 def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
@@ -70,15 +109,35 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     out = keys.reset_index(drop=True)
     out["epoch"] = out["epoch"].astype(np.int64)
     out["wall_time"] = long.groupby(["run", "epoch"])["wall_time"].max().reindex(index).to_numpy()
-    for name, rows in sorted(long.groupby("metric"), key=lambda item: str(item[0])):
-        position = index.get_indexer(pd.MultiIndex.from_frame(rows[["run", "epoch"]]))
-        data = np.zeros(len(out), dtype=np.float64)
-        missing = np.ones(len(out), dtype=bool)
-        data[position] = rows["value"].to_numpy()
-        missing[position] = False
-        out[str(name)] = FloatingArray(data, missing)  # NaN stays NaN; NA means "not logged"
+    position = index.get_indexer(pd.MultiIndex.from_frame(long[["run", "epoch"]]))
+    for name, column in metric_columns(len(out), position, long["metric"], long["value"]).items():
+        out[name] = column
     out["run"] = out["run"].astype(str)
     return out
+
+
+def metric_columns(
+    rows: int, position: np.ndarray, metric: pd.Series, value: pd.Series
+) -> dict[str, FloatingArray]:
+    """One nullable ``Float64`` column per metric name, sorted by name: ``value[i]`` lands in row
+    ``position[i]`` of column ``metric[i]`` (one value per row and metric); rows that got no value
+    are ``<NA>``, a logged NaN stays NaN.
+
+    >>> cols = metric_columns(2, np.array([1]), pd.Series(["loss"]), pd.Series([0.5]))
+    >>> cols["loss"].tolist()
+    [<NA>, 0.5]
+    """
+    codes, names = pd.factorize(metric.astype(str).to_numpy())
+    values = np.asarray(value, dtype=np.float64)
+    columns: dict[str, FloatingArray] = {}
+    for code in np.argsort(names.astype(str), kind="stable"):
+        chosen = codes == code
+        data = np.zeros(rows, dtype=np.float64)
+        missing = np.ones(rows, dtype=bool)
+        data[position[chosen]] = values[chosen]
+        missing[position[chosen]] = False
+        columns[str(names[code])] = FloatingArray(data, missing)  # NaN stays NaN; NA: not logged
+    return columns
 
 
 def split_keras_run(run_folder: pd.Series) -> tuple[pd.Series, pd.Series]:

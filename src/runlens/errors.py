@@ -24,3 +24,8 @@ class RunlensError(Exception):
 
 class DamagedDataWarning(UserWarning):
     """Part of a file could not be read; everything intact around it was kept."""
+
+
+class RunlensWarning(UserWarning):
+    """Something was left out of a result (a run that gave no evaluation, say); the message says
+    what and what to pass to get it."""

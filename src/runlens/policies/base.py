@@ -73,7 +73,26 @@ class Policy(Protocol):
 POLICIES: dict[str, str] = {
     "keras.EarlyStopping": "runlens.policies.early_stopping:EarlyStopping",
     "keras.ReduceLROnPlateau": "runlens.policies.plateau:ReduceLROnPlateau",
+    "lightning.EarlyStopping": "runlens.policies.lightning.early_stopping:EarlyStopping",
+    "transformers.EarlyStoppingCallback": "runlens.policies.transformers.early_stopping:EarlyStoppingCallback",
+    "torch.ReduceLROnPlateau": "runlens.policies.torch.plateau:ReduceLROnPlateau",
 }
+
+
+class SettingsRepr:
+    """A policy's repr in its framework's terms: the class name and :meth:`settings`.
+
+    >>> import runlens
+    >>> runlens.ReduceLROnPlateau(patience=2)
+    ReduceLROnPlateau(monitor='val_loss', factor=0.1, patience=2, mode='auto', min_delta=0.0001, cooldown=0, min_lr=0.0, semantics='keras3')
+    """
+
+    def settings(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{name}={value!r}" for name, value in self.settings().items())
+        return f"{type(self).__name__}({arguments})"
 
 
 def policy_class(name: str) -> type:

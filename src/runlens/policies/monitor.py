@@ -35,6 +35,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from runlens.errors import RunlensError
+from runlens.policies.base import SettingsRepr
 
 Direction = Literal["min", "max"]
 Semantics = Literal["keras3", "keras2"]
@@ -265,7 +266,7 @@ def _check_choice(option: str, value: Any, choices: tuple[str, ...]) -> None:
         raise RunlensError(f"{option} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
-class MonitoredPolicy:
+class MonitoredPolicy(SettingsRepr):
     """What the replayed Keras callbacks share: their :class:`Monitor` and a repr in Keras' terms.
 
     >>> from runlens import EarlyStopping
@@ -282,7 +283,3 @@ class MonitoredPolicy:
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments, in Keras' order."""
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        arguments = ", ".join(f"{name}={value!r}" for name, value in self.settings().items())
-        return f"{type(self).__name__}({arguments})"

@@ -1,0 +1,1 @@
+"""Lightning's training-control policies replayed on logged values (public as ``runlens.lightning``)."""

@@ -1,0 +1,1 @@
+"""torch's learning-rate schedulers replayed on logged values (public as ``runlens.torch``)."""

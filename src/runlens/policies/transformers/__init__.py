@@ -1,0 +1,1 @@
+"""HF Trainer's training-control policies replayed on logged values (public as ``runlens.transformers``)."""
