@@ -22,8 +22,7 @@ import pandas as pd
 from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.retention import KeepBestK, RetentionRule
 from runlens.errors import RunlensError
-
-DEFAULT_MIN_AGE = 300.0  # seconds: ModelCheckpoint may be writing a file this fresh
+from runlens.options import CHECKPOINT_MIN_AGE as DEFAULT_MIN_AGE  # the CLI reads it there, without pandas
 
 
 def plan_prune(

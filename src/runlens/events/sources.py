@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from runlens.errors import RunlensError
+from runlens.options import install_hint
 
 _STAMP = re.compile(r"tfevents\.(\d+)")
 _DIGITS = re.compile(r"(\d+)")
@@ -136,7 +137,7 @@ def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple
     try:
         from fsspec.core import url_to_fs
     except ImportError as exc:
-        raise RunlensError(f"{url}: reading URLs needs fsspec (pip install 'runlens[remote]')") from exc
+        raise RunlensError(f"{url}: reading URLs needs fsspec ({install_hint('remote')})") from exc
     try:
         return url_to_fs(url, **(storage_options or {}))
     except (ImportError, ValueError) as exc:
