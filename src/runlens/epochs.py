@@ -22,9 +22,10 @@ import pandas as pd
 from pandas.arrays import FloatingArray
 
 from runlens.events.logdir import read_scalars
+from runlens.events.sources import KERAS_SPLITS
 
 EPOCH_PREFIX = "epoch_"
-_SPLITS = {"train": "", "validation": "val_"}
+_SPLITS = dict(zip(KERAS_SPLITS, ("", "val_")))  # metric prefix of each of Keras' folders
 
 
 def read_epochs(

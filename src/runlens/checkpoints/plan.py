@@ -63,7 +63,7 @@ def plan_prune(
     fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)).to_numpy(dtype=bool)
     valid = plan["valid"].to_numpy(dtype=bool)
     settled = valid & ~fresh
-    _check_monitor(plan[settled], ranking)
+    _check_monitor(plan[valid], ranking)  # fresh files too: a bad monitor is an error whatever the ages
     ranks = [pd.Series(dtype="Int64")]
     kept: dict[object, list[str]] = {}
     for _, series in plan[settled].groupby(["run", "kind"], sort=False):

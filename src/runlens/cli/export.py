@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from runlens.cli.output import RUNS_HELP
@@ -73,7 +75,7 @@ def export_command(
     else:
         frame = read_scalars(path, runs=runs or None, tags=tags or None, cache=cache)
     if to_stdout:
-        write_frame(frame, click.get_text_stream("stdout"), format=fmt)
+        write_frame(frame, sys.stdout, format=fmt)
         return
     written = write_frame(frame, output, format=fmt)
     click.echo(f"wrote {len(frame):,} rows to {written}")
