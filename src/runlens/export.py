@@ -29,8 +29,10 @@ def json_value(value: Any) -> Any:
     >>> [json_value(x) for x in (1.5, float("nan"), float("-inf"), pd.NA)]
     [1.5, 'NaN', '-Infinity', None]
     """
-    if value is pd.NA or value is None:
+    if value is pd.NA or value is None or value is pd.NaT:
         return None
+    if isinstance(value, pd.Timestamp):  # runlens' times are UTC: ISO 8601 with its offset
+        return value.isoformat()
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -27,6 +27,7 @@ def ls_command(path: str, by_tag: bool, runs: tuple[str, ...], cache: bool) -> N
     from runlens.events.summary import summarize_scalars
 
     scalars = read_scalars(path, runs=runs or None, cache=cache)
-    echo_frame(summarize_scalars(scalars, by_tag=by_tag))
+    summary = summarize_scalars(scalars, by_tag=by_tag)
+    echo_frame(summary.assign(start=summary["start"].dt.floor("s"), end=summary["end"].dt.floor("s")))
     click.echo(f"\n{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
     echo_problems(scalars.attrs["problems"])
