@@ -94,7 +94,8 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
     default=CHECKPOINT_MIN_AGE,
     show_default=True,
     metavar="SECONDS",
-    help="Files modified more recently are neither ranked nor deleted.",
+    help="Files modified more recently are neither ranked nor deleted (unless the run's runlens.json "
+    "says its training ended).",
 )
 @click.option("--delete-invalid", is_flag=True, help="Also delete damaged/truncated checkpoints.")
 @click.option("--apply", "do_apply", is_flag=True, help="Really delete (default: only print the plan).")
@@ -138,12 +139,16 @@ def prune_command(
     from runlens.checkpoints.plan import plan_prune, plan_summary
     from runlens.checkpoints.prune import apply_prune
     from runlens.checkpoints.retention import KeepBestK, KeepEveryN, KeepLastN
+    from runlens.manifest import ended_runs
 
     rules = [KeepBestK(keep_best, monitor, mode)]
     rules += [KeepLastN(keep_last)] if keep_last else []
     rules += [KeepEveryN(keep_every)] if keep_every else []
     table = read_checkpoints(dir, template=template or None, logdir=logdir)
-    plan = plan_prune(table, rules=rules, min_age=min_age, delete_invalid=delete_invalid)
+    settled = ended_runs(dir, table["run"].unique())  # after the listing: see ended_runs
+    plan = plan_prune(
+        table, rules=rules, min_age=min_age, delete_invalid=delete_invalid, settled_runs=settled
+    )
     summary = plan_summary(plan)
     echo_frame(_for_humans(plan, dir))
     _echo_notes(table, dir)
