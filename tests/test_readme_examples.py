@@ -1,16 +1,20 @@
 """The README's quoted outputs are what the shipped sample prints.
 
 Every ```console block of README.md (and sample_logs/README.md) holds ``$ runlens ...`` commands,
-each followed by its output. The commands are run on the sample as shipped, from the repository
-root, and their output must hold the quoted lines in order, exactly; a line ``...`` stands for
-lines left out. Nothing is normalised: the sample's wall times, sizes and names are in its files,
-and its runs' checkpoints are settled (their runlens.json says training ended), so no age shows.
+each followed by its output. The commands are run on the sample as a fresh clone has it (every
+file modified just now, as git dates files at checkout), and their output must hold the quoted
+lines in order, exactly; a line ``...`` stands for lines left out. Nothing is normalised: the
+sample's wall times, sizes and names are in its files, and its runs' checkpoints are settled (their
+runlens.json says training ended), so no file age shows.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -37,15 +41,26 @@ def console_examples() -> list[tuple[str, str, list[str]]]:
 EXAMPLES = console_examples()
 
 
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory):
+    """A folder holding sample_logs/ as a fresh clone has it: every file modified just now."""
+    root = tmp_path_factory.mktemp("clone")
+    shutil.copytree(ROOT / "sample_logs", root / "sample_logs", ignore=shutil.ignore_patterns("__pycache__"))
+    now = time.time()
+    for path in (root / "sample_logs").rglob("*"):
+        os.utime(path, (now, now))
+    return root
+
+
 def test_the_readmes_quote_outputs():
     assert len(EXAMPLES) >= 4 and all(expected for _, _, expected in EXAMPLES)
 
 
 @pytest.mark.parametrize("readme, command, expected", EXAMPLES, ids=[c for _, c, _ in EXAMPLES])
-def test_a_quoted_command_prints_the_quoted_output(readme, command, expected, monkeypatch):
+def test_a_quoted_command_prints_the_quoted_output(readme, command, expected, fresh_clone, monkeypatch):
     args = shlex.split(command)
     assert args[0] == "runlens", f"{readme}: only runlens commands are run: {command}"
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(fresh_clone)
     result = CliRunner().invoke(main, args[1:])
     assert result.exit_code == 0, result.output
     missing = unmatched(expected, result.output.splitlines())
