@@ -34,14 +34,14 @@ def read_epochs(
 ) -> pd.DataFrame:
     """One row per ``(run, epoch)`` with one column per Keras ``logs`` key.
 
-    Columns: ``run`` (categorical of str, as :func:`runlens.read_scalars`), ``epoch`` (int64, 0-based
-    as Keras' ``on_epoch_end``), ``wall_time`` (``datetime64[ns, UTC]``: when the epoch's last value
-    was written), then the metrics sorted by name (nullable
-    ``Float64``, see the module docstring). Rows are sorted by run, then epoch; the problems met
-    while reading are in ``df.attrs["problems"]``. ``runs`` selects runs by name or glob, as printed
-    here (``"exp1"``) or as folders (``"exp1/train"``), before reading (see
-    :func:`runlens.events.sources.run_names`); ``read_options`` (``workers``, ``executor``, ``cache``,
-    ``storage_options``) are passed to :func:`runlens.read_scalars`.
+    Columns: ``run`` (categorical of str, as :func:`runlens.read_scalars`), ``epoch`` (int64,
+    0-based as Keras' ``on_epoch_end``), ``wall_time`` (``datetime64[ns, UTC]``: when the epoch's
+    last value was written), then the metrics sorted by name (nullable ``Float64``, see the module
+    docstring). Rows are sorted by run, then epoch; the problems met while reading are in
+    ``df.attrs["problems"]``. ``runs`` selects runs by name or glob, as printed here (``"exp1"``)
+    or as folders (``"exp1/train"``), before reading (see
+    :func:`runlens.events.sources.run_names`); ``read_options`` (``workers``, ``executor``,
+    ``cache``, ``storage_options``) are passed to :func:`runlens.read_scalars`.
 
     >>> epochs = read_epochs("sample_logs")                        # doctest: +SKIP
     >>> epochs[epochs.run == "overfits"][["epoch", "loss", "val_loss"]]  # doctest: +SKIP

@@ -57,8 +57,8 @@ def read_scalars(
 
     Columns: ``run`` and ``tag`` (categorical of str, categories: the runs and tags with rows),
     ``step`` (int64), ``wall_time`` (``datetime64[ns, UTC]``, the nanosecond nearest the double
-    written: see :mod:`runlens.times`), ``value`` (float64, bit-identical to what was written). Rows are in the order written, run by run;
-    duplicates from a resumed run are kept. Damaged files yield every intact record, one
+    written: see :mod:`runlens.times`), ``value`` (float64, bit-identical to what was written).
+    Rows are in the order written, run by run; duplicates from a resumed run are kept. Damaged files yield every intact record, one
     :class:`DamagedDataWarning` each, and are listed in ``df.attrs["problems"]`` (dicts: path,
     kind, offset, message).
 

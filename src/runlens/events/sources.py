@@ -2,8 +2,9 @@
 
 A *run* is a folder holding event files (any file whose name contains ``tfevents``), named by its
 path relative to the logdir with '/' separators, '.' for the logdir itself -- as TensorBoard names
-runs. ``runs=`` selects folders by the names runlens prints (:func:`run_names`). A path with a scheme (``s3://``, ``gs://``, ``memory://``, ...) is read through fsspec,
-streamed (never downloaded whole to disk); ``storage_options`` are passed to its filesystem.
+runs. ``runs=`` selects folders by the names runlens prints (:func:`run_names`). A path with a
+scheme (``s3://``, ``gs://``, ``memory://``, ...) is read through fsspec, streamed (never
+downloaded whole to disk); ``storage_options`` are passed to its filesystem.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from runlens.errors import RunlensError
+from runlens.events.records import masked_crc
 from runlens.options import install_hint
 
 _STAMP = re.compile(r"tfevents\.(\d+)")
@@ -54,8 +56,9 @@ def find_event_files(
 
     ``runs`` keeps only the folders one of whose :func:`run_names` equals or glob-matches one of
     the given names or globs (``*`` also matches ``/``), before any file is read; a name or glob
-    that selects nothing is a :class:`RunlensError` listing the names there are. Local symlinked folders are followed (people link runs together to compare them), each real
-    folder once.
+    that selects nothing is a :class:`RunlensError` listing the names there are. Local symlinked
+    folders are followed (people link runs together to compare them), each real folder once. A
+    file given as ``path`` must be an event file (see :func:`_check_event_file`).
 
     >>> find_event_files("no/such/dir")
     Traceback (most recent call last):
@@ -184,8 +187,6 @@ def _check_event_file(path: str, opener: Callable[[], BinaryIO]) -> None:
             head = stream.read(12)
     except OSError as exc:
         raise RunlensError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    from runlens.events.records import masked_crc
-
     if len(head) == 12 and masked_crc(head[:8]) == int.from_bytes(head[8:], "little"):
         return
     raise RunlensError(
