@@ -79,6 +79,7 @@ def test_an_unknown_option_is_one_error_line_naming_it(path):
         (["report", "logs", "--format", "pdf"], "--format"),
         (["export", "logs", "-o", "-", "--format", "parquet"], "parquet"),
         (["no-such-command"], "no-such-command"),
+        (["--no-such-option"], "--no-such-option"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(args, named):
