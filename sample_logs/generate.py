@@ -1,23 +1,26 @@
-"""Regenerate sample_logs/: four real Keras 3 fits of tiny models on synthetic data.
+"""Regenerate sample_logs/: five real Keras 3 fits of tiny models on synthetic data.
 
 Each run is trained with runlens' bundled callbacks (``runlens.keras.callbacks``), so its folder
 holds ``train/`` and ``validation/`` event files (Keras' TensorBoard), the run's hyperparameters
 (TensorBoard's hparams plugin, an event file in the run folder), ``checkpoints/`` (the best 3 by
-``val_loss`` and the last one, ``epoch_{epoch:03d}-val_loss_{val_loss:.6f}.keras``),
+``val_loss`` and the last one, ``epoch_{epoch:03d}-val_loss_{val_loss:.6f}.keras``; ``unpruned``
+keeps every epoch's, so that a report and a prune have something to delete),
 ``history.csv`` (CSVLogger) and ``runlens.json`` (the manifest). Deterministic: fixed data, seeds
 and op determinism, so the metrics repeat exactly on the same platform (event file names carry a
 timestamp and host name). Every run checks that it shows the behaviour it is there for, and the
 script fails if not.
 
-Usage (from the repository root; wipes the run folders next to this script first)::
+Usage (from the repository root; wipes the folders of the runs it fits first)::
 
-    .venv/bin/python sample_logs/generate.py
+    .venv/bin/python sample_logs/generate.py            # every run
+    .venv/bin/python sample_logs/generate.py unpruned   # only the runs named
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +56,7 @@ class Run:
     batch_size: int = 8
     reduce_lr: dict | None = None
     early_stopping: dict | None = None
+    keep_best: int = 3
 
 
 def classification(rng, *, n_train, n_val, features, noise):
@@ -96,6 +100,12 @@ def check_improving(history):  # and so its EarlyStopping never stops it
     assert len(history["loss"]) == 20, "EarlyStopping stopped the improving run"
     for key in ("loss", "val_loss"):
         assert int(np.argmin(history[key])) == len(history[key]) - 1, f"{key} not best at end"
+
+
+def check_unpruned(history):  # overfits early enough for EarlyStopping and a prune to matter
+    val = history["val_loss"]
+    best = int(np.argmin(val))
+    assert best <= len(val) - 5 and val[-1] > val[best], f"no overfit to prune: {val}"
 
 
 def check_sparse(history):
@@ -176,18 +186,39 @@ RUNS = [
         ),
         check=check_sparse,
     ),
+    Run(
+        "unpruned",
+        seed=5,
+        epochs=12,
+        keep_best=1000,  # every epoch's checkpoint stays: `runlens report` shows what a prune frees
+        data=lambda rng: classification(rng, n_train=40, n_val=48, features=8, noise=0.2),
+        model=lambda: mlp(
+            8, [8], optimizer=keras.optimizers.Adam(0.02), loss="binary_crossentropy", metrics=["accuracy"]
+        ),
+        hparams=dict(
+            optimizer="adam",
+            learning_rate=0.02,
+            hidden="8",
+            batch_size=8,
+            train_samples=40,
+            label_noise=0.2,
+            keep_best="all",
+        ),
+        check=check_unpruned,
+    ),
 ]
 
 
 def callbacks(run: Run, folder: Path) -> list[keras.callbacks.Callback]:
     """runlens' bundle: TensorBoard first (it logs the rate used in each epoch), Keras' own
-    ReduceLROnPlateau / EarlyStopping, the best 3 + last checkpoints, history.csv, runlens.json."""
+    ReduceLROnPlateau / EarlyStopping, the best 3 (or ``keep_best``) + last checkpoints,
+    history.csv, runlens.json."""
     return runlens.keras.callbacks(
         folder,
         monitor="val_loss",
         reduce_lr=run.reduce_lr,
         early_stopping=run.early_stopping,
-        keep_best=3,
+        keep_best=run.keep_best,
         keep_last=1,
         hparams=run.hparams,
     )
@@ -208,15 +239,22 @@ def generate(run: Run, folder: Path) -> dict[str, list[float]]:
         callbacks=callbacks(run, folder),
     ).history
     run.check(history)
+    if run.keep_best >= run.epochs:
+        kept = list((folder / "checkpoints").glob("*.keras"))
+        assert len(kept) == run.epochs, f"{run.name}: {len(kept)} checkpoints kept of {run.epochs}"
     return history
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     tf.config.experimental.enable_op_determinism()
+    unknown = set(names) - {run.name for run in RUNS}
+    if unknown:
+        raise SystemExit(f"no such sample run: {', '.join(sorted(unknown))}")
+    runs = [run for run in RUNS if run.name in names] if names else RUNS
     for old in HERE.iterdir():
-        if old.is_dir() and old.name != "__pycache__":
+        if old.is_dir() and old.name != "__pycache__" and (not names or old.name in names):
             shutil.rmtree(old)
-    for run in RUNS:
+    for run in runs:
         history = generate(run, HERE / run.name)
         (HERE / run.name / "checkpoints" / LOCK_NAME).unlink(missing_ok=True)  # retention's lock
         val = history["val_loss"]
@@ -227,4 +265,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -66,8 +66,9 @@ def test_columns_types_and_keras_metadata(folder):
     assert (table["mtime"] == pd.Timestamp(1_000_000_000, unit="s", tz="UTC")).all()
     kerases = table[table.kind == "keras"]
     assert (kerases["keras_version"] == keras.__version__).all()
-    now = pd.Timestamp.now()  # .keras metadata holds local time
-    assert ((now - kerases["saved_at"]) < pd.Timedelta(hours=1)).all()
+    now = pd.Timestamp.now(tz="UTC")  # .keras metadata holds local time: read_checkpoints makes it UTC
+    assert (((now - kerases["saved_at"]) < pd.Timedelta(hours=1)) & (kerases["saved_at"] <= now)).all()
+    assert str(table["mtime"].dtype) == str(table["saved_at"].dtype) == "datetime64[ns, UTC]"
     assert isinstance(table.index, pd.RangeIndex)
 
 

@@ -79,7 +79,7 @@ def test_export_epochs_keeps_nan_apart_from_not_logged(keras_sparse_validation_r
     [
         (["ls", "/no/such/logdir"], "no such file or folder"),
         (["export", "/no/such/logdir", "-o", "x.csv"], "no such file or folder"),
-        (["export", ".", "-o", "x.xlsx"], "unknown output format"),
+        (["export", ".", "-o", "x.xlsx"], "no output format has the extension '.xlsx'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message):

@@ -10,6 +10,7 @@ import writers
 
 import runlens
 from runlens.errors import RunlensError
+from runlens.times import unix_seconds
 
 
 def rows_of(frame: pd.DataFrame) -> list[tuple]:
@@ -54,7 +55,7 @@ def test_matches_tensorboards_own_decoding_including_wall_time(fixture, request)
             frame["run"].astype(str),
             frame["tag"].astype(str),
             frame["step"],
-            frame["wall_time"],
+            unix_seconds(frame["wall_time"]),  # the double written, back exactly
             frame["value"],
         )
     )
@@ -69,7 +70,7 @@ def test_columns_and_dtypes(tf_logdir):
     assert list(frame.columns) == ["run", "tag", "step", "wall_time", "value"]
     assert isinstance(frame["run"].dtype, pd.CategoricalDtype)
     assert isinstance(frame["tag"].dtype, pd.CategoricalDtype)
-    assert frame["step"].dtype == np.int64 and frame["wall_time"].dtype == np.float64
+    assert frame["step"].dtype == np.int64 and frame["wall_time"].dtype == "datetime64[ns, UTC]"
     assert frame["value"].dtype == np.float64
     assert all(isinstance(c, str) for c in frame["run"].cat.categories)
     assert frame["step"].max() == 2**62  # 64-bit steps survive
@@ -272,7 +273,7 @@ def test_small_big_and_cut_files_read_together_match_tensorboard(tmp_path, read)
             frame["run"].astype(str),
             frame["tag"].astype(str),
             frame["step"],
-            frame["wall_time"],
+            unix_seconds(frame["wall_time"]),  # the double written, back exactly
             frame["value"],
         )
     )

@@ -149,7 +149,9 @@ def test_sample_logs_report_is_replay_sweep_and_totals(tmp_path):
     best = result.table[result.table["recommended"]]
     if len(best):
         assert t.recommended_epochs_saved == best["epochs_saved"].iloc[0]
-    walls = frame.groupby("run")["wall_time"].agg(lambda w: w.max() - w.min())
+    walls = frame.groupby("run", observed=True)["wall_time"].agg(
+        lambda w: (w.max() - w.min()).total_seconds()
+    )
     assert [r.wall_time_s for r in report.runs] == pytest.approx(walls.tolist())
     for record in report.runs:  # curves hold every logged epoch, None where nothing was logged
         rows = frame[frame["run"] == record.run].set_index("epoch")["val_loss"]

@@ -171,7 +171,7 @@ def test_record_spans_and_damage(tf_logdir, copy_logdir):
 
 
 SAMPLE_LOGS = Path(__file__).resolve().parents[1] / "sample_logs"
-SAMPLE_RUNS = {"overfits": 30, "plateau": 30, "improving": 20, "sparse_validation": 20}
+SAMPLE_RUNS = {"overfits": 30, "plateau": 30, "improving": 20, "sparse_validation": 20, "unpruned": 12}
 
 
 def test_sample_logs_stay_under_5_mb():

@@ -11,11 +11,7 @@ The public API is re-exported here lazily: ``import runlens`` stays cheap and ne
 TensorFlow (only ``runlens.keras`` does).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
+# No module-level imports: dir(runlens) lists the public API and nothing else.
 __version__ = "0.1.0"
 
 # public name -> module that defines it
@@ -56,17 +52,20 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'runlens' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
-
 __all__ = ["__version__", *_EXPORTS]
+
+
+def __dir__() -> list[str]:
+    """The public API only (not the submodules imported so far, nor this module's machinery)."""
+    return sorted(__all__)

@@ -24,9 +24,11 @@ from pandas.arrays import FloatingArray
 
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.events.logdir import read_scalars
+from runlens.events.sources import KERAS_SPLITS
+from runlens.times import unix_seconds, utc_from_unix_seconds
 
 EPOCH_PREFIX = "epoch_"
-_SPLITS = {"train": "", "validation": "val_"}
+_SPLITS = dict(zip(KERAS_SPLITS, ("", "val_")))  # metric prefix of each of Keras' folders
 
 
 def read_epochs(
@@ -34,12 +36,14 @@ def read_epochs(
 ) -> pd.DataFrame:
     """One row per ``(run, epoch)`` with one column per Keras ``logs`` key.
 
-    Columns: ``run`` (str), ``epoch`` (int64, 0-based as Keras' ``on_epoch_end``), ``wall_time``
-    (float64: when the epoch's last value was written), then the metrics sorted by name (nullable
-    ``Float64``, see the module docstring). Rows are sorted by run, then epoch; the problems met
-    while reading are in ``df.attrs["problems"]``. ``runs`` filters the *folders* read (names or
-    globs, e.g. ``"exp1/*"``); ``read_options`` (``workers``, ``executor``, ``cache``,
-    ``storage_options``) are passed to :func:`runlens.read_scalars`.
+    Columns: ``run`` (categorical of str, as :func:`runlens.read_scalars`), ``epoch`` (int64,
+    0-based as Keras' ``on_epoch_end``), ``wall_time`` (``datetime64[ns, UTC]``: when the epoch's
+    last value was written), then the metrics sorted by name (nullable ``Float64``, see the module
+    docstring). Rows are sorted by run, then epoch; the problems met while reading are in
+    ``df.attrs["problems"]``. ``runs`` selects runs by name or glob, as printed here (``"exp1"``)
+    or as folders (``"exp1/train"``), before reading (see
+    :func:`runlens.events.sources.run_names`); ``read_options`` (``workers``, ``executor``,
+    ``cache``, ``storage_options``) are passed to :func:`runlens.read_scalars`.
 
     >>> epochs = read_epochs("sample_logs")                        # doctest: +SKIP
     >>> epochs[epochs.run == "overfits"][["epoch", "loss", "val_loss"]]  # doctest: +SKIP
@@ -72,7 +76,7 @@ def _warn_runs_without_epochs(
 ) -> None:
     """A RunlensWarning naming the folders left out for holding no ``epoch_*`` scalar (a folder
     whose name is a run of the frame, Keras' parent folder of hparams, is not left out)."""
-    folders = pd.Series(scalars["run"].cat.categories.astype(str))
+    folders = pd.Series(scalars.attrs["runs"], dtype=object)
     parent, _ = split_keras_run(folders)
     left_out = sorted(set(parent) - set(frame["run"]))
     if left_out:
@@ -98,7 +102,7 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
             "run": parent.to_numpy(),
             "epoch": epoch_rows["step"].to_numpy(),
             "metric": metric.to_numpy(),
-            "wall_time": epoch_rows["wall_time"].to_numpy(),
+            "wall_time": unix_seconds(epoch_rows["wall_time"]),
             "value": epoch_rows["value"].to_numpy(),
         }
     )
@@ -108,11 +112,13 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     index = pd.MultiIndex.from_frame(keys)
     out = keys.reset_index(drop=True)
     out["epoch"] = out["epoch"].astype(np.int64)
-    out["wall_time"] = long.groupby(["run", "epoch"])["wall_time"].max().reindex(index).to_numpy()
+    walls = long.groupby(["run", "epoch"])["wall_time"].max().reindex(index).to_numpy()
+    out["wall_time"] = utc_from_unix_seconds(walls)
     position = index.get_indexer(pd.MultiIndex.from_frame(long[["run", "epoch"]]))
     for name, column in metric_columns(len(out), position, long["metric"], long["value"]).items():
         out[name] = column
-    out["run"] = out["run"].astype(str)
+    # Categorical as read_scalars' run: a sweep's epoch frame repeats each name for every epoch.
+    out["run"] = pd.Categorical(out["run"].astype(str))
     return out
 
 

@@ -47,14 +47,21 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from runlens.errors import RunlensError
 from runlens.export import json_ready
 
-__all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "find_manifests", "read_manifest", "write_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "ended_runs",
+    "find_manifests",
+    "read_manifest",
+    "write_manifest",
+]
 
 MANIFEST_NAME = "runlens.json"
 SCHEMA = "runlens-manifest"
@@ -172,6 +179,39 @@ def find_manifests(path: str | os.PathLike[str]) -> dict[str, Path]:
         if MANIFEST_NAME in files:
             found[Path(folder).relative_to(root).as_posix()] = Path(folder, MANIFEST_NAME)
     return found
+
+
+def ended_runs(root: str | os.PathLike[str], runs: Iterable[str]) -> set[str]:
+    """The checkpoint runs under ``root`` (named as :func:`runlens.read_checkpoints` names them)
+    whose ``runlens.json`` says the last fit ended normally: no runlens.keras fit is writing their
+    checkpoints, so a prune need not wait ``min_age`` for them (``plan_prune(settled_runs=...)``).
+
+    This is what makes a fresh clone's sample runs prunable at once (git gives every file the time
+    of the checkout). A fit that continues such a run rewrites its manifest (``ended_normally``
+    false) before it saves anything, and the bundle moves each checkpoint into place whole
+    (``os.replace``); read the checkpoints first, then this, and a fit starting in between is seen.
+    A manifest that is missing, damaged or says anything else leaves the run to ``min_age``.
+
+    >>> ended_runs("sample_logs", ["overfits", "no_such_run"])          # doctest: +SKIP
+    {'overfits'}
+    """
+    base = Path(root)
+    ended = set()
+    for run in runs:
+        folder = base if run == "." else base / run
+        # RUN/checkpoints/ given as root holds run ".": its manifest is in the folder above
+        candidates = [folder, folder.parent] if folder.name == "checkpoints" else [folder]
+        for candidate in candidates:
+            if not (candidate / MANIFEST_NAME).is_file():
+                continue
+            try:
+                manifest = read_manifest(candidate)
+            except RunlensError:
+                continue
+            if manifest.get("ended_normally") is True and manifest.get("status") != "running":
+                ended.add(run)
+            break
+    return ended
 
 
 def _manifest_file(path: str | os.PathLike[str]) -> Path:

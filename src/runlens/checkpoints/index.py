@@ -19,6 +19,7 @@ from runlens.checkpoints.join import join_epoch_metrics, layout_logdir
 from runlens.checkpoints.names import ParsedName, Template, checkpoint_kind, guess_name
 from runlens.checkpoints.validate import check_checkpoint
 from runlens.errors import RunlensError
+from runlens.times import utc_from_local
 
 LEADING_COLUMNS = ["path", "run", "epoch"]
 TRAILING_COLUMNS = [
@@ -57,7 +58,8 @@ def read_checkpoints(
         Columns ``path, run, epoch`` (0-based ``Int64``, ``<NA>`` when the name could not be
         placed), ``batch`` when a template has ``{batch}``, one ``Float64`` column per metric,
         ``size_bytes, mtime`` (UTC), ``kind`` (``keras``/``weights``/``h5``), ``valid``,
-        ``invalid_reason``, ``keras_version``, ``saved_at`` (``.keras`` metadata, local time) and
+        ``invalid_reason``, ``keras_version``, ``saved_at`` (UTC, from a ``.keras``'s metadata, which
+        holds local time without a zone: read in this machine's zone) and
         ``metrics_from`` (``logs`` when the epoch was found in the logs, ``name`` otherwise).
         ``run`` is the folder holding the file relative to ``path`` ('.' for ``path`` itself), or
         that folder's parent when it is named ``checkpoints``. Symlinks are never followed; they
@@ -174,7 +176,7 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
         if column in table.columns:
             table[column] = table[column].astype(dtype)
     table["mtime"] = pd.to_datetime(table["mtime"], utc=True)
-    table["saved_at"] = pd.to_datetime(table["saved_at"])
+    table["saved_at"] = pd.to_datetime([utc_from_local(t) for t in table["saved_at"]], utc=True).as_unit("ns")
     metrics = [c for c in table.columns if c not in {*LEADING_COLUMNS, "batch", *TRAILING_COLUMNS}]
     for column in metrics:
         table[column] = table[column].astype("Float64")

@@ -15,15 +15,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.retention import KeepBestK, RetentionRule
 from runlens.errors import RunlensError
-
-DEFAULT_MIN_AGE = 300.0  # seconds: ModelCheckpoint may be writing a file this fresh
+from runlens.options import CHECKPOINT_MIN_AGE as DEFAULT_MIN_AGE  # the CLI reads it there, without pandas
 
 
 def plan_prune(
@@ -33,6 +32,7 @@ def plan_prune(
     min_age: float = DEFAULT_MIN_AGE,
     delete_invalid: bool = False,
     now: float | dt.datetime | pd.Timestamp | None = None,
+    settled_runs: Collection[str] = (),
 ) -> pd.DataFrame:
     """``table`` (from :func:`runlens.read_checkpoints`) plus ``rank``, ``keep`` and ``reason``.
 
@@ -42,6 +42,8 @@ def plan_prune(
         min_age: seconds; files modified more recently are kept and not ranked.
         delete_invalid: drop invalid (damaged, truncated) checkpoints instead of keeping them.
         now: the time to judge ages against (Unix seconds or datetime; default: now).
+        settled_runs: runs known to be written no more (``runlens.manifest.ended_runs``: their
+            ``runlens.json`` says training ended normally); ``min_age`` does not apply to them.
 
     Returns:
         A copy of ``table`` with ``rank`` (1-based by the ranking metric, ``<NA>`` when unranked),
@@ -61,10 +63,11 @@ def plan_prune(
         raise RunlensError(f"min_age must be a number of seconds >= 0, got {min_age!r}")
     now = _timestamp(now)
     plan = table.copy()
-    fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)).to_numpy(dtype=bool)
+    fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)) & ~plan["run"].isin(list(settled_runs))
+    fresh = fresh.to_numpy(dtype=bool)
     valid = plan["valid"].to_numpy(dtype=bool)
     settled = valid & ~fresh
-    _check_monitor(plan[settled], ranking)
+    _check_monitor(plan[valid], ranking)  # fresh files too: a bad monitor is an error whatever the ages
     ranks = [pd.Series(dtype="Int64")]
     kept: dict[object, list[str]] = {}
     for _, series in plan[settled].groupby(["run", "kind"], sort=False):

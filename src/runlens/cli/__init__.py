@@ -2,7 +2,12 @@
 
 Each command lives in a module of this package named after it and only parses options, calls the
 library and prints. A :class:`runlens.errors.RunlensError` becomes one ``Error: ...`` line on stderr and
-the error's exit code (2 for bad input), never a traceback.
+the error's exit code (2 for bad input), never a traceback; so does a usage error (a missing argument,
+an unknown option, a bad value: exit code 2).
+
+The command modules import the library (pandas, numpy, matplotlib) inside their commands, never at
+module level: ``--help``, ``--version`` and usage errors answer without loading any of it
+(tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -15,11 +20,18 @@ import click
 
 from runlens import __version__
 from runlens.errors import DamagedDataWarning, RunlensError
+from runlens.options import DISTRIBUTION
 from runlens.textsafe import printable
 
 
 class _Group(click.Group):
-    """A click group that turns :class:`RunlensError` into one line and an exit code."""
+    """A click group that turns :class:`RunlensError` and usage errors into one line and an exit code."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -27,13 +39,28 @@ class _Group(click.Group):
                 # Commands list damaged files themselves (from df.attrs["problems"]).
                 warnings.simplefilter("ignore", DamagedDataWarning)
                 return super().invoke(ctx)
+        except click.UsageError as exc:  # from a subcommand's options or arguments
+            raise _one_line(exc) from None
         except RunlensError as exc:
             click.echo(printable(f"Error: {exc}"), err=True)
             sys.exit(exc.exit_code)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="runlens")
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    """``exc`` without click's "Usage: ..." and "Try ..." lines (shown when an error has a
+    context): its message, and where the help is, on the one ``Error:`` line. A group called
+    without a command still prints its help (click's NoArgsIsHelpError)."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        return exc
+    message = " ".join(line.strip() for line in exc.format_message().splitlines()).rstrip(".")
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return click.UsageError(printable(message + where))
+
+
+@click.group("runlens", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, prog_name="runlens", message=f"%(prog)s %(version)s (pip package: {DISTRIBUTION})"
+)
 def main() -> None:
     """Find out when your training runs should have stopped.
 
@@ -41,7 +68,7 @@ def main() -> None:
     Examples:
         runlens ls logs/
         runlens report logs/
-        runlens export logs/ -o scalars.parquet
+        runlens export logs/ -o scalars.csv
     """
 
 

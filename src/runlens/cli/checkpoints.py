@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
-from runlens.checkpoints.index import read_checkpoints
-from runlens.checkpoints.plan import DEFAULT_MIN_AGE, plan_prune, plan_summary
-from runlens.checkpoints.prune import apply_prune
-from runlens.checkpoints.retention import KeepBestK, KeepEveryN, KeepLastN
 from runlens.cli.output import echo_frame
+from runlens.options import CHECKPOINT_MIN_AGE
 from runlens.textsafe import printable
 from runlens.units import nbytes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TEMPLATE = click.option(
     "--template",
@@ -54,6 +54,8 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
     Example:
         runlens checkpoints list runs/ --template 'ckpt_{epoch:02d}_{val_loss:.4f}.keras'
     """
+    from runlens.checkpoints.index import read_checkpoints
+
     table = read_checkpoints(dir, template=template or None, logdir=logdir)
     echo_frame(_for_humans(table, dir))
     _echo_notes(table, dir)
@@ -89,10 +91,11 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
 @click.option(
     "--min-age",
     type=click.FloatRange(min=0),
-    default=DEFAULT_MIN_AGE,
+    default=CHECKPOINT_MIN_AGE,
     show_default=True,
     metavar="SECONDS",
-    help="Files modified more recently are neither ranked nor deleted.",
+    help="Files modified more recently are neither ranked nor deleted (unless the run's runlens.json "
+    "says its training ended).",
 )
 @click.option("--delete-invalid", is_flag=True, help="Also delete damaged/truncated checkpoints.")
 @click.option("--apply", "do_apply", is_flag=True, help="Really delete (default: only print the plan).")
@@ -132,11 +135,20 @@ def prune_command(
         runlens checkpoints prune runs/exp1 --keep-best 3 --monitor val_loss --keep-last 1
         runlens checkpoints prune runs/exp1 --keep-best 3 --monitor val_loss --apply
     """
+    from runlens.checkpoints.index import read_checkpoints
+    from runlens.checkpoints.plan import plan_prune, plan_summary
+    from runlens.checkpoints.prune import apply_prune
+    from runlens.checkpoints.retention import KeepBestK, KeepEveryN, KeepLastN
+    from runlens.manifest import ended_runs
+
     rules = [KeepBestK(keep_best, monitor, mode)]
     rules += [KeepLastN(keep_last)] if keep_last else []
     rules += [KeepEveryN(keep_every)] if keep_every else []
     table = read_checkpoints(dir, template=template or None, logdir=logdir)
-    plan = plan_prune(table, rules=rules, min_age=min_age, delete_invalid=delete_invalid)
+    settled = ended_runs(dir, table["run"].unique())  # after the listing: see ended_runs
+    plan = plan_prune(
+        table, rules=rules, min_age=min_age, delete_invalid=delete_invalid, settled_runs=settled
+    )
     summary = plan_summary(plan)
     echo_frame(_for_humans(plan, dir))
     _echo_notes(table, dir)
@@ -170,6 +182,8 @@ def prune_command(
 
 def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     """The columns worth reading, epochs 1-based, paths relative to DIR, sizes readable."""
+    import pandas as pd
+
     fixed = {
         "path",
         "run",

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import click
 
-from runlens.cli.output import echo_frame, echo_problems
-from runlens.events.logdir import read_scalars
-from runlens.events.summary import summarize_scalars
+from runlens.cli.output import RUNS_HELP, echo_frame, echo_problems
 
 
 @click.command("ls")
 @click.argument("path", type=click.Path())
 @click.option("--tags", "by_tag", is_flag=True, help="One line per run and tag instead of per run.")
-@click.option("--runs", multiple=True, help="Only runs with this name or glob (repeatable).")
+@click.option("--runs", multiple=True, help=RUNS_HELP)
 @click.option(
     "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
 )
@@ -22,10 +20,14 @@ def ls_command(path: str, by_tag: bool, runs: tuple[str, ...], cache: bool) -> N
     \b
     Examples:
         runlens ls sample_logs
-        runlens ls sample_logs --tags --runs 'overfits/*'
+        runlens ls sample_logs --tags --runs overfits
         runlens ls s3://bucket/logs --cache
     """
+    from runlens.events.logdir import read_scalars
+    from runlens.events.summary import summarize_scalars
+
     scalars = read_scalars(path, runs=runs or None, cache=cache)
-    echo_frame(summarize_scalars(scalars, by_tag=by_tag))
+    summary = summarize_scalars(scalars, by_tag=by_tag)
+    echo_frame(summary.assign(start=summary["start"].dt.floor("s"), end=summary["end"].dt.floor("s")))
     click.echo(f"\n{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
     echo_problems(scalars.attrs["problems"])

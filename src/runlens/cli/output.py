@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-import pandas as pd
 
 from runlens.textsafe import printable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RUNS_HELP = (
+    "Only these runs (repeatable): a name or glob as ls prints runs (exp/train) or as report does "
+    "(exp, Keras' exp/train + exp/validation)."
+)
 
 
 def echo_frame(frame: pd.DataFrame) -> None:
     """Print a whole table, never elided."""
+    import pandas as pd
+
     if frame.empty:
         click.echo("(nothing)")
         return

@@ -8,13 +8,16 @@ from typing import Any
 
 import click
 
-from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.errors import RunlensError
-from runlens.report.build import DEFAULT_SWEEP_PATIENCE, build_report
+from runlens.options import (
+    CHECKPOINT_MIN_AGE,
+    REPORT_FORMATS,
+    REPORT_SUFFIXES,
+    STDOUT,
+    SWEEP_PATIENCE,
+    format_from_name,
+)
 from runlens.report.progress import delayed_notice
-from runlens.report.render import FORMATS, render_report
-
-_BY_SUFFIX = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
 
 
 class _NumberList(click.ParamType):
@@ -136,7 +139,7 @@ class _NumberList(click.ParamType):
 @click.option(
     "--sweep-patience",
     type=_NumberList(int),
-    default=",".join(map(str, DEFAULT_SWEEP_PATIENCE)),
+    default=",".join(map(str, SWEEP_PATIENCE)),
     show_default=True,
     help="Patiences the sweep tries (--patience is always added).",
 )
@@ -169,7 +172,7 @@ class _NumberList(click.ParamType):
 @click.option(
     "--min-age",
     type=click.FloatRange(min=0),
-    default=DEFAULT_MIN_AGE,
+    default=CHECKPOINT_MIN_AGE,
     show_default=True,
     metavar="SECONDS",
     help="Checkpoint plan: files modified more recently are kept, not ranked.",
@@ -178,11 +181,14 @@ class _NumberList(click.ParamType):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
-    help="Output format.  [default: from the -o file's extension (.html, .md, .json), else text]",
+    type=click.Choice(REPORT_FORMATS),
+    help="Output format.  [default: from the -o file's extension (.txt, .md, .json, .html), else text]",
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout."
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the report to this file instead of stdout ('-': stdout).",
 )
 def report_command(
     logdir: str, fmt: str | None, output: str | None, no_checkpoints: bool, min_age: float, **options: Any
@@ -203,8 +209,12 @@ def report_command(
         runlens report logs/ -o report.html
         runlens report logs/ --format json | jq '.runs[] | {run, stopped_epoch}'
     """
-    if fmt is None:
-        fmt = _BY_SUFFIX.get(Path(output).suffix.lower(), "text") if output else "text"
+    from runlens.report.build import build_report
+    from runlens.report.render import render_report
+
+    output = None if output == STDOUT else output
+    if fmt is None:  # an extension that names no format is an error, before any reading
+        fmt = format_from_name(output, REPORT_SUFFIXES) if output else "text"
     with delayed_notice(f"reading {logdir}...", stream=sys.stderr):
         report = build_report(logdir, checkpoints=not no_checkpoints, checkpoint_min_age=min_age, **options)
     with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):

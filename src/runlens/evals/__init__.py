@@ -97,7 +97,7 @@ def evals_from_scalars(
     logdir it was read from) lets detection look for Lightning's ``hparams.yaml``."""
     check_framework(framework)
     _check_monitor(framework, monitor)
-    folders = [str(r) for r in scalars["run"].cat.categories] if hasattr(scalars["run"], "cat") else []
+    folders = [str(r) for r in scalars.attrs.get("runs", [])]  # every folder read, scalars or not
     pairs = scalars[["run", "tag"]].drop_duplicates()
     tags_by_folder: dict[str, set[str]] = {folder: set() for folder in folders}
     for folder, tag in zip(pairs["run"].astype(str).tolist(), pairs["tag"].astype(str).tolist()):
@@ -150,7 +150,7 @@ def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     frame["eval"] = frame["eval"].astype(np.int64)
     frame["step"] = frame["step"].astype(np.int64)
     frame["epoch"] = _epoch_column(frame["epoch"].to_numpy(dtype=np.float64), frame["framework"])
-    frame["run"] = frame["run"].astype(str)
+    frame["run"] = pd.Categorical(frame["run"].astype(str))  # as read_scalars' and read_epochs' run
     return frame
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from runlens.epochs import metric_columns
+from runlens.times import unix_seconds, utc_from_unix_seconds
 
 __all__ = ["step_evals"]
 
@@ -45,7 +46,7 @@ def step_evals(
             "run": long["run"].astype(str).to_numpy(),
             "tag": long["tag"].astype(str).to_numpy(),
             "step": long["step"].to_numpy(dtype=np.int64),
-            "wall_time": long["wall_time"].to_numpy(dtype=np.float64),
+            "wall_time": unix_seconds(long["wall_time"]),
             "value": long["value"].to_numpy(dtype=np.float64),
             "is_eval": np.asarray(is_eval, dtype=bool),
         }
@@ -56,6 +57,7 @@ def step_evals(
     epochs = rows.loc[rows["tag"] == epoch_tag, ["run", "step", "value"]].rename(columns={"value": "epoch"})
     evals = evals.merge(epochs, on=["run", "step"], how="left")
     evals = evals[["run", "eval", "step", "epoch", "wall_time"]]
+    evals["wall_time"] = utc_from_unix_seconds(evals["wall_time"].to_numpy())
     metrics = rows[rows["tag"] != epoch_tag].sort_values("step", kind="stable")
     windows = pd.merge_asof(
         metrics,

@@ -33,6 +33,7 @@ from runlens.events.sources import (
     run_spans,
     written_order,
 )
+from runlens.times import utc_from_unix_seconds
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
 _PARALLEL_MIN_BYTES = (
@@ -54,11 +55,12 @@ def read_scalars(
 ) -> pd.DataFrame:
     """Every scalar in a logdir (or one event file) as a long DataFrame, never sampled.
 
-    Columns: ``run`` and ``tag`` (categorical of str), ``step`` (int64), ``wall_time`` (float64,
-    seconds since the epoch), ``value`` (float64). Rows are in the order written, run by run;
-    duplicates from a resumed run are kept. Damaged files yield every intact record, one
+    Columns: ``run`` and ``tag`` (categorical of str, categories: the runs and tags with rows),
+    ``step`` (int64), ``wall_time`` (``datetime64[ns, UTC]``, the nanosecond nearest the double
+    written: see :mod:`runlens.times`), ``value`` (float64, bit-identical to what was written).
+    Rows are in the order written, run by run; duplicates from a resumed run are kept. Damaged files yield every intact record, one
     :class:`DamagedDataWarning` each, and are listed in ``df.attrs["problems"]`` (dicts: path,
-    kind, offset, message).
+    kind, offset, message). ``df.attrs["runs"]`` lists every run folder read, rows or not.
 
     Args:
         path: a logdir or one event file; a URL (``s3://``, ``gs://``, ``memory://``, ...) is read
@@ -100,6 +102,7 @@ def read_scalars(
     )
     frame = _assemble(pieces, tag_names, run_names)
     frame.attrs["problems"] = problems
+    frame.attrs["runs"] = run_names
     return frame
 
 
@@ -289,7 +292,8 @@ def _pieces(
 def _assemble(pieces: list[_Piece], tag_names: list[str], run_names: list[str]) -> pd.DataFrame:
     """Build the frame column by column, releasing each column of a chunk's part as soon as the
     last piece using it is copied, so the peak stays near one copy of the data plus one column.
-    Tags seen only on non-scalar values (histograms, text, ...) do not become categories."""
+    Only runs and tags with rows become categories: not a folder of hparams or histograms only,
+    nor a tag seen only on non-scalar values (histograms, text, ...)."""
     total = sum(piece.size for piece in pieces)
     copy = _ColumnCopier(pieces)
     run = np.empty(total, dtype=_code_dtype(len(run_names)))
@@ -300,18 +304,22 @@ def _assemble(pieces: list[_Piece], tag_names: list[str], run_names: list[str]) 
         run[at : at + len(runs)] = runs
         at += len(runs)
     tag = copy("tag", np.empty(total, dtype=_code_dtype(len(tag_names))), recode=True, also_free="tensor")
-    used = np.bincount(tag, minlength=len(tag_names)) > 0
-    if not used.all():
-        tag = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))[tag]
-    columns: dict[str, object] = {
-        "run": pd.Categorical.from_codes(run, categories=run_names),
-        "tag": pd.Categorical.from_codes(tag, categories=[n for n, u in zip(tag_names, used) if u]),
-    }
-    del tag
+    columns: dict[str, object] = {"run": _used_categories(run, run_names)}
+    columns["tag"] = _used_categories(tag, tag_names)
+    del tag, run
     for name, dtype in (("step", np.int64), ("wall_time", np.float64), ("value", np.float64)):
         columns[name] = copy(name, np.empty(total, dtype=dtype))
+    columns["wall_time"] = utc_from_unix_seconds(columns["wall_time"])  # runlens.times' convention
     pieces.clear()
     return pd.DataFrame(columns, copy=False)
+
+
+def _used_categories(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """A categorical of ``codes`` into ``names`` that keeps only the names some row uses."""
+    used = np.bincount(codes, minlength=len(names)) > 0
+    if not used.all():
+        codes = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))[codes]
+    return pd.Categorical.from_codes(codes, categories=[n for n, u in zip(names, used) if u])
 
 
 class _ColumnCopier:

@@ -2,8 +2,9 @@
 
 A *run* is a folder holding event files (any file whose name contains ``tfevents``), named by its
 path relative to the logdir with '/' separators, '.' for the logdir itself -- as TensorBoard names
-runs. A path with a scheme (``s3://``, ``gs://``, ``memory://``, ...) is read through fsspec,
-streamed (never downloaded whole to disk); ``storage_options`` are passed to its filesystem.
+runs. ``runs=`` selects folders by the names runlens prints (:func:`run_names`). A path with a
+scheme (``s3://``, ``gs://``, ``memory://``, ...) is read through fsspec, streamed (never
+downloaded whole to disk); ``storage_options`` are passed to its filesystem.
 """
 
 from __future__ import annotations
@@ -11,16 +12,21 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from runlens.errors import RunlensError
+from runlens.events.records import masked_crc
+from runlens.options import install_hint
 
 _STAMP = re.compile(r"tfevents\.(\d+)")
 _DIGITS = re.compile(r"(\d+)")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+KERAS_SPLITS = ("train", "validation")  # Keras' TensorBoard callback writes RUN/train and RUN/validation
+_LISTED_RUNS = 12  # an error about runs= lists this many of the names there are
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,11 @@ def find_event_files(
     """Every event file under ``path`` (a logdir or one event file), grouped by run, each run's
     files in the order their names say they were written.
 
-    ``runs`` keeps only runs whose name equals or matches one of the given names or globs.
-    Local symlinked folders are followed (people link runs together to compare them), each real
-    folder once.
+    ``runs`` keeps only the folders one of whose :func:`run_names` equals or glob-matches one of
+    the given names or globs (``*`` also matches ``/``), before any file is read; a name or glob
+    that selects nothing is a :class:`RunlensError` listing the names there are. Local symlinked
+    folders are followed (people link runs together to compare them), each real folder once. A
+    file given as ``path`` must be an event file (see :func:`_check_event_file`).
 
     >>> find_event_files("no/such/dir")
     Traceback (most recent call last):
@@ -67,10 +75,45 @@ def find_event_files(
         raise RunlensError(f"{path}: no event files (files named '*tfevents*') in it or below it")
     patterns = name_patterns(runs)
     if patterns is not None:
-        found = [f for f in found if matches(f.run, patterns)]
-        if not found:
-            raise RunlensError(f"{path}: no run matches runs={list(patterns)}")
+        found = _select_runs(found, patterns, path)
     return _in_written_order(found)
+
+
+def run_names(folder: str) -> tuple[str, ...]:
+    """The names a run folder answers to in ``runs=``: its own, as :func:`runlens.read_scalars` and
+    ``runlens ls`` print it, and for Keras' ``train``/``validation`` folders also the run
+    :func:`runlens.read_epochs`, :func:`runlens.read_hparams` and ``runlens report`` merge them into
+    (``"."`` for a logdir that is one Keras run). So ``runs="exp1"`` selects all of Keras' run
+    ``exp1`` everywhere, and ``runs="exp1/train"`` only its training folder.
+
+    >>> run_names("exp1/train"), run_names("exp1"), run_names("validation")
+    (('exp1/train', 'exp1'), ('exp1',), ('validation', '.'))
+    """
+    head, _, last = folder.rpartition("/")
+    return (folder, head or ".") if last in KERAS_SPLITS else (folder,)
+
+
+def _select_runs(found: list[EventFile], patterns: tuple[str, ...], path: object) -> list[EventFile]:
+    """The files of the folders ``patterns`` select (see :func:`run_names`); every pattern must
+    select something, or the error lists the names there are."""
+    names = {run: run_names(run) for run in {f.run for f in found}}
+    used: set[str] = set()
+    chosen: set[str] = set()
+    for run, aliases in names.items():
+        hits = {p for p in patterns if any(matches(name, (p,)) for name in aliases)}
+        if hits:
+            chosen.add(run)
+            used |= hits
+    unmatched = [p for p in patterns if p not in used]
+    if unmatched:
+        known = sorted({name for aliases in names.values() for name in aliases})
+        listed = ", ".join(known[:_LISTED_RUNS]) + (
+            f", ... ({len(known) - _LISTED_RUNS} more)" if len(known) > _LISTED_RUNS else ""
+        )
+        raise RunlensError(
+            f"{path}: no run matches runs={', '.join(map(repr, unmatched))}; the runs are: {listed}"
+        )
+    return [f for f in found if f.run in chosen]
 
 
 def _in_written_order(found: list[EventFile]) -> list[EventFile]:
@@ -94,6 +137,7 @@ def run_spans(files: Sequence[EventFile]) -> Iterable[slice]:
 
 def _find_local(root: Path) -> Iterable[EventFile]:
     if root.is_file():
+        _check_event_file(str(root), partial(open, root, "rb"))
         yield _local_file(".", str(root))
         return
     if not root.is_dir():
@@ -131,12 +175,32 @@ def _local_file(run: str, path: str) -> EventFile:
     )
 
 
+def _check_event_file(path: str, opener: Callable[[], BinaryIO]) -> None:
+    """Refuse a file given as the logdir that is not an event file: one named like an event file
+    (TensorBoard's own test: ``tfevents`` in the name) is read, damage and all; any other must start
+    with a TFRecord frame whose length CRC holds (an event file renamed). Without this check any file
+    would be read as a damaged event file and give an empty frame."""
+    if "tfevents" in PurePosixPath(path).name:
+        return
+    try:
+        with opener() as stream:
+            head = stream.read(12)
+    except OSError as exc:
+        raise RunlensError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(head) == 12 and masked_crc(head[:8]) == int.from_bytes(head[8:], "little"):
+        return
+    raise RunlensError(
+        f"{path}: not an event file (its name has no 'tfevents' and it does not start with a TFRecord); "
+        "give a logdir or a TensorBoard event file"
+    )
+
+
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
     """The fsspec filesystem for ``url`` and the path within it."""
     try:
         from fsspec.core import url_to_fs
     except ImportError as exc:
-        raise RunlensError(f"{url}: reading URLs needs fsspec (pip install 'runlens[remote]')") from exc
+        raise RunlensError(f"{url}: reading URLs needs fsspec ({install_hint('remote')})") from exc
     try:
         return url_to_fs(url, **(storage_options or {}))
     except (ImportError, ValueError) as exc:
@@ -150,6 +214,7 @@ def _find_remote(url: str, storage_options: dict[str, Any] | None) -> Iterable[E
     root = root.rstrip("/")
     try:
         if fs.isfile(root):
+            _check_event_file(url, partial(fs.open, root, "rb"))
             listing = {root: fs.info(root)}
             base = str(PurePosixPath(root).parent)
         else:

@@ -8,6 +8,10 @@ import pandas as pd
 def summarize_scalars(scalars: pd.DataFrame, *, by_tag: bool = False) -> pd.DataFrame:
     """Points, step range and time span per run (``by_tag=True``: per run and tag).
 
+    Columns: ``run`` (and ``tag``), ``tags`` (per run only), ``points``, ``first_step``,
+    ``last_step``, ``start`` and ``end`` (the first and last ``wall_time``, ``datetime64[ns, UTC]``),
+    ``duration_s`` (float64 seconds).
+
     >>> import runlens
     >>> runlens.summarize_scalars(runlens.read_scalars("sample_logs"))   # doctest: +SKIP
     """
@@ -22,7 +26,5 @@ def summarize_scalars(scalars: pd.DataFrame, *, by_tag: bool = False) -> pd.Data
     )
     if not by_tag:
         out.insert(0, "tags", grouped["tag"].nunique())
-    out["duration_s"] = out["end"] - out["start"]
-    for column in ("start", "end"):
-        out[column] = pd.to_datetime(out[column], unit="s", utc=True).dt.floor("s")
+    out["duration_s"] = (out["end"] - out["start"]).dt.total_seconds()
     return out.reset_index()

@@ -26,6 +26,7 @@ import pandas as pd
 
 from runlens.errors import RunlensError
 from runlens.policies.monitor import Direction, as_epoch_values
+from runlens.times import unix_seconds
 
 _KEYS = ("run", "epoch", "wall_time")
 
@@ -77,7 +78,7 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
         raise RunlensError("the epoch frame has epochs that are not whole numbers >= 0")
     runs = frame["run"].astype(str).to_numpy()
     values, present = as_epoch_values(frame[column], name=column)
-    wall = pd.to_numeric(frame["wall_time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    wall = unix_seconds(frame["wall_time"])  # UTC datetimes (read_epochs) or Unix seconds
     order = np.lexsort((epochs, runs))
     names, starts = np.unique(runs[order], return_index=True)
     bounds = np.append(starts, len(order))

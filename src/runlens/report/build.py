@@ -23,6 +23,7 @@ from runlens import __version__
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
+from runlens.options import SWEEP_PATIENCE as DEFAULT_SWEEP_PATIENCE
 from runlens.policies.early_stopping import EarlyStopping
 from runlens.policies.monitor import count, finite_number
 from runlens.policies.plateau import LR_TIMINGS, ReduceLROnPlateau
@@ -34,7 +35,6 @@ from runlens.report.checkpoint_section import checkpoint_summaries
 from runlens.report.learning_rate import replay_learning_rate
 from runlens.report.model import Report, RunRecord, Settings, SweepSummary, Totals
 
-DEFAULT_SWEEP_PATIENCE = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30)
 _KEYS = ("run", "epoch", "wall_time")
 
 

@@ -4,7 +4,8 @@ A run's checkpoints are the files under ``RUN/checkpoints/`` or, when there are 
 the run folder (``runlens.read_checkpoints`` gives both the run's name). The plan is a dry run of
 :func:`runlens.plan_prune` with ``KeepBestK(keep_best, monitor)`` and ``KeepLastN(keep_last)``;
 a plan the checkpoint layer refuses (or cannot make) becomes a note on that run, never a failure
-of the report.
+of the report. Files modified within ``min_age`` are kept unranked, except in runs whose
+``runlens.json`` says training ended (:func:`runlens.manifest.ended_runs`).
 
 >>> summaries, warnings = checkpoint_summaries("sample_logs", epochs, runs=["overfits"],
 ...     rules=[KeepBestK(3, "val_loss"), KeepLastN(1)], min_age=300,
@@ -25,6 +26,7 @@ from runlens.checkpoints.index import CHECKPOINTS_FOLDER, read_checkpoints
 from runlens.checkpoints.plan import plan_prune, plan_summary
 from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
+from runlens.manifest import ended_runs
 from runlens.report.model import CheckpointSummary
 
 
@@ -50,6 +52,7 @@ def checkpoint_summaries(
             f"{count} checkpoint file(s) in folders that hold no logged run, left out: {', '.join(others)}"
         )
     now = pd.Timestamp.now(tz="UTC")
+    settled = ended_runs(root, runs)  # after the listing: see ended_runs
     out = {}
     for run in runs:
         rows = table[table["run"] == run]
@@ -58,7 +61,7 @@ def checkpoint_summaries(
         in_folder = rows["path"].map(lambda p: Path(p).parent.name == CHECKPOINTS_FOLDER)
         if in_folder.any():
             rows = rows[in_folder]
-        out[run] = _summary(rows, root, rules, min_age, now, restored.get(run))
+        out[run] = _summary(rows, root, rules, 0.0 if run in settled else min_age, now, restored.get(run))
     return out, warnings
 
 

@@ -6,10 +6,9 @@
 from __future__ import annotations
 
 from runlens.errors import RunlensError
+from runlens.options import REPORT_FORMATS as FORMATS
 from runlens.report.model import Report
 from runlens.textsafe import printable
-
-FORMATS = ("text", "markdown", "json", "html")
 
 
 def render_report(report: Report, format: str = "text") -> str:
