@@ -80,9 +80,11 @@ def test_read_scalars_lists_each_as_a_problem_and_reads_every_real_file(logdir, 
     result = run(code=READ.format(path=str(path)))
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)
-    shutil.rmtree(path / "train" / "events.out.tfevents.5.folder")
     for name in specials:
-        (path / "train" / name).unlink()
+        if name.endswith(".folder"):
+            (path / "train" / name).rmdir()
+        else:
+            (path / "train" / name).unlink()
     assert got["rows"] == len(runlens.read_scalars(path))  # every real file, in full
     problems = {Path(p["path"]).name: p for p in got["problems"]}
     assert set(problems) == set(specials)
@@ -126,13 +128,13 @@ SWAP = textwrap.dedent("""
     os.link(real, os.path.join(folder, "regular"))
     done = threading.Event()
 
-    def swap():  # the name alternates, atomically, between a regular file and a FIFO
+    def swap():  # the name alternates, atomically, between a link to a regular file and to a FIFO
         while not done.is_set():
             for source in ("regular", "fifo"):
-                os.link(os.path.join(folder, source), os.path.join(folder, "next"))
+                os.symlink(os.path.join(folder, source), os.path.join(folder, "next"))
                 os.replace(os.path.join(folder, "next"), target)
 
-    os.link(real, target)
+    os.symlink(real, target)
     thread = threading.Thread(target=swap, daemon=True)
     thread.start()
     seen = collections.Counter()

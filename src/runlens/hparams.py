@@ -24,7 +24,7 @@ import pandas as pd
 from runlens.epochs import split_keras_run
 from runlens.errors import DamagedDataWarning
 from runlens.events.records import Block, Problem, ReadState, read_blocks
-from runlens.events.sources import find_event_files, open_binary
+from runlens.events.sources import find_event_files, open_binary, open_problem
 
 __all__ = ["SESSION_START_TAG", "read_hparams"]
 
@@ -93,8 +93,7 @@ def _sessions(
                         if hparams is not None:
                             yield hparams
     except OSError as exc:
-        why = getattr(exc, "strerror", None) or exc
-        problems.append(Problem(path, "unreadable", None, f"{path}: cannot be read ({why}); skipped"))
+        problems.append(open_problem(path, exc))
 
 
 def _records_with_tag(block: Block) -> list[int]:

@@ -88,7 +88,7 @@ class Problem:
     """Something in a file that could not be read; everything intact around it was kept."""
 
     path: str
-    kind: str  # "truncated" | "bad-payload-crc" | "bad-length-crc" | "empty" | "unreadable" | "undecodable"
+    kind: str  # truncated | bad-payload-crc | bad-length-crc | empty | unreadable | not-a-file | undecodable
     offset: int | None
     message: str
     count: int = 1  # records it concerns, where counted (bad-payload-crc)
