@@ -25,6 +25,7 @@ import sys
 import time
 import tty
 import warnings
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -37,7 +38,7 @@ from runlens.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 
-FORGED = "forged\n== forged run\n(no problems: every file is intact)"
+FORGED = "run\n== forged run\n(no problems: every file is intact)"
 HOSTILE = [
     FORGED,
     "cr\rred\x1b[31mosc\x1b]0;pwned\x07",
@@ -76,7 +77,7 @@ def escaped(name: str) -> str:
 def hostile(fitted, tmp_path_factory):
     """Five copies of a real Keras fit (TensorBoard logs + ModelCheckpoint files), one per hostile
     run name, under a hostile logdir path; in the first, a checkpoint and a (cut) event file with
-    hostile names; beside them a tensorboardX run with a hostile tag."""
+    hostile names; beside them a run with hostile tags."""
     base = tmp_path_factory.mktemp("hostile")
     root = base / ROOT_NAME
     root.mkdir()
@@ -90,12 +91,18 @@ def hostile(fitted, tmp_path_factory):
     event_file = next((first / "validation").glob("*tfevents*"))
     writers.truncate(event_file, -5)  # a damaged file: its path is in a problem message
     event_file.rename(event_file.with_name(EVENT_FILE))
-    from tensorboardX import SummaryWriter
+    # tensorboard's own writer (tensorboardX and tf.summary would clean these tag names up)
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    with SummaryWriter(str(root / "tagged")) as writer:
-        for step in range(3):
-            writer.add_scalar(TAG, 1.0 / (step + 1), step)
-            writer.add_scalar(METRIC, 1.0 / (step + 1), step)
+    writer = EventFileWriter(str(base / "tagged"))  # (its file API cannot open a non-UTF-8 path)
+    for step in range(3):
+        values = [summary_pb2.Summary.Value(tag=tag, simple_value=1.0 / (step + 1)) for tag in (TAG, METRIC)]
+        writer.add_event(
+            event_pb2.Event(wall_time=1.0 + step, step=step, summary=summary_pb2.Summary(value=values))
+        )
+    writer.close()
+    shutil.move(base / "tagged", root / "tagged")
     return root
 
 
@@ -192,7 +199,7 @@ def test_ls_and_every_report_format_on_stdout(hostile):
             check_html(text)
         if fmt == "json":  # data: names as they are, JSON escapes them (ASCII only)
             document = json.loads(text)
-            assert {r["run"] for r in document["runs"]} == set(HOSTILE)
+            assert {r["run"] for r in document["runs"]} == {*HOSTILE, "tagged"}
             assert text.isascii()
 
 
@@ -212,7 +219,8 @@ def test_report_files_are_as_safe_as_stdout(hostile, tmp_path, suffix):
 def test_export_keeps_names_faithful_in_data_files(hostile, tmp_path):
     frame = runlens.read_scalars(hostile)
     runs = frame["run"].astype(object).tolist()
-    assert set(frame["run"].cat.categories) >= set(HOSTILE)  # the names as the OS gives them
+    folders = {run.rsplit("/", 1)[0] for run in frame["run"].cat.categories}
+    assert folders >= set(HOSTILE)  # the names as the OS gives them
     assert os.fsencode(HOSTILE[-1]) == b"bytes\xff\xfe"
     for suffix in (".csv", ".json", ".parquet"):
         target = tmp_path / f"scalars{suffix}"
@@ -232,7 +240,7 @@ def test_export_keeps_names_faithful_in_data_files(hostile, tmp_path):
     out, err, code = cli("export", str(hostile), "--epochs", "-o", str(target))
     assert code == 0, err
     with open(target, encoding="utf-8", errors="surrogateescape", newline="") as f:
-        assert {row["run"] for row in csv.DictReader(f)} == set(HOSTILE)
+        assert {row["run"] for row in csv.DictReader(f)} == {*HOSTILE, "tagged"}
 
 
 def test_checkpoints_list_and_prune_under_a_terminal(hostile, tmp_path):
@@ -308,3 +316,46 @@ def test_the_progress_line_shows_the_path_escaped():
         os.close(leader)
     assert escaped(ROOT_NAME) in text
     check_text(text.replace("\r", ""), "progress")
+
+
+_PRINTERS = {
+    "print",
+    "click.echo",
+    "click.secho",
+    "sys.stdout.write",
+    "sys.stderr.write",
+    "click.echo_via_pager",
+}
+
+
+def test_only_the_cli_output_module_prints_and_renderers_join_lines_through_text_lines():
+    # The choke point: every CLI line goes through runlens.cli.output.say (each line shown
+    # escaped), every text/Markdown/HTML report through runlens.textsafe.text_lines. A new
+    # command or renderer that prints or joins lines on its own fails here.
+    import ast
+
+    import runlens.cli
+    import runlens.report
+
+    def calls(path):
+        return [
+            (ast.unparse(node.func), node)
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call)
+        ]
+
+    for module in Path(runlens.cli.__file__).parent.glob("*.py"):
+        for name, node in calls(module):
+            if module.name != "output.py":
+                assert name not in _PRINTERS, (
+                    f"cli/{module.name}:{node.lineno} prints with {name}: use output.say"
+                )
+    for name in ("text.py", "markdown.py", "html.py"):
+        found = calls(Path(runlens.report.__file__).parent / name)
+        assert any(called == "text_lines" for called, _ in found), f"report/{name} does not use text_lines"
+        for called, node in found:
+            assert (
+                not called.endswith(".join")
+                or not isinstance(node.func.value, ast.Constant)
+                or (node.func.value.value != "\n")
+            ), f"report/{name}:{node.lineno} joins lines itself"

@@ -22,6 +22,7 @@ import pandas as pd
 from pandas.arrays import FloatingArray
 
 from runlens.events.logdir import read_scalars
+from runlens.textsafe import as_names
 
 EPOCH_PREFIX = "epoch_"
 _SPLITS = {"train": "", "validation": "val_"}
@@ -51,12 +52,12 @@ def read_epochs(
 def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     """The epoch frame of an already-read long frame (see :func:`read_epochs`)."""
     epoch_rows = scalars[scalars["tag"].astype(str).str.startswith(EPOCH_PREFIX)]
-    run_folder = epoch_rows["run"].astype(str)
+    run_folder = as_names(epoch_rows["run"])
     parent, split = split_keras_run(run_folder)
     metric = split.map(_SPLITS).fillna("") + epoch_rows["tag"].astype(str).str.slice(len(EPOCH_PREFIX))
     long = pd.DataFrame(
         {
-            "run": parent.to_numpy(),
+            "run": parent.array,  # names as they are (NAME_DTYPE)
             "epoch": epoch_rows["step"].to_numpy(),
             "metric": metric.to_numpy(),
             "wall_time": epoch_rows["wall_time"].to_numpy(),
@@ -77,7 +78,7 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
         data[position] = rows["value"].to_numpy()
         missing[position] = False
         out[str(name)] = FloatingArray(data, missing)  # NaN stays NaN; NA means "not logged"
-    out["run"] = out["run"].astype(str)
+    out["run"] = as_names(out["run"])
     return out
 
 

@@ -1,15 +1,27 @@
 """Write a frame to csv, parquet or json, chosen by the file's extension, keeping NaN apart from "not
 logged" wherever the format can:
 
-- csv: a logged NaN is written ``nan``, a value not logged is an empty cell;
+- csv: a logged NaN is written ``nan``, a value not logged is an empty cell; a field holding a
+  comma, quote or line break is quoted (when some name holds a carriage return, which Python's csv
+  writer would not quote, every string field is: that empty cell is then ``""``);
 - parquet: NaN is a float NaN, not logged is null (note: ``pandas.read_parquet`` turns both into
   ``<NA>``; pyarrow keeps them apart);
 - json: a list of row objects; NaN and infinities are the strings ``"NaN"``, ``"Infinity"``,
   ``"-Infinity"`` (JSON has no such numbers), not logged is ``null``.
+
+Names (runs) are data, kept as they are (:mod:`runlens.textsafe`): csv holds their bytes as on
+disk (UTF-8, and a byte that is not UTF-8 as that byte; a line break inside a quoted field), json
+escapes them (ASCII only; such a byte is the lone surrogate ``\\udcXX``, which ``os.fsencode``
+turns back into it). Parquet strings must be UTF-8: a name that is not is written as runlens shows
+it (``\\xNN``), the one place where a name is not kept byte for byte.
+
+The file is written whole or not at all (:func:`runlens.atomic.atomic_output`): a failure midway
+leaves what was at ``path`` untouched.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -18,7 +30,9 @@ from typing import Any
 
 import pandas as pd
 
+from runlens.atomic import atomic_output
 from runlens.errors import RunlensError
+from runlens.textsafe import utf8
 
 FORMATS = (".csv", ".parquet", ".json")
 
@@ -72,14 +86,50 @@ def write_frame(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``frame`` to ``path`` in the format its extension names (see the module docstring)."""
     target = Path(path)
     suffix = output_format(path)
-    if suffix == ".csv":
-        frame.to_csv(target, index=False, na_rep="", float_format=None)
-    elif suffix == ".parquet":
-        try:
-            frame.to_parquet(target, index=False)
-        except ImportError as exc:
-            raise RunlensError(f"{path}: writing parquet needs pyarrow (pip install pyarrow)") from exc
-    else:
-        rows = json_ready(frame.astype(object).to_dict("records"))
-        target.write_text(json.dumps(rows, allow_nan=False) + "\n")
+    with atomic_output(target, what=f"the {suffix[1:]} file") as partial:
+        if suffix == ".csv":
+            frame.to_csv(
+                partial,
+                index=False,
+                na_rep="",
+                quoting=_csv_quoting(frame),
+                encoding="utf-8",
+                errors="surrogateescape",  # a byte that is not UTF-8 written as that byte
+            )
+        elif suffix == ".parquet":
+            try:
+                _utf8_names(frame).to_parquet(partial, index=False)
+            except ImportError as exc:
+                raise RunlensError(f"{path}: writing parquet needs pyarrow (pip install pyarrow)") from exc
+        else:
+            rows = json_ready(frame.astype(object).to_dict("records"))
+            partial.write_text(json.dumps(rows, allow_nan=False) + "\n", encoding="ascii")
     return target
+
+
+def _csv_quoting(frame: pd.DataFrame) -> int:
+    """``csv.QUOTE_MINIMAL``, or ``QUOTE_NONNUMERIC`` when a string holds a ``\\r`` (the minimal
+    quoting of Python's csv writer leaves a lone carriage return unquoted, and readers end the row
+    there)."""
+    texts = [str(c) for c in frame.columns] + [t for c in frame.columns for t in _texts(frame[c])]
+    return csv.QUOTE_NONNUMERIC if any("\r" in text for text in texts) else csv.QUOTE_MINIMAL
+
+
+def _utf8_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with names that are not UTF-8 written as runlens shows them (Arrow strings must be
+    UTF-8); unchanged, not copied, when every name is."""
+    fixed = {
+        column: frame[column].map(lambda v: utf8(v) if isinstance(v, str) else v)
+        for column in frame.columns
+        if any(utf8(text) != text for text in _texts(frame[column]))
+    }
+    return frame.assign(**fixed) if fixed else frame
+
+
+def _texts(values: pd.Series) -> list[str]:
+    """The strings a column holds (a categorical's categories; none in a numeric column)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.categories
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return []
+    return [v for v in values if isinstance(v, str)]

@@ -25,6 +25,7 @@ from runlens.epochs import split_keras_run
 from runlens.errors import DamagedDataWarning
 from runlens.events.records import Block, Problem, ReadState, read_blocks
 from runlens.events.sources import find_event_files, open_binary, open_problem
+from runlens.textsafe import NAME_DTYPE
 
 __all__ = ["SESSION_START_TAG", "read_hparams"]
 
@@ -141,7 +142,7 @@ def _python(value: Any) -> Any:  # a google.protobuf.Value
 def _frame(found: dict[str, dict[str, Any]]) -> pd.DataFrame:
     runs = sorted(found)
     names = sorted({name for hparams in found.values() for name in hparams})
-    frame = pd.DataFrame({"run": pd.Series(runs, dtype=object).astype(str)})
+    frame = pd.DataFrame({"run": pd.Series(runs, dtype=NAME_DTYPE)})
     for name in names:
         values = [found[run].get(name) for run in runs]
         frame[name] = pd.Series(values, dtype=_dtype(values), index=frame.index)

@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from runlens import __version__
+from runlens.cli.output import say
 from runlens.errors import DamagedDataWarning, RunlensError
-from runlens.textsafe import printable
 
 
 class _Group(click.Group):
@@ -28,7 +28,7 @@ class _Group(click.Group):
                 warnings.simplefilter("ignore", DamagedDataWarning)
                 return super().invoke(ctx)
         except RunlensError as exc:
-            click.echo(printable(f"Error: {exc}"), err=True)
+            say(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from runlens.cli.output import say
 from runlens.epochs import read_epochs
 from runlens.events.logdir import read_scalars
 from runlens.export import output_format, write_frame
@@ -52,4 +53,4 @@ def export_command(
     else:
         frame = read_scalars(path, runs=runs or None, tags=tags or None, cache=cache)
     written = write_frame(frame, output)
-    click.echo(f"wrote {len(frame):,} rows to {written}")
+    say(f"wrote {len(frame):,} rows to {written}")

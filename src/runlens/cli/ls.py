@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runlens.cli.output import echo_frame, echo_problems
+from runlens.cli.output import echo_frame, echo_problems, say
 from runlens.events.logdir import read_scalars
 from runlens.events.summary import summarize_scalars
 
@@ -27,5 +27,5 @@ def ls_command(path: str, by_tag: bool, runs: tuple[str, ...], cache: bool) -> N
     """
     scalars = read_scalars(path, runs=runs or None, cache=cache)
     echo_frame(summarize_scalars(scalars, by_tag=by_tag))
-    click.echo(f"\n{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
+    say("", f"{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
     echo_problems(scalars.attrs["problems"])

@@ -33,6 +33,7 @@ from runlens.events.sources import (
     run_spans,
     written_order,
 )
+from runlens.textsafe import names
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
 _PARALLEL_MIN_BYTES = (
@@ -304,7 +305,7 @@ def _assemble(pieces: list[_Piece], tag_names: list[str], run_names: list[str]) 
     if not used.all():
         tag = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))[tag]
     columns: dict[str, object] = {
-        "run": pd.Categorical.from_codes(run, categories=run_names),
+        "run": pd.Categorical.from_codes(run, categories=names(run_names)),  # names as the OS gives them
         "tag": pd.Categorical.from_codes(tag, categories=[n for n, u in zip(tag_names, used) if u]),
     }
     del tag

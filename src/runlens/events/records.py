@@ -34,6 +34,8 @@ from typing import BinaryIO
 import crc32c as _crc32c
 import numpy as np
 
+from runlens.textsafe import shown
+
 HEADER = 12  # uint64 length + uint32 crc of the length
 FOOTER = 4  # uint32 crc of the payload
 DEFAULT_BLOCK = (
@@ -85,13 +87,20 @@ def _masked_crc_of_headers(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Problem:
-    """Something in a file that could not be read; everything intact around it was kept."""
+    """Something in a file that could not be read; everything intact around it was kept.
+
+    ``path`` is the file as the OS names it (data); ``message`` is for people: one printable line,
+    the path in it shown escaped (:func:`runlens.textsafe.shown`), whoever builds the problem.
+    """
 
     path: str
     kind: str  # truncated | bad-payload-crc | bad-length-crc | empty | unreadable | not-a-file | undecodable
     offset: int | None
     message: str
     count: int = 1  # records it concerns, where counted (bad-payload-crc)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", shown(self.message))
 
     def as_dict(self) -> dict[str, object]:
         return {"path": self.path, "kind": self.kind, "offset": self.offset, "message": self.message}

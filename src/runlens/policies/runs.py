@@ -26,6 +26,7 @@ import pandas as pd
 
 from runlens.errors import RunlensError
 from runlens.policies.monitor import Direction, as_epoch_values
+from runlens.textsafe import as_names
 
 _KEYS = ("run", "epoch", "wall_time")
 
@@ -75,7 +76,7 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
     epochs = frame["epoch"].to_numpy()
     if len(epochs) and (np.any(epochs < 0) or not np.all(np.mod(epochs, 1) == 0)):
         raise RunlensError("the epoch frame has epochs that are not whole numbers >= 0")
-    runs = frame["run"].astype(str).to_numpy()
+    runs = as_names(frame["run"]).to_numpy()
     values, present = as_epoch_values(frame[column], name=column)
     wall = pd.to_numeric(frame["wall_time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     order = np.lexsort((epochs, runs))
