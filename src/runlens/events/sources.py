@@ -189,9 +189,9 @@ def _find_remote(url: str, storage_options: dict[str, Any] | None) -> Iterable[E
 class NotAFile(OSError):
     """A path named like an event file that is not a regular file (``what`` it is instead)."""
 
-    def __init__(self, path: str, what: str) -> None:
+    def __init__(self, what: str) -> None:
         super().__init__(f"not a regular file ({what})")
-        self.path, self.what = path, what
+        self.what = what
 
 
 def open_binary(path: str, storage_options: dict[str, Any] | None = None) -> BinaryIO:
@@ -206,13 +206,13 @@ def open_binary(path: str, storage_options: dict[str, Any] | None = None) -> Bin
         fs, inner = filesystem(path, storage_options)
         return fs.open(inner, "rb", block_size=1 << 22)
     local = path.removeprefix("file://")
-    _check_regular(local, os.stat(local).st_mode)
+    _check_regular(os.stat(local).st_mode)
     flags = (
         os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     )
     fd = os.open(local, flags)
     try:
-        _check_regular(local, os.fstat(fd).st_mode)
+        _check_regular(os.fstat(fd).st_mode)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -228,19 +228,19 @@ _NOT_FILES = (
 )
 
 
-def _check_regular(path: str, mode: int) -> None:
+def _check_regular(mode: int) -> None:
     if not stat.S_ISREG(mode):
-        raise NotAFile(path, next((what for test, what in _NOT_FILES if test(mode)), "a special file"))
+        raise NotAFile(next((what for test, what in _NOT_FILES if test(mode)), "a special file"))
 
 
 def open_problem(path: str, exc: OSError) -> Problem:
     """The problem to report for an event file :func:`open_binary` (or reading it) failed on.
 
-    >>> open_problem("x", NotAFile("x", "a FIFO")).message
+    >>> open_problem("x", NotAFile("a FIFO")).message
     'x: not a regular file (a FIFO); skipped'
     """
     if isinstance(exc, NotAFile):
-        return Problem(path, "not-a-file", None, f"{path}: {exc.args[0]}; skipped")
+        return Problem(path, "not-a-file", None, f"{path}: not a regular file ({exc.what}); skipped")
     why = getattr(exc, "strerror", None) or exc
     return Problem(path, "unreadable", None, f"{path}: cannot be read ({why}); skipped")
 
