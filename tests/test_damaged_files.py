@@ -177,3 +177,73 @@ def test_bad_payload_crcs_in_different_blocks_of_a_big_file_are_one_warning_coun
     assert [(p["kind"], p["offset"]) for p in frame.attrs["problems"]] == [
         ("bad-payload-crc", spans[victims[0]].start)
     ]
+
+
+HUGE_LENGTHS = [2**40, 2**63, 2**64 - 1]
+
+
+@pytest.fixture
+def big_file_logdir(tmp_path):
+    """A ~1.5 MB file written by tensorboard's own writer: 30 ``epoch_loss`` records (a run
+    ``runlens report`` can replay), then 40,000 ``batch_loss`` records; its record spans."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    run = tmp_path / "logs" / "run"
+    writer = EventFileWriter(str(run), max_queue_size=10**6)
+    for tag, steps in (("epoch_loss", range(30)), ("batch_loss", range(40_000))):
+        for step in steps:
+            value = summary_pb2.Summary.Value(tag=tag, simple_value=1.0 / (step + 1))
+            writer.add_event(
+                event_pb2.Event(wall_time=1.0 + step, step=step, summary=summary_pb2.Summary(value=[value]))
+            )
+    writer.close()
+    (file,) = writers.event_files(run)
+    return tmp_path / "logs", file, writers.record_spans(file)
+
+
+@pytest.mark.parametrize("length", [*HUGE_LENGTHS, "past-the-end"])
+def test_a_huge_length_with_a_valid_crc_is_a_truncated_tail_whatever_its_size(big_file_logdir, length):
+    # records.read_blocks read `need` bytes at once for a record larger than a block: a length of
+    # 2**40 or more with a valid CRC (and > 512 KiB after it) raised MemoryError / OverflowError.
+    path, file, spans = big_file_logdir
+    victim = spans[31]  # the first batch_loss record: 0 is file_version, 1..30 the epochs
+    size = file.stat().st_size
+    writers.set_length(file, victim.start, size if length == "past-the-end" else length)
+    frame, damage = read_with_warnings(path)
+    assert frame["tag"].astype(str).unique().tolist() == ["epoch_loss"]
+    assert frame["step"].tolist() == list(range(30))
+    assert [(p["kind"], p["offset"]) for p in frame.attrs["problems"]] == [("truncated", victim.start)]
+    assert len(damage) == 1 and f"{size - victim.start} bytes" in str(damage[0].message)
+
+
+@pytest.mark.parametrize("command", [["ls"], ["report", "--no-checkpoints"]])
+def test_ls_and_report_read_around_a_huge_length(big_file_logdir, command):
+    from click.testing import CliRunner
+
+    from runlens.cli import main
+
+    path, file, spans = big_file_logdir
+    writers.set_length(file, spans[31].start, 2**64 - 1)
+    result = CliRunner().invoke(main, [*command, str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "incomplete last record" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("appended", ["big", "small"])  # > and < files.WHOLE_FILE_BYTES appended
+def test_a_growing_file_read_on_where_it_stopped_reads_around_a_huge_length(big_file_logdir, appended):
+    from runlens.events.files import Resume, read_event_file
+
+    _, file, spans = big_file_logdir
+    whole = file.read_bytes()
+    writers.truncate(file, spans[31].start)  # the writer has written the epochs so far
+    first = read_event_file(str(file), checksum=True)
+    assert first.rows == 30 and first.problems == []
+    end = len(whole) if appended == "big" else spans[31].start + 100_000
+    file.write_bytes(whole[:end])  # it wrote on, and the next record's length is damaged
+    writers.set_length(file, spans[31].start, 2**40)
+    more = read_event_file(str(file), resume=Resume.after(first), checksum=True)
+    assert more.rows == 0
+    assert [(p.kind, p.offset) for p in more.problems] == [("truncated", spans[31].start)]
+    assert more.state.offset == spans[31].start  # the damaged record is read again next time

@@ -135,14 +135,58 @@ def test_random_bytes_yield_no_rows_and_no_exception(blob, block_size):
     assert blob == b"" or problems
 
 
+def length_field(length: int) -> bytes:
+    """A record's length field with a valid length CRC: only the length itself is wrong."""
+    field = struct.pack("<Q", length)
+    return field + struct.pack("<I", records.masked_crc(field))
+
+
+#: lengths past the end of any file, of every size (2**40 and up made records.read_blocks ask the
+#: stream for that many bytes at once: MemoryError / OverflowError)
+huge_lengths = st.one_of(
+    st.sampled_from([2**32, 2**40, 2**62, 2**63, 2**64 - 1]),
+    st.integers(min_value=2**31, max_value=2**64 - 1),
+)
+
+
 @settings(max_examples=50, deadline=None)
-@given(st.binary(max_size=2000), st.sampled_from([b"", struct.pack("<Q", 2**63)]))
+@given(
+    st.binary(max_size=2000),
+    st.sampled_from([b"", struct.pack("<Q", 2**63), length_field(2**40), length_field(2**64 - 1)]),
+)
 def test_read_event_file_never_raises(tmp_path_factory, blob, prefix):
     path = tmp_path_factory.mktemp("fuzz") / "events.out.tfevents.1.fuzz"
     path.write_bytes(prefix + blob)
     result = read_event_file(str(path))
     assert result.rows == 0
     assert result.problems or not (prefix + blob)
+
+
+#: a record repeated after the damage so that files reach the streamed path (> files.WHOLE_FILE_BYTES)
+_FILLER = frame_record(encode("loss", 1, 0.5, "simple")[0])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scalar_events, st.data(), huge_lengths, st.sampled_from([0, 1_000, 40_000]), block_sizes)
+def test_a_huge_length_ends_the_file_there_as_a_truncated_tail(
+    tmp_path_factory, events, data, length, fillers, block_size
+):
+    """A valid-CRC length past the end of the file, at any record, whatever the file size and
+    however it is read (in blocks of any size, or a real file: whole, or streamed when big)."""
+    blob, ends, rows = build(events)
+    at = data.draw(st.sampled_from([0, *ends[:-1]]))
+    kept = ends.index(at) + 1 if at else 0  # records wholly before the damage
+    damaged = blob[:at] + length_field(length) + blob[at + 12 :] + _FILLER * fillers
+    expected = [row for held in rows[:kept] for row in held]
+    got, problems = decode(damaged, block_size)
+    assert got == expected
+    assert [(p.kind, p.offset) for p in problems] == [("truncated", at)]
+    path = tmp_path_factory.mktemp("huge") / "events.out.tfevents.1.fuzz"
+    path.write_bytes(damaged)
+    result = read_event_file(str(path))
+    assert result.rows == len(expected)
+    assert [(p.kind, p.offset) for p in result.problems] == [("truncated", at)]
+    assert result.state.offset == at and not result.state.stopped
 
 
 def mutated_payloads():
@@ -231,7 +275,7 @@ def test_one_flipped_bit_anywhere_always_fails_the_whole_buffer_check(events, da
 
 @fuzz
 @given(
-    st.lists(st.tuples(scalar_events, st.integers(min_value=0, max_value=2)), min_size=1, max_size=4),
+    st.lists(st.tuples(scalar_events, st.integers(min_value=0, max_value=3)), min_size=1, max_size=4),
     st.data(),
 )
 def test_files_framed_together_give_what_each_file_gives_alone(files, data):
@@ -249,6 +293,10 @@ def test_files_framed_together_give_what_each_file_gives_alone(files, data):
                 st.integers(0, 7)
             )
             blob = bytes(flipped)
+        elif damage == 3:  # a valid-CRC length past the end, at some record
+            _, ends, _ = build(events)
+            at = data.draw(st.sampled_from([0, *ends[:-1]]))
+            blob = blob[:at] + length_field(data.draw(huge_lengths)) + blob[at + 12 :]
         contents.append(blob)
     together = [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
     block = records.frame_whole_files(contents, together)
@@ -288,3 +336,18 @@ def test_files_of_one_size_but_other_record_layouts_are_framed_each_as_it_is():
     ]
     assert block.sources.tolist() == [0, 0, 1, 1, 2, 2]
     assert [s.offset for s in states] == [len(first)] * 3 and [s.ordinal for s in states] == [2, 2, 2]
+
+
+def test_a_huge_length_where_a_same_sized_file_had_a_record_is_not_taken_for_that_record():
+    # frame_whole_files guesses that a file as long as an earlier one has its records at the same
+    # places and checks each guessed length at once; a length of 2**64 - 1 there must fail the
+    # check (not wrap around), and each file then frames on its own.
+    first = frame_record(b"a" * 10) + frame_record(b"b" * 30)
+    second = bytearray(frame_record(b"c" * 10) + frame_record(b"d" * 30))
+    second[26:38] = length_field(2**64 - 1)  # the second record's length
+    states = [ReadState("x"), ReadState("y")]
+    assert records.frame_whole_files([first, bytes(second)], states) is None
+    assert states == [ReadState("x"), ReadState("y")]
+    got, problems = decode(bytes(second), 1 << 19)
+    assert got == []  # (the payloads are not events)
+    assert [(p.kind, p.offset) for p in problems] == [("truncated", 26)]

@@ -521,3 +521,17 @@ def write_garbage(dir: Path, name: str = EVENT_FILE_NAME, *, size: int = 1000, s
     path = Path(dir) / name
     path.write_bytes(random.Random(seed).randbytes(size))
     return path
+
+
+def set_length(path: Path, offset: int, length: int) -> Path:
+    """Overwrite the length field of the record at ``offset`` with ``length`` and give it a *valid*
+    length CRC (the masked CRC-32C TFRecord stores), so only the length itself is wrong."""
+    import crc32c
+
+    data = bytearray(Path(path).read_bytes())
+    field = struct.pack("<Q", length)
+    crc = crc32c.crc32c(field)
+    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    data[offset : offset + 12] = field + struct.pack("<I", masked)
+    Path(path).write_bytes(bytes(data))
+    return Path(path)

@@ -25,6 +25,7 @@ from pandas.arrays import FloatingArray
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.events.logdir import read_scalars
 from runlens.events.sources import KERAS_SPLITS
+from runlens.name_columns import as_names
 from runlens.times import unix_seconds, utc_from_unix_seconds
 
 EPOCH_PREFIX = "epoch_"
@@ -94,12 +95,12 @@ def _warn_runs_without_epochs(
 def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     """The epoch frame of an already-read long frame (see :func:`read_epochs`)."""
     epoch_rows = scalars[scalars["tag"].astype(str).str.startswith(EPOCH_PREFIX)]
-    run_folder = epoch_rows["run"].astype(str)
+    run_folder = as_names(epoch_rows["run"])
     parent, split = split_keras_run(run_folder)
     metric = split.map(_SPLITS).fillna("") + epoch_rows["tag"].astype(str).str.slice(len(EPOCH_PREFIX))
     long = pd.DataFrame(
         {
-            "run": parent.to_numpy(),
+            "run": parent.array,  # names as they are (NAME_DTYPE)
             "epoch": epoch_rows["step"].to_numpy(),
             "metric": metric.to_numpy(),
             "wall_time": unix_seconds(epoch_rows["wall_time"]),
@@ -118,7 +119,7 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     for name, column in metric_columns(len(out), position, long["metric"], long["value"]).items():
         out[name] = column
     # Categorical as read_scalars' run: a sweep's epoch frame repeats each name for every epoch.
-    out["run"] = pd.Categorical(out["run"].astype(str))
+    out["run"] = pd.Categorical(as_names(out["run"]))  # names as the OS gives them
     return out
 
 

@@ -12,14 +12,25 @@ from __future__ import annotations
 class RunlensError(Exception):
     """A problem with the input or options that the user has to fix.
 
+    The message is one printable line: names from disk in it are shown escaped
+    (:func:`runlens.textsafe.shown`), so no file name can drive the terminal a traceback or the
+    CLI's ``Error:`` line is printed to, nor add a line to it.
+
     Example:
         >>> raise RunlensError("no event files under 'logs/'")
         Traceback (most recent call last):
         ...
         runlens.errors.RunlensError: no event files under 'logs/'
+        >>> str(RunlensError("logs\\n== forged: not found"))
+        'logs\\\\x0a== forged: not found'
     """
 
     exit_code: int = 2
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        from runlens.textsafe import shown  # (textsafe imports pandas: not at import of runlens)
+
+        super().__init__(shown(message), *args)
 
 
 class DamagedDataWarning(UserWarning):

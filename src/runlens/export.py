@@ -1,26 +1,41 @@
 """Write a frame to csv, parquet or json, chosen by the file's extension (or given), to a file or a
 stream such as standard output, keeping NaN apart from "not logged" wherever the format can:
 
-- csv: a logged NaN is written ``nan``, a value not logged is an empty cell;
+- csv: a logged NaN is written ``nan``, a value not logged is an empty cell; a field holding a
+  comma, quote or line break is quoted (when some name holds a carriage return, which Python's csv
+  writer would not quote, every string field is: that empty cell is then ``""``);
 - parquet: NaN is a float NaN, not logged is null (note: ``pandas.read_parquet`` turns both into
   ``<NA>``; pyarrow keeps them apart);
 - json: a list of row objects; NaN and infinities are the strings ``"NaN"``, ``"Infinity"``,
   ``"-Infinity"`` (JSON has no such numbers), not logged is ``null``.
+
+Names (runs) are data, kept as they are (:mod:`runlens.textsafe`): csv holds their bytes as on
+disk (UTF-8, and a byte that is not UTF-8 as that byte; a line break inside a quoted field), json
+escapes them (ASCII only; such a byte is the lone surrogate ``\\udcXX``, which ``os.fsencode``
+turns back into it). Parquet strings must be UTF-8: a name that is not is written as runlens shows
+it (``\\xNN``), the one place where a name is not kept byte for byte.
+
+The file is written whole or not at all (:func:`runlens.atomic.atomic_output`): a failure midway
+leaves what was at ``path`` untouched.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
+from runlens.atomic import atomic_output
 from runlens.errors import RunlensError
 from runlens.options import FRAME_FORMATS, FRAME_SUFFIXES, format_from_name, install_hint
+from runlens.textsafe import shown, utf8
 
 
 def json_value(value: Any) -> Any:
@@ -76,8 +91,11 @@ def write_frame(
     frame: pd.DataFrame, path: str | os.PathLike[str] | IO[str], *, format: str | None = None
 ) -> Path | IO[str]:
     """Write ``frame`` to ``path`` in ``format`` (default: the one its extension names; see the
-    module docstring). ``path`` may also be an open text stream (e.g. ``sys.stdout``) for ``csv``
-    or ``json`` (default ``csv``); parquet is binary and goes to files only.
+    module docstring), whole or not at all (:func:`runlens.atomic.atomic_output`). ``path`` may
+    also be an open text stream (e.g. ``sys.stdout``) for ``csv`` or ``json`` (default ``csv``);
+    parquet is binary and goes to files only. On a terminal, names are shown escaped
+    (:func:`runlens.textsafe.shown`), as every command prints them; piped, they are written as
+    they are.
 
     >>> import sys
     >>> _ = write_frame(pd.DataFrame({"epoch": [0, 1], "loss": [0.5, 0.25]}), sys.stdout, format="json")
@@ -88,17 +106,68 @@ def write_frame(
         format = "csv" if stream else output_format(path)
     elif format not in FRAME_FORMATS:
         raise RunlensError(f"format must be one of {', '.join(FRAME_FORMATS)}, got {format!r}")
-    if format == "csv":
-        frame.to_csv(path, index=False, na_rep="", float_format=None)
-    elif format == "parquet":
-        if stream:
+    if stream:
+        if format == "parquet":
             raise RunlensError("parquet is a binary format: write it to a file (a name ending in .parquet)")
-        check_writable(format, path)
-        frame.to_parquet(path, index=False)
-    else:
-        rows = json.dumps(json_ready(frame.astype(object).to_dict("records")), allow_nan=False) + "\n"
-        if stream:
-            path.write(rows)
+        terminal = getattr(path, "isatty", lambda: False)()
+        _write_stream(path, _text(_mapped_names(frame, shown) if terminal else frame, format))
+        return path
+    check_writable(format, path)
+    target = Path(path)
+    with atomic_output(target, what=f"the {format} file") as partial:
+        if format == "parquet":
+            _mapped_names(frame, utf8).to_parquet(partial, index=False)  # Arrow strings must be UTF-8
+        elif format == "csv":  # streamed by pandas; a byte that is not UTF-8 is written as that byte
+            frame.to_csv(partial, **_csv_options(frame), encoding="utf-8", errors="surrogateescape")
         else:
-            Path(path).write_text(rows)
-    return path if stream else Path(path)
+            partial.write_text(_text(frame, format), encoding="ascii")
+    return target
+
+
+def _text(frame: pd.DataFrame, format: str) -> str:
+    """``frame`` as csv or json text (json is ASCII: ``json.dumps`` escapes the rest)."""
+    if format == "csv":
+        return frame.to_csv(**_csv_options(frame))
+    return json.dumps(json_ready(frame.astype(object).to_dict("records")), allow_nan=False) + "\n"
+
+
+def _write_stream(stream: IO[str], text: str) -> None:
+    """Write ``text`` to a text stream; to its bytes (``buffer``) when it has them, so a name that
+    is not UTF-8 goes out as the bytes it was."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(text)
+        return
+    stream.flush()
+    buffer.write(text.encode("utf-8", "surrogateescape"))
+    buffer.flush()
+
+
+def _csv_options(frame: pd.DataFrame) -> dict[str, Any]:
+    """``to_csv`` options: no index, "not logged" as an empty cell, and ``csv.QUOTE_MINIMAL`` --
+    or ``QUOTE_NONNUMERIC`` when a string holds a ``\\r`` (the minimal quoting of Python's csv
+    writer leaves a lone carriage return unquoted, and readers end the row there)."""
+    texts = [str(c) for c in frame.columns] + [t for c in frame.columns for t in _texts(frame[c])]
+    quoting = csv.QUOTE_NONNUMERIC if any("\r" in text for text in texts) else csv.QUOTE_MINIMAL
+    return {"index": False, "na_rep": "", "quoting": quoting}
+
+
+def _mapped_names(frame: pd.DataFrame, show: Callable[[str], str]) -> pd.DataFrame:
+    """``frame`` with every string ``show(name)`` (:func:`runlens.textsafe.utf8` for Arrow, whose
+    strings must be UTF-8; :func:`runlens.textsafe.shown` for a terminal); unchanged, not copied,
+    when no string changes."""
+    fixed = {
+        column: frame[column].map(lambda v: show(v) if isinstance(v, str) else v)
+        for column in frame.columns
+        if any(show(text) != text for text in _texts(frame[column]))
+    }
+    return frame.assign(**fixed) if fixed else frame
+
+
+def _texts(values: pd.Series) -> list[str]:
+    """The strings a column holds (a categorical's categories; none in a numeric column)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.categories
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return []
+    return [v for v in values if isinstance(v, str)]

@@ -24,7 +24,8 @@ import pandas as pd
 from runlens.epochs import split_keras_run
 from runlens.errors import DamagedDataWarning
 from runlens.events.records import Block, Problem, ReadState, read_blocks
-from runlens.events.sources import find_event_files, open_binary
+from runlens.events.sources import find_event_files, open_binary, open_problem
+from runlens.name_columns import NAME_DTYPE
 
 __all__ = ["SESSION_START_TAG", "read_hparams"]
 
@@ -93,8 +94,7 @@ def _sessions(
                         if hparams is not None:
                             yield hparams
     except OSError as exc:
-        why = getattr(exc, "strerror", None) or exc
-        problems.append(Problem(path, "unreadable", None, f"{path}: cannot be read ({why}); skipped"))
+        problems.append(open_problem(path, exc))
 
 
 def _records_with_tag(block: Block) -> list[int]:
@@ -142,7 +142,7 @@ def _python(value: Any) -> Any:  # a google.protobuf.Value
 def _frame(found: dict[str, dict[str, Any]]) -> pd.DataFrame:
     runs = sorted(found)
     names = sorted({name for hparams in found.values() for name in hparams})
-    frame = pd.DataFrame({"run": pd.Series(runs, dtype=object).astype(str)})
+    frame = pd.DataFrame({"run": pd.Series(runs, dtype=NAME_DTYPE)})
     for name in names:
         values = [found[run].get(name) for run in runs]
         frame[name] = pd.Series(values, dtype=_dtype(values), index=frame.index)

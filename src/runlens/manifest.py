@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from runlens.atomic import atomic_output
 from runlens.errors import RunlensError
 from runlens.export import json_ready
 
@@ -150,16 +151,10 @@ def write_manifest(run_dir: str | os.PathLike[str], manifest: dict[str, Any]) ->
     >>> write_manifest("runs/exp1", manifest)          # doctest: +SKIP
     PosixPath('runs/exp1/runlens.json')
     """
-    folder = Path(run_dir)
-    target = folder / MANIFEST_NAME
+    target = Path(run_dir) / MANIFEST_NAME
     text = json.dumps(json_ready(manifest), allow_nan=False, indent=1) + "\n"
-    partial = folder / f".{MANIFEST_NAME}.{os.getpid()}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, target)
-    fsync_path(folder)
+    with atomic_output(target, what="the manifest") as partial:
+        partial.write_text(text, encoding="utf-8")
     return target
 
 
@@ -217,20 +212,6 @@ def ended_runs(root: str | os.PathLike[str], runs: Iterable[str]) -> set[str]:
 def _manifest_file(path: str | os.PathLike[str]) -> Path:
     file = Path(path)
     return file / MANIFEST_NAME if file.is_dir() else file
-
-
-def fsync_path(path: str | os.PathLike[str]) -> None:
-    """fsync a file or a folder (after a rename in it); best effort where the OS cannot."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # some platforms cannot open folders; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _validate(data: Any, file: Path) -> None:

@@ -19,6 +19,7 @@ from runlens.checkpoints.join import join_epoch_metrics, layout_logdir
 from runlens.checkpoints.names import ParsedName, Template, checkpoint_kind, guess_name
 from runlens.checkpoints.validate import check_checkpoint
 from runlens.errors import RunlensError
+from runlens.name_columns import NAME_DTYPE
 from runlens.times import utc_from_local
 
 LEADING_COLUMNS = ["path", "run", "epoch"]
@@ -167,7 +168,9 @@ def _parse(rel: str, templates: list[Template]) -> ParsedName:
 
 
 def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in rows for k in r)) or None)
+    # dtype=object first: paths and run names are kept as the OS gives them (runlens.textsafe),
+    # which pandas' default (Arrow) strings cannot hold when a name is not UTF-8
+    table = pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in rows for k in r)) or None, dtype=object)
     for column in LEADING_COLUMNS + TRAILING_COLUMNS:
         if column not in table.columns:
             table[column] = pd.Series(dtype=object)
@@ -182,7 +185,9 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
         table[column] = table[column].astype("Float64")
     named = table[metrics].notna().any(axis=1) if metrics else pd.Series(False, index=table.index)
     table["metrics_from"] = pd.Series("name", index=table.index).where(named)
-    for column in ("path", "run", "kind", "invalid_reason", "keras_version", "metrics_from"):
+    for column in ("path", "run"):
+        table[column] = table[column].astype(NAME_DTYPE)
+    for column in ("kind", "invalid_reason", "keras_version", "metrics_from"):
         table[column] = table[column].astype("str")
     return table
 

@@ -34,6 +34,7 @@ def join_epoch_metrics(table: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFram
     if not ckpt_runs & log_runs and len(ckpt_runs) == 1 and len(log_runs) == 1:
         logs["run"] = next(iter(ckpt_runs))
     logs["epoch"] = logs["epoch"].astype("Int64")
+    logs["run"] = logs["run"].astype(table["run"].dtype)  # the same key type (names: NAME_DTYPE)
     logs["_found"] = True
     table = table.reset_index(drop=True)
     joined = table.merge(logs, on=["run", "epoch"], how="left", suffixes=("", "_logged"))

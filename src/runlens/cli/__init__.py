@@ -19,9 +19,10 @@ from typing import Any
 import click
 
 from runlens import __version__
+from runlens.cli.output import say
 from runlens.errors import DamagedDataWarning, RunlensError
 from runlens.options import DISTRIBUTION
-from runlens.textsafe import printable
+from runlens.textsafe import shown
 
 
 class _Group(click.Group):
@@ -42,7 +43,7 @@ class _Group(click.Group):
         except click.UsageError as exc:  # from a subcommand's options or arguments
             raise _one_line(exc) from None
         except RunlensError as exc:
-            click.echo(printable(f"Error: {exc}"), err=True)
+            say(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
 
 
@@ -54,7 +55,7 @@ def _one_line(exc: click.UsageError) -> click.UsageError:
         return exc
     message = " ".join(line.strip() for line in exc.format_message().splitlines()).rstrip(".")
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-    return click.UsageError(printable(message + where))
+    return click.UsageError(shown(message + where))
 
 
 @click.group("runlens", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

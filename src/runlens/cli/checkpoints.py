@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from runlens.cli.output import echo_frame
+from runlens.cli.output import echo_frame, say
 from runlens.options import CHECKPOINT_MIN_AGE
-from runlens.textsafe import printable
 from runlens.units import nbytes
 
 if TYPE_CHECKING:
@@ -154,35 +153,38 @@ def prune_command(
     _echo_notes(table, dir)
     unranked = plan["valid"] & (plan[monitor].isna() if monitor in plan.columns else True)
     if unranked.any():
-        click.echo(
+        say(
             f"{int(unranked.sum())} valid checkpoint(s) have no {monitor} value, so they are kept: "
             "pass --template with the ModelCheckpoint filepath, or --logdir"
         )
     freed = f"{summary['bytes_to_free']:,} bytes ({nbytes(summary['bytes_to_free'])})"
     if not do_apply:
-        click.echo(f"\nwould delete {summary['drop']} of {summary['files']} checkpoints, freeing {freed}")
+        say("", f"would delete {summary['drop']} of {summary['files']} checkpoints, freeing {freed}")
         where = " (move to --trash)" if trash else ""
-        click.echo(f"dry run: nothing was changed; add --apply to delete{where}")
+        say(f"dry run: nothing was changed; add --apply to delete{where}")
         return
     result = apply_prune(plan, dir, trash=trash)
     verb = "moved" if trash else "deleted"
     for index, path in enumerate(result.removed):
-        click.echo(printable(f"{verb} {path}" + (f" -> {result.moved_to[index]}" if trash else "")))
+        say(f"{verb} {path}" + (f" -> {result.moved_to[index]}" if trash else ""))
     for path, why in result.skipped:
-        click.echo(printable(f"left {path}: {why}"))
-    click.echo(
-        f"\n{verb} {len(result.removed)} checkpoints, freed {result.bytes_freed:,} bytes "
-        f"({nbytes(result.bytes_freed)})"
+        say(f"left {path}: {why}")
+    say(
+        "",
+        f"{verb} {len(result.removed)} checkpoints, freed {result.bytes_freed:,} bytes "
+        f"({nbytes(result.bytes_freed)})",
     )
     if result.failed:
         for path, why in result.failed:
-            click.echo(f"could not remove {path}: {why}", err=True)
+            say(f"could not remove {path}: {why}", err=True)
         raise SystemExit(1)
 
 
 def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     """The columns worth reading, epochs 1-based, paths relative to DIR, sizes readable."""
     import pandas as pd
+
+    from runlens.name_columns import NAME_DTYPE
 
     fixed = {
         "path",
@@ -204,7 +206,7 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     metrics = [c for c in table.columns if c not in fixed and table[c].notna().any()]
     table = table.sort_values(["run", "kind", "epoch"], kind="stable", na_position="last")
     out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})
-    out["file"] = [os.path.relpath(p, root) for p in table["path"]]
+    out["file"] = pd.array([os.path.relpath(p, root) for p in table["path"]], dtype=NAME_DTYPE)
     out["kind"], out["size"] = table["kind"], [nbytes(b) for b in table["size_bytes"]]
     for metric in metrics:
         out[metric] = [("" if pd.isna(v) else f"{v:.6g}") for v in table[metric]]
@@ -220,15 +222,16 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
 def _echo_notes(table: pd.DataFrame, root: str) -> None:
     unplaced = table[table["epoch"].isna()]
     if len(unplaced):
-        click.echo(
-            f"\n{len(unplaced)} file(s) whose epoch could not be read from the name "
-            "(pass --template with the ModelCheckpoint filepath):"
+        say(
+            "",
+            f"{len(unplaced)} file(s) whose epoch could not be read from the name "
+            "(pass --template with the ModelCheckpoint filepath):",
         )
         for path in unplaced["path"]:
-            click.echo(f"  {os.path.relpath(path, root)}")
+            say(f"  {os.path.relpath(path, root)}")
     for skipped in table.attrs.get("skipped", []):
-        click.echo(printable(f"skipped {skipped['path']}: {skipped['reason']}"))
+        say(f"skipped {skipped['path']}: {skipped['reason']}")
     metrics_from = table["metrics_from"].dropna().unique()
     if len(table):
         sources = ", ".join(sorted(metrics_from)) or "nowhere (no metrics in names or logs)"
-        click.echo(f"metrics from: {sources}")
+        say(f"metrics from: {sources}")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from runlens.cli.output import RUNS_HELP
+from runlens.cli.output import RUNS_HELP, say
 from runlens.options import FRAME_FORMATS, STDOUT
 
 
@@ -78,4 +78,4 @@ def export_command(
         write_frame(frame, sys.stdout, format=fmt)
         return
     written = write_frame(frame, output, format=fmt)
-    click.echo(f"wrote {len(frame):,} rows to {written}")
+    say(f"wrote {len(frame):,} rows to {written}")

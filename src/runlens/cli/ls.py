@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runlens.cli.output import RUNS_HELP, echo_frame, echo_problems
+from runlens.cli.output import RUNS_HELP, echo_frame, echo_problems, say
 
 
 @click.command("ls")
@@ -29,5 +29,5 @@ def ls_command(path: str, by_tag: bool, runs: tuple[str, ...], cache: bool) -> N
     scalars = read_scalars(path, runs=runs or None, cache=cache)
     summary = summarize_scalars(scalars, by_tag=by_tag)
     echo_frame(summary.assign(start=summary["start"].dt.floor("s"), end=summary["end"].dt.floor("s")))
-    click.echo(f"\n{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
+    say("", f"{len(scalars):,} points in {scalars['run'].nunique()} run(s)")
     echo_problems(scalars.attrs["problems"])

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from runlens.errors import RunlensError
+from runlens.cli.output import say, say_text, write_output
 from runlens.options import (
     CHECKPOINT_MIN_AGE,
     REPORT_FORMATS,
@@ -220,12 +219,7 @@ def report_command(
     with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
         rendered = render_report(report, fmt)
     if output is None:
-        click.echo(rendered, nl=False)
+        say_text(rendered)
         return
-    try:
-        Path(output).write_text(rendered, encoding="utf-8")
-    except OSError as exc:
-        raise RunlensError(
-            f"{output}: cannot write the report ({exc.strerror or exc}); pick another -o"
-        ) from None
-    click.echo(f"wrote the {fmt} report on {len(report.runs)} run(s) to {output}")
+    write_output(output, rendered, what="the report")
+    say(f"wrote the {fmt} report on {len(report.runs)} run(s) to {output}")

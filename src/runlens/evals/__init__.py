@@ -27,6 +27,7 @@ from runlens.evals import generic, keras, lightning, transformers
 from runlens.evals.detect import FRAMEWORKS, Detected, check_framework, detect_folders
 from runlens.events.logdir import read_scalars
 from runlens.events.sources import is_url
+from runlens.name_columns import as_names
 
 __all__ = ["FRAMEWORKS", "evals_from_scalars", "read_evals"]
 
@@ -100,11 +101,11 @@ def evals_from_scalars(
     folders = [str(r) for r in scalars.attrs.get("runs", [])]  # every folder read, scalars or not
     pairs = scalars[["run", "tag"]].drop_duplicates()
     tags_by_folder: dict[str, set[str]] = {folder: set() for folder in folders}
-    for folder, tag in zip(pairs["run"].astype(str).tolist(), pairs["tag"].astype(str).tolist()):
+    for folder, tag in zip(as_names(pairs["run"]).tolist(), pairs["tag"].astype(str).tolist()):
         tags_by_folder.setdefault(folder, set()).add(tag)
     found = detect_folders(tags_by_folder, framework=framework, has_hparams=_hparams_finder(root))
     parts = []
-    folder_of = scalars["run"].astype(str)
+    folder_of = as_names(scalars["run"])
     for name, reader in _READERS.items():
         chosen = [f for f, d in found.items() if d.framework == name and tags_by_folder[f]]
         if chosen:
@@ -150,7 +151,7 @@ def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     frame["eval"] = frame["eval"].astype(np.int64)
     frame["step"] = frame["step"].astype(np.int64)
     frame["epoch"] = _epoch_column(frame["epoch"].to_numpy(dtype=np.float64), frame["framework"])
-    frame["run"] = pd.Categorical(frame["run"].astype(str))  # as read_scalars' and read_epochs' run
+    frame["run"] = pd.Categorical(as_names(frame["run"]))  # as read_scalars' and read_epochs' run
     return frame
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from runlens.epochs import metric_columns
+from runlens.name_columns import as_names
 from runlens.times import unix_seconds, utc_from_unix_seconds
 
 __all__ = ["step_evals"]
@@ -43,7 +44,7 @@ def step_evals(
     """
     rows = pd.DataFrame(
         {
-            "run": long["run"].astype(str).to_numpy(),
+            "run": as_names(long["run"]).to_numpy(),
             "tag": long["tag"].astype(str).to_numpy(),
             "step": long["step"].to_numpy(dtype=np.int64),
             "wall_time": unix_seconds(long["wall_time"]),

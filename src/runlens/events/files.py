@@ -11,7 +11,7 @@ import numpy as np
 
 from runlens.events.decode import Rows, TagTable, decode_block
 from runlens.events.records import Block, Problem, ReadState, frame_whole_files, read_blocks
-from runlens.events.sources import open_binary
+from runlens.events.sources import open_binary, open_problem
 
 BATCH_BYTES = 1 << 19  # records of small files are decoded together until this many bytes
 WHOLE_FILE_BYTES = 1 << 18  # files (or appended tails) smaller than this are framed together too
@@ -173,8 +173,7 @@ def read_event_files(
                 for block in read_blocks(stream, state, head=head):
                     batch.add(block, number)
         except OSError as exc:
-            message = f"{state.path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); skipped"
-            state.problems.append(Problem(state.path, "unreadable", None, message))
+            state.problems.append(open_problem(state.path, exc))
     return batch.finish()
 
 

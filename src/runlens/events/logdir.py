@@ -33,6 +33,7 @@ from runlens.events.sources import (
     run_spans,
     written_order,
 )
+from runlens.name_columns import names
 from runlens.times import utc_from_unix_seconds
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
@@ -314,12 +315,13 @@ def _assemble(pieces: list[_Piece], tag_names: list[str], run_names: list[str]) 
     return pd.DataFrame(columns, copy=False)
 
 
-def _used_categories(codes: np.ndarray, names: list[str]) -> pd.Categorical:
-    """A categorical of ``codes`` into ``names`` that keeps only the names some row uses."""
-    used = np.bincount(codes, minlength=len(names)) > 0
+def _used_categories(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
+    """A categorical of ``codes`` into ``labels`` that keeps only the labels some row uses (names
+    as the OS gives them: :data:`runlens.name_columns.NAME_DTYPE`)."""
+    used = np.bincount(codes, minlength=len(labels)) > 0
     if not used.all():
         codes = (np.cumsum(used) - 1).astype(_code_dtype(int(used.sum())))[codes]
-    return pd.Categorical.from_codes(codes, categories=[n for n, u in zip(names, used) if u])
+    return pd.Categorical.from_codes(codes, categories=names(n for n, u in zip(labels, used) if u))
 
 
 class _ColumnCopier:

@@ -25,6 +25,7 @@ Each of these is reported as a :class:`Problem`; nothing here raises on damaged 
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -32,6 +33,8 @@ from typing import BinaryIO
 
 import crc32c as _crc32c
 import numpy as np
+
+from runlens.textsafe import shown
 
 HEADER = 12  # uint64 length + uint32 crc of the length
 FOOTER = 4  # uint32 crc of the payload
@@ -84,13 +87,20 @@ def _masked_crc_of_headers(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Problem:
-    """Something in a file that could not be read; everything intact around it was kept."""
+    """Something in a file that could not be read; everything intact around it was kept.
+
+    ``path`` is the file as the OS names it (data); ``message`` is for people: one printable line,
+    the path in it shown escaped (:func:`runlens.textsafe.shown`), whoever builds the problem.
+    """
 
     path: str
-    kind: str  # "truncated" | "bad-payload-crc" | "bad-length-crc" | "empty" | "unreadable" | "undecodable"
+    kind: str  # truncated | bad-payload-crc | bad-length-crc | empty | unreadable | not-a-file | undecodable
     offset: int | None
     message: str
     count: int = 1  # records it concerns, where counted (bad-payload-crc)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", shown(self.message))
 
     def as_dict(self) -> dict[str, object]:
         return {"path": self.path, "kind": self.kind, "offset": self.offset, "message": self.message}
@@ -170,6 +180,7 @@ def read_blocks(
     pending = head
     eof = False
     start = state.offset
+    tail = 0  # bytes of the last, incomplete record (more than ``pending`` when not read at all)
     while not state.stopped:
         chunk = stream.read(block_size)
         eof = len(chunk) < block_size
@@ -183,20 +194,57 @@ def read_blocks(
             state.checksum = _crc32c.crc32c(memoryview(buffer)[:consumed], state.checksum)
         pending = buffer[consumed:]
         state.offset += consumed
+        tail = len(pending)
         if eof:
             break
-        while need > len(pending) + block_size and not state.stopped:
-            more = stream.read(need - len(pending))  # one record larger than a block
-            if not more:
-                eof = True
+        if need > len(pending) + block_size and not state.stopped:  # one record larger than a block
+            pending, tail = _read_record(stream, pending, need)
+            eof = len(pending) < need
+            if eof:
                 break
-            pending += more
-    if not state.stopped and pending and eof:
-        _report_tail(pending, state)
+    if not state.stopped and tail and eof:
+        _report_tail(pending, tail, state)
     if start == 0 and state.offset == 0 and not pending and not state.problems:
         state.problems.append(
             Problem(state.path, "empty", None, f"{state.path}: empty file, nothing to read")
         )
+
+
+_MAX_READ = 1 << 26  # a record larger than a block is read in pieces of at most this many bytes
+
+
+def _read_record(stream: BinaryIO, pending: bytes, need: int) -> tuple[bytes, int]:
+    """``pending`` (the start of a record ``need`` bytes long) completed from ``stream``, and how
+    many bytes the record has in the file (``need`` when whole).
+
+    A record the file cannot hold (a length past its end: a file cut mid-write, or a damaged length
+    whose CRC still holds, up to 2**64 - 1) is not read at all: its length is compared with what is
+    left of the stream first. Where that cannot be known (a stream that cannot seek), it is read in
+    bounded pieces until the stream ends, so memory is bounded by the file, never by the length.
+    """
+    left = _bytes_left(stream)
+    if left is not None and len(pending) + left < need:
+        return pending, len(pending) + left
+    pieces = [pending]
+    have = len(pending)
+    while have < need:
+        more = stream.read(min(need - have, _MAX_READ))
+        if not more:
+            break
+        pieces.append(more)
+        have += len(more)
+    return b"".join(pieces), have
+
+
+def _bytes_left(stream: BinaryIO) -> int | None:
+    """Bytes between the stream's position and its end, or None when the stream cannot seek."""
+    try:
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    return max(end - here, 0)
 
 
 def frame_whole_files(contents: list[bytes], states: list[ReadState]) -> Block | None:
@@ -434,13 +482,18 @@ def _length_crc_ok(buffer: bytes, pos: int) -> bool:
     return masked_crc(memoryview(buffer)[pos : pos + 8]) == stored
 
 
-def _report_tail(pending: bytes, cursor: ReadState) -> None:
+def _report_tail(pending: bytes, size: int, cursor: ReadState) -> None:
+    """Report the ``size`` bytes left after the last whole record (``pending`` holds their start)
+    as a truncated tail: a record cut mid-write, or a length past the end of the file."""
     offset = cursor.offset
+    claim = ""
+    if len(pending) >= HEADER:
+        claim = f", its length says {_U64.unpack_from(pending)[0] + HEADER + FOOTER} bytes"
     if offset == 0:
-        message = f"{cursor.path}: {len(pending)} bytes that hold no complete record (not an event file?)"
+        message = f"{cursor.path}: {size} bytes that hold no complete record{claim} (not an event file?)"
     else:
         message = (
-            f"{cursor.path}: incomplete last record ({len(pending)} bytes from byte {offset}; "
+            f"{cursor.path}: incomplete last record ({size} bytes from byte {offset}{claim}; "
             "the writer stopped mid-write?), every complete record before it was read"
         )
     cursor.problems.append(Problem(cursor.path, "truncated", offset, message))

@@ -5,6 +5,11 @@ path relative to the logdir with '/' separators, '.' for the logdir itself -- as
 runs. ``runs=`` selects folders by the names runlens prints (:func:`run_names`). A path with a
 scheme (``s3://``, ``gs://``, ``memory://``, ...) is read through fsspec, streamed (never
 downloaded whole to disk); ``storage_options`` are passed to its filesystem.
+
+Only regular files are read. Anything else named like an event file -- a FIFO (opening it would
+block until a writer came), a socket, a device, a symlink to one of those, a folder named like a
+writer's event file -- is still listed, so that reading it reports a ``not-a-file`` problem
+instead of blocking or vanishing silently (:func:`open_binary` refuses it).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from runlens.errors import RunlensError
-from runlens.events.records import masked_crc
+from runlens.events.records import Problem, masked_crc
 from runlens.options import install_hint
 
 _STAMP = re.compile(r"tfevents\.(\d+)")
@@ -27,6 +33,9 @@ _DIGITS = re.compile(r"(\d+)")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 KERAS_SPLITS = ("train", "validation")  # Keras' TensorBoard callback writes RUN/train and RUN/validation
 _LISTED_RUNS = 12  # an error about runs= lists this many of the names there are
+# A folder is listed as a (not-a-file) event file only when named as writers name event files: a
+# run folder may well be called "tfevents_study", but not "events.out.tfevents.1699.host".
+_WRITER_NAME = "events.out.tfevents."
 
 
 @dataclass(frozen=True)
@@ -141,7 +150,10 @@ def _find_local(root: Path) -> Iterable[EventFile]:
         yield _local_file(".", str(root))
         return
     if not root.is_dir():
-        raise RunlensError(f"{root}: no such file or folder; give a logdir or an event file")
+        if not os.path.exists(root):
+            raise RunlensError(f"{root}: no such file or folder; give a logdir or an event file")
+        yield _local_file(".", str(root))  # a FIFO, socket, device...: a problem when opened
+        return
     seen: set[tuple[int, int]] = set()
     folders = [(str(root), ".")]
     while folders:
@@ -161,7 +173,7 @@ def _find_local(root: Path) -> Iterable[EventFile]:
                 is_folder = False
             if is_folder:
                 folders.append((entry.path, entry.name if run == "." else f"{run}/{entry.name}"))
-            elif "tfevents" in entry.name:
+            if "tfevents" in entry.name and (not is_folder or entry.name.startswith(_WRITER_NAME)):
                 yield _local_file(run, entry.path)
 
 
@@ -241,12 +253,63 @@ def _find_remote(url: str, storage_options: dict[str, Any] | None) -> Iterable[E
         )
 
 
+class NotAFile(OSError):
+    """A path named like an event file that is not a regular file (``what`` it is instead)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"not a regular file ({what})")
+        self.what = what
+
+
 def open_binary(path: str, storage_options: dict[str, Any] | None = None) -> BinaryIO:
-    """A binary stream of an event file, local or remote (streamed in blocks, not downloaded)."""
+    """A binary stream of an event file, local or remote (streamed in blocks, not downloaded).
+
+    A local path must be a regular file, else :class:`NotAFile` is raised: it is checked before
+    opening (a FIFO or a device is never opened) and again on what was opened, which is opened
+    non-blocking, so that a FIFO put in its place in between cannot block either (``O_NONBLOCK``
+    changes nothing for reading a regular file).
+    """
     if is_url(path):
         fs, inner = filesystem(path, storage_options)
         return fs.open(inner, "rb", block_size=1 << 22)
-    return open(path.removeprefix("file://"), "rb")
+    local = path.removeprefix("file://")
+    _check_regular(os.stat(local).st_mode)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    )
+    fd = os.open(local, flags)
+    try:
+        _check_regular(os.fstat(fd).st_mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_NOT_FILES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _check_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotAFile(next((what for test, what in _NOT_FILES if test(mode)), "a special file"))
+
+
+def open_problem(path: str, exc: OSError) -> Problem:
+    """The problem to report for an event file :func:`open_binary` (or reading it) failed on.
+
+    >>> open_problem("x", NotAFile("a FIFO")).message
+    'x: not a regular file (a FIFO); skipped'
+    """
+    if isinstance(exc, NotAFile):
+        return Problem(path, "not-a-file", None, f"{path}: not a regular file ({exc.what}); skipped")
+    why = getattr(exc, "strerror", None) or exc
+    return Problem(path, "unreadable", None, f"{path}: cannot be read ({why}); skipped")
 
 
 def written_order(path: str) -> tuple[int, list[int | str]]:

@@ -41,6 +41,7 @@ from typing import Any
 import keras
 import pandas as pd
 
+from runlens.atomic import fsync_path
 from runlens.checkpoints.index import CHECKPOINTS_FOLDER, read_checkpoints
 from runlens.checkpoints.plan import plan_prune
 from runlens.checkpoints.prune import apply_prune
@@ -48,7 +49,6 @@ from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
 from runlens.keras.names import CheckpointNames
 from runlens.keras.record import RunRecord
-from runlens.manifest import fsync_path
 
 SAVING = ".runlens-saving"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from runlens.manifest import fsync_path
+from runlens.atomic import atomic_output
 
 
 class ResumableCSVLogger(keras.callbacks.CSVLogger):
@@ -58,11 +58,6 @@ def _keep_rows_before(filename: str, epoch: int, separator: str) -> list[str] | 
     if not rows or not rows[0] or rows[0][0] != "epoch":
         return None
     kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epoch]
-    partial = f"{filename}.partial"
-    with open(partial, "w", newline="") as f:
+    with atomic_output(filename, what="the CSV history") as partial, open(partial, "w", newline="") as f:
         csv.writer(f, delimiter=separator).writerows(kept)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, filename)
-    fsync_path(os.path.dirname(os.path.abspath(filename)))
     return rows[0]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
+from runlens.name_columns import NAME_DTYPE
 from runlens.policies.early_stopping import EarlyStopping, Trace
 from runlens.policies.plateau import ReduceLROnPlateau
 from runlens.policies.runs import RunSeries, costs, run_series
@@ -94,7 +95,7 @@ def _replay_run(series: RunSeries, policy: EarlyStopping) -> dict:
 
 
 _DTYPES = {
-    "run": "str",
+    "run": NAME_DTYPE,  # names as the OS gives them (runlens.textsafe)
     "epochs_logged": "int64",
     "epochs_trained": "int64",
     "stopped_epoch": "Int64",

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
+from runlens.name_columns import as_names
 from runlens.policies.monitor import Direction, as_epoch_values
 from runlens.times import unix_seconds
 
@@ -76,7 +77,7 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
     epochs = frame["epoch"].to_numpy()
     if len(epochs) and (np.any(epochs < 0) or not np.all(np.mod(epochs, 1) == 0)):
         raise RunlensError("the epoch frame has epochs that are not whole numbers >= 0")
-    runs = frame["run"].astype(str).to_numpy()
+    runs = as_names(frame["run"]).to_numpy()
     values, present = as_epoch_values(frame[column], name=column)
     wall = unix_seconds(frame["wall_time"])  # UTC datetimes (read_epochs) or Unix seconds
     order = np.lexsort((epochs, runs))

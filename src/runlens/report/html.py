@@ -1,9 +1,11 @@
 """The HTML report: one self-contained file, plots embedded as base64 PNG, no external resources.
 
 Run names, metric names, notes and paths come from files anyone can write: every piece of text
-goes through :func:`html.escape` (quotes included), run sections are anchored by their position
-(never by their name), and a Content-Security-Policy allows no script and no resource but the
-embedded images and the inline style.
+goes through :func:`_text` -- :func:`~runlens.textsafe.shown` (control and bidi characters made
+visible as ``\\x1b``, ``\\u202e``: none can reorder or hide what follows) then
+:func:`html.escape` (quotes included) --, run sections are anchored by their position (never by
+their name), and a Content-Security-Policy allows no script and no resource but the embedded
+images and the inline style.
 
 >>> open("report.html", "w").write(render_html(runlens.build_report("sample_logs")))  # doctest: +SKIP
 """
@@ -16,6 +18,7 @@ from runlens.report import describe
 from runlens.report.bundle import WARNING
 from runlens.report.model import Report
 from runlens.report.plots import run_plots, sweep_plot
+from runlens.textsafe import shown, text_lines
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _STYLE = """
@@ -40,17 +43,19 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
+        f"<title>{_text(title)}</title><style>",
+        *_STYLE.strip().split("\n"),
+        "</style></head><body>",
+        f"<h1>{_text(title)}</h1>",
         _pairs(describe.header_lines(report)),
-        f'<p class="note">{escape(describe.EPOCHS_NOTE)}</p>',
+        f'<p class="note">{_text(describe.EPOCHS_NOTE)}</p>',
         "<h2>Runs</h2>",
         _table(describe.run_headers(s), [describe.run_cells(r) for r in report.runs], links=True),
     ]
     images = run_plots(report.runs, s)
     for i, (record, image) in enumerate(zip(report.runs, images)):
         out += [
-            f'<section class="run" id="run-{i}"><h3>{escape(record.run)}</h3>',
+            f'<section class="run" id="run-{i}"><h3>{_text(record.run)}</h3>',
             _pairs(describe.run_lines(record, s)),
             _image(image, f"{s.monitor}, train vs validation and learning rate of run {record.run}"),
             "</section>",
@@ -70,15 +75,20 @@ def render_html(report: Report) -> str:
         _pairs(describe.totals_lines(report)),
     ]
     if report.warnings:
-        out += ["<h2>Warnings</h2><ul>", *(f"<li>{escape(w)}</li>" for w in report.warnings), "</ul>"]
+        out += ["<h2>Warnings</h2><ul>", *(f"<li>{_text(w)}</li>" for w in report.warnings), "</ul>"]
     out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return text_lines(out)
+
+
+def _text(text: str) -> str:
+    """Text from anywhere, safe as HTML element content or a quoted attribute value."""
+    return escape(shown(text))
 
 
 def _pairs(lines: describe.Lines) -> str:
     warn = ' class="warning"'  # disagreement lines of runs trained with runlens.keras
     rows = "".join(
-        f"<tr{warn if label == WARNING else ''}><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
+        f"<tr{warn if label == WARNING else ''}><th>{_text(label)}</th><td>{_text(text)}</td></tr>"
         for label, text in lines
     )
     return f'<table class="pairs">{rows}</table>'
@@ -88,10 +98,10 @@ def _table(
     headers: list[str], rows: list[list[str]], *, links: bool = False, marked: list[bool] | None = None
 ) -> str:
     """A table; ``links`` makes each first cell a link to its run's section, ``marked`` rows bold."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    head = "".join(f"<th>{_text(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
-        cells = [escape(c) for c in row]
+        cells = [_text(c) for c in row]
         if links:
             cells[0] = f'<a href="#run-{i}">{cells[0]}</a>'
         css = ' class="recommended"' if marked and marked[i] else ""
@@ -100,4 +110,4 @@ def _table(
 
 
 def _image(png_base64: str, alt: str) -> str:
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{png_base64}">'
+    return f'<img alt="{_text(alt)}" src="data:image/png;base64,{png_base64}">'

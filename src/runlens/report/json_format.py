@@ -20,7 +20,10 @@ from runlens.report.model import Report
 
 def render_json(report: Report) -> str:
     """The report as a JSON document: indented, keys in a stable order, lists of numbers (the
-    per-epoch curves) on one line each."""
+    per-epoch curves) on one line each. Names are data, kept as they are: ``json.dumps`` (ASCII
+    only) writes every other character as ``\\uXXXX``, so the document holds no control or bidi
+    character, and a byte that is not UTF-8 is the lone surrogate ``\\udcXX``
+    (``os.fsencode`` gives the byte back)."""
     return _dumps(json_ready(report.to_dict()), 0) + "\n"
 
 

@@ -1,11 +1,16 @@
 """The Markdown report: the text report's content as tables (GitHub-flavoured).
 
-Run names, metric names and notes come from files anyone can write, so every cell is escaped:
-Markdown's emphasis, code, link and table characters get a backslash, ``<``/``>``/``&`` become
-entities (no raw HTML gets through), and line breaks become spaces (a cell stays one table cell).
+Run names, metric names and notes come from files anyone can write, so every cell, heading and
+list item is escaped: first :func:`~runlens.textsafe.shown` (line breaks, controls and bidi
+characters become visible ``\\x0a``, ``\\u202e``: a cell stays one table cell, a heading one
+line), then Markdown's emphasis, code, link, heading, math and table characters get a backslash,
+``<``/``>``/``&`` become entities (no raw HTML gets through), and a leading list marker
+(``-``, ``+``, ``1.``) is escaped so a list item cannot open another list.
 
 >>> escape("a|b <script>")
 'a\\\\|b &lt;script&gt;'
+>>> escape("run\\n# x"), _item("1. run"), _item("-x")
+('run\\\\\\\\x0a\\\\# x', '1\\\\. run', '\\\\-x')
 """
 
 from __future__ import annotations
@@ -14,15 +19,21 @@ import re
 
 from runlens.report import describe
 from runlens.report.model import Report
+from runlens.textsafe import shown, text_lines
 
-_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+_PUNCTUATION = re.compile(r"([\\`*_\[\]|~#$])")
+_LIST_MARKER = re.compile(r"^(\d+(?=[.)])[.)]|[-+])")
 
 
 def escape(text: str) -> str:
     """``text`` safe inside a Markdown table cell or heading."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = re.sub(r"\s+", " ", text)
+    text = shown(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def _item(text: str) -> str:
+    """``text`` safe as a list item: :func:`escape`, and a leading list marker escaped."""
+    return _LIST_MARKER.sub(lambda m: f"{m.group()[:-1]}\\{m.group()[-1]}", escape(text))
 
 
 def render_markdown(report: Report) -> str:
@@ -38,8 +49,8 @@ def render_markdown(report: Report) -> str:
     out += ["", *_pairs(describe.sweep_lines(report))]
     out += ["", "## Totals", "", *_pairs(describe.totals_lines(report))]
     if report.warnings:
-        out += ["", "## Warnings", "", *[f"- {escape(w)}" for w in report.warnings]]
-    return "\n".join(out) + "\n"
+        out += ["", "## Warnings", "", *[f"- {_item(w)}" for w in report.warnings]]
+    return text_lines(out)
 
 
 def _pairs(lines: describe.Lines) -> list[str]:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runlens.report.model import RunRecord, Settings, SweepSummary
+from runlens.textsafe import shown
 
 PARALLEL_FROM = 16  # runs; below this, spawning plotting processes costs more than it saves
 _DPI = 72
@@ -89,8 +90,9 @@ def _png(fig: Any) -> str:
 
 
 def _plain(text: str) -> str:
-    """``text`` drawn as it is: matplotlib reads ``$...$`` as mathtext unless the ``$`` is escaped."""
-    return text.replace("$", r"\$")
+    """``text`` drawn as it reads in the report: control characters shown escaped, and ``$``
+    escaped (matplotlib reads ``$...$`` as mathtext)."""
+    return shown(text).replace("$", r"\$")
 
 
 def _points(values: list[float | None]) -> tuple[list[int], list[float]]:

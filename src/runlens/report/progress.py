@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from runlens.textsafe import shown
+
 
 @contextmanager
 def delayed_notice(message: str, *, stream: TextIO | None = None, delay: float = 0.5) -> Iterator[None]:
@@ -33,7 +35,7 @@ def delayed_notice(message: str, *, stream: TextIO | None = None, delay: float =
     def show() -> None:
         with lock:
             if not state["done"]:
-                stream.write(message)
+                stream.write(shown(message))  # the message names the logdir: shown escaped
                 stream.flush()
                 state["shown"] = True
 

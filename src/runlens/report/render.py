@@ -8,12 +8,14 @@ from __future__ import annotations
 from runlens.errors import RunlensError
 from runlens.options import REPORT_FORMATS as FORMATS
 from runlens.report.model import Report
-from runlens.textsafe import printable
 
 
 def render_report(report: Report, format: str = "text") -> str:
     """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
-    the README) or ``"html"`` (one self-contained file with plots)."""
+    the README) or ``"html"`` (one self-contained file with plots).
+
+    Names from disk are shown escaped in text, Markdown and HTML (:mod:`runlens.textsafe`) and
+    kept as they are in JSON (where ``json.dumps`` escapes them: the document is ASCII)."""
     if format == "text":
         from runlens.report.text import render_text as render
     elif format == "markdown":
@@ -24,6 +26,7 @@ def render_report(report: Report, format: str = "text") -> str:
         from runlens.report.html import render_html as render
     else:
         raise RunlensError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    rendered = render(report)
-    # JSON escapes control characters itself and HTML escapes every name; text is read in terminals.
-    return printable(rendered) if format in ("text", "markdown") else rendered
+    # Names from disk: text, Markdown and HTML show them escaped, every line through
+    # runlens.textsafe.text_lines; JSON keeps them as data, and json.dumps escapes every character
+    # that is not printable ASCII (a byte that is not UTF-8 is the lone surrogate \udcXX).
+    return render(report)

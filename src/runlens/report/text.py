@@ -1,5 +1,10 @@
 """The plain-text report (the ``runlens report`` default): aligned label/text lines, wrapped.
 
+Every piece of text is :func:`~runlens.textsafe.shown` before it is measured or wrapped (a name's
+line break or escape sequence is printed as ``\\x0a``/``\\x1b``, never acted on), and the lines
+are joined by :func:`~runlens.textsafe.text_lines`, which shows each line again: no name can
+start a line of its own (``== forged run``).
+
 >>> print(render_text(runlens.build_report("sample_logs")))          # doctest: +SKIP
 """
 
@@ -9,6 +14,7 @@ import textwrap
 
 from runlens.report import describe
 from runlens.report.model import Report
+from runlens.textsafe import shown, text_lines
 
 WIDTH = 110
 
@@ -25,13 +31,14 @@ def render_text(report: Report) -> str:
     out += ["", "== totals", *_block(describe.totals_lines(report))]
     if report.warnings:
         out += ["", "== warnings", *[f"  - {w}" for w in report.warnings]]
-    return "\n".join(out) + "\n"
+    return text_lines(out)
 
 
 def _block(lines: describe.Lines) -> list[str]:
     """Label/text pairs as aligned, wrapped lines."""
     if not lines:
         return []
+    lines = [(shown(label), shown(text)) for label, text in lines]
     width = max(len(label) for label, _ in lines) + 2
     out = []
     for label, text in lines:
@@ -48,6 +55,7 @@ def _block(lines: describe.Lines) -> list[str]:
 
 def table(headers: list[str], rows: list[list[str]]) -> list[str]:
     """Columns padded to their widest cell, numbers right-aligned."""
+    headers, rows = [shown(h) for h in headers], [[shown(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
