@@ -37,7 +37,9 @@ def files(root):
 
 
 def test_list_prints_one_based_epochs_metrics_and_notes(folder):
-    (folder.root / "exp" / "checkpoints" / "final.keras").write_bytes(b"PK\x03\x04 cut short")
+    saved = folder.files("every")[0].read_bytes()
+    (folder.root / "exp" / "checkpoints" / "final.keras").write_bytes(saved[: len(saved) // 2])  # cut short
+    (folder.root / "exp" / "checkpoints" / "other.keras").write_bytes(b"PK\x03\x04 some other zip")
     os.symlink(folder.files("every")[0], folder.root / "exp" / "checkpoints" / "link_01.keras")
     result = invoke("checkpoints", "list", folder.root, *TEMPLATE_ARGS)
     assert result.exit_code == 0, result.output
@@ -49,6 +51,7 @@ def test_list_prints_one_based_epochs_metrics_and_notes(folder):
     assert "final.keras" in result.output and "NO: not a readable zip" in result.output
     assert "could not be read from the name" in result.output
     assert "skipped" in result.output and "link_01.keras" in result.output
+    assert "other.keras: a zip cut short" in result.output and "never deleted" in result.output
     assert "metrics from: logs, name" in result.output
 
 

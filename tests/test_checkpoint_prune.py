@@ -98,16 +98,16 @@ def test_a_name_taken_in_the_trash_gets_a_free_one(folder, tmp_path):
     assert moved.endswith(" (2).keras") or moved.endswith(" (2).weights.h5")
 
 
-def test_a_file_swapped_for_a_symlink_after_planning_is_left_alone(folder):
+def test_a_file_swapped_for_a_symlink_after_planning_makes_the_plan_stale(folder):
     plan = make_plan(folder.root)
     drop = plan.loc[~plan["keep"], "path"].iloc[0]
     kept = plan.loc[plan["keep"] & (plan["kind"] == "keras"), "path"].iloc[0]
     os.unlink(drop)
     os.symlink(kept, drop)
-    kept_before = digest(kept)
-    result = apply_prune(plan, folder.root)
-    assert os.path.islink(drop) and digest(kept) == kept_before
-    assert (drop, "no longer a regular file (a symlink?): left alone") in result.skipped
+    before = state(folder.root)
+    with pytest.raises(runlens.PruneRefused, match="which the plan drops, is not the file planned.*stale"):
+        apply_prune(plan, folder.root)
+    assert os.path.islink(drop) and state(folder.root) == before
 
 
 def test_a_plan_that_drops_a_symlink_never_deletes_it(folder):
@@ -118,9 +118,10 @@ def test_a_plan_that_drops_a_symlink_never_deletes_it(folder):
     crafted = pd.concat(
         [plan, plan.iloc[[0]].assign(path=str(ckpts / "link_99.keras"), keep=False)], ignore_index=True
     )
-    result = apply_prune(crafted, folder.root)
-    assert os.path.islink(ckpts / "link_99.keras")
-    assert str(ckpts / "link_99.keras") in dict(result.skipped)
+    before = state(folder.root)
+    with pytest.raises(runlens.PruneRefused, match="stale"):
+        apply_prune(crafted, folder.root)
+    assert os.path.islink(ckpts / "link_99.keras") and state(folder.root) == before
 
 
 def test_a_plan_dropping_a_non_checkpoint_is_refused_before_anything_is_deleted(folder):
@@ -153,7 +154,7 @@ def test_a_plan_reaching_outside_dir_is_refused(folder, tmp_path, how):
 def test_a_second_prune_on_the_same_dir_is_refused_while_one_holds_the_lock(folder):
     plan = make_plan(folder.root)
     before = state(folder.root)
-    with prune_lock(folder.root):
+    with prune_lock(folder.root / "exp" / "checkpoints"):  # a folder the plan deletes from
         with pytest.raises(runlens.PruneRefused, match="another runlens prune .* holds") as info:
             apply_prune(plan, folder.root)
         assert info.value.exit_code == 1
@@ -171,13 +172,15 @@ def test_a_stale_plan_is_refused(folder):
     assert state(folder.root) == before
 
 
-def test_a_file_changed_after_planning_is_left_alone(folder):
+def test_a_dropped_file_changed_after_planning_makes_the_plan_stale(folder):
     plan = make_plan(folder.root)
     drop = plan.loc[~plan["keep"], "path"].iloc[0]
     os.utime(drop, (OLD + 10, OLD + 10))  # rewritten since: ModelCheckpoint saved it again
-    result = apply_prune(plan, folder.root)
-    assert os.path.isfile(drop) and (drop, "changed since the plan: left alone") in result.skipped
-    assert len(result.removed) == (~plan["keep"]).sum() - 1
+    before = state(folder.root)
+    with pytest.raises(runlens.PruneRefused, match="stale") as info:
+        apply_prune(plan, folder.root)
+    assert info.value.exit_code == 1 and state(folder.root) == before
+    assert apply_prune(make_plan(folder.root), folder.root).removed  # planned again: goes ahead
 
 
 def test_apply_refuses_a_hand_edited_plan_that_would_empty_a_run(folder):

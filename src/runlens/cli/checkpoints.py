@@ -7,7 +7,7 @@ import os
 import click
 import pandas as pd
 
-from runlens.checkpoints.index import read_checkpoints
+from runlens.checkpoints.index import LEADING_COLUMNS, TRAILING_COLUMNS, read_checkpoints
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE, plan_prune, plan_summary
 from runlens.checkpoints.prune import apply_prune
 from runlens.checkpoints.retention import KeepBestK, KeepEveryN, KeepLastN
@@ -170,23 +170,7 @@ def prune_command(
 
 def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     """The columns worth reading, epochs 1-based, paths relative to DIR, sizes readable."""
-    fixed = {
-        "path",
-        "run",
-        "epoch",
-        "batch",
-        "size_bytes",
-        "mtime",
-        "kind",
-        "valid",
-        "invalid_reason",
-        "keras_version",
-        "saved_at",
-        "metrics_from",
-        "rank",
-        "keep",
-        "reason",
-    }
+    fixed = {*LEADING_COLUMNS, "batch", *TRAILING_COLUMNS, "rank", "keep", "reason"}
     metrics = [c for c in table.columns if c not in fixed and table[c].notna().any()]
     table = table.sort_values(["run", "kind", "epoch"], kind="stable", na_position="last")
     out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})
