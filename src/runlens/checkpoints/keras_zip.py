@@ -23,6 +23,7 @@ import json
 import struct
 import zipfile
 import zlib
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import pandas as pd
@@ -99,8 +100,11 @@ def _metadata_fields(metadata: Any) -> tuple[str | None, pd.Timestamp | None]:
     if not isinstance(metadata, dict):
         return None, None
     version = metadata.get("keras_version")
-    saved = pd.to_datetime(metadata.get("date_saved"), format="%Y-%m-%d@%H:%M:%S", errors="coerce")
-    return (str(version) if version is not None else None), (None if pd.isna(saved) else saved)
+    try:  # datetime.strptime: a tenth of pd.to_datetime's cost, per file
+        saved = pd.Timestamp(datetime.strptime(metadata.get("date_saved"), "%Y-%m-%d@%H:%M:%S"))
+    except (TypeError, ValueError):
+        saved = None
+    return (str(version) if version is not None else None), saved
 
 
 def _cut_short(file: BinaryIO, exc: Exception) -> Validity:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
@@ -62,10 +63,17 @@ class PruneResult:
 
 @dataclass(frozen=True)
 class _Planned:
+    """One row of a run the plan deletes from: where its file is and which file it must be."""
+
     path: str
     folder: str  # relative to root, '/'-separated, '' for root itself
     name: str
     identity: FileIdentity
+    run: str
+    kind: str
+    keep: bool
+    valid: bool
+    ranked: bool  # the plan ranked it: part of the reason the others are dropped
 
 
 def apply_prune(
@@ -100,17 +108,15 @@ def apply_prune(
     keep = plan["keep"].to_numpy(dtype=bool)
     if keep.all():
         return result
-    affected = plan[plan["run"].isin(set(plan.loc[~keep, "run"]))]
-    _require_identities(affected)
-    drops = [_locate(row, root_real, dropped=True) for _, row in plan[~keep].iterrows()]
-    kept = affected[affected["keep"].to_numpy(dtype=bool)]
-    keeps = {index: _locate(row, root_real, dropped=False) for index, row in kept.iterrows()}
-    folders = {p.folder for p in drops} | {p.folder for p in keeps.values()}
+    runs = plan["run"].to_numpy(dtype=object)
+    rows = _locate(plan, np.isin(runs, list(set(runs[~keep]))), root_real)
+    drops = [row for row in rows if not row.keep]
+    folders = {row.folder for row in rows}
     root_fd = _open_root(root_real)
     try:
         with lock_folders(root_fd, root_real, sorted(folders)) as fds:
             gone = _check_drops(drops, fds)
-            _check_keeps(kept, keeps, fds, ranked="rank" in plan.columns)
+            _check_keeps([row for row in rows if row.keep and row.valid], fds)
             if bin_ is not None:
                 for folder in sorted({p.folder for p in drops}):
                     bin_.prepare(folder)
@@ -133,34 +139,44 @@ def apply_prune(
     return result
 
 
-def _require_identities(rows: pd.DataFrame) -> None:
-    missing = [c for c in ("size_bytes", "mtime", *IDENTITY_COLUMNS) if c not in rows.columns]
-    if missing or rows[["size_bytes", "mtime", *IDENTITY_COLUMNS]].isna().any().any():
+def _locate(plan: pd.DataFrame, rows: np.ndarray, root_real: str) -> list[_Planned]:
+    """The ``rows`` (a mask) of ``plan``, located relative to ``root``; refused if one is not a
+    checkpoint in it or has no identity."""
+    identity_columns = ["size_bytes", "mtime", *IDENTITY_COLUMNS]
+    missing = [c for c in identity_columns if c not in plan.columns]
+    subset = plan.loc[rows]
+    if missing or subset[identity_columns].isna().any().any():
         raise RunlensError(
             f"the plan has no file identities ({', '.join(missing) or 'empty values'} in "
             "device, inode, size_bytes, mtime, ctime): make it with plan_prune(read_checkpoints(...))"
         )
+    ranked = subset["rank"].notna().tolist() if "rank" in subset.columns else [True] * len(subset)
+    names = ("path", "run", "kind", "keep", "valid", "device", "inode", "size_bytes")
+    columns = [subset[c].tolist() for c in names] + [_nanoseconds(subset[c]) for c in ("mtime", "ctime")]
+    folders: dict[str, str] = {}  # a folder resolved once, however many files it holds
+    located = []
+    for (path, run, kind, keep, valid, device, inode, size, mtime, ctime), judged in zip(
+        zip(*columns), ranked
+    ):
+        name, verb = os.path.basename(path), "keeps" if keep else "drops"
+        if checkpoint_kind(name) is None:
+            raise PruneRefused(f"refusing: the plan {verb} {path!r}, which is not a checkpoint file")
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent not in folders:
+            folder = os.path.realpath(parent)
+            if os.path.commonpath([folder, root_real]) != root_real:
+                raise PruneRefused(f"refusing: the plan {verb} {path!r}, which is outside {root_real}")
+            relative = os.path.relpath(folder, root_real)
+            folders[parent] = "" if relative == "." else relative
+        identity = FileIdentity(int(device), int(inode), int(size), mtime, ctime)
+        located.append(
+            _Planned(path, folders[parent], name, identity, run, kind, bool(keep), bool(valid), judged)
+        )
+    return located
 
 
-def _locate(row: pd.Series, root_real: str, *, dropped: bool) -> _Planned:
-    """Where ``row``'s file is, relative to ``root``; refused if it is not a checkpoint in it."""
-    path = row["path"]
-    name = os.path.basename(path)
-    folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    verb = "drops" if dropped else "keeps"
-    if checkpoint_kind(name) is None:
-        raise PruneRefused(f"refusing: the plan {verb} {path!r}, which is not a checkpoint file")
-    if os.path.commonpath([folder, root_real]) != root_real:
-        raise PruneRefused(f"refusing: the plan {verb} {path!r}, which is outside {root_real}")
-    relative = os.path.relpath(folder, root_real)
-    identity = FileIdentity(
-        int(row["device"]),
-        int(row["inode"]),
-        int(row["size_bytes"]),
-        pd.Timestamp(row["mtime"]).value,
-        pd.Timestamp(row["ctime"]).value,
-    )
-    return _Planned(path, "" if relative == "." else relative, name, identity)
+def _nanoseconds(times: pd.Series) -> list[int]:
+    return [pd.Timestamp(t).value for t in times]
 
 
 def _open_root(root_real: str) -> int:
@@ -189,24 +205,19 @@ def _check_drops(drops: list[_Planned], fds: dict[str, int]) -> set[str]:
     return gone
 
 
-def _check_keeps(
-    kept: pd.DataFrame, keeps: dict[object, _Planned], fds: dict[str, int], *, ranked: bool
-) -> None:
+def _check_keeps(kept: list[_Planned], fds: dict[str, int]) -> None:
     """Re-read and re-validate the valid files kept in the runs with drops: a ranked one (the
-    rationale for the drops) must be unchanged and valid, and every run must keep a valid one."""
-    valid_kept = kept[kept["valid"].to_numpy(dtype=bool)]
-    still_valid = {run: False for run in kept["run"]}
-    for index, row in valid_kept.iterrows():
-        planned = keeps[index]
-        identity, verdict = inspect_file(planned.name, row["kind"], dir_fd=fds[planned.folder])
+    reason for the drops) must be unchanged and valid, and every run must keep a valid one."""
+    still_valid = dict.fromkeys((row.run for row in kept), False)
+    for row in kept:
+        identity, verdict = inspect_file(row.name, row.kind, dir_fd=fds[row.folder])
         ok = verdict.checkpoint is True and verdict.valid
-        judged = not ranked or pd.notna(row["rank"])
-        if judged and not (ok and identity == planned.identity):
+        if row.ranked and not (ok and identity == row.identity):
             why = verdict.reason if not ok else "changed since the plan"
             raise PruneRefused(
-                f"refusing: {planned.path!r}, which the plan keeps, is not as planned ({why}); {_STALE}"
+                f"refusing: {row.path!r}, which the plan keeps, is not as planned ({why}); {_STALE}"
             )
-        still_valid[row["run"]] |= ok
+        still_valid[row.run] |= ok
     for run, ok in sorted(still_valid.items()):
         if not ok:
             raise PruneRefused(
