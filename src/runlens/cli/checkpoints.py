@@ -100,7 +100,8 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
     "--trash",
     type=click.Path(),
     metavar="DIR",
-    help="With --apply: move dropped files to this folder (outside DIR) instead.",
+    help="With --apply: move dropped files to this folder (outside DIR, not writable by other "
+    "users unless sticky and yours) instead.",
 )
 def prune_command(
     dir: str,
@@ -118,13 +119,17 @@ def prune_command(
 ) -> None:
     """Keep the best checkpoints under DIR and delete the rest -- a dry run unless --apply.
 
-    Never deletes or follows a symlink, never touches a file that is not a checkpoint or lies
-    outside DIR, keeps invalid checkpoints (unless --delete-invalid) and those modified within
-    --min-age, never deletes the best valid checkpoint of a run and refuses a plan that would leave
-    a run without a valid one. One prune per DIR at a time; a prune that is killed can be re-run.
+    A file is a checkpoint only by its content (a Keras .keras archive or HDF5 save); other files
+    and damaged ones nothing proves Keras wrote are listed as skipped and never touched. Never
+    deletes or follows a symlink, never leaves DIR, keeps invalid checkpoints (unless
+    --delete-invalid) and those modified within --min-age, never deletes the best valid checkpoint
+    of a run and refuses a plan that would leave a run without a valid one. Right before deleting,
+    under a lock on every folder it deletes from, each file must still be the one planned and the
+    kept ones still valid, else nothing is deleted (a stale plan: run it again). A prune that is
+    killed can be re-run.
 
     \b
-    Exit codes: 0 done (or dry run), 1 refused (unsafe plan, another prune running,
+    Exit codes: 0 done (or dry run), 1 refused (unsafe or stale plan, another prune running,
     a file could not be removed), 2 bad usage.
 
     \b
