@@ -190,9 +190,11 @@ def _row(path: str, rel: str, templates: list[Template]) -> dict[str, object]:
     """The table row of the checkpoint at ``path``, or its skipped entry (with a ``category``)."""
     kind = checkpoint_kind(rel)
     identity, verdict = inspect_file(path, kind)
+    if identity is None:  # gone, or could not be opened or read
+        return _skip(path, SKIPPED_UNREADABLE, f"{verdict.reason}; never deleted")
     if verdict.checkpoint is False:
         return _skip(path, SKIPPED_NOT_CHECKPOINT, f"{verdict.reason}; never touched")
-    if verdict.checkpoint is None or identity is None:
+    if verdict.checkpoint is None:
         return _skip(path, SKIPPED_UNDETERMINED, f"{verdict.reason}; never deleted")
     parsed = _parse(rel, templates)
     return {

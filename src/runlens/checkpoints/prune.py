@@ -102,8 +102,8 @@ def apply_prune(
     root_real = os.path.realpath(root)
     if not os.path.isdir(root_real):
         raise RunlensError(f"checkpoint folder {str(root)!r} does not exist")
-    bin_ = Trash.open(trash, root_real=root_real) if trash is not None else None
-    result = PruneResult(trash=bin_.real if bin_ is not None else None)
+    trash_dir = Trash.open(trash, root_real=root_real) if trash is not None else None
+    result = PruneResult(trash=trash_dir.real if trash_dir is not None else None)
     refuse_runs_left_without_valid(plan)  # again: the plan may have been edited by hand
     keep = plan["keep"].to_numpy(dtype=bool)
     if keep.all():
@@ -117,9 +117,9 @@ def apply_prune(
         with lock_folders(root_fd, root_real, sorted(folders)) as fds:
             gone = _check_drops(drops, fds)
             _check_keeps([row for row in rows if row.keep and row.valid], fds)
-            if bin_ is not None:
+            if trash_dir is not None:
                 for folder in sorted({p.folder for p in drops}):
-                    bin_.prepare(folder)
+                    trash_dir.prepare(folder)
             for planned in drops:
                 if planned.path in gone:
                     result.skipped.append((planned.path, "already gone"))
@@ -128,14 +128,14 @@ def apply_prune(
                     fds[planned.folder],
                     planned.name,
                     planned.identity,
-                    trash=bin_,
+                    trash=trash_dir,
                     trash_folder=planned.folder,
                 )
                 _record(result, planned, done)
     finally:
         os.close(root_fd)
-        if bin_ is not None:
-            bin_.close()
+        if trash_dir is not None:
+            trash_dir.close()
     return result
 
 

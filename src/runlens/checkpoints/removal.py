@@ -92,7 +92,12 @@ def _remove_held(
         if copy is not None:
             trash.discard(copy)
         return Removal(failed=exc.strerror or str(exc))
-    moved = os.lstat(aside, dir_fd=folder_fd)
+    try:
+        moved = os.lstat(aside, dir_fd=folder_fd)
+    except OSError as exc:  # someone removed it in the microseconds since the rename
+        if copy is not None:
+            trash.discard(copy)
+        return Removal(failed=f"vanished right after it was moved aside ({exc.strerror or exc})")
     if (moved.st_dev, moved.st_ino) != (info.st_dev, info.st_ino):
         if copy is not None:
             trash.discard(copy)
