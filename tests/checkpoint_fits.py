@@ -32,6 +32,7 @@ TEMPLATES = {
 }
 FOLDERS = {"every": "exp/checkpoints", "weights": "exp/checkpoints", "best": "exp/best"}
 OLD = 1_000_000_000  # a modification time (2001) far outside any --min-age
+NOW = OLD + 3600  # "now" for plans of copies made by copy_fitted: an hour after every mtime
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,27 @@ def write_data_h5(path: Path, *, seed: int = 0, **options) -> Path:
         f["labels"] = rng.integers(0, 3, 50)
         f.attrs["epoch"] = seed
     return path
+
+
+def make_plan(root: Path, k: int = 2):
+    """plan_prune(KeepBestK(k, "val_loss")) of the fit's checkpoints under ``root``, at ``NOW``."""
+    import runlens
+
+    table = runlens.read_checkpoints(root, template=list(TEMPLATES.values()))
+    return runlens.plan_prune(table, rules=[runlens.KeepBestK(k, "val_loss")], now=NOW)
+
+
+def tree_state(root: Path) -> dict[str, object]:
+    """Every file under ``root`` (sha256, mtime_ns) and symlink (its target); lock files left out."""
+    import hashlib
+
+    out: dict[str, object] = {}
+    for path in Path(root).rglob("*"):
+        if path.is_symlink():
+            out[str(path)] = ("->", os.readlink(path))
+        elif path.is_file() and path.name != ".runlens-prune.lock":
+            out[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), os.lstat(path).st_mtime_ns)
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,10 @@ from click.testing import CliRunner
 import runlens
 from runlens.cli import main
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning:keras.*"),
+    pytest.mark.filterwarnings("ignore::UserWarning:tf_keras.*"),  # "HDF5 is legacy": we save it on purpose
+]
 
 
 def sha(path):

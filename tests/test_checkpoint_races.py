@@ -4,40 +4,21 @@ is put back, and the lock never writes into a file runlens did not create."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from checkpoint_fits import OLD, TEMPLATES
+from checkpoint_fits import NOW, OLD, TEMPLATES, make_plan, tree_state
 from click.testing import CliRunner
 
 import runlens
 from runlens import KeepBestK, apply_prune, plan_prune
+from runlens.checkpoints.lock import LOCK_NAME as LOCK
 from runlens.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
-NOW = pd.Timestamp(OLD + 3600, unit="s", tz="UTC")
-LOCK = ".runlens-prune.lock"
-
-
-def make_plan(root, k=2):
-    table = runlens.read_checkpoints(root, template=list(TEMPLATES.values()))
-    return plan_prune(table, rules=[KeepBestK(k, "val_loss")], now=NOW)
-
-
-def state(root):
-    """Every file (digest, mtime) and symlink (target) under root, lock files left out."""
-    out = {}
-    for path in Path(root).rglob("*"):
-        if path.is_symlink():
-            out[str(path)] = ("->", os.readlink(path))
-        elif path.is_file() and path.name != LOCK:
-            out[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
-    return out
 
 
 def series(plan, run="exp", kind="keras"):
@@ -50,10 +31,10 @@ def test_the_kept_best_truncated_after_the_plan_refuses_the_whole_plan(folder):
     best = every.loc[every["rank"] == 1, "path"].iloc[0]
     with open(best, "r+b") as f:  # damaged after planning, in place (same inode)
         f.truncate(os.path.getsize(best) // 2)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.PruneRefused, match="which the plan keeps, is not as planned .*stale") as info:
         apply_prune(plan, folder.root)
-    assert info.value.exit_code == 1 and state(folder.root) == before
+    assert info.value.exit_code == 1 and tree_state(folder.root) == before
 
 
 def test_a_dropped_file_replaced_by_one_of_the_same_size_and_mtime_is_not_deleted(folder):
@@ -64,10 +45,10 @@ def test_a_dropped_file_replaced_by_one_of_the_same_size_and_mtime_is_not_delete
     replacement.write_bytes(b"\0" * info.st_size)  # same size ...
     os.utime(replacement, ns=(info.st_atime_ns, info.st_mtime_ns))  # ... and mtime, another inode
     os.replace(replacement, drop)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.PruneRefused, match="which the plan drops, is not the file planned"):
         apply_prune(plan, folder.root)
-    assert state(folder.root) == before
+    assert tree_state(folder.root) == before
 
 
 def test_the_cli_says_stale_in_one_line_and_exits_1(folder, monkeypatch):
@@ -95,12 +76,12 @@ def test_the_cli_says_stale_in_one_line_and_exits_1(folder, monkeypatch):
     import runlens.cli.checkpoints as cli
 
     monkeypatch.setattr(cli, "apply_prune", truncate_then_apply)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     result = CliRunner().invoke(main, [*args, "--apply"])
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "stale" in errors[0] and "Traceback" not in result.output
-    after = state(folder.root)
+    after = tree_state(folder.root)
     assert {p: v for p, v in after.items() if p != best} == {p: v for p, v in before.items() if p != best}
 
 
@@ -171,12 +152,12 @@ def test_a_lock_file_hard_linked_to_an_outside_file_is_refused_and_the_file_unto
     os.link(outside, folder.root / LOCK)  # where older runlens versions kept their one lock
     root = folder.root / "exp" / "checkpoints"
     plan = plan_prune(runlens.read_checkpoints(root), rules=[KeepBestK(2, "val_loss")], now=NOW)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.PruneRefused, match="has 3 links .* remove it") as info:
         apply_prune(plan, root)
     assert info.value.exit_code == 1
     assert outside.read_text() == "my thesis, final version\n" * 100
-    assert state(folder.root) == before
+    assert tree_state(folder.root) == before
 
 
 @pytest.mark.parametrize("plant", ["symlink", "fifo", "folder"])
@@ -190,14 +171,14 @@ def test_a_lock_name_that_is_not_a_regular_file_is_refused(folder, tmp_path, pla
     else:
         lock_in(folder).mkdir()
     plan = make_plan(folder.root)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.update(error=_refusal(plan, folder.root)), daemon=True)
     worker.start()
     worker.join(60)
     assert not worker.is_alive(), "apply_prune blocked on the lock file"
     assert "remove it and run this again" in outcome["error"]
-    assert target.read_text() == "untouched" and state(folder.root) == before
+    assert target.read_text() == "untouched" and tree_state(folder.root) == before
 
 
 def _refusal(plan, root):

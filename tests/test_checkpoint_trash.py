@@ -9,9 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from checkpoint_fits import OLD
+from checkpoint_fits import NOW
 from click.testing import CliRunner
 
 import runlens
@@ -19,7 +18,6 @@ from runlens import KeepBestK, apply_prune, plan_prune
 from runlens.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
-NOW = pd.Timestamp(OLD + 3600, unit="s", tz="UTC")
 SHM = Path("/dev/shm")
 
 
