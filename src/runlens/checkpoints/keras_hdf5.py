@@ -29,8 +29,9 @@ from typing import Any, BinaryIO
 from runlens.checkpoints.validate import Validity
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# what h5py raises on a damaged or hostile structure
-_HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+# what h5py raises on a damaged or hostile structure (OverflowError: a length field too large, seen
+# when fuzzing real saves with flipped bytes)
+_HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, OverflowError, IndexError)
 
 
 def check_keras_hdf5(file: BinaryIO, size: int) -> Validity:
@@ -42,7 +43,7 @@ def check_keras_hdf5(file: BinaryIO, size: int) -> Validity:
     file.seek(0)
     try:
         with h5py.File(file, "r") as h5:
-            layout, version = _keras_layout(h5, h5py)
+            layout = _keras_layout(h5, h5py)
     except _HDF5_ERRORS as exc:
         return Validity(
             False, f"damaged HDF5 file ({exc}): cannot tell whether Keras wrote it", checkpoint=None
@@ -53,7 +54,7 @@ def check_keras_hdf5(file: BinaryIO, size: int) -> Validity:
             "not a Keras checkpoint: an HDF5 file without the attributes or layout Keras writes",
             checkpoint=False,
         )
-    return Validity(True, None, version)
+    return Validity(True)
 
 
 def _has_signature(file: BinaryIO, size: int) -> bool:
@@ -66,26 +67,21 @@ def _has_signature(file: BinaryIO, size: int) -> bool:
     return False
 
 
-def _keras_layout(h5: Any, h5py: Any) -> tuple[str | None, str | None]:
-    """(which Keras layout the open file has, or None; the keras_version it records)."""
+def _keras_layout(h5: Any, h5py: Any) -> str | None:
+    """Which Keras layout the open file has, or None. Only names and object types are looked at:
+    reading an attribute's value from a damaged file can send the HDF5 library into an endless
+    loop (seen with a few flipped bytes in a variable-length string), and names and types say
+    enough."""
     attrs = h5.attrs
-    version = _text(attrs.get("keras_version"))
     weights = h5.get("model_weights", getclass=True)
     if "model_config" in attrs and weights is h5py.Group and "layer_names" in h5["model_weights"].attrs:
-        return "model", version or _text(h5["model_weights"].attrs.get("keras_version"))
+        return "model"
     if "layer_names" in attrs and ("keras_version" in attrs or "backend" in attrs):
-        return "weights", version
+        return "weights"
     if h5.get("vars", getclass=True) is h5py.Group:
-        members = [h5.get(name, getclass=True) for name in h5]
         own = h5["vars"]
-        if all(m is h5py.Group for m in members) and all(
+        if all(h5.get(name, getclass=True) is h5py.Group for name in h5) and all(
             name.isdigit() and own.get(name, getclass=True) is h5py.Dataset for name in own
         ):
-            return "weights", version
-    return None, None
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            return "weights"
+    return None

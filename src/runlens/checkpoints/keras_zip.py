@@ -37,15 +37,25 @@ _LOCAL_HEADER = struct.Struct(
     "<4s5H3L2H"
 )  # signature, version, flags, method, time, date, crc, sizes, lengths
 _KERAS_METADATA_START = b'{"keras_version"'
-# what a damaged member raises while it is read (CRC mismatch, bad deflate stream, cut short, ...)
-_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError)
+# what a damaged zip raises while it is opened or read (CRC mismatch, bad deflate stream, cut short,
+# an impossible "zip file version" or size: all seen when fuzzing real saves with flipped bytes)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    struct.error,
+)
 
 
 def check_keras_archive(file: BinaryIO) -> Validity:
     """The verdict on an open ``.keras`` file (see the module docstring)."""
     try:
         archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         return _cut_short(file, exc)
     with archive:
         members = {info.filename: info for info in archive.infolist()}
@@ -73,7 +83,7 @@ def check_keras_archive(file: BinaryIO) -> Validity:
             )
         try:
             bad = archive.testzip()
-        except _MEMBER_ERRORS as exc:
+        except _ZIP_ERRORS as exc:
             return Validity(False, f"corrupted: {exc}", version, saved)
         if bad is not None:
             return Validity(False, f"corrupted: member {bad} fails its CRC check", version, saved)
@@ -88,7 +98,7 @@ def _json_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> tupl
         return None, None
     try:
         data = archive.read(info)
-    except _MEMBER_ERRORS as exc:
+    except _ZIP_ERRORS as exc:
         return None, f"{info.filename}: {exc}"
     try:
         return json.loads(data), None
