@@ -210,24 +210,28 @@ def test_no_sequence_of_prunes_races_and_kills_loses_a_run_or_touches_other_file
         )
         def concurrent_prunes(self, ps, gaps):
             self.grow()
-            processes = []
+            processes, logs = [], []
             for p, gap in zip(ps, gaps):
-                processes.append(prune_worker.start(cli_args(self.world, p), log=self.log()))
+                logs.append(self.log())
+                processes.append(prune_worker.start(cli_args(self.world, p), log=logs[-1]))
                 time.sleep(gap)
-            for process in processes:
+            for process, log in zip(processes, logs):
                 process.join(120)
-                assert process.exitcode in (0, 1, 2), process.exitcode
+                output = Path(log).read_text()
+                assert process.exitcode in (0, 1, 2) and "Traceback" not in output, output
             event(f"concurrent prunes exited with {sorted(p.exitcode for p in processes)}")
             self.settle()
 
         @rule(p=prunes, delay=st.floats(0.02, 0.25))
         def prune_killed(self, p, delay):
             self.grow()
-            process = prune_worker.start(cli_args(self.world, p), log=self.log())
+            log = self.log()
+            process = prune_worker.start(cli_args(self.world, p), log=log)
             time.sleep(delay)
             process.kill()  # SIGKILL, unless it has ended already (multiprocessing checks first)
             process.join(120)
             assert process.exitcode in (0, 1, 2, -signal.SIGKILL)
+            assert "Traceback" not in Path(log).read_text()
             removed = sum(self.before.values()) - sum(self.counts().values())
             if process.exitcode == -signal.SIGKILL:
                 event(f"kill -9 landed {'before it removed anything' if removed <= 0 else 'while removing'}")
