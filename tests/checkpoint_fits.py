@@ -9,6 +9,9 @@ runs with TensorBoard and three ModelCheckpoint callbacks into the bundled layou
     exp/best/best_NN_V.VVe-01.keras          save_best_only=True        -> run "exp/best"
 
 Tests get a private copy (``copy_fitted``) to damage, link or prune.
+
+``keras_hdf5_once`` writes the HDF5 files real Keras versions save (Keras 3 and tf-keras, full
+models and weights); ``write_data_h5`` writes HDF5 files that are not checkpoints (h5py datasets).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ TEMPLATES = {
 }
 FOLDERS = {"every": "exp/checkpoints", "weights": "exp/checkpoints", "best": "exp/best"}
 OLD = 1_000_000_000  # a modification time (2001) far outside any --min-age
+NOW = OLD + 3600  # "now" for plans of copies made by copy_fitted: an hour after every mtime
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,72 @@ def copy_fitted(fitted: Fitted, dest: Path, *, mtime: float | None = OLD) -> Fit
             if path.is_file() and not path.is_symlink() and "tfevents" not in path.name:
                 os.utime(path, (mtime, mtime))
     return Fitted(root, fitted.logs)
+
+
+#: file name -> who wrote it: every HDF5 layout the installed Keras 3 and tf-keras save
+KERAS_HDF5 = {
+    "k3_model.h5": "Keras 3 model.save (legacy_h5_format)",
+    "k3_w.weights.h5": "Keras 3 save_weights (saving_lib.H5IOStore)",
+    "tfk_model.h5": "tf-keras model.save (hdf5_format)",
+    "tfk_w.h5": "tf-keras save_weights to .h5 (legacy weights layout)",
+    "tfk_w.weights.h5": "tf-keras save_weights to .weights.h5 (saving_lib)",
+}
+
+
+def keras_hdf5_once(tmp_path_factory) -> Path:
+    """A folder holding one file per entry of ``KERAS_HDF5``, each saved by the real library."""
+    if "hdf5" not in _CACHE:
+        import keras
+        import numpy as np
+        import tf_keras
+
+        root = tmp_path_factory.mktemp("keras_hdf5")
+        for prefix, library in (("k3", keras), ("tfk", tf_keras)):
+            model = library.Sequential(
+                [library.Input((3,)), library.layers.Dense(4), library.layers.Dense(1)]
+            )
+            model.compile("adam", "mse")
+            model.fit(np.zeros((4, 3)), np.zeros((4, 1)), verbose=0)
+            model.save(str(root / f"{prefix}_model.h5"))
+            model.save_weights(str(root / f"{prefix}_w.weights.h5"))
+            if prefix == "tfk":
+                model.save_weights(str(root / f"{prefix}_w.h5"))
+        _CACHE["hdf5"] = root
+    return _CACHE["hdf5"]
+
+
+def write_data_h5(path: Path, *, seed: int = 0, **options) -> Path:
+    """An HDF5 data file (h5py datasets, as a prediction dump would be): not a checkpoint."""
+    import h5py
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w", **options) as f:
+        f["predictions"] = rng.random((50, 3))
+        f["labels"] = rng.integers(0, 3, 50)
+        f.attrs["epoch"] = seed
+    return path
+
+
+def make_plan(root: Path, k: int = 2):
+    """plan_prune(KeepBestK(k, "val_loss")) of the fit's checkpoints under ``root``, at ``NOW``."""
+    import runlens
+
+    table = runlens.read_checkpoints(root, template=list(TEMPLATES.values()))
+    return runlens.plan_prune(table, rules=[runlens.KeepBestK(k, "val_loss")], now=NOW)
+
+
+def tree_state(root: Path) -> dict[str, object]:
+    """Every file under ``root`` (sha256, mtime_ns) and symlink (its target); lock files left out."""
+    import hashlib
+
+    out: dict[str, object] = {}
+    for path in Path(root).rglob("*"):
+        if path.is_symlink():
+            out[str(path)] = ("->", os.readlink(path))
+        elif path.is_file() and path.name != ".runlens-prune.lock":
+            out[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), os.lstat(path).st_mtime_ns)
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,9 @@ def files(root):
 
 
 def test_list_prints_one_based_epochs_metrics_and_notes(folder):
-    (folder.root / "exp" / "checkpoints" / "final.keras").write_bytes(b"PK\x03\x04 cut short")
+    saved = folder.files("every")[0].read_bytes()
+    (folder.root / "exp" / "checkpoints" / "final.keras").write_bytes(saved[: len(saved) // 2])  # cut short
+    (folder.root / "exp" / "checkpoints" / "other.keras").write_bytes(b"PK\x03\x04 some other zip")
     os.symlink(folder.files("every")[0], folder.root / "exp" / "checkpoints" / "link_01.keras")
     result = invoke("checkpoints", "list", folder.root, *TEMPLATE_ARGS)
     assert result.exit_code == 0, result.output
@@ -49,6 +51,7 @@ def test_list_prints_one_based_epochs_metrics_and_notes(folder):
     assert "final.keras" in result.output and "NO: not a readable zip" in result.output
     assert "could not be read from the name" in result.output
     assert "skipped" in result.output and "link_01.keras" in result.output
+    assert "other.keras: a zip cut short" in result.output and "never deleted" in result.output
     assert "metrics from: logs, name" in result.output
 
 
@@ -134,14 +137,15 @@ def test_help_documents_exit_codes_and_examples():
 
 
 SLOW_PRUNE = textwrap.dedent("""
-    # The test's own slow-down: every unlink sleeps after deleting, so the prune can be killed
-    # between deletions. runlens itself has no such hook.
+    # The test's own slow-down: after its third deletion the prune stops and waits to be killed
+    # (however slow the machine, the kill lands mid-apply). runlens itself has no such hook.
     import os, sys, time
-    real_unlink = os.unlink
+    real_unlink, unlinked = os.unlink, []
     def slow_unlink(path, *args, **kwargs):
         real_unlink(path, *args, **kwargs)
+        unlinked.append(path)
         print("unlinked", path, flush=True)
-        time.sleep(0.4)
+        time.sleep(0.05 if len(unlinked) < 3 else 3600)
     os.unlink = slow_unlink
     from runlens.cli import main
     main(sys.argv[1:])
@@ -184,7 +188,7 @@ def test_a_prune_killed_mid_apply_keeps_every_kept_file_and_a_rerun_finishes(fol
 
     after_kill = files(root)
     assert {p: before[p] for p in kept} == {p: after_kill[p] for p in kept}  # every kept file intact
-    assert 3 <= len(dropped - set(after_kill)) < len(dropped)  # the job was cut short
+    assert len(dropped - set(after_kill)) == 3  # the job was cut short after three deletions
 
     rerun = subprocess.run(
         [sys.executable, "-m", "runlens", "checkpoints", "prune", str(root), *PRUNE, "--apply"],

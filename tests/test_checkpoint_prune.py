@@ -10,41 +10,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from checkpoint_fits import OLD, TEMPLATES
+from checkpoint_fits import OLD, make_plan, tree_state
 
 import runlens
-from runlens import KeepBestK, apply_prune, plan_prune
-from runlens.checkpoints.lock import LOCK_NAME, prune_lock
+from runlens import apply_prune
+from runlens.checkpoints.lock import prune_lock
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
-NOW = pd.Timestamp(OLD + 3600, unit="s", tz="UTC")
-
-
-def make_plan(root, k=2):
-    table = runlens.read_checkpoints(root, template=list(TEMPLATES.values()))
-    return plan_prune(table, rules=[KeepBestK(k, "val_loss")], now=NOW)
 
 
 def digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest(), os.lstat(path).st_mtime_ns
 
 
-def state(root):
-    """Every file and symlink under root: its digest (files) or its target (symlinks)."""
-    out = {}
-    for path in Path(root).rglob("*"):
-        if path.is_symlink():
-            out[str(path)] = ("->", os.readlink(path))
-        elif path.is_file() and path.name != LOCK_NAME:
-            out[str(path)] = digest(path)
-    return out
-
-
 def test_apply_deletes_exactly_the_drops_and_leaves_kept_files_untouched(folder):
     plan = make_plan(folder.root)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     result = apply_prune(plan, folder.root)
-    after = state(folder.root)
+    after = tree_state(folder.root)
     drops = set(plan.loc[~plan["keep"], "path"])
     assert set(result.removed) == drops and len(drops) > 0
     assert set(before) - set(after) == drops
@@ -55,10 +38,10 @@ def test_apply_deletes_exactly_the_drops_and_leaves_kept_files_untouched(folder)
 
 def test_trash_keeps_relative_paths_and_must_lie_outside_dir(folder, tmp_path):
     plan = make_plan(folder.root)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.RunlensError, match="--trash .* is inside") as info:
         apply_prune(plan, folder.root, trash=folder.root / "exp" / "trash")
-    assert info.value.exit_code == 2 and state(folder.root) == before
+    assert info.value.exit_code == 2 and tree_state(folder.root) == before
     result = apply_prune(plan, folder.root, trash=tmp_path / "trash")
     for source, target in zip(result.removed, result.moved_to):
         relative = os.path.relpath(source, folder.root)
@@ -98,16 +81,16 @@ def test_a_name_taken_in_the_trash_gets_a_free_one(folder, tmp_path):
     assert moved.endswith(" (2).keras") or moved.endswith(" (2).weights.h5")
 
 
-def test_a_file_swapped_for_a_symlink_after_planning_is_left_alone(folder):
+def test_a_file_swapped_for_a_symlink_after_planning_makes_the_plan_stale(folder):
     plan = make_plan(folder.root)
     drop = plan.loc[~plan["keep"], "path"].iloc[0]
     kept = plan.loc[plan["keep"] & (plan["kind"] == "keras"), "path"].iloc[0]
     os.unlink(drop)
     os.symlink(kept, drop)
-    kept_before = digest(kept)
-    result = apply_prune(plan, folder.root)
-    assert os.path.islink(drop) and digest(kept) == kept_before
-    assert (drop, "no longer a regular file (a symlink?): left alone") in result.skipped
+    before = tree_state(folder.root)
+    with pytest.raises(runlens.PruneRefused, match="which the plan drops, is not the file planned.*stale"):
+        apply_prune(plan, folder.root)
+    assert os.path.islink(drop) and tree_state(folder.root) == before
 
 
 def test_a_plan_that_drops_a_symlink_never_deletes_it(folder):
@@ -118,9 +101,10 @@ def test_a_plan_that_drops_a_symlink_never_deletes_it(folder):
     crafted = pd.concat(
         [plan, plan.iloc[[0]].assign(path=str(ckpts / "link_99.keras"), keep=False)], ignore_index=True
     )
-    result = apply_prune(crafted, folder.root)
-    assert os.path.islink(ckpts / "link_99.keras")
-    assert str(ckpts / "link_99.keras") in dict(result.skipped)
+    before = tree_state(folder.root)
+    with pytest.raises(runlens.PruneRefused, match="stale"):
+        apply_prune(crafted, folder.root)
+    assert os.path.islink(ckpts / "link_99.keras") and tree_state(folder.root) == before
 
 
 def test_a_plan_dropping_a_non_checkpoint_is_refused_before_anything_is_deleted(folder):
@@ -128,10 +112,10 @@ def test_a_plan_dropping_a_non_checkpoint_is_refused_before_anything_is_deleted(
     notes.write_text("keep me")
     plan = make_plan(folder.root)
     crafted = pd.concat([plan, plan.iloc[[0]].assign(path=str(notes), keep=False)], ignore_index=True)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.PruneRefused, match="not a checkpoint file") as info:
         apply_prune(crafted, folder.root)
-    assert info.value.exit_code == 1 and state(folder.root) == before
+    assert info.value.exit_code == 1 and tree_state(folder.root) == before
 
 
 @pytest.mark.parametrize("how", ["path outside", "through a symlinked folder"])
@@ -144,20 +128,20 @@ def test_a_plan_reaching_outside_dir_is_refused(folder, tmp_path, how):
     path = victim if how == "path outside" else folder.root / "exp" / "elsewhere" / victim.name
     plan = make_plan(folder.root)
     crafted = pd.concat([plan, plan.iloc[[0]].assign(path=str(path), keep=False)], ignore_index=True)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.PruneRefused, match="outside"):
         apply_prune(crafted, folder.root)
-    assert victim.is_file() and state(folder.root) == before
+    assert victim.is_file() and tree_state(folder.root) == before
 
 
 def test_a_second_prune_on_the_same_dir_is_refused_while_one_holds_the_lock(folder):
     plan = make_plan(folder.root)
-    before = state(folder.root)
-    with prune_lock(folder.root):
+    before = tree_state(folder.root)
+    with prune_lock(folder.root / "exp" / "checkpoints"):  # a folder the plan deletes from
         with pytest.raises(runlens.PruneRefused, match="another runlens prune .* holds") as info:
             apply_prune(plan, folder.root)
         assert info.value.exit_code == 1
-        assert state(folder.root) == before
+        assert tree_state(folder.root) == before
     assert apply_prune(plan, folder.root).removed  # the lock is free again
 
 
@@ -165,25 +149,27 @@ def test_a_stale_plan_is_refused(folder):
     plan = make_plan(folder.root)
     kept = plan.loc[plan["keep"] & plan["valid"], "path"].iloc[0]
     os.unlink(kept)
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.PruneRefused, match="stale"):
         apply_prune(plan, folder.root)
-    assert state(folder.root) == before
+    assert tree_state(folder.root) == before
 
 
-def test_a_file_changed_after_planning_is_left_alone(folder):
+def test_a_dropped_file_changed_after_planning_makes_the_plan_stale(folder):
     plan = make_plan(folder.root)
     drop = plan.loc[~plan["keep"], "path"].iloc[0]
     os.utime(drop, (OLD + 10, OLD + 10))  # rewritten since: ModelCheckpoint saved it again
-    result = apply_prune(plan, folder.root)
-    assert os.path.isfile(drop) and (drop, "changed since the plan: left alone") in result.skipped
-    assert len(result.removed) == (~plan["keep"]).sum() - 1
+    before = tree_state(folder.root)
+    with pytest.raises(runlens.PruneRefused, match="stale") as info:
+        apply_prune(plan, folder.root)
+    assert info.value.exit_code == 1 and tree_state(folder.root) == before
+    assert apply_prune(make_plan(folder.root), folder.root).removed  # planned again: goes ahead
 
 
 def test_apply_refuses_a_hand_edited_plan_that_would_empty_a_run(folder):
     plan = make_plan(folder.root)
     plan.loc[plan["run"] == "exp/best", "keep"] = False  # not what plan_prune would ever return
-    before = state(folder.root)
+    before = tree_state(folder.root)
     with pytest.raises(runlens.PruneRefused, match="'exp/best' would be left without a valid"):
         apply_prune(plan, folder.root)
-    assert state(folder.root) == before
+    assert tree_state(folder.root) == before

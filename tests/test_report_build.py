@@ -233,6 +233,24 @@ def test_checkpoints_in_the_run_folder_itself_and_invalid_and_fresh_ones(fitted,
     assert 98 in c.kept_epochs  # the cut file ("{epoch}" 99 = epoch 98) is kept, never ranked
 
 
+def test_files_that_are_not_checkpoints_are_one_warning_and_no_part_of_the_plan(fitted, tmp_path):
+    from checkpoint_fits import write_data_h5
+
+    folder = copy_fitted(fitted, tmp_path / "runs")
+    ckpt = folder.root / "exp" / "checkpoints"
+    for i in range(1, 8):  # data files named like checkpoints: predictions_001.h5 ...
+        write_data_h5(ckpt / f"predictions_{i:03d}.h5", seed=i)
+    (ckpt / "cut_099.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # damaged, unproven
+    report = runlens.build_report(folder.root, checkpoint_min_age=0)
+    c = report.run("exp").checkpoints
+    assert c.files == len(folder.files("every")) + len(folder.files("weights"))
+    [grouped] = [w for w in report.warnings if "not Keras checkpoints" in w]
+    assert grouped.startswith("7 file(s) named like checkpoints") and grouped.endswith("and 2 more")
+    assert "exp/checkpoints/predictions_001.h5" in grouped
+    assert any("cut_099.weights.h5 skipped: damaged HDF5 file" in w for w in report.warnings)
+    assert "not Keras checkpoints" in runlens.render_report(report, "text")
+
+
 def test_default_monitor_is_loss_without_val_loss_and_errors_name_the_metrics():
     frame = epoch_frame({"a": {"loss": [1.0, 0.5, 0.6, 0.7], "accuracy": [0.5, 0.6, 0.6, 0.6]}})
     report = runlens.build_report(frame, patience=1)

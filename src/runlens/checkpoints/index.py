@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,15 +18,18 @@ import pandas as pd
 
 from runlens.checkpoints.join import join_epoch_metrics, layout_logdir
 from runlens.checkpoints.names import ParsedName, Template, checkpoint_kind, guess_name
-from runlens.checkpoints.validate import check_checkpoint
+from runlens.checkpoints.removal import aside_original
+from runlens.checkpoints.validate import inspect_file
 from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
 from runlens.times import utc_from_local
 
 LEADING_COLUMNS = ["path", "run", "epoch"]
+IDENTITY_COLUMNS = ["device", "inode", "ctime"]  # with size_bytes and mtime: which file, unchanged
 TRAILING_COLUMNS = [
     "size_bytes",
     "mtime",
+    *IDENTITY_COLUMNS,
     "kind",
     "valid",
     "invalid_reason",
@@ -35,6 +39,15 @@ TRAILING_COLUMNS = [
 ]
 CHECKPOINTS_FOLDER = "checkpoints"  # RUN/checkpoints/ holds RUN's checkpoints (bundled callbacks)
 
+# table.attrs["skipped"] categories: files with a checkpoint's name that are not in the table
+SKIPPED_SYMLINK = "symlink"  # never followed
+SKIPPED_NOT_CHECKPOINT = "not a checkpoint"  # by content: another zip, an HDF5 data file, ...
+SKIPPED_UNDETERMINED = "cannot tell"  # damaged so that nothing proves Keras wrote it
+SKIPPED_SHARD = "shard"  # one part of a sharded .weights.json checkpoint: not indexed
+SKIPPED_ASIDE = "left aside"  # moved aside by a prune that was killed before it removed it
+SKIPPED_UNREADABLE = "unreadable"  # a folder that cannot be listed, a FIFO, a file gone meanwhile
+_SHARD = re.compile(r"(?P<base>.+)_\d{5}\.weights\.h5")  # saving_lib.ShardedH5IOStore's shard names
+
 
 def read_checkpoints(
     path: str | os.PathLike[str],
@@ -43,7 +56,12 @@ def read_checkpoints(
     logdir: str | os.PathLike[str] | None = None,
     epochs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per checkpoint file (``.keras``, ``.weights.h5``, ``.h5``) under ``path``.
+    """One row per Keras checkpoint (``.keras``, ``.weights.h5``, ``.h5``) under ``path``.
+
+    A file is a checkpoint only when its content says so (:mod:`runlens.checkpoints.validate`):
+    a ``.keras`` zip holding Keras' ``metadata.json``/``config.json``, an HDF5 file with the
+    attributes or layout Keras writes. Other files with such names (``predictions_001.h5``, another
+    zip) are not in the table, and nothing runlens does ever touches them.
 
     Args:
         path: a folder (searched recursively, never through symlinks) or one checkpoint file.
@@ -58,13 +76,17 @@ def read_checkpoints(
     Returns:
         Columns ``path, run, epoch`` (0-based ``Int64``, ``<NA>`` when the name could not be
         placed), ``batch`` when a template has ``{batch}``, one ``Float64`` column per metric,
-        ``size_bytes, mtime`` (UTC), ``kind`` (``keras``/``weights``/``h5``), ``valid``,
-        ``invalid_reason``, ``keras_version``, ``saved_at`` (UTC, from a ``.keras``'s metadata, which
-        holds local time without a zone: read in this machine's zone) and
-        ``metrics_from`` (``logs`` when the epoch was found in the logs, ``name`` otherwise).
-        ``run`` is the folder holding the file relative to ``path`` ('.' for ``path`` itself), or
-        that folder's parent when it is named ``checkpoints``. Symlinks are never followed; they
-        are listed in ``table.attrs["skipped"]`` as ``{"path", "reason"}`` dicts.
+        ``size_bytes, mtime`` (UTC), ``device, inode`` (``uint64``) and ``ctime`` (UTC: with
+        size and mtime, the identity :func:`runlens.apply_prune` checks the file against),
+        ``kind`` (``keras``/``weights``/``h5``), ``valid``, ``invalid_reason``, ``keras_version``,
+        ``saved_at`` (UTC, from a ``.keras``'s metadata, which holds local time without a zone: read in
+        this machine's zone) and ``metrics_from`` (``logs`` when the
+        epoch was found in the logs, ``name`` otherwise). ``run`` is the folder holding the file
+        relative to ``path`` ('.' for ``path`` itself), or that folder's parent when it is named
+        ``checkpoints``. Files with a checkpoint's name that are not in the table are listed in
+        ``table.attrs["skipped"]`` as ``{"path", "reason", "category"}`` dicts; ``category`` is
+        one of the ``SKIPPED_*`` constants of this module (a symlink, not a checkpoint, damaged
+        so that nothing proves Keras wrote it, a shard, left aside by a killed prune, unreadable).
 
     Example:
         >>> table = read_checkpoints("runs/", logdir="runs/")            # doctest: +SKIP
@@ -77,10 +99,11 @@ def read_checkpoints(
     files, skipped = _find(root)
     rows = []
     for file, rel in files:
-        try:
-            rows.append(_row(file, rel, templates))
-        except FileNotFoundError:  # deleted or renamed since the folder was listed
-            skipped.append({"path": file, "reason": "disappeared while reading"})
+        row = _row(file, rel, templates)
+        if "category" in row:
+            skipped.append(row)
+        else:
+            rows.append(row)
     table = _frame(rows)
     if epochs is None:
         folder = root if root.is_dir() else root.parent
@@ -92,12 +115,17 @@ def read_checkpoints(
     batch = ["batch"] if "batch" in table.columns else []
     table = table[[*LEADING_COLUMNS, *batch, *sorted(metrics), *TRAILING_COLUMNS]]
     table = table.sort_values(["run", "epoch", "path"], na_position="last", ignore_index=True)
-    table.attrs["skipped"] = skipped
+    table.attrs["skipped"] = sorted(skipped, key=lambda s: s["path"])
     return table
 
 
+def _skip(path: str, category: str, reason: str) -> dict[str, str]:
+    return {"path": path, "reason": reason, "category": category}
+
+
 def _find(root: Path) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
-    """(path, path relative to root) of every regular checkpoint file; symlinks go to skipped."""
+    """(path, path relative to root) of every regular file with a checkpoint's name; symlinks,
+    shards, files a killed prune left aside and other file types go to skipped."""
     if not root.is_dir():
         kind = checkpoint_kind(root.name)
         if kind is None or not stat.S_ISREG(root.lstat().st_mode):
@@ -110,18 +138,43 @@ def _find(root: Path) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
-            skipped.append({"path": folder, "reason": f"cannot list folder: {exc.strerror or exc}"})
+            skipped.append(_skip(folder, SKIPPED_UNREADABLE, f"cannot list folder: {exc.strerror or exc}"))
             continue
+        names = {entry.name for entry in entries}
         for entry in entries:
             entry_rel = f"{rel}/{entry.name}" if rel else entry.name
             if entry.is_symlink():
                 if entry.is_dir() or checkpoint_kind(entry.name):
-                    skipped.append({"path": entry.path, "reason": "symlink: never followed"})
+                    skipped.append(_skip(entry.path, SKIPPED_SYMLINK, "symlink: never followed"))
             elif entry.is_dir(follow_symlinks=False):
                 pending.append((entry.path, entry_rel))
-            elif entry.is_file(follow_symlinks=False) and checkpoint_kind(entry.name):
+            elif (original := aside_original(entry.name)) is not None:
+                skipped.append(
+                    _skip(
+                        entry.path,
+                        SKIPPED_ASIDE,
+                        f"moved aside by a prune that was killed while removing {original!r}: "
+                        f"delete it, or rename it back to {original!r} to keep it",
+                    )
+                )
+            elif not checkpoint_kind(entry.name):
+                continue
+            elif not entry.is_file(follow_symlinks=False):
+                skipped.append(_skip(entry.path, SKIPPED_UNREADABLE, "not a regular file: never opened"))
+            elif (shard := _SHARD.fullmatch(entry.name)) and {
+                f"{shard['base']}.weights.json",
+                f"{shard['base']}.json",
+            } & names:
+                skipped.append(
+                    _skip(
+                        entry.path,
+                        SKIPPED_SHARD,
+                        f"a shard of the sharded checkpoint {shard['base']}.weights.json: not indexed, never deleted",
+                    )
+                )
+            else:
                 files.append((entry.path, entry_rel))
-    return sorted(files), sorted(skipped, key=lambda s: s["path"])
+    return sorted(files), skipped
 
 
 def run_of(rel: str) -> str:
@@ -137,18 +190,27 @@ def run_of(rel: str) -> str:
 
 
 def _row(path: str, rel: str, templates: list[Template]) -> dict[str, object]:
-    info = os.lstat(path)
+    """The table row of the checkpoint at ``path``, or its skipped entry (with a ``category``)."""
     kind = checkpoint_kind(rel)
+    identity, verdict = inspect_file(path, kind)
+    if identity is None:  # gone, or could not be opened or read
+        return _skip(path, SKIPPED_UNREADABLE, f"{verdict.reason}; never deleted")
+    if verdict.checkpoint is False:
+        return _skip(path, SKIPPED_NOT_CHECKPOINT, f"{verdict.reason}; never touched")
+    if verdict.checkpoint is None:
+        return _skip(path, SKIPPED_UNDETERMINED, f"{verdict.reason}; never deleted")
     parsed = _parse(rel, templates)
-    verdict = check_checkpoint(path, kind)
     return {
         "path": path,
         "run": run_of(rel),
         "epoch": parsed.epoch,
         **({"batch": parsed.batch} if parsed.batch is not None else {}),
         **parsed.metrics,
-        "size_bytes": info.st_size,
-        "mtime": pd.Timestamp(info.st_mtime_ns, unit="ns", tz="UTC"),
+        "size_bytes": identity.size,
+        "mtime": pd.Timestamp(identity.mtime_ns, unit="ns", tz="UTC"),
+        "device": identity.device,
+        "inode": identity.inode,
+        "ctime": pd.Timestamp(identity.ctime_ns, unit="ns", tz="UTC"),
         "kind": kind,
         "valid": verdict.valid,
         "invalid_reason": verdict.reason,
@@ -174,11 +236,19 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     for column in LEADING_COLUMNS + TRAILING_COLUMNS:
         if column not in table.columns:
             table[column] = pd.Series(dtype=object)
-    typed = {"epoch": "Int64", "batch": "Int64", "size_bytes": "int64", "valid": "bool"}
+    typed = {
+        "epoch": "Int64",
+        "batch": "Int64",
+        "size_bytes": "int64",
+        "device": "uint64",
+        "inode": "uint64",
+        "valid": "bool",
+    }
     for column, dtype in typed.items():
         if column in table.columns:
             table[column] = table[column].astype(dtype)
-    table["mtime"] = pd.to_datetime(table["mtime"], utc=True)
+    for column in ("mtime", "ctime"):
+        table[column] = pd.to_datetime(table[column], utc=True)
     table["saved_at"] = pd.to_datetime([utc_from_local(t) for t in table["saved_at"]], utc=True).as_unit("ns")
     metrics = [c for c in table.columns if c not in {*LEADING_COLUMNS, "batch", *TRAILING_COLUMNS}]
     for column in metrics:

@@ -139,10 +139,12 @@ def _check_monitor(settled: pd.DataFrame, ranking: KeepBestK) -> None:
 
 def refuse_runs_left_without_valid(plan: pd.DataFrame) -> None:
     """Raise :class:`PruneRefused` if a run with drops would keep no valid checkpoint."""
-    keeps_valid = plan["keep"] & plan["valid"]
-    for run, rows in plan.groupby("run", sort=True):
-        if (~rows["keep"]).any() and not keeps_valid[rows.index].any():
-            raise PruneRefused(
-                f"refusing: run {run!r} would be left without a valid checkpoint "
-                f"({int((~rows['keep']).sum())} to drop, none valid to keep); nothing was deleted"
-            )
+    keep, valid = plan["keep"].to_numpy(dtype=bool), plan["valid"].to_numpy(dtype=bool)
+    runs = plan["run"].to_numpy(dtype=object)
+    emptied = sorted(set(runs[~keep]) - set(runs[keep & valid]))
+    if emptied:
+        run = emptied[0]
+        raise PruneRefused(
+            f"refusing: run {run!r} would be left without a valid checkpoint "
+            f"({int((~keep & (runs == run)).sum())} to drop, none valid to keep); nothing was deleted"
+        )

@@ -1,103 +1,90 @@
-"""Is a checkpoint file whole? Checked from its bytes alone: no TensorFlow, nothing deserialised.
+"""Is a file a Keras checkpoint, and is it whole? Decided from its content alone: no TensorFlow,
+nothing deserialised, never by its name.
 
-- ``.keras`` (Keras 3 ``saving_lib``): a zip archive holding ``config.json``, ``metadata.json`` and
-  ``model.weights.h5`` (or ``model.weights.npz``) whose members all pass their CRC-32 check.
-  ``metadata.json`` gives ``keras_version`` and ``date_saved`` (local time, ``%Y-%m-%d@%H:%M:%S``).
-- ``.h5`` / ``.weights.h5``: the HDF5 signature ``\\x89HDF\\r\\n\\x1a\\n`` at offset 0 or after a
-  user block (512, 1024, 2048, ... bytes), and a file at least as long as the end-of-file address
-  its superblock records (superblock versions 0-3).
+A file is a checkpoint only when it positively is one:
 
-A save cut short by a crash leaves a zip without its central directory or an HDF5 file shorter
-than its superblock says: both come out ``valid=False`` with the reason.
+- ``.keras`` (Keras 3 / tf-keras ``saving_lib``): a zip archive whose ``metadata.json`` is a JSON
+  object with ``keras_version`` or whose ``config.json`` is a serialised Keras object (a JSON object
+  with ``class_name``); see :mod:`.keras_zip`.
+- ``.h5`` / ``.weights.h5``: an HDF5 file (read with h5py) carrying the markers Keras writes -- the
+  legacy ``model.save`` layout, the legacy ``save_weights`` layout or the Keras 3 weights layout;
+  see :mod:`.keras_hdf5`.
+
+Every file gets one of three verdicts (:attr:`Validity.checkpoint`):
+
+- ``True``: a Keras checkpoint, ``valid`` or not (``reason`` says what is wrong: a save cut short,
+  a member failing its CRC, a missing member); only these are listed, ranked, ever deleted;
+- ``False``: not a Keras checkpoint (another zip, an HDF5 data file, text): never touched;
+- ``None``: damaged so that nothing proves Keras wrote it (an empty file, a truncated HDF5 file
+  the HDF5 library refuses to open, a zip whose Keras members cannot be read): reported, never
+  deleted by any option -- deleting it could destroy someone else's data.
 
 >>> check_checkpoint("model.keras", "keras")            # doctest: +SKIP
-Validity(valid=True, reason=None, keras_version='3.15.1', saved_at=Timestamp('2026-11-25 00:15:26'))
+Validity(valid=True, reason=None, keras_version='3.15.1', saved_at=Timestamp('2026-11-25 00:15:26'), checkpoint=True)
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
-import zlib
+import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pandas as pd
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_KERAS_MEMBERS = ("config.json", "metadata.json")
-_KERAS_WEIGHTS = ("model.weights.h5", "model.weights.npz")
+from runlens.checkpoints.nofollow import FileIdentity, open_regular
 
 
 @dataclass(frozen=True)
 class Validity:
-    """The verdict on one checkpoint file (``reason`` says what is wrong when not valid)."""
+    """The verdict on one file: ``checkpoint`` (True, False: not one, None: cannot tell), whether
+    it is ``valid`` (whole), and ``reason`` when it is not a valid checkpoint."""
 
     valid: bool
     reason: str | None = None
     keras_version: str | None = None
     saved_at: pd.Timestamp | None = None
+    checkpoint: bool | None = True
 
 
 def check_checkpoint(path: str, kind: str) -> Validity:
-    """Check the checkpoint at ``path`` of ``kind`` (``"keras"``, ``"weights"`` or ``"h5"``)."""
+    """Check the file at ``path`` (never through a symlink) as a ``kind`` checkpoint
+    (``"keras"``, ``"weights"`` or ``"h5"``, from :func:`runlens.checkpoints.names.checkpoint_kind`)."""
+    return inspect_file(path, kind)[1]
+
+
+def inspect_file(name: str, kind: str, *, dir_fd: int | None = None) -> tuple[FileIdentity | None, Validity]:
+    """``(identity, verdict)`` of ``name`` (relative to ``dir_fd``), read through one descriptor
+    opened without following symlinks. The identity is taken before reading; a file that changed
+    while it was read gets the verdict "cannot tell" (it is being written)."""
     try:
-        return _check_keras(path) if kind == "keras" else _check_hdf5(path)
+        fd, before = open_regular(name, dir_fd=dir_fd)
     except OSError as exc:
-        return Validity(False, f"cannot read: {exc.strerror or exc}")
-
-
-def _check_keras(path: str) -> Validity:
+        return None, Validity(False, f"cannot open: {_why(exc)}", checkpoint=None)
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            missing = [m for m in _KERAS_MEMBERS if m not in names]
-            if not any(w in names for w in _KERAS_WEIGHTS):
-                missing.append(" or ".join(_KERAS_WEIGHTS))
-            if missing:
-                return Validity(False, f"not a Keras archive: no {', '.join(missing)} inside")
-            bad = zf.testzip()
-            if bad is not None:
-                return Validity(False, f"corrupted: member {bad} fails its CRC check")
-            metadata = zf.read("metadata.json")
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
-        return Validity(False, f"not a readable zip (truncated while saving?): {exc}")
-    try:
-        meta = json.loads(metadata)
-    except ValueError:
-        return Validity(False, "metadata.json is not JSON")
-    saved = pd.to_datetime(meta.get("date_saved"), format="%Y-%m-%d@%H:%M:%S", errors="coerce")
-    return Validity(True, None, meta.get("keras_version"), None if pd.isna(saved) else saved)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            verdict = check_open(file, kind, before.st_size)
+        identity, after = FileIdentity.of(before), FileIdentity.of(os.fstat(fd))
+    except OSError as exc:
+        return None, Validity(False, f"cannot read: {_why(exc)}", checkpoint=None)
+    finally:
+        os.close(fd)
+    if after != identity:
+        return identity, Validity(False, "changed while being read (still being written?)", checkpoint=None)
+    return identity, verdict
 
 
-def _check_hdf5(path: str) -> Validity:
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        offset = 0
-        while offset + len(HDF5_SIGNATURE) <= size:  # user blocks are 0, 512, 1024, 2048, ...
-            f.seek(offset)
-            superblock = f.read(96)
-            if superblock.startswith(HDF5_SIGNATURE):
-                return _check_superblock(superblock, size)
-            offset = 512 if offset == 0 else offset * 2
+def check_open(file: BinaryIO, kind: str, size: int) -> Validity:
+    """The verdict on an open binary ``file`` of ``size`` bytes, as a ``kind`` checkpoint."""
     if size == 0:
-        return Validity(False, "empty file (cut short while saving?)")
-    return Validity(False, "no HDF5 signature: not an HDF5 file or damaged")
+        return Validity(False, "empty file (a save cut short at its start?)", checkpoint=None)
+    if kind == "keras":
+        from runlens.checkpoints.keras_zip import check_keras_archive
+
+        return check_keras_archive(file)
+    from runlens.checkpoints.keras_hdf5 import check_keras_hdf5
+
+    return check_keras_hdf5(file, size)
 
 
-def _check_superblock(sb: bytes, size: int) -> Validity:
-    """Compare the superblock's end-of-file address with the file size (a stored absolute size)."""
-    version = sb[8] if len(sb) > 8 else None
-    if version in (0, 1):
-        width, start = (sb[13] if len(sb) > 13 else 0), (24 if version == 0 else 28)
-        eof_at = start + 2 * width  # base address, free-space address, end-of-file address
-    elif version in (2, 3):
-        width, start = (sb[9] if len(sb) > 9 else 0), 12
-        eof_at = start + 2 * width  # base address, superblock extension address, end-of-file
-    else:
-        return Validity(True)  # a newer superblock: the signature is all we check
-    if width not in (2, 4, 8) or len(sb) < eof_at + width:
-        return Validity(False, "HDF5 superblock cut short")
-    eof = int.from_bytes(sb[eof_at : eof_at + width], "little")
-    if eof != (1 << (8 * width)) - 1 and size < eof:
-        return Validity(False, f"truncated: HDF5 superblock says {eof} bytes, file has {size}")
-    return Validity(True)
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__

@@ -102,7 +102,8 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
     "--trash",
     type=click.Path(),
     metavar="DIR",
-    help="With --apply: move dropped files to this folder (outside DIR) instead.",
+    help="With --apply: move dropped files to this folder (outside DIR, not writable by other "
+    "users unless sticky and yours) instead.",
 )
 def prune_command(
     dir: str,
@@ -120,13 +121,17 @@ def prune_command(
 ) -> None:
     """Keep the best checkpoints under DIR and delete the rest -- a dry run unless --apply.
 
-    Never deletes or follows a symlink, never touches a file that is not a checkpoint or lies
-    outside DIR, keeps invalid checkpoints (unless --delete-invalid) and those modified within
-    --min-age, never deletes the best valid checkpoint of a run and refuses a plan that would leave
-    a run without a valid one. One prune per DIR at a time; a prune that is killed can be re-run.
+    A file is a checkpoint only by its content (a Keras .keras archive or HDF5 save); other files
+    and damaged ones nothing proves Keras wrote are listed as skipped and never touched. Never
+    deletes or follows a symlink, never leaves DIR, keeps invalid checkpoints (unless
+    --delete-invalid) and those modified within --min-age, never deletes the best valid checkpoint
+    of a run and refuses a plan that would leave a run without a valid one. Right before deleting,
+    under a lock on every folder it deletes from, each file must still be the one planned and the
+    kept ones still valid, else nothing is deleted (a stale plan: run it again). A prune that is
+    killed can be re-run.
 
     \b
-    Exit codes: 0 done (or dry run), 1 refused (unsafe plan, another prune running,
+    Exit codes: 0 done (or dry run), 1 refused (unsafe or stale plan, another prune running,
     a file could not be removed), 2 bad usage.
 
     \b
@@ -184,25 +189,10 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     """The columns worth reading, epochs 1-based, paths relative to DIR, sizes readable."""
     import pandas as pd
 
+    from runlens.checkpoints.index import LEADING_COLUMNS, TRAILING_COLUMNS
     from runlens.name_columns import NAME_DTYPE
 
-    fixed = {
-        "path",
-        "run",
-        "epoch",
-        "batch",
-        "size_bytes",
-        "mtime",
-        "kind",
-        "valid",
-        "invalid_reason",
-        "keras_version",
-        "saved_at",
-        "metrics_from",
-        "rank",
-        "keep",
-        "reason",
-    }
+    fixed = {*LEADING_COLUMNS, "batch", *TRAILING_COLUMNS, "rank", "keep", "reason"}
     metrics = [c for c in table.columns if c not in fixed and table[c].notna().any()]
     table = table.sort_values(["run", "kind", "epoch"], kind="stable", na_position="last")
     out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})

@@ -5,7 +5,9 @@ the run folder (``runlens.read_checkpoints`` gives both the run's name). The pla
 :func:`runlens.plan_prune` with ``KeepBestK(keep_best, monitor)`` and ``KeepLastN(keep_last)``;
 a plan the checkpoint layer refuses (or cannot make) becomes a note on that run, never a failure
 of the report. Files modified within ``min_age`` are kept unranked, except in runs whose
-``runlens.json`` says training ended (:func:`runlens.manifest.ended_runs`).
+``runlens.json`` says training ended (:func:`runlens.manifest.ended_runs`). Files named like
+checkpoints that are not Keras checkpoints by content (a ``predictions_001.h5``) are named in one
+warning line; other skipped files get a warning each.
 
 >>> summaries, warnings = checkpoint_summaries("sample_logs", epochs, runs=["overfits"],
 ...     rules=[KeepBestK(3, "val_loss"), KeepLastN(1)], min_age=300,
@@ -22,12 +24,14 @@ from pathlib import Path
 import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
-from runlens.checkpoints.index import CHECKPOINTS_FOLDER, read_checkpoints
+from runlens.checkpoints.index import CHECKPOINTS_FOLDER, SKIPPED_NOT_CHECKPOINT, read_checkpoints
 from runlens.checkpoints.plan import plan_prune, plan_summary
 from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
 from runlens.manifest import ended_runs
 from runlens.report.model import CheckpointSummary
+
+_NAMED = 5  # non-checkpoint files named in the report's one line about them
 
 
 def checkpoint_summaries(
@@ -44,7 +48,7 @@ def checkpoint_summaries(
         table = read_checkpoints(root, epochs=epochs)
     except RunlensError as exc:
         return {}, [f"checkpoints not read: {exc}"]
-    warnings = [f"checkpoint {s['path']} skipped: {s['reason']}" for s in table.attrs.get("skipped", [])]
+    warnings = _skipped_notes(table.attrs.get("skipped", []), root)
     others = sorted(set(table["run"]) - set(runs))
     if others:
         count = int(table["run"].isin(others).sum())
@@ -63,6 +67,23 @@ def checkpoint_summaries(
             rows = rows[in_folder]
         out[run] = _summary(rows, root, rules, 0.0 if run in settled else min_age, now, restored.get(run))
     return out, warnings
+
+
+def _skipped_notes(skipped: list[dict[str, str]], root: str | os.PathLike[str]) -> list[str]:
+    """One warning per file left out for a reason worth a look (a symlink, a damaged file nothing
+    proves Keras wrote, ...), and one line for all the files that are simply not checkpoints."""
+    others = [s for s in skipped if s.get("category") == SKIPPED_NOT_CHECKPOINT]
+    notes = [f"checkpoint {s['path']} skipped: {s['reason']}" for s in skipped if s not in others]
+    if others:
+        names = [os.path.relpath(s["path"], root) for s in others]
+        shown = ", ".join(names[:_NAMED]) + (
+            f" and {len(names) - _NAMED} more" if len(names) > _NAMED else ""
+        )
+        notes.append(
+            f"{len(names)} file(s) named like checkpoints are not Keras checkpoints (by content) "
+            f"and were left out: {shown}"
+        )
+    return notes
 
 
 def _summary(
