@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "RunlensError": "runlens.errors",
     "DamagedDataWarning": "runlens.errors",
+    "CacheWarning": "runlens.errors",
     "read_scalars": "runlens.events.logdir",
     "read_epochs": "runlens.epochs",
     "epochs_from_scalars": "runlens.epochs",

@@ -24,3 +24,8 @@ class RunlensError(Exception):
 
 class DamagedDataWarning(UserWarning):
     """Part of a file could not be read; everything intact around it was kept."""
+
+
+class CacheWarning(UserWarning):
+    """A cache pack or folder was not used (damaged, or others could have written it), or could not
+    be written: the event files were read instead, so the data is complete and exact."""
