@@ -136,6 +136,18 @@ def test_runlens_ls_cache_never_runs_a_planted_pack(logdir, tmp_path, monkeypatc
     assert "points in" in result.output
 
 
+def test_runlens_ls_cache_says_in_one_line_why_the_cache_is_not_used(logdir, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert CliRunner().invoke(main, ["ls", str(logdir), "--cache"]).exit_code == 0
+    folder = tmp_path / "xdg" / "runlens"
+    folder.chmod(0o770)
+    result = CliRunner().invoke(main, ["ls", str(logdir), "--cache"])
+    assert result.exit_code == 0
+    [warned] = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert warned.startswith(f"Warning: {folder}: writable by other users (mode 0770); the cache is not used")
+    assert "chmod go-w" in warned and "Traceback" not in result.output
+
+
 # ---------------------------------------------------------------- damaged packs
 
 
@@ -382,8 +394,10 @@ def test_a_logdir_path_that_is_not_utf8_is_cached(logdir, tmp_path, parsed_bytes
     assert parsed_bytes["bytes"] == 0
     monkeypatch.chdir(parent)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    for _ in range(2):
+    outputs = []
+    for _ in range(2):  # the second from the cache: relative paths in the pack, the same lines
         result = CliRunner().invoke(main, ["ls", "logs", "--cache"])
         assert result.exit_code == 0, result.output
-        assert "points in" in result.output
+        outputs.append(result.output)
+    assert "points in" in outputs[0] and "not an event file" in outputs[0] and outputs[1] == outputs[0]
     assert parsed_bytes["bytes"] == sum(f.stat().st_size for f in writers.event_files(logdir))  # once

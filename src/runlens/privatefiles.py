@@ -131,4 +131,4 @@ def _check(st: os.stat_result, path: Path, is_kind: Callable[[int], bool], kind:
     if st.st_uid != os.geteuid():
         raise Unsafe(f"{path}: owned by user {st.st_uid}, not by you")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise Unsafe(f"{path}: writable by other users (mode {stat.S_IMODE(st.st_mode):o})")
+        raise Unsafe(f"{path}: writable by other users (mode {stat.S_IMODE(st.st_mode):04o})")

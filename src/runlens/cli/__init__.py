@@ -26,10 +26,15 @@ class _Group(click.Group):
             with warnings.catch_warnings():
                 # Commands list damaged files themselves (from df.attrs["problems"]).
                 warnings.simplefilter("ignore", DamagedDataWarning)
+                warnings.showwarning = _show_warning  # others (a CacheWarning): one line each
                 return super().invoke(ctx)
         except RunlensError as exc:
             click.echo(printable(f"Error: {exc}"), err=True)
             sys.exit(exc.exit_code)
+
+
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    click.echo(printable(f"Warning: {message}"), err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

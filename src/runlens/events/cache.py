@@ -134,11 +134,11 @@ class LogdirCache:
     def _note(self, problem: Exception | str) -> None:
         if isinstance(problem, Unsafe):
             problem = (
-                f"{problem}: the cache is not used there (only folders and packs you own and no one "
-                "else can write are); fix its owner or permissions (chmod go-w), or delete it"
+                f"{problem}; the cache is not used (only folders and packs you own and no one else can "
+                "write are trusted): fix its owner or permissions (chmod go-w), or delete it"
             )
         elif isinstance(problem, OSError):
-            problem = f"{self.path}: cache unusable ({problem.strerror or problem}); the event files are read instead"
+            problem = f"{self.path}: the cache cannot be used ({problem.strerror or problem}); the event files are read"
         if problem not in self.notes:
             self.notes.append(str(problem))
 
