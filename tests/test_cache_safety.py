@@ -66,19 +66,6 @@ class _RunsCode:
         return (open, (self.sentinel, "w"))
 
 
-def _crafted_object_pack(sentinel: Path) -> bytes:
-    """A pack in the current layout, every checksum right, whose one column says it holds Python
-    objects and holds a pickle that would create ``sentinel``."""
-    from runlens.events import pack
-
-    body = pickle.dumps([_RunsCode(sentinel)], protocol=4)
-    body += bytes(-len(body) % 8)
-    chunk = {"tags": ["loss"], "counts": 0, "parts": [[0, 0, 0, 0, 0]], "plugins": [[]], "states": []}
-    chunk |= {"first_wall_times": []}
-    index = {"identity": "x", "buffers": [["|O", len(body) // 8, crc32c.crc32c(body)]], "chunks": [chunk]}
-    return pack.encode_head(index | {"entries": []}) + body
-
-
 def _split(data: bytes) -> tuple[int, dict, bytes]:
     """A pack's format version, index and buffers."""
     from runlens.events import pack
@@ -88,13 +75,23 @@ def _split(data: bytes) -> tuple[int, dict, bytes]:
     return version, json.loads(data[start : start + size]), data[start + size :]
 
 
-def _planted(kind: str, sentinel: Path, scratch: Path) -> bytes:
+def _planted(kind: str, sentinel: Path, scratch: Path, real: bytes) -> bytes:
+    """Bytes that would create ``sentinel`` if loaded carelessly: a pickle, an ``.npy`` of objects,
+    or ``real`` (a pack runlens wrote) whose first column, checksums all right, claims to hold
+    Python objects and holds a pickle."""
     if kind == "pickle":
         return pickle.dumps({"format": 2, "hook": _RunsCode(sentinel)})
     if kind == "npy-object":
         np.save(scratch / "planted.npy", np.array([_RunsCode(sentinel)], dtype=object), allow_pickle=True)
         return (scratch / "planted.npy").read_bytes()
-    return _crafted_object_pack(sentinel)
+    from runlens.events import pack
+
+    version, index, body = _split(real)
+    dtype, count, _ = index["buffers"][0]
+    payload = pickle.dumps([_RunsCode(sentinel)], protocol=4)
+    payload += bytes(-len(payload) % 8)
+    index["buffers"][0] = ["|O", len(payload) // 8, crc32c.crc32c(payload)]
+    return pack.encode_head(index, version) + payload + body[count * np.dtype(dtype).itemsize :]
 
 
 @pytest.fixture
@@ -110,23 +107,25 @@ def logdir(simple_value_logdir, tf_logdir, tmp_path):
 @pytest.mark.parametrize("kind", ["pickle", "npy-object", "crafted-pack"])
 def test_a_planted_pack_never_runs_code(logdir, tmp_path, kind):
     cache, sentinel = tmp_path / "cache", tmp_path / "ran"
-    planted = _planted(kind, sentinel, tmp_path)
+    runlens.read_scalars(logdir, cache=cache)
+    planted = _planted(kind, sentinel, tmp_path, pack_path(cache, logdir).read_bytes())
     assert not sentinel.exists()
     for path in {old_pack_path(cache, logdir), pack_path(cache, logdir)}:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(planted)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", runlens.CacheWarning)
         frame = runlens.read_scalars(logdir, cache=cache)
-        cold = runlens.read_scalars(logdir)
     assert not sentinel.exists()
-    assert_exactly(frame, cold)
+    assert_exactly(frame, runlens.read_scalars(logdir))
+    [warned] = [str(w.message) for w in caught if w.category is runlens.CacheWarning]
+    assert ("malformed dtype" if kind == "crafted-pack" else "not a runlens pack") in warned
 
 
 def test_runlens_ls_cache_never_runs_a_planted_pack(logdir, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     sentinel = tmp_path / "ran"
-    planted = _planted("pickle", sentinel, tmp_path)
+    planted = _planted("pickle", sentinel, tmp_path, b"")
     for path in {old_pack_path(tmp_path / "xdg" / "runlens", logdir), pack_path(None, logdir)}:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(planted)
@@ -401,3 +400,23 @@ def test_a_logdir_path_that_is_not_utf8_is_cached(logdir, tmp_path, parsed_bytes
         outputs.append(result.output)
     assert "points in" in outputs[0] and "not an event file" in outputs[0] and outputs[1] == outputs[0]
     assert parsed_bytes["bytes"] == sum(f.stat().st_size for f in writers.event_files(logdir))  # once
+
+
+def test_a_remote_logdir_is_cached_by_size_and_version(logdir, tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    fs, cache = fsspec.filesystem("memory"), tmp_path / "cache"
+    for path in writers.event_files(logdir):
+        fs.put_file(str(path), f"/cached/{path.relative_to(logdir).as_posix()}")
+    try:
+        first = runlens.read_scalars("memory://cached", cache=cache)
+        entries = ScalarCache(cache).open("memory://cached").entries
+        assert len(entries) == len(writers.event_files(logdir))
+        assert all(len(e.signature) == 2 and isinstance(e.signature[1], str) for e in entries.values())
+        assert_exactly(runlens.read_scalars("memory://cached", cache=cache), first)
+        changed = next(iter(entries)).removeprefix("memory://")
+        fs.pipe_file(changed, fs.cat_file(changed) + b"\0" * 10)  # a new size: read again
+        assert_exactly(
+            runlens.read_scalars("memory://cached", cache=cache), runlens.read_scalars("memory://cached")
+        )
+    finally:
+        fs.rm("/cached", recursive=True)

@@ -8,7 +8,9 @@ so swapping a folder or file between the check and the use changes nothing.
 
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
->>> folder = open_folder(root, ["a", "b"], create=True)
+>>> open_folder(root, ["a", "b"]) is None
+True
+>>> folder = make_folder(root, ["a", "b"])
 >>> replace_file(folder, "x", lambda out: out.write(b"hi"))
 >>> with open_file(folder, "x") as stream:
 ...     stream.read()
@@ -37,16 +39,28 @@ class Unsafe(Exception):
     """A folder or file that another user could have written (the message says which and why)."""
 
 
-def open_folder(root: str | os.PathLike[str], names: Sequence[str], *, create: bool) -> int | None:
-    """A descriptor of ``root/names[0]/names[1]/...``: ``root`` as given (it may be a link the user
-    made), every folder below it opened without following links; each must be owned by this user
-    and writable by no one else (:class:`Unsafe` otherwise). Missing folders are made (mode 0700)
-    with ``create``, else None is returned. Other failures raise ``OSError``."""
+def open_folder(root: str | os.PathLike[str], names: Sequence[str]) -> int | None:
+    """A descriptor of ``root/names[0]/names[1]/...``, or None if one of them is missing:
+    ``root`` as given (it may be a link the user made), every folder below it opened without
+    following links; each must be owned by this user and writable by no one else (:class:`Unsafe`
+    otherwise). Other failures raise ``OSError``."""
+    try:
+        return _walk(root, names, create=False)
+    except FileNotFoundError:
+        return None
+
+
+def make_folder(root: str | os.PathLike[str], names: Sequence[str]) -> int:
+    """:func:`open_folder`, making the folders that are missing (mode 0700)."""
+    return _walk(root, names, create=True)
+
+
+def _walk(root: str | os.PathLike[str], names: Sequence[str], *, create: bool) -> int:
     try:
         fd = os.open(root, _FOLDER_FLAGS)
     except FileNotFoundError:
         if not create:
-            return None
+            raise
         os.makedirs(root, mode=0o700, exist_ok=True)
         fd = os.open(root, _FOLDER_FLAGS)
     path = Path(root)
@@ -57,30 +71,31 @@ def open_folder(root: str | os.PathLike[str], names: Sequence[str], *, create: b
             inner = _open_below(fd, name, path, create=create)
             os.close(fd)
             fd = inner
-            if fd is None:
-                return None
             _check(os.fstat(fd), path, stat.S_ISDIR, "folder")
     except BaseException:
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
         raise
     return fd
 
 
-def _open_below(folder: int, name: str, path: Path, *, create: bool) -> int | None:
-    flags = _FOLDER_FLAGS | os.O_NOFOLLOW
+def _open_below(folder: int, name: str, path: Path, *, create: bool) -> int:
     try:
-        return os.open(name, flags, dir_fd=folder)
+        return _open_folder_at(folder, name, path)
     except FileNotFoundError:
         if not create:
-            return None
+            raise
+    with contextlib.suppress(FileExistsError):  # made meanwhile by another runlens: checked all the same
+        os.mkdir(name, 0o700, dir_fd=folder)
+    return _open_folder_at(folder, name, path)
+
+
+def _open_folder_at(folder: int, name: str, path: Path) -> int:
+    try:
+        return os.open(name, _FOLDER_FLAGS | os.O_NOFOLLOW, dir_fd=folder)
     except OSError as exc:
         if exc.errno in _NO_LINK:
             raise Unsafe(f"{path}: not a real folder (a symbolic link or a file)") from None
         raise
-    with contextlib.suppress(FileExistsError):  # made meanwhile by another runlens: checked below
-        os.mkdir(name, 0o700, dir_fd=folder)
-    return _open_below(folder, name, path, create=False)
 
 
 def open_file(folder: int, name: str, *, shown: str | os.PathLike[str] | None = None) -> BinaryIO | None:

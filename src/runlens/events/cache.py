@@ -51,7 +51,7 @@ import crc32c as _crc32c
 from runlens.events.files import ChunkRows, FileRows, Resume
 from runlens.events.pack import Entry, PackError, read_pack, write_pack
 from runlens.events.sources import EventFile, is_url
-from runlens.privatefiles import Unsafe, open_file, open_folder, replace_file
+from runlens.privatefiles import Unsafe, make_folder, open_file, open_folder, replace_file
 
 RACY_SECONDS = 2.0  # a file modified this close to when its entry was written is re-checked
 
@@ -111,7 +111,7 @@ class LogdirCache:
 
     def _load(self) -> None:
         try:
-            folder = open_folder(self.root, self.folders, create=False)
+            folder = open_folder(self.root, self.folders)
         except (Unsafe, OSError) as exc:
             self.writable = False
             self._note(exc)
@@ -199,8 +199,7 @@ class LogdirCache:
         for file, (chunk, position) in zip(files, placed):
             entries[self._identity(file)] = Entry(file.signature, now, number(chunk), position)
         try:
-            folder = open_folder(self.root, self.folders, create=True)
-            assert folder is not None  # made when missing
+            folder = make_folder(self.root, self.folders)
             try:
                 replace_file(folder, self.name, lambda out: write_pack(out, self.identity, entries, kept))
             finally:
