@@ -377,6 +377,32 @@ def test_nothing_is_read_or_written_through_a_planted_symlink(logdir, tmp_path, 
         assert not path.is_symlink() and path.is_file()
 
 
+_READ_TWICE = """
+import sys, warnings
+import runlens
+warnings.simplefilter("ignore")
+for _ in range(2):
+    runlens.read_scalars(sys.argv[1], cache=sys.argv[2])
+print("done")
+"""
+
+
+def test_a_fifo_at_the_pack_path_is_not_waited_on(logdir, tmp_path):
+    cache = tmp_path / "cache"
+    runlens.read_scalars(logdir, cache=cache)
+    path = pack_path(cache, logdir)
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    out = subprocess.run(
+        [sys.executable, "-c", _READ_TWICE, str(logdir), str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.strip() == "done", out.stderr[-2000:]
+    assert path.is_file()  # replaced by a pack
+
+
 # ---------------------------------------------------------------- a logdir path that is not UTF-8
 
 
