@@ -446,3 +446,11 @@ def test_a_remote_logdir_is_cached_by_size_and_version(logdir, tmp_path):
         )
     finally:
         fs.rm("/cached", recursive=True)
+
+
+def test_without_posix_file_calls_cache_is_a_clear_error(logdir, tmp_path, monkeypatch):
+    monkeypatch.setattr("runlens.events.cache.SUPPORTED", False)  # as on Windows
+    with pytest.raises(runlens.RunlensError, match="cache=: the scalar cache needs a POSIX system"):
+        runlens.read_scalars(logdir, cache=tmp_path / "cache")
+    result = CliRunner().invoke(main, ["ls", str(logdir), "--cache"])
+    assert result.exit_code == 2 and result.output.startswith("Error: cache=")

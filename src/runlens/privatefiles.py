@@ -31,7 +31,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# Everything here needs POSIX: opening relative to a folder descriptor, without following links.
+SUPPORTED = hasattr(os, "O_NOFOLLOW") and {os.open, os.mkdir, os.rename, os.unlink} <= os.supports_dir_fd
+_FOLDER_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+)  # (importable anywhere)
 _NO_LINK = (errno.ELOOP, errno.ENOTDIR)  # what opening a link with O_NOFOLLOW (| O_DIRECTORY) gives
 
 

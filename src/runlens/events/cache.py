@@ -48,10 +48,11 @@ from pathlib import Path
 
 import crc32c as _crc32c
 
+from runlens.errors import RunlensError
 from runlens.events.files import ChunkRows, FileRows, Resume
 from runlens.events.pack import Entry, PackError, read_pack, write_pack
 from runlens.events.sources import EventFile, is_url
-from runlens.privatefiles import Unsafe, make_folder, open_file, open_folder, replace_file
+from runlens.privatefiles import SUPPORTED, Unsafe, make_folder, open_file, open_folder, replace_file
 
 RACY_SECONDS = 2.0  # a file modified this close to when its entry was written is re-checked
 
@@ -81,6 +82,10 @@ class ScalarCache:
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
+        if not SUPPORTED:
+            raise RunlensError(
+                "cache=: the scalar cache needs a POSIX system (Linux, macOS); read without it"
+            )
         self.folder = Path(folder) if folder is not None else default_folder()
 
     def open(self, logdir: str | os.PathLike[str]) -> LogdirCache:

@@ -63,7 +63,8 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "tensor": ("|b1",),
 }
 _COUNTS = ("<i8",)
-_IOV_MAX = max(16, min(os.sysconf("SC_IOV_MAX"), 1024))  # buffers per readv (1024 on Linux and macOS)
+# Buffers per readv: 1024 on Linux and macOS, at least 16 by POSIX (no sysconf: not POSIX, no cache).
+_IOV_MAX = max(16, min(os.sysconf("SC_IOV_MAX"), 1024)) if hasattr(os, "sysconf") else 16
 _DTYPES = frozenset(sum(_COLUMNS.values(), _COUNTS))
 _ROW_FIELDS = tuple(f.name for f in fields(Rows))
 assert set(_ROW_FIELDS) == set(_COLUMNS), "a Rows column without a pack dtype"
