@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 # Everything here needs POSIX: opening relative to a folder descriptor, without following links.
+# (The flags are looked up with getattr so that the module imports anywhere; see SUPPORTED.)
 SUPPORTED = hasattr(os, "O_NOFOLLOW") and {os.open, os.mkdir, os.rename, os.unlink} <= os.supports_dir_fd
-_FOLDER_FLAGS = (
-    os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-)  # (importable anywhere)
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _NO_LINK = (errno.ELOOP, errno.ENOTDIR)  # what opening a link with O_NOFOLLOW (| O_DIRECTORY) gives
 
 
