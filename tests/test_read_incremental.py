@@ -172,7 +172,8 @@ def test_a_corrupt_or_foreign_cache_entry_is_ignored(logdir, tmp_path):
     runlens.read_scalars(logdir, cache=cache)
     for entry in (cache / "scalars").rglob("*.pack"):
         entry.write_bytes(b"not a pickle")
-    assert_same(runlens.read_scalars(logdir, cache=cache), cold(logdir))
+    with pytest.warns(runlens.CacheWarning, match="damaged"):
+        assert_same(runlens.read_scalars(logdir, cache=cache), cold(logdir))
 
 
 def test_the_cache_folder_is_safe_to_delete_and_defaults_under_xdg(logdir, tmp_path, monkeypatch):
