@@ -195,7 +195,7 @@ def _damage(data: bytes, other: bytes, kind: str, where: float, size: int, bit: 
     return other  # "other": the other logdir's whole pack under this one's name
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     damages=st.lists(
         st.tuples(
