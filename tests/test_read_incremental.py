@@ -80,7 +80,7 @@ def test_a_logdir_of_many_files_is_one_pack_and_filtered_reads_keep_each_others_
     age(logdir)
     cache = tmp_path / "cache"
     only_sv = runlens.read_scalars(logdir, runs="sv*", cache=cache)
-    assert len(writers.event_files(logdir)) > 2 and len(list(cache.rglob("*.pkl"))) == 1
+    assert len(writers.event_files(logdir)) > 2 and len(list(cache.rglob("*.pack"))) == 1
     sv_bytes = parsed_bytes["bytes"]
     parsed_bytes["bytes"] = 0
     everything = runlens.read_scalars(logdir, cache=cache)  # the sv files come from the pack
@@ -170,16 +170,17 @@ def test_a_corrupt_or_foreign_cache_entry_is_ignored(logdir, tmp_path):
     cache = tmp_path / "cache"
     age(logdir)
     runlens.read_scalars(logdir, cache=cache)
-    for entry in (cache / "scalars").rglob("*.pkl"):
+    for entry in (cache / "scalars").rglob("*.pack"):
         entry.write_bytes(b"not a pickle")
-    assert_same(runlens.read_scalars(logdir, cache=cache), cold(logdir))
+    with pytest.warns(runlens.CacheWarning, match="damaged"):
+        assert_same(runlens.read_scalars(logdir, cache=cache), cold(logdir))
 
 
 def test_the_cache_folder_is_safe_to_delete_and_defaults_under_xdg(logdir, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert ScalarCache().folder == tmp_path / "xdg" / "runlens"
     first = runlens.read_scalars(logdir, cache=True)
-    assert any((tmp_path / "xdg" / "runlens").rglob("*.pkl"))
+    assert any((tmp_path / "xdg" / "runlens").rglob("*.pack"))
     shutil.rmtree(tmp_path / "xdg")
     assert_same(runlens.read_scalars(logdir, cache=True), first)
 

@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "RunlensError": "runlens.errors",
     "DamagedDataWarning": "runlens.errors",
     "RunlensWarning": "runlens.errors",
+    "CacheWarning": "runlens.errors",
     "read_scalars": "runlens.events.logdir",
     "read_epochs": "runlens.epochs",
     "epochs_from_scalars": "runlens.epochs",

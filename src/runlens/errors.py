@@ -8,6 +8,8 @@ event files, in ``df.attrs["problems"]``), never with an exception.
 
 from __future__ import annotations
 
+from runlens.textsafe import shown
+
 
 class RunlensError(Exception):
     """A problem with the input or options that the user has to fix.
@@ -28,8 +30,6 @@ class RunlensError(Exception):
     exit_code: int = 2
 
     def __init__(self, message: object = "", *args: object) -> None:
-        from runlens.textsafe import shown  # (textsafe imports pandas: not at import of runlens)
-
         super().__init__(shown(message), *args)
 
 
@@ -40,3 +40,8 @@ class DamagedDataWarning(UserWarning):
 class RunlensWarning(UserWarning):
     """Something was left out of a result (a run that gave no evaluation, say); the message says
     what and what to pass to get it."""
+
+
+class CacheWarning(RunlensWarning):
+    """A cache pack or folder was not used (damaged, or others could have written it), or could not
+    be written: the event files were read instead, so the data is complete and exact."""

@@ -39,6 +39,7 @@ class _Group(click.Group):
             with warnings.catch_warnings():
                 # Commands list damaged files themselves (from df.attrs["problems"]).
                 warnings.simplefilter("ignore", DamagedDataWarning)
+                warnings.showwarning = _show_warning  # others (a CacheWarning): one line each
                 return super().invoke(ctx)
         except click.UsageError as exc:  # from a subcommand's options or arguments
             raise _one_line(exc) from None
@@ -56,6 +57,10 @@ def _one_line(exc: click.UsageError) -> click.UsageError:
     message = " ".join(line.strip() for line in exc.format_message().splitlines()).rstrip(".")
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
     return click.UsageError(shown(message + where))
+
+
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    say(f"Warning: {message}", err=True)
 
 
 @click.group("runlens", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

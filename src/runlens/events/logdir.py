@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runlens.errors import DamagedDataWarning
+from runlens.errors import CacheWarning, DamagedDataWarning
 from runlens.events.cache import LogdirCache, Lookup, ScalarCache
 from runlens.events.decode import TagTable
 from runlens.events.files import ChunkRows, Resume, read_event_files
@@ -73,7 +73,8 @@ def read_scalars(
             cluster's ``client.get_executor()``; results are identical to a serial read.
         cache: True for the default cache folder (``~/.cache/runlens``), or a folder: re-reading an
             unchanged logdir then costs a fraction of the first read, and only the bytes appended
-            to a growing file are parsed (see :mod:`runlens.events.cache`).
+            to a growing file are parsed (see :mod:`runlens.events.cache`). A pack that is damaged
+            or that others could have written is ignored with a :class:`CacheWarning`.
         storage_options: passed to the fsspec filesystem of a URL (credentials, endpoint, ...).
 
     Rank-0 tensors count as scalars unless their tag's first plugin metadata in the run names a
@@ -84,14 +85,17 @@ def read_scalars(
     >>> df.groupby(["run", "tag"], observed=True).size()            # doctest: +SKIP
     """
     files = find_event_files(path, runs=runs, storage_options=storage_options)
+    pack = _cache(cache, path)
     chunks, where = _read_all(
         files,
         workers=workers,
         executor=executor,
-        cache=_cache(cache, path),
+        cache=pack,
         everything=runs is None,
         storage_options=storage_options,
     )
+    for note in pack.notes if pack is not None else ():
+        warnings.warn(note, CacheWarning, stacklevel=2)
     order = _written_order(files, chunks, where)
     problems = [p.as_dict() for i in order for p in _state(chunks, where[i]).problems]
     for problem in problems:

@@ -164,7 +164,7 @@ class ReadState:
     checksum: int = 0
 
     def __reduce__(self) -> tuple:
-        # Pickled by position, not as a dict: a cached sweep unpickles 10,000 states in half the time.
+        # Pickled by position, not as a dict: a sweep's worker processes send back 10,000 states.
         return (ReadState, tuple(getattr(self, f.name) for f in fields(self)))
 
 
