@@ -17,6 +17,15 @@ from typing import Any
 import numpy as np
 from writers import SimulatedCrash, crash_at_end_of  # noqa: F401 (used by the bundle tests)
 
+# The bundle of the resume tests: both policies, EarlyStopping restoring its best epoch (whose
+# checkpoint a resume needs) and a small retention.
+RESUME_BUNDLE: dict[str, Any] = dict(
+    early_stopping={"patience": 3, "restore_best_weights": True},
+    reduce_lr={"patience": 2, "factor": 0.5},
+    keep_best=2,
+    keep_last=1,
+)
+
 
 def overfitting_data(seed: int = 1):
     """Labels from x0 > x1 with 20% flipped; 10 features: a 2x16 MLP overfits 40 samples."""

@@ -14,18 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _bundle_fits import RESUME_BUNDLE as BUNDLE
 from _bundle_fits import BundleFit, bundle_fit, crash_at_end_of
 
 import runlens
 
 EPOCHS = 14
 CRASH = 5  # the crash comes after the backup of this epoch (0-based)
-BUNDLE = dict(
-    early_stopping={"patience": 3, "restore_best_weights": True},
-    reduce_lr={"patience": 2, "factor": 0.5},
-    keep_best=2,
-    keep_last=1,
-)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 
