@@ -41,11 +41,12 @@ from typing import Any
 import keras
 import numpy as np
 
+from runlens.atomic import fsync_path
 from runlens.checkpoints.index import CHECKPOINTS_FOLDER
 from runlens.checkpoints.names import checkpoint_kind
 from runlens.checkpoints.validate import check_checkpoint
 from runlens.errors import RunlensError
-from runlens.manifest import MANIFEST_NAME, fsync_path, read_manifest
+from runlens.manifest import MANIFEST_NAME, read_manifest
 
 WEIGHTS = "latest.weights.h5"  # BackupAndRestore.__init__: _weights_path
 METADATA = "training_metadata.json"  # BackupAndRestore.__init__: _training_metadata_path

@@ -48,7 +48,7 @@ from pathlib import Path
 from types import FrameType
 
 from runlens.errors import RunlensError
-from runlens.textsafe import printable
+from runlens.textsafe import shown
 
 LOCK_NAME = ".runlens-fit.lock"
 MARKER = b"runlens fit lock\n"
@@ -116,7 +116,7 @@ class FitLock:
                 if other is not None:
                     who = (
                         f"another fit in this process (pid {os.getpid()}, thread "
-                        f"'{_shown(other.thread_name)}', since {other.started_at})"
+                        f"'{shown(other.thread_name)}', since {other.started_at})"
                     )
                     raise self._refused(who)
                 try:
@@ -221,13 +221,8 @@ def _describe(content: bytes) -> str:
         fields = [str(info[k]) for k in ("pid", "host", "thread", "started_at", "command")]
     except (ValueError, IndexError, KeyError, TypeError):
         return "a fit (it did not say which)"
-    pid, host, thread, started, command = map(_shown, fields)
+    pid, host, thread, started, command = map(shown, fields)
     return f"pid {pid} on {host} (thread '{thread}', since {started}, running '{command}')"
-
-
-def _shown(text: str) -> str:
-    """``text`` (read from a file anyone could write) on one line, without control characters."""
-    return printable(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _executing(frame: FrameType, thread: int) -> bool:
