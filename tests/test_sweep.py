@@ -110,8 +110,11 @@ def _check_frontier_and_recommendation(result, frame):
 
     best = min(eligible, key=rank)
     assert table["recommended"].tolist() == [i == best.Index for i in table.index]
-    # the recommendation is a valid EarlyStopping that replays to the row it came from
-    runs = runlens.replay(frame, runlens.EarlyStopping(**result.recommended))
+    # the recommendation is a valid EarlyStopping that replays to the row it came from;
+    # `recommended` holds Keras' arguments, `recommended_policy` adds runlens' semantics
+    policy = result.recommended_policy
+    assert policy == runlens.EarlyStopping(**result.recommended, semantics=policy.semantics)
+    runs = runlens.replay(frame, policy)
     assert runs["epochs_saved"].sum() == best.epochs_saved
 
 
@@ -127,16 +130,16 @@ def test_tie_breaks_prefer_time_then_caution():
     table = result.table.set_index("patience")
     assert table["epochs_saved"].tolist() == [4, 3, 2, 0]
     assert table["max_regret"].tolist() == [0.0] * 4
-    assert result.recommended == {
+    assert result.recommended == {  # Keras' EarlyStopping arguments, nothing else (issue 14 item 1)
         "monitor": "val_loss",
         "mode": "auto",
         "restore_best_weights": True,
-        "semantics": "keras3",
         "patience": 1,
         "min_delta": 0.0,
         "start_from_epoch": 0,
         "baseline": None,
     }
+    assert result.recommended_policy.semantics == "keras3"
     # equal savings: the larger patience wins
     flat = epoch_frame({"a": {"val_loss": [1.0, 0.9, 0.95, 0.96]}})
     tied = runlens.sweep(flat, patience=[2, 5, 9]).table
