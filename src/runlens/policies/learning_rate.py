@@ -70,13 +70,20 @@ def check_timing(option: str, timing: Any) -> None:
         raise RunlensError(f"{option} must be 'used' or 'after', got {timing!r}")
 
 
+def check_initial_lr(initial_lr: Any) -> float | None:
+    """``initial_lr`` as a float (None stays None), or a RunlensError naming it."""
+    if initial_lr is None:
+        return None
+    start = finite_number("initial_lr", initial_lr)
+    if start < 0:
+        raise RunlensError(f"initial_lr must be >= 0, got {initial_lr!r}")
+    return start
+
+
 def starting_rate(initial_lr: float | None, logged: np.ndarray, present: np.ndarray) -> float | None:
     """The rule: ``initial_lr`` if given, else the first logged rate, else None."""
     if initial_lr is not None:
-        start = finite_number("initial_lr", initial_lr)
-        if start < 0:
-            raise RunlensError(f"initial_lr must be >= 0, got {initial_lr!r}")
-        return start
+        return check_initial_lr(initial_lr)
     known = np.flatnonzero(present)
     return float(logged[known[0]]) if len(known) else None
 
