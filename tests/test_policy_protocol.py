@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -64,6 +65,7 @@ def registered(monkeypatch):
     monkeypatch.setitem(POLICIES, "toy.ToyStopping", f"{__name__}:ToyStopping")
 
 
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
 FRAME = epoch_frame(
     {
         "a": {"val_loss": [1.0, 0.8, 0.85, 0.9, 0.7, 0.95]},
@@ -94,7 +96,36 @@ def test_replay_sweep_and_report_take_a_new_policy_unchanged(registered, tmp_pat
     assert [r.stopped_epoch for r in report.runs] == list(stops.values())
     assert report.settings.early_stopping == {"class": "toy.ToyStopping", **policy.settings()}
     text = runlens.render_report(report, "text")
-    assert "ToyStopping(monitor=val_loss (min))" in text and "== sweep: ToyStopping settings" in text
+    assert "toy.ToyStopping(monitor=val_loss (min))" in text and "== sweep: toy.ToyStopping settings" in text
     assert json.loads(runlens.render_report(report, "json"))["settings"]["early_stopping"]["threshold"] == 0.0
     assert "<!DOCTYPE html>" in runlens.render_report(report, "html")
     assert "ToyStopping" in runlens.render_report(report, "markdown")
+
+
+def test_the_other_frameworks_policies_go_through_the_same_calls():
+    """Lightning's EarlyStopping and torch's ReduceLROnPlateau (registered, pure replays) in
+    replay, sweep and the report: each run's numbers are the policy's own replay's."""
+    import runlens.lightning
+    import runlens.torch
+
+    epochs = runlens.read_epochs(SAMPLE)
+    es = runlens.lightning.EarlyStopping("val_loss", patience=2)
+    lr = runlens.torch.ReduceLROnPlateau(patience=1, factor=0.5)
+    table = runlens.replay(epochs, es, lr_policy=lr).set_index("run")
+    for run, rows in epochs.groupby("run", observed=True):
+        values = rows.set_index("epoch")["val_loss"]
+        own = es.replay(values)
+        assert (
+            None if pd.isna(table.loc[run, "stopped_epoch"]) else table.loc[run, "stopped_epoch"]
+        ) == own.stopped_at
+        trained = len(values) if own.stopped_at is None else own.stopped_at + 1
+        first = float(rows["learning_rate"].dropna().iloc[0])  # the starting-rate rule
+        rates = lr.replay(values.iloc[:trained], initial_lr=first)
+        assert table.loc[run, "lr_reduced_at"] == rates.reduced_at
+    assert runlens.sweep(epochs, es).table["patience"].tolist() == [0, 1, 2, 3, 5, 8, 10, 15, 20, 30]
+    report = runlens.build_report(epochs, early_stopping=es, reduce_lr=lr)
+    assert [r.stopped_epoch for r in report.runs] == [
+        None if pd.isna(v) else int(v) for v in table["stopped_epoch"]
+    ]
+    assert report.settings.reduce_lr["class"] == "torch.ReduceLROnPlateau"
+    assert "lightning.EarlyStopping(monitor=val_loss (min), patience=2)" in runlens.render_report(report)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runlens.report.model import RunReport, Settings, SweepSummary
+from runlens.report.render.words import policy_name
 from runlens.textsafe import shown
 
 PARALLEL_FROM = 16  # runs; below this, spawning plotting processes costs more than it saves
@@ -134,7 +135,7 @@ def _monitor_panel(ax: Any, record: RunReport, settings: Settings) -> None:
         )
     es = settings.early_stopping
     patience = f" patience {es['patience']}" if "patience" in es else ""
-    _finish(ax, f"{_plain(m)}: {es['class'].split('.', 1)[1]}{patience}", _plain(m))
+    _finish(ax, f"{_plain(m)}: {policy_name(es)}{patience}", _plain(m))
 
 
 def _pair_panel(ax: Any, record: RunReport, monitor: str) -> None:

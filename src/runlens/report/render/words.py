@@ -67,8 +67,14 @@ def duration(seconds: float | None) -> str:
 
 
 def policy_name(described: dict[str, Any]) -> str:
-    """The class name of a described policy (``{"class": "keras.EarlyStopping", ...}``)."""
-    return described["class"].split(".", 1)[1]
+    """The class name of a described policy (``{"class": "keras.EarlyStopping", ...}``), with its
+    framework unless it is Keras' (``lightning.EarlyStopping``).
+
+    >>> policy_name({"class": "keras.EarlyStopping"}), policy_name({"class": "torch.ReduceLROnPlateau"})
+    ('EarlyStopping', 'torch.ReduceLROnPlateau')
+    """
+    framework, _, name = described["class"].partition(".")
+    return name if framework == "keras" else described["class"]
 
 
 def policy_text(described: dict[str, Any], *, direction: str | None = None) -> str:
