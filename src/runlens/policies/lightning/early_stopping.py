@@ -38,7 +38,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from runlens.errors import RunlensError
-from runlens.policies.base import PolicyKind, SettingsRepr
+from runlens.options import SWEEP_PATIENCE
+from runlens.policies.base import Direction, PolicyBase, PolicyKind
 from runlens.policies.monitor import as_epoch_values, count, finite_number
 
 __all__ = ["REASONS", "EarlyStopping", "LightningStoppingResult", "can_stop_from"]
@@ -77,7 +78,7 @@ class LightningStoppingResult:
     improved_at: tuple[int, ...]
 
 
-class EarlyStopping(SettingsRepr):
+class EarlyStopping(PolicyBase):
     """Replay of ``lightning.pytorch.callbacks.EarlyStopping`` (same arguments and defaults).
 
     ``verbose``, ``strict``, ``check_on_train_epoch_end`` and ``log_rank_zero_only`` decide nothing
@@ -99,6 +100,7 @@ class EarlyStopping(SettingsRepr):
 
     framework: ClassVar[str] = "lightning"
     kind: ClassVar[PolicyKind] = "stopping"
+    sweep_grid: ClassVar[dict[str, tuple]] = {"patience": SWEEP_PATIENCE}
 
     def __init__(
         self,
@@ -136,6 +138,20 @@ class EarlyStopping(SettingsRepr):
             "stopping_threshold": self.stopping_threshold,
             "divergence_threshold": self.divergence_threshold,
         }
+
+    @property
+    def metric(self) -> str:
+        """The name ``self.log`` gave the monitored value."""
+        return self.monitor
+
+    @property
+    def direction(self) -> Direction:
+        return self.mode  # type: ignore[return-value]
+
+    def preference(self) -> tuple:
+        """Among settings that save as much, the sweep prefers more patience, then a smaller
+        ``abs(min_delta)``."""
+        return (-self.patience, abs(self.min_delta))
 
     def replay(self, values: Any, *, can_stop_from: int = 0) -> LightningStoppingResult:
         """Replay on one value per validation check (None/pd.NA: a check without the monitor).

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from runlens.errors import RunlensError
-from runlens.policies.base import PolicyKind, SettingsRepr
+from runlens.policies.base import Direction, PolicyBase, PolicyKind
 from runlens.policies.monitor import as_epoch_values, count, finite_number
 
 __all__ = ["ReduceLROnPlateau", "TorchPlateauResult"]
@@ -53,7 +53,7 @@ class TorchPlateauResult:
     best: float
 
 
-class ReduceLROnPlateau(SettingsRepr):
+class ReduceLROnPlateau(PolicyBase):
     """Replay of ``torch.optim.lr_scheduler.ReduceLROnPlateau`` (its arguments and defaults, less
     the optimizer: ``replay`` takes the starting rate).
 
@@ -95,6 +95,16 @@ class ReduceLROnPlateau(SettingsRepr):
         self.cooldown = count("cooldown", cooldown)
         self.min_lr = finite_number("min_lr", min_lr)
         self.eps = finite_number("eps", eps)
+
+    @property
+    def metric(self) -> None:
+        """None: torch's scheduler takes the value in ``step(value)``, it names no metric (the
+        caller says which; :func:`runlens.replay` uses the stopping policy's)."""
+        return None
+
+    @property
+    def direction(self) -> Direction:
+        return self.mode  # type: ignore[return-value]
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments, in torch's order."""

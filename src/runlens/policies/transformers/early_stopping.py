@@ -35,7 +35,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from runlens.errors import RunlensError
-from runlens.policies.base import PolicyKind, SettingsRepr
+from runlens.options import SWEEP_PATIENCE
+from runlens.policies.base import Direction, PolicyBase, PolicyKind
 from runlens.policies.monitor import as_epoch_values, count
 
 __all__ = ["EarlyStoppingCallback", "TransformersStoppingResult"]
@@ -60,7 +61,7 @@ class TransformersStoppingResult:
     counter: tuple[int, ...]
 
 
-class EarlyStoppingCallback(SettingsRepr):
+class EarlyStoppingCallback(PolicyBase):
     """Replay of ``transformers.EarlyStoppingCallback`` with the TrainingArguments it reads.
 
     Args:
@@ -78,6 +79,9 @@ class EarlyStoppingCallback(SettingsRepr):
 
     framework: ClassVar[str] = "transformers"
     kind: ClassVar[PolicyKind] = "stopping"
+    # TrainingArguments' settings, not the callback's: left out of keyword_arguments()
+    extra_settings: ClassVar[tuple[str, ...]] = ("metric_for_best_model", "greater_is_better")
+    sweep_grid: ClassVar[dict[str, tuple]] = {"early_stopping_patience": SWEEP_PATIENCE}
 
     def __init__(
         self,
@@ -108,6 +112,20 @@ class EarlyStoppingCallback(SettingsRepr):
         """The key the callback reads: ``eval_`` + ``metric_for_best_model`` unless it has it."""
         name = self.metric_for_best_model
         return name if name.startswith("eval_") else f"eval_{name}"
+
+    @property
+    def metric(self) -> str:
+        """The logged key the callback reads (:attr:`monitor`)."""
+        return self.monitor
+
+    @property
+    def direction(self) -> Direction:
+        return "max" if self.greater_is_better else "min"
+
+    def preference(self) -> tuple:
+        """Among settings that save as much, the sweep prefers more patience, then a smaller
+        threshold."""
+        return (-self.early_stopping_patience, abs(self.early_stopping_threshold))
 
     def settings(self) -> dict[str, Any]:
         """The callback's arguments, then the TrainingArguments it reads (``greater_is_better``
