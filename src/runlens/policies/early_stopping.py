@@ -23,9 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from runlens.arguments import count
 from runlens.errors import RunlensError
 from runlens.policies.base import PolicyKind
-from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values
 
 __all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace"]
 

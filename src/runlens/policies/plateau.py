@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from runlens.arguments import count, finite_number
 from runlens.errors import RunlensError
 from runlens.policies.base import PolicyKind
-from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count, finite_number
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values
 
 __all__ = ["LR_TIMINGS", "PlateauResult", "ReduceLROnPlateau"]
 

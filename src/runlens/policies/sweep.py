@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runlens.arguments import count, finite_number
 from runlens.errors import RunlensError
 from runlens.policies.early_stopping import EarlyStopping, Trace
-from runlens.policies.monitor import count, finite_number
 from runlens.policies.runs import costs, run_series
 
 __all__ = ["SweepResult", "sweep"]

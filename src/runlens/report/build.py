@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from runlens import __version__
+from runlens.arguments import count, finite_number
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
 from runlens.options import SWEEP_PATIENCE as DEFAULT_SWEEP_PATIENCE
 from runlens.policies.early_stopping import EarlyStopping
-from runlens.policies.monitor import count, finite_number
 from runlens.policies.plateau import LR_TIMINGS, ReduceLROnPlateau
 from runlens.policies.replay import LR_COLUMNS, replay
 from runlens.policies.runs import RunSeries, check_frame, run_series
