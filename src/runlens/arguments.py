@@ -42,12 +42,12 @@ LRTiming = Literal["used", "after"]
 
 
 def choice(option: str, value: Any, vocabulary: Any) -> str:
-    """``value`` if it is one of the words of the ``Literal`` type ``vocabulary``.
+    """``value`` if it is one of the words of ``vocabulary``: a ``Literal`` type, or a tuple.
 
-    >>> choice("lr_timing", "used", LRTiming)
-    'used'
+    >>> choice("lr_timing", "used", LRTiming), choice("format", "csv", ("csv", "json"))
+    ('used', 'csv')
     """
-    words = get_args(vocabulary)
+    words = get_args(vocabulary) or tuple(vocabulary)
     if value not in words:
         raise RunlensError(f"{option} must be one of {', '.join(map(repr, words))}, got {value!r}")
     return value
