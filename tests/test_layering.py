@@ -44,11 +44,8 @@ LAYERS: list[dict[str, str]] = [
         "transformers": "public face of the HF Trainer policies",
         "torch": "public face of the torch policies",
     },
-    {
-        "evals": "one row per evaluation, any framework",
-        "hparams": "read_hparams",
-        "checkpoints": "index, retention rules, plans, the one deleter",
-    },
+    {"evals": "one row per evaluation, any framework", "hparams": "read_hparams"},
+    {"checkpoints": "index (metrics joined from the logs), retention rules, plans, the one deleter"},
     {"report": "build and render the report", "keras": "the bundled Keras callbacks"},
     {"cli": "click commands, no logic of their own"},
     {"__main__": "python -m runlens"},
