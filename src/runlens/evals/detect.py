@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from runlens.arguments import choice
 from runlens.epochs import split_keras_run
-from runlens.errors import RunlensError
 
 FRAMEWORKS: tuple[str, ...] = ("keras", "lightning", "transformers", "generic")
 
@@ -107,7 +107,4 @@ def _detect(
 
 def check_framework(framework: str) -> None:
     """A RunlensError naming ``framework=`` unless it is ``"auto"`` or a known framework."""
-    if framework != "auto" and framework not in FRAMEWORKS:
-        raise RunlensError(
-            f"framework must be 'auto' or one of {', '.join(map(repr, FRAMEWORKS))}, got {framework!r}"
-        )
+    choice("framework", framework, ("auto", *FRAMEWORKS))
