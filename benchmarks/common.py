@@ -92,7 +92,7 @@ class EventFile:
     def __init__(self, path: Path, *, wall_time: float = 1.7e9) -> None:
         from tensorboard.compat.proto import event_pb2
 
-        from runlens.events.records import frame_record
+        from runlens.events.tfrecord import frame_record
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self._frame = frame_record

@@ -267,27 +267,6 @@ def test_progress_line_only_on_a_terminal_and_only_when_slow():
     assert _notice_output(0.05, 0.4, tty=False) == ""  # slow but a pipe: nothing
 
 
-def test_cli_report_imports_neither_tensorflow_nor_matplotlib_for_text(tmp_path):
-    code = textwrap.dedent(f"""
-        import sys
-        from runlens.cli import main
-        for fmt in ("text", "json", "markdown"):
-            try:
-                main(["report", {str(SAMPLE)!r}, "--format", fmt, "-o", {str(tmp_path / "r")!r}],
-                     standalone_mode=False)
-            except SystemExit:
-                pass
-        assert "matplotlib" not in sys.modules, "matplotlib imported for a format without plots"
-        main(["report", {str(SAMPLE)!r}, "-o", {str(tmp_path / "r.html")!r}], standalone_mode=False)
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
-        assert not heavy, heavy
-        print("ok")
-    """)
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().endswith("ok")
-
-
 def test_plots_drawn_in_parallel_processes_equal_those_drawn_here():
     code = textwrap.dedent(f"""
         import runlens

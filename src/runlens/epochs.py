@@ -26,6 +26,7 @@ from runlens.errors import RunlensError, RunlensWarning
 from runlens.events.logdir import read_scalars
 from runlens.events.sources import KERAS_SPLITS
 from runlens.name_columns import as_names
+from runlens.textsafe import tag_list
 from runlens.times import unix_seconds, utc_from_unix_seconds
 
 EPOCH_PREFIX = "epoch_"
@@ -60,8 +61,6 @@ def read_epochs(
 
 def _not_keras(path: str | os.PathLike[str], scalars: pd.DataFrame) -> str:
     """What a logdir without ``epoch_*`` scalars holds instead, and what to read it with."""
-    from runlens.evals.detect import tag_list
-
     found = (
         f"found tags {tag_list(scalars['tag'].astype(str).unique())}" if len(scalars) else "found no scalars"
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, get_args
 
 import click
 
+from runlens.arguments import LRTiming, Mode, Semantics
 from runlens.cli.output import say, say_text, write_output
 from runlens.cli.progress import delayed_notice
 from runlens.options import (
@@ -45,7 +46,7 @@ class _NumberList(click.ParamType):
 )
 @click.option(
     "--mode",
-    type=click.Choice(["auto", "min", "max"]),
+    type=click.Choice(get_args(Mode)),
     default="auto",
     show_default=True,
     help="Whether lower or higher is better; auto goes by the name, as Keras does.",
@@ -80,7 +81,7 @@ class _NumberList(click.ParamType):
 )
 @click.option(
     "--semantics",
-    type=click.Choice(["keras3", "keras2", "keras2-numpy1"]),
+    type=click.Choice(get_args(Semantics)),
     default="keras3",
     show_default=True,
     help="Decide as Keras 3.x, as tf-keras 2.x (on NumPy >= 2) or as tf-keras 2.x on NumPy 1.x "
@@ -114,7 +115,7 @@ class _NumberList(click.ParamType):
 @click.option("--lr-min-lr", type=float, help="ReduceLROnPlateau: lower bound of the rate.  [default: 0]")
 @click.option(
     "--lr-timing",
-    type=click.Choice(["used", "after"]),
+    type=click.Choice(get_args(LRTiming)),
     default="used",
     show_default=True,
     help="Which rate the log holds for an epoch, which depends on the callback order: 'used' = the "

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from runlens.evals.detect import is_validation_tag, tag_list
+from runlens.evals.detect import is_validation_tag
 from runlens.evals.steps import step_evals
+from runlens.textsafe import tag_list
 
 EPOCH_TAG = "epoch"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from runlens.evals.detect import tag_list
 from runlens.evals.steps import step_evals
+from runlens.textsafe import tag_list
 
 EPOCH_TAG = "train/epoch"
 

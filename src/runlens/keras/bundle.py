@@ -45,6 +45,7 @@ from typing import Any
 
 import keras
 
+from runlens.arguments import Mode, count
 from runlens.errors import RunlensError
 from runlens.keras.checkpoint import BestKCheckpoint
 from runlens.keras.csv_history import ResumableCSVLogger
@@ -65,7 +66,7 @@ def callbacks(
     run_dir: str | os.PathLike[str],
     *,
     monitor: str = "val_loss",
-    mode: str = "auto",
+    mode: Mode = "auto",
     early_stopping: Mapping[str, Any] | bool | None = None,
     reduce_lr: Mapping[str, Any] | bool | None = None,
     keep_best: int = 3,
@@ -112,9 +113,7 @@ def callbacks(
     run = Path(run_dir)
     backup = _backup(run, backup_dir)
     direction = metric_direction(monitor, mode, callback="ModelCheckpoint")
-    for option, value in (("keep_best", keep_best), ("keep_last", keep_last)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RunlensError(f"{option} must be a whole number >= 1, got {value!r}")
+    keep_best, keep_last = count("keep_best", keep_best, minimum=1), count("keep_last", keep_last, minimum=1)
     es_args = _policy_args("early_stopping", early_stopping, monitor, mode, EarlyStopping)
     rlr_args = _policy_args("reduce_lr", reduce_lr, monitor, mode, ReduceLROnPlateau)
     names = CheckpointNames.create(monitor, save_weights_only=save_weights_only, template=checkpoint_template)

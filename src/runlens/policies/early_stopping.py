@@ -26,10 +26,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from runlens.arguments import Semantics, count
 from runlens.errors import RunlensError
 from runlens.options import SWEEP_PATIENCE
 from runlens.policies.base import PolicyKind
-from runlens.policies.monitor import Monitor, MonitoredPolicy, Semantics, as_epoch_values, count
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values
 
 __all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace"]
 

@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from runlens.errors import RunlensError
+from runlens.arguments import LRTiming, choice, finite_number
 from runlens.policies.base import LRResult, check_kind
-from runlens.policies.monitor import as_epoch_values, finite_number
+from runlens.policies.monitor import as_epoch_values
 
-__all__ = ["LR_COLUMNS", "LR_TIMINGS", "LRReplay", "diverges_at", "logged_changes_at", "replay_lr"]
+__all__ = ["LR_COLUMNS", "LRReplay", "diverges_at", "logged_changes_at", "replay_lr"]
 
-LRTiming = Literal["used", "after"]
-LR_TIMINGS: tuple[str, ...] = ("used", "after")
 # Where Keras logs the learning rate: Keras 3 ("learning_rate") and tf-keras 2.x ("lr").
 LR_COLUMNS: tuple[str, ...] = ("learning_rate", "lr")
 
@@ -65,19 +63,11 @@ class LRReplay:
     note: str | None = None
 
 
-def check_timing(option: str, timing: Any) -> None:
-    if timing not in LR_TIMINGS:
-        raise RunlensError(f"{option} must be 'used' or 'after', got {timing!r}")
-
-
 def check_initial_lr(initial_lr: Any) -> float | None:
     """``initial_lr`` as a float (None stays None), or a RunlensError naming it."""
     if initial_lr is None:
         return None
-    start = finite_number("initial_lr", initial_lr)
-    if start < 0:
-        raise RunlensError(f"initial_lr must be >= 0, got {initial_lr!r}")
-    return start
+    return finite_number("initial_lr", initial_lr, minimum=0)
 
 
 def starting_rate(initial_lr: float | None, logged: np.ndarray, present: np.ndarray) -> float | None:
@@ -99,7 +89,7 @@ def replay_lr(
     """Replay the learning-rate ``policy`` on ``values`` (per evaluation, None/NA: not logged),
     starting by the rule above, and compare it with ``logged_lr`` (per evaluation, or None)."""
     check_kind("lr_policy", policy, "lr", "a runlens.ReduceLROnPlateau")
-    check_timing("lr_timing", timing)
+    choice("lr_timing", timing, LRTiming)
     logged, present = (np.zeros(0), np.zeros(0, dtype=bool))
     if logged_lr is not None:
         logged, present = as_epoch_values(logged_lr, name="logged_lr")

@@ -30,21 +30,17 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
+from runlens.arguments import Mode, Semantics, choice, finite_number
 from runlens.errors import RunlensError
 from runlens.policies.base import Direction, PolicyBase
 
-Semantics = Literal["keras3", "keras2", "keras2-numpy1"]
 CallbackKind = Literal["EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint"]
-
-SEMANTICS: tuple[str, ...] = ("keras3", "keras2", "keras2-numpy1")
-CALLBACKS: tuple[str, ...] = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
 
 # Log names Keras 3 gives its built-in metrics (the string passed to compile(), or the default name
 # of a metric object), by the direction the metric declares (`_direction` "up"/"down"). Metrics that
@@ -81,10 +77,10 @@ _F32_TINY = float(np.finfo(np.float32).tiny)
 
 def metric_direction(
     monitor: str,
-    mode: str = "auto",
-    semantics: str = "keras3",
+    mode: Mode = "auto",
+    semantics: Semantics = "keras3",
     *,
-    callback: str = "EarlyStopping",
+    callback: CallbackKind = "EarlyStopping",
 ) -> Direction:
     """Whether ``monitor`` should go down (``"min"``) or up (``"max"``), as Keras decides it.
 
@@ -102,9 +98,9 @@ def metric_direction(
     ...                                                  callback="ReduceLROnPlateau")
     ('max', 'min')
     """
-    _check_choice("semantics", semantics, SEMANTICS)
-    _check_choice("callback", callback, CALLBACKS)
-    _check_choice("mode", mode, ("auto", "min", "max"))
+    choice("semantics", semantics, Semantics)
+    choice("callback", callback, CallbackKind)
+    choice("mode", mode, Mode)
     if not isinstance(monitor, str) or not monitor:
         raise RunlensError(f"monitor must be a metric name such as 'val_loss', got {monitor!r}")
     if mode != "auto":
@@ -159,14 +155,14 @@ class Monitor:
         cls,
         monitor: str,
         *,
-        mode: str = "auto",
+        mode: Mode = "auto",
         min_delta: float = 0.0,
-        semantics: str = "keras3",
-        callback: str = "EarlyStopping",
+        semantics: Semantics = "keras3",
+        callback: CallbackKind = "EarlyStopping",
     ) -> Monitor:
         """Resolve ``mode`` and validate ``min_delta`` (any finite number, as Keras accepts)."""
         direction = metric_direction(monitor, mode, semantics, callback=callback)
-        return cls(monitor, direction, finite_number("min_delta", min_delta), semantics, callback)  # type: ignore[arg-type]
+        return cls(monitor, direction, finite_number("min_delta", min_delta), semantics, callback)
 
     @property
     def _delta_on_best(self) -> bool:
@@ -247,25 +243,6 @@ def as_epoch_values(values: Any, *, name: str = "values") -> tuple[np.ndarray, n
     except (TypeError, ValueError) as exc:
         raise RunlensError(f"{name} must hold numbers, None or NaN: {exc}") from None
     return floats, present
-
-
-def finite_number(option: str, value: Any) -> float:
-    """``value`` as a float, or a RunlensError naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise RunlensError(f"{option} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def count(option: str, value: Any) -> int:
-    """``value`` as a non-negative int, or a RunlensError naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise RunlensError(f"{option} must be a whole number >= 0, got {value!r}")
-    return int(value)
-
-
-def _check_choice(option: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise RunlensError(f"{option} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 class MonitoredPolicy(PolicyBase):

@@ -34,19 +34,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from runlens.arguments import LRTiming, Semantics, choice, count, finite_number
 from runlens.errors import RunlensError
 from runlens.policies.base import PolicyKind
-from runlens.policies.learning_rate import LR_TIMINGS, LRTiming, check_timing, diverges_at
-from runlens.policies.monitor import (
-    Monitor,
-    MonitoredPolicy,
-    Semantics,
-    as_epoch_values,
-    count,
-    finite_number,
-)
+from runlens.policies.learning_rate import diverges_at
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values
 
-__all__ = ["LR_TIMINGS", "PlateauResult", "ReduceLROnPlateau"]
+__all__ = ["PlateauResult", "ReduceLROnPlateau"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +141,7 @@ class ReduceLROnPlateau(MonitoredPolicy):
         >>> p.replay([2, 2, 2], initial_lr=0.1, logged_lr=[0.1, 0.1, 0.1]).diverges_at
         2
         """
-        check_timing("logged_lr_timing", logged_lr_timing)
+        choice("logged_lr_timing", logged_lr_timing, LRTiming)
         floats, present = as_epoch_values(values)
         lr = _float32(finite_number("initial_lr", initial_lr))
         if lr < 0:

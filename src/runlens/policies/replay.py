@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runlens.arguments import LRTiming, choice
 from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
 from runlens.policies.base import check_kind
-from runlens.policies.learning_rate import LR_COLUMNS, LRTiming, check_timing, replay_lr
+from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
 from runlens.policies.runs import RunSeries, costs, decide, run_series
 
 __all__ = ["LR_COLUMNS", "replay"]
@@ -63,7 +64,7 @@ def replay(
     check_kind("policy", policy, "stopping", "a runlens.EarlyStopping")
     if lr_policy is not None:
         check_kind("lr_policy", lr_policy, "lr", "a runlens.ReduceLROnPlateau")
-    check_timing("logged_lr_timing", logged_lr_timing)
+    choice("logged_lr_timing", logged_lr_timing, LRTiming)
     series = run_series(epochs_frame, policy.metric)
     rows = [_replay_run(s, policy) for s in series]
     table = _table(rows)

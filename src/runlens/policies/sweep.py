@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runlens.arguments import finite_number
 from runlens.errors import RunlensError
 from runlens.policies.base import check_kind
-from runlens.policies.monitor import finite_number
 from runlens.policies.runs import RunSeries, costs, decide, run_series
 
 __all__ = ["SweepResult", "sweep"]

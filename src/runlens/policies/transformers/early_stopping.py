@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any, ClassVar
 
-import numpy as np
-
+from runlens.arguments import count, flag, number
 from runlens.errors import RunlensError
 from runlens.options import SWEEP_PATIENCE
 from runlens.policies.base import Direction, PolicyBase, PolicyKind
-from runlens.policies.monitor import as_epoch_values, count
+from runlens.policies.monitor import as_epoch_values
 
 __all__ = ["EarlyStoppingCallback", "TransformersStoppingResult"]
 
@@ -95,17 +93,13 @@ class EarlyStoppingCallback(PolicyBase):
             raise RunlensError(
                 f"metric_for_best_model must be a metric name such as 'loss', got {metric_for_best_model!r}"
             )
+        greater_is_better = flag("greater_is_better", greater_is_better, none=True)
         if greater_is_better is None:
             greater_is_better = not metric_for_best_model.endswith("loss")
-        if not isinstance(greater_is_better, (bool, np.bool_)):
-            raise RunlensError(f"greater_is_better must be True, False or None, got {greater_is_better!r}")
-        threshold = early_stopping_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, Real) or math.isnan(threshold):
-            raise RunlensError(f"early_stopping_threshold must be a number, got {threshold!r}")
         self.early_stopping_patience = count("early_stopping_patience", early_stopping_patience)
-        self.early_stopping_threshold = float(threshold)
+        self.early_stopping_threshold = number("early_stopping_threshold", early_stopping_threshold)
         self.metric_for_best_model = metric_for_best_model
-        self.greater_is_better = bool(greater_is_better)
+        self.greater_is_better = greater_is_better
 
     @property
     def monitor(self) -> str:

@@ -21,13 +21,13 @@ from typing import Any
 import pandas as pd
 
 from runlens import __version__
+from runlens.arguments import LRTiming, choice, count, finite_number
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
 from runlens.name_columns import as_names
 from runlens.policies.base import check_kind, policy_class
-from runlens.policies.learning_rate import LRTiming, check_initial_lr, check_timing
-from runlens.policies.monitor import count, finite_number
+from runlens.policies.learning_rate import check_initial_lr
 from runlens.policies.runs import check_frame
 from runlens.policies.sweep import sweep as run_sweep
 from runlens.report.build.checkpoints import checkpoint_summaries
@@ -101,7 +101,7 @@ def build_report(
     stopping = _policy("early_stopping", early_stopping, "stopping", frame, label)
     monitor = stopping.metric
     asked_lr = None if reduce_lr is None else _policy("reduce_lr", reduce_lr, "lr", frame, label, monitor)
-    check_timing("lr_timing", lr_timing)
+    choice("lr_timing", lr_timing, LRTiming)
     check_initial_lr(initial_lr)
     rules = [KeepBestK(keep_best, monitor, stopping.direction)]
     rules += [KeepLastN(keep_last)] if count("keep_last", keep_last) else []
