@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -25,6 +26,18 @@ def timed(fn, repeat: int = 1):
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def cached(root: Path, make, *args) -> Path:
+    """``root``, written by ``make(tmp, *args)`` into a sibling folder renamed into place first if
+    it is not there yet (an interrupted generation is never taken for a finished one)."""
+    if not root.exists():
+        print(f"generating {root} ...", flush=True)
+        tmp = root.with_name(root.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make(tmp, *args)
+        tmp.rename(root)
+    return root
 
 
 def naive_floor(root: Path) -> int:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # tbparse imports TensorFlow
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, SAMPLE, timed
+from common import HERE, SAMPLE, cached, timed
 from make_sweep import make_keras_sweep, make_lightning_sweep
 
 _DURATION = re.compile(r"Finished load cycle \(([0-9.]+)\s*(s|ms|µs|us|ns)\)")
@@ -54,17 +53,6 @@ class Step:
     name: str
     seconds: float | None  # None: skipped or failed
     note: str = ""
-
-
-def cached(root: Path, make, *args, **kwargs) -> Path:
-    """``root``, written by ``make(tmp, *args)`` first if it is not there yet."""
-    if not root.exists():
-        print(f"generating {root} ...", flush=True)
-        tmp = root.with_name(root.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        make(tmp, *args, **kwargs)
-        tmp.rename(root)
-    return root
 
 
 def rustboard(logdir: Path, timeout: float) -> tuple[float, float]:
