@@ -25,6 +25,7 @@ LAYERS: list[dict[str, str]] = [
         "times": "the time convention of every frame",
         "units": "byte counts for people",
         "privatefiles": "folders and files only you control",
+        "row_keys": "rows grouped by packed integer keys (NumPy only)",
     },
     {"errors": "RunlensError and the warnings"},
     {
