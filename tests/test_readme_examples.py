@@ -222,3 +222,10 @@ def test_every_command_and_option_is_documented():
                 f"{' '.join(words)} {n}" for n in names if not re.search(rf"(?<![\w-]){n}(?![\w-])", page)
             ]
     assert not undocumented, f"docs/cli.md (report: docs/report.md) does not document {undocumented}"
+
+
+def test_the_readmes_test_command_is_what_ci_runs():
+    commands = [line for block in blocks(ROOT / "README.md", "bash") for line in block.splitlines()]
+    [test_command] = [line for line in commands if "pytest" in line]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci[-1] == test_command
