@@ -10,6 +10,7 @@ classes).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -263,3 +264,19 @@ def test_export_evals_writes_the_read_evals_frame(tmp_path):
     assert [r["val_loss"] for r in rows] == frame["val_loss"].tolist()
     bad = invoke("export", SAMPLE / "lightning", "--monitor", "val_loss", "-o", "-")
     assert bad.exit_code == 2 and "add --evals" in bad.output
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "frameworks.md"
+PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", DOCS.read_text(encoding="utf-8"), re.S | re.M)
+
+
+def test_docs_frameworks_has_a_section_per_framework_and_its_limitations():
+    headings = re.findall(r"^## (.+)$", DOCS.read_text(encoding="utf-8"), re.M)
+    assert {"Lightning", "HF Trainer", "torch", "Generic logs"} <= set(headings)
+    assert headings[-1] == "Limitations" and len(PYTHON_BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[f"block{i}" for i in range(len(PYTHON_BLOCKS))])
+def test_docs_frameworks_python_examples_run_on_the_shipped_logs(block, monkeypatch):
+    monkeypatch.chdir(DOCS.parent.parent)  # the examples name sample_logs/ from the repository root
+    exec(compile(block, str(DOCS), "exec"), {})

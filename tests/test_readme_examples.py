@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from runlens.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-READMES = [ROOT / "README.md", ROOT / "sample_logs" / "README.md"]
+READMES = [ROOT / "README.md", ROOT / "sample_logs" / "README.md", ROOT / "docs" / "frameworks.md"]
 GAP = "..."
 
 

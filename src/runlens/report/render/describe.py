@@ -56,6 +56,11 @@ __all__ = [
     "totals_lines",
 ]
 
+_RATE_COLUMNS = {
+    "lightning": "lr-<Optimizer>",
+    "transformers": "learning_rate",
+    "generic": "lr-*, learning_rate or lr",
+}
 _TIMING = {"used": "the rate used during the epoch", "after": "the rate after the epoch's decision"}
 
 
@@ -95,7 +100,7 @@ def _lr_header(s: Settings) -> str:
     if s.reduce_lr is None and s.framework != "keras":
         return (
             "torch's ReduceLROnPlateau is replayed only when asked (--reduce-lr or --lr-*: the logged rate, "
-            f"{'lr-<Optimizer>' if s.framework == 'lightning' else 'learning_rate'}, is the starting rate), {how}"
+            f"{_RATE_COLUMNS[s.framework]}, is the starting rate), {how}"
         )
     if s.reduce_lr is None:
         return (
