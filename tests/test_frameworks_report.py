@@ -280,3 +280,11 @@ def test_docs_frameworks_has_a_section_per_framework_and_its_limitations():
 def test_docs_frameworks_python_examples_run_on_the_shipped_logs(block, monkeypatch):
     monkeypatch.chdir(DOCS.parent.parent)  # the examples name sample_logs/ from the repository root
     exec(compile(block, str(DOCS), "exec"), {})
+
+
+def test_a_policy_object_is_used_for_its_own_frameworks_runs_and_never_silently_dropped():
+    mine = runlens.lightning.EarlyStopping("val_loss", patience=1)
+    report = runlens.build_report(SAMPLE / "lightning", early_stopping=mine)
+    assert report.settings.early_stopping["patience"] == 1 and report.runs[0].stopped_epoch == 4
+    with pytest.raises(runlens.RunlensError, match="no run here is replayed with one"):
+        runlens.build_report(SAMPLE / "lightning", early_stopping=runlens.EarlyStopping())

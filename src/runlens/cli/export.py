@@ -57,7 +57,9 @@ from runlens.options import FRAME_FORMATS, STDOUT
     "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
 )
 @click.option(
-    "--tags", multiple=True, help="Only tags with this name or glob (repeatable; not with --epochs)."
+    "--tags",
+    multiple=True,
+    help="Only tags with this name or glob (repeatable; not with --epochs or --evals).",
 )
 def export_command(
     path: str,

@@ -33,6 +33,7 @@ from runlens.policies.sweep import sweep as run_sweep
 from runlens.report.build.checkpoints import checkpoint_summaries
 from runlens.report.build.frameworks import (
     STOPPING_CLASSES,
+    check_policy_frameworks,
     default_policy,
     framework_frames,
     lr_policy,
@@ -140,8 +141,9 @@ def build_report(
         lr_timing=lr_timing,
     )
     parts = framework_frames(source, framework=framework, monitor=monitor)
-    if parts is None:  # one epoch frame, or a logdir of Keras runs only: read as read_epochs does
+    if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
+    check_policy_frameworks(early_stopping, parts)
     reports = [_build(source, parts_frame=frame, name=name, **options) for name, frame in parts.items()]
     reports[0].parts = reports[1:]
     return reports[0]
@@ -264,7 +266,7 @@ def _source(
     the frame already read from ``source`` (one framework's runs)."""
     if isinstance(source, pd.DataFrame):
         frame = source if part is None else part
-        label, root = ("evaluation frame" if is_evals_frame(frame) else "epoch frame"), None
+        label, root = ("evaluation frame" if is_evals_frame(source) else "epoch frame"), None
     elif isinstance(source, (str, os.PathLike)):
         from runlens.epochs import read_epochs
 

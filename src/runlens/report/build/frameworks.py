@@ -48,6 +48,7 @@ from runlens.policies.runs import is_evals_frame
 
 __all__ = [
     "STOPPING_CLASSES",
+    "check_policy_frameworks",
     "default_policy",
     "framework_frames",
     "lr_arguments",
@@ -138,6 +139,21 @@ def default_policy(framework: str, given: Any, *, monitor: str | None = None) ->
         return policy_class(name)(**args)
     except TypeError as exc:
         raise RunlensError(f"{name}({args}): {exc}") from None
+
+
+def check_policy_frameworks(early_stopping: Any, parts: Mapping[str, Any]) -> None:
+    """A RunlensError when ``early_stopping`` is a policy object of a framework none of the runs
+    is replayed with (a Keras EarlyStopping given for Lightning runs would be silently unused)."""
+    if early_stopping is None or isinstance(early_stopping, Mapping):
+        return
+    used = {"keras" if name == "keras" else STOPPING_CLASSES[name].split(".")[0] for name in parts}
+    framework = getattr(early_stopping, "framework", None)
+    if framework not in used:
+        found = ", ".join(parts)
+        raise RunlensError(
+            f"early_stopping is a {framework} policy, but no run here is replayed with one (runs found: "
+            f"{found}); give each framework's policy as policies={{framework: policy}}"
+        )
 
 
 def lr_policy(given: Any, *, direction: str) -> Any:
