@@ -218,6 +218,10 @@ def test_report_on_the_shipped_samples_matches_what_the_frameworks_did():
         SAMPLE / "transformers", policies={"transformers": {"early_stopping_patience": 2}}
     )
     assert hf.runs[0].stopped_epoch == hf.runs[0].epochs_logged - 1  # the sample used patience 2
+    assert hf.runs[0].notes == []  # the replayed settings are the run's own (trainer_state.json)
+    default = runlens.build_report(SAMPLE / "transformers").runs[0]
+    [note] = default.notes  # patience 1 replayed: the note says what the run itself used
+    assert "checkpoint-25/trainer_state.json): early_stopping_patience=2" in note and "--patience 2" in note
 
 
 @pytest.fixture

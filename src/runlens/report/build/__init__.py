@@ -38,6 +38,7 @@ from runlens.report.build.frameworks import (
     framework_frames,
     lr_policy,
     setting_name,
+    trainer_state_notes,
 )
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
 from runlens.report.build.runs import python, run_reports
@@ -219,6 +220,8 @@ def _build(
         row["current"] = all(row[k] == v for k, v in own.items())
     summary = SweepSummary(rows=rows, recommended=swept.recommended, tolerance=swept.tolerance)
     warnings = [str(p.get("message", p)) for p in frame.attrs.get("problems", [])] + warnings
+    if name == "transformers" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        trainer_state_notes(Path(source), records, stopping)  # the Trainer's own callback settings
     if root is not None:
         found, notes = checkpoint_summaries(
             root,

@@ -34,9 +34,11 @@ EarlyStopping(monitor='val_loss', min_delta=0.0, patience=3, mode='min', check_f
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,7 @@ __all__ = [
     "lr_policy",
     "setting_name",
     "stopping_arguments",
+    "trainer_state_notes",
 ]
 
 # framework -> the registered stopping policy its runs are replayed with (keras: see build_report)
@@ -211,3 +214,39 @@ def _epoch_frame(part: pd.DataFrame) -> pd.DataFrame:
     epochs["epoch"] = part["eval"].to_numpy(dtype=np.int64)
     epochs["run"] = epochs["run"].cat.remove_unused_categories()
     return epochs
+
+
+def trainer_state_notes(root: Path, records: list[Any], policy: Any) -> None:
+    """Add a note to each HF run whose Trainer recorded its own EarlyStoppingCallback settings
+    (``checkpoint-<step>/trainer_state.json`` beside ``runs/``, the latest checkpoint's; plain JSON)
+    when they differ from the replayed ones, saying how to replay them."""
+    own = policy.keyword_arguments()
+    for record in records:
+        parts = Path(record.run).parts
+        if len(parts) < 2 or parts[-2] != "runs":
+            continue  # not TensorBoardCallback's output_dir/runs/<date>_<host> layout
+        states = sorted(
+            (root / Path(*parts[:-2])).glob("checkpoint-*/trainer_state.json"),
+            key=lambda path: _step(path.parent.name),
+        )
+        if not states:
+            continue
+        try:
+            state = json.loads(states[-1].read_text(encoding="utf-8"))
+            args = state["stateful_callbacks"]["EarlyStoppingCallback"]["args"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # no callback recorded (or not the Trainer's file): nothing to say
+        if not isinstance(args, dict) or all(args.get(k) == v for k, v in own.items()):
+            continue
+        given = ", ".join(f"{k}={v}" for k, v in args.items())
+        where = states[-1].relative_to(root).as_posix()
+        flag = f" (--patience {args['early_stopping_patience']})" if "early_stopping_patience" in args else ""
+        record.notes.append(
+            f"the run's own EarlyStoppingCallback ({where}): {given}; the report replays "
+            f"{policy.name} with its settings above, give the run's{flag} to replay what it ran with"
+        )
+
+
+def _step(name: str) -> int:
+    tail = name.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else -1
