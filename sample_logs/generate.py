@@ -251,8 +251,9 @@ def main(names: list[str]) -> None:
     if unknown:
         raise SystemExit(f"no such sample run: {', '.join(sorted(unknown))}")
     runs = [run for run in RUNS if run.name in names] if names else RUNS
+    keras_runs = {run.name for run in RUNS}  # lightning/ and transformers/: generate_frameworks.py's
     for old in HERE.iterdir():
-        if old.is_dir() and old.name != "__pycache__" and (not names or old.name in names):
+        if old.is_dir() and old.name in keras_runs and (not names or old.name in names):
             shutil.rmtree(old)
     for run in runs:
         history = generate(run, HERE / run.name)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import runlens
+import runlens.lightning
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
 INSTANT = "datetime64[ns, UTC]"
@@ -34,6 +35,9 @@ def frames() -> dict[str, pd.DataFrame]:
         "read_hparams": runlens.read_hparams(SAMPLE),
         "replay": runlens.replay(epochs, policy, lr_policy=runlens.ReduceLROnPlateau()),
         "sweep": runlens.sweep(epochs, patience=[1, 3]).table,
+        "replay(read_evals)": runlens.replay(
+            runlens.read_evals(SAMPLE / "lightning"), runlens.lightning.EarlyStopping("val_loss")
+        ),
     }
 
 

@@ -8,9 +8,7 @@ normalised: the sample's wall times, sizes and names are in its files, and its r
 settled (their runlens.json says training ended), so no file age shows.
 
 Python examples: the ```python blocks of each page are run, in order, as one script in a fresh
-interpreter (as a user pastes them), in a folder holding a fresh clone's ``sample_logs/`` -- and,
-for a page that reads ``framework_logs/``, what ``sample_logs/generate_frameworks.py
-framework_logs`` writes, as the docs say. A block fails the test by raising (the examples hold
+interpreter (as a user pastes them), in a folder holding a fresh clone's ``sample_logs/``. A block fails the test by raising (the examples hold
 ``assert`` lines where they state a result).
 
 Links: every relative link of those pages names a file that exists and, with ``#anchor``, a heading
@@ -28,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -37,11 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 READMES = [*PAGES, ROOT / "sample_logs" / "README.md"]
 GAP = "..."
-FRAMEWORK_LOGS = "framework_logs"
 # Pages the README links to that are written on other branches of this round (issues 11-13); a
 # link to one of them is checked once it exists. Remove a name here when its page is merged.
 PAGES_TO_COME = {
-    "frameworks.md",
     "checkpoints-frameworks.md",
     "report-at-scale.md",
     "report-html.md",
@@ -84,14 +81,21 @@ def fresh_clone(tmp_path_factory):
     return fresh_sample(tmp_path_factory.mktemp("clone"))
 
 
-@pytest.fixture(scope="module")
-def framework_logs(tmp_path_factory) -> Path:
-    """What the docs tell users to run for Lightning and HF Trainer logs: real fits (seconds)."""
-    out = tmp_path_factory.mktemp("frameworks") / FRAMEWORK_LOGS
+def test_generate_frameworks_writes_the_shipped_lightning_and_hf_runs(tmp_path):
+    """The script the docs name writes (with the real frameworks) what sample_logs/ ships."""
+    import runlens
+
     script = ROOT / "sample_logs" / "generate_frameworks.py"
-    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    return out
+    for name, monitor in (("lightning", "val_loss"), ("transformers", "eval_loss")):
+        ours, shipped = (runlens.read_evals(root / name) for root in (tmp_path, ROOT / "sample_logs"))
+        assert list(ours.columns) == list(shipped.columns)
+        # What the fits decide by (not the run's name, by time and host, nor timings such as eval_runtime).
+        columns = ["framework", "eval", "step", "epoch", monitor]
+        pd.testing.assert_frame_equal(ours[columns], shipped[columns], check_exact=False, rtol=1e-6)
 
 
 def test_the_readmes_quote_outputs():
@@ -145,8 +149,6 @@ def test_the_readme_and_the_reference_pages_have_python_examples():
 @pytest.mark.parametrize("page", PYTHON_PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PYTHON_PAGES])
 def test_a_pages_python_examples_run(page, tmp_path, request):
     script = "\n\n".join(blocks(page, "python"))
-    if FRAMEWORK_LOGS in script:
-        shutil.copytree(request.getfixturevalue("framework_logs"), tmp_path / FRAMEWORK_LOGS)
     fresh_sample(tmp_path)
     (tmp_path / "examples.py").write_text(script, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}

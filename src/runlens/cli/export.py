@@ -1,4 +1,5 @@
-"""``runlens export``: a logdir's scalars (or epochs) to csv, parquet or json, in a file or on stdout."""
+"""``runlens export``: a logdir's scalars (or epochs, or evaluations) to csv, parquet or json, in a file
+or on stdout."""
 
 from __future__ import annotations
 
@@ -31,18 +32,43 @@ from runlens.options import FRAME_FORMATS, STDOUT
     is_flag=True,
     help="Write the epoch frame (one row per run and epoch) instead of every scalar.",
 )
+@click.option(
+    "--evals",
+    "evals",
+    is_flag=True,
+    help="Write the evaluation frame (one row per run and evaluation: Keras epochs, Lightning "
+    "validation checks, HF Trainer evaluations, or each value of --monitor) instead of every scalar.",
+)
+@click.option(
+    "--framework",
+    type=click.Choice(["auto", "keras", "lightning", "transformers", "generic"]),
+    default="auto",
+    show_default=True,
+    help="With --evals: read every run as this framework's (auto: each run by its layout).",
+)
+@click.option(
+    "--monitor",
+    metavar="TAG",
+    help="With --evals: the tag whose every logged value is an evaluation of a run of no known "
+    "framework (e.g. val/loss).",
+)
 @click.option("--runs", multiple=True, help=RUNS_HELP)
 @click.option(
     "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
 )
 @click.option(
-    "--tags", multiple=True, help="Only tags with this name or glob (repeatable; not with --epochs)."
+    "--tags",
+    multiple=True,
+    help="Only tags with this name or glob (repeatable; not with --epochs or --evals).",
 )
 def export_command(
     path: str,
     output: str,
     fmt: str | None,
     epochs: bool,
+    evals: bool,
+    framework: str,
+    monitor: str | None,
     runs: tuple[str, ...],
     cache: bool,
     tags: tuple[str, ...],
@@ -51,20 +77,31 @@ def export_command(
 
     The format follows the extension (or --format); '-o -' writes csv (or --format json) to
     stdout, e.g. into pandas.read_csv or jq. With --epochs, write one row per (run, epoch) with
-    Keras' metric names (loss, val_loss, ...) instead.
+    Keras' metric names (loss, val_loss, ...) instead; with --evals, one row per (run,
+    evaluation) of any framework (columns run, framework, eval, step, epoch, wall_time, then the
+    metrics as that framework names them). A logdir that holds nothing to write is an error saying
+    what was found, never an empty file.
 
     \b
     Examples:
         runlens export sample_logs -o scalars.csv
         runlens export sample_logs --epochs -o epochs.parquet   # needs pyarrow
         runlens export sample_logs --epochs -o - --format json | jq '.[0]'
+        runlens export sample_logs --evals -o evals.csv
+        runlens export runs/ --evals --monitor val/loss -o evals.csv   # plain PyTorch logs
     """
     from runlens.epochs import read_epochs
+    from runlens.evals import read_evals
     from runlens.events.logdir import read_scalars
     from runlens.export import check_writable, output_format, write_frame
 
-    if epochs and tags:
-        raise click.UsageError("--tags selects rows of the long frame; it cannot be combined with --epochs")
+    if epochs and evals:
+        raise click.UsageError("--epochs and --evals write different frames: give one of them")
+    if (epochs or evals) and tags:
+        flag = "--epochs" if epochs else "--evals"
+        raise click.UsageError(f"--tags selects rows of the long frame; it cannot be combined with {flag}")
+    if not evals and (monitor is not None or framework != "auto"):
+        raise click.UsageError("--framework and --monitor choose how --evals reads runs: add --evals")
     to_stdout = output == STDOUT
     if to_stdout and fmt == "parquet":
         raise click.UsageError("parquet is a binary format: write it to a file (-o NAME.parquet)")
@@ -72,6 +109,8 @@ def export_command(
     check_writable(fmt, output)  # before any reading
     if epochs:
         frame = read_epochs(path, runs=runs or None, cache=cache)
+    elif evals:
+        frame = read_evals(path, framework=framework, monitor=monitor, runs=runs or None, cache=cache)
     else:
         frame = read_scalars(path, runs=runs or None, tags=tags or None, cache=cache)
     if to_stdout:

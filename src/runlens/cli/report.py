@@ -42,7 +42,20 @@ class _NumberList(click.ParamType):
 @click.command("report")
 @click.argument("logdir", type=click.Path())
 @click.option(
-    "--monitor", metavar="M", help="Metric both policies watch.  [default: val_loss if logged, else loss]"
+    "--framework",
+    type=click.Choice(["auto", "keras", "lightning", "transformers", "generic"]),
+    default="auto",
+    show_default=True,
+    help="Read and replay every run as this framework's (auto: each run by its layout: Keras' "
+    "train/validation folders, Lightning's version_N, the HF Trainer's eval/* tags; anything else is "
+    "generic and needs --monitor).",
+)
+@click.option(
+    "--monitor",
+    metavar="M",
+    help="Metric both policies watch; for runs of no known framework, the tag to read one evaluation "
+    "per logged value of (e.g. val/loss).  [default: Keras val_loss if logged, else loss; "
+    "Lightning val_loss; HF eval_loss]",
 )
 @click.option(
     "--mode",
@@ -54,16 +67,15 @@ class _NumberList(click.ParamType):
 @click.option(
     "--patience",
     type=click.IntRange(min=0),
-    default=5,
-    show_default=True,
-    help="EarlyStopping: epochs without improvement before stopping.",
+    help="EarlyStopping: epochs (Lightning: validation checks; HF: evaluations, its "
+    "early_stopping_patience) without improvement before stopping.  [default: 5 for Keras runs, "
+    "each framework's own otherwise: Lightning 3, HF 1]",
 )
 @click.option(
     "--min-delta",
     type=float,
-    default=0.0,
-    show_default=True,
-    help="EarlyStopping: smallest change that counts as an improvement.",
+    help="EarlyStopping: smallest change that counts as an improvement (HF: early_stopping_threshold).  "
+    "[default: 0]",
 )
 @click.option("--baseline", type=float, help="EarlyStopping: stop unless the monitor beats this.")
 @click.option(
@@ -133,7 +145,7 @@ class _NumberList(click.ParamType):
     type=_NumberList(int),
     default=",".join(map(str, SWEEP_PATIENCE)),
     show_default=True,
-    help="Patiences the sweep tries (--patience is always added).",
+    help="Patiences the sweep tries (--patience is always added; HF: early_stopping_patience).",
 )
 @click.option(
     "--sweep-min-delta",
@@ -199,6 +211,7 @@ def report_command(
     tolerance: float,
     keep_best: int,
     keep_last: int,
+    framework: str,
     **options: Any,
 ) -> None:
     """Replay EarlyStopping (and ReduceLROnPlateau) on every run under LOGDIR, exactly as Keras
@@ -209,6 +222,12 @@ def report_command(
     keep-best/keep-last plan would keep (RUN/checkpoints/, else the run folder; nothing is
     deleted). Epochs are printed 1-based, as Keras prints them; JSON keeps them 0-based.
 
+    Lightning and HF Trainer runs are replayed with their own framework's callback and its
+    defaults (Lightning's EarlyStopping, patience 3 on val_loss; the Trainer's
+    EarlyStoppingCallback, patience 1 on eval_loss), numbered as their users know them (validation
+    check 7, epoch 13; evaluation at step 1200, epoch 2.4); --patience, --min-delta, --monitor and
+    --mode set that callback's arguments, --reduce-lr/--lr-* replay torch's ReduceLROnPlateau.
+
     \b
     Examples:
         runlens report sample_logs
@@ -216,9 +235,12 @@ def report_command(
         runlens report logs/ --lr-factor 0.5 --lr-patience 2 --lr-timing used
         runlens report logs/ --sweep-patience 1,2,3,5,10 --tolerance 0.01
         runlens report logs/ -o report.html
+        runlens report sample_logs/lightning --patience 5 --reduce-lr --lr-patience 1 --lr-factor 0.5
+        runlens report runs/ --monitor val/loss          # plain PyTorch logs: no framework layout
         runlens report logs/ --format json | jq '.runs[] | {run, stopped_epoch}'
     """
     from runlens.report.build import build_report
+    from runlens.report.build.frameworks import STOPPING_CLASSES, lr_arguments, stopping_arguments
     from runlens.report.render import render_report
 
     output = None if output == STDOUT else output
@@ -230,10 +252,20 @@ def report_command(
     early_stopping = {**watched, "mode": mode, "semantics": semantics}
     for name in ("min_delta", "patience", "baseline", "restore_best_weights", "start_from_epoch"):
         early_stopping[name] = options.pop(name)
+    neutral = {
+        "monitor": monitor,
+        "patience": early_stopping["patience"],
+        "min_delta": early_stopping["min_delta"],
+    }
+    early_stopping["patience"] = 5 if neutral["patience"] is None else neutral["patience"]  # the report's
+    early_stopping["min_delta"] = neutral["min_delta"] or 0.0
+    # Other frameworks' runs: their own class, these options in its arguments (report/build/frameworks.py).
+    policies: dict[str, Any] = {fw: stopping_arguments(fw, mode=mode, **neutral) for fw in STOPPING_CLASSES}
     lr_given = {name[3:]: value for name, value in options.items() if value is not None}
     lr_policy = None
     if reduce_lr or lr_given:
         lr_policy = {**watched, "mode": mode, "semantics": semantics, **lr_given}
+        policies["torch"] = lr_arguments(lr_given, mode=mode)
     sweep = {"patience": sweep_patience, "tolerance": tolerance}
     if sweep_min_delta is not None:
         sweep["min_delta"] = sweep_min_delta
@@ -242,6 +274,9 @@ def report_command(
             logdir,
             early_stopping=early_stopping,
             reduce_lr=lr_policy,
+            framework=framework,
+            monitor=monitor,
+            policies=policies,
             sweep=sweep,
             checkpoints=not no_checkpoints,
             keep_best=keep_best,

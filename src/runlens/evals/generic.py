@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from runlens.evals.detect import is_validation_tag
 from runlens.evals.steps import step_evals
 from runlens.textsafe import tag_list
 
@@ -22,9 +23,22 @@ def evals(long: pd.DataFrame, monitor: str | None) -> pd.DataFrame:
 
 def no_evals(tags: set[str], monitor: str | None) -> str:
     """Why a generic run gave no evaluation, and what to pass."""
+    example = suggested_monitor(tags)
     if monitor is None:
         return (
-            f"not a Keras, Lightning or HF Trainer layout; tags: {tag_list(tags)}; pass monitor='<tag>' "
-            "to read one evaluation per logged value of that tag"
+            f"not a Keras, Lightning or HF Trainer layout; tags: {tag_list(tags)}; pass monitor={example!r} "
+            f"(runlens report/export: --monitor {example}) to read one evaluation per logged value of that tag"
         )
-    return f"no tag {monitor!r}; tags: {tag_list(tags)}; pass monitor= one of them"
+    return f"no tag {monitor!r}; tags: {tag_list(tags)}; pass monitor= one of them (e.g. {example!r})"
+
+
+def suggested_monitor(tags: set[str]) -> str:
+    """The tag to suggest as a monitor: the first validation loss, else validation tag, else tag.
+
+    >>> suggested_monitor({"train/loss", "val/loss", "val/acc"})
+    'val/loss'
+    """
+    ordered = sorted(tags)
+    validation = [t for t in ordered if is_validation_tag(t)]
+    losses = [t for t in validation if "loss" in t]
+    return (losses or validation or ordered or ["<tag>"])[0]

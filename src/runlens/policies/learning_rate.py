@@ -35,10 +35,28 @@ from runlens.arguments import LRTiming, choice, finite_number
 from runlens.policies.base import LRResult, check_kind
 from runlens.policies.monitor import as_epoch_values
 
-__all__ = ["LR_COLUMNS", "LRReplay", "diverges_at", "logged_changes_at", "replay_lr"]
+__all__ = ["LR_COLUMNS", "LRReplay", "diverges_at", "logged_changes_at", "lr_column", "replay_lr"]
 
-# Where Keras logs the learning rate: Keras 3 ("learning_rate") and tf-keras 2.x ("lr").
+# Where Keras logs the learning rate: Keras 3 ("learning_rate") and tf-keras 2.x ("lr"); HF
+# Trainer's "learning_rate" too (read_evals undoes its train/ prefix).
 LR_COLUMNS: tuple[str, ...] = ("learning_rate", "lr")
+# Lightning's LearningRateMonitor logs "lr-<Optimizer>" ("lr-Adam"; "lr-Adam/pg1" for a second group).
+LIGHTNING_LR_PREFIX = "lr-"
+
+
+def lr_column(columns: Any) -> str | None:
+    """The column holding a run's logged rate: ``learning_rate`` or ``lr``, else Lightning's first
+    ``lr-<Optimizer>`` column (its first parameter group), else None.
+
+    >>> lr_column(["val_loss", "lr-Adam", "epoch"]), lr_column(["loss"])
+    ('lr-Adam', None)
+    """
+    names = [str(c) for c in columns]
+    found = next((c for c in LR_COLUMNS if c in names), None)
+    if found is None:
+        found = next((c for c in sorted(names) if c.startswith(LIGHTNING_LR_PREFIX)), None)
+    return found
+
 
 NO_RATE = "no learning rate logged (learning_rate or lr); pass initial_lr to replay ReduceLROnPlateau"
 

@@ -1,4 +1,5 @@
-"""Replay a policy on every run of an epoch frame: where it stops, what it keeps, what it saves.
+"""Replay a policy on every run of an epoch frame (or an evaluation frame): where it stops, what it
+keeps, what it saves.
 
 Any stopping policy (:mod:`runlens.policies.base`) works: the replay asks it for ``metric``,
 ``direction`` and its ``replay`` result, never for its class. So does any learning-rate policy
@@ -26,9 +27,10 @@ from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
 from runlens.policies.base import check_kind
 from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
-from runlens.policies.runs import RunSeries, costs, decide, run_series
+from runlens.policies.learning_rate import lr_column as find_lr_column
+from runlens.policies.runs import RunSeries, costs, decide, is_evals_frame, run_series
 
-__all__ = ["LR_COLUMNS", "replay"]
+__all__ = ["LR_COLUMNS", "eval_table", "replay"]
 
 
 def replay(
@@ -59,7 +61,19 @@ def replay(
       run's first logged rate (a run with neither is an error); ``logged_lr_timing`` says which
       rate the log holds (``"used"`` or ``"after"``, see there).
 
+    An evaluation frame (from :func:`runlens.read_evals`: Lightning, HF Trainer, generic runs) is
+    replayed one value per evaluation -- the unit each framework's patience counts -- and the
+    table says so: ``framework`` after ``run``; ``evals_logged``, ``evals_trained``,
+    ``evals_saved`` instead of the ``epochs_*`` counts; and each event by its evaluation (0-based
+    ``stopped_eval``, ``best_eval``, ``restored_eval``, ``run_best_eval``) with that evaluation's
+    ``*_step`` and ``*_epoch`` (as logged: fractional for HF, ``<NA>`` where unknown) beside it.
+    ``lr_reduced_at``/``lr_diverges_at`` then hold evaluations too; Lightning's
+    ``lr-<Optimizer>`` columns count as a logged rate.
+
     An unknown monitor raises :class:`RunlensError` listing the metrics that exist.
+
+    >>> evals = runlens.read_evals("sample_logs/lightning")                # doctest: +SKIP
+    >>> replay(evals, runlens.lightning.EarlyStopping("val_loss"))[["stopped_eval", "stopped_epoch"]]  # doctest: +SKIP
     """
     check_kind("policy", policy, "stopping", "a runlens.EarlyStopping")
     if lr_policy is not None:
@@ -74,7 +88,45 @@ def replay(
         table["lr_reduced_at"] = pd.Series([r[0] for r in lr_rows], dtype=object)
         table["lr_final"] = pd.array([r[1] for r in lr_rows], dtype="Float64")
         table["lr_diverges_at"] = pd.array([r[2] for r in lr_rows], dtype="Int64")
-    return table
+    return eval_table(table, series, epochs_frame) if is_evals_frame(epochs_frame) else table
+
+
+# The replay table's epoch-named columns, as an evaluation frame's table names them.
+_EVAL_NAMES = {
+    "epochs_logged": "evals_logged",
+    "epochs_trained": "evals_trained",
+    "epochs_saved": "evals_saved",
+}
+_EVENTS = ("stopped", "best", "restored", "run_best")
+
+
+def eval_table(table: pd.DataFrame, series: list[RunSeries], frame: pd.DataFrame) -> pd.DataFrame:
+    """The replay ``table`` of an evaluation frame: counts named ``evals_*``, each event as its
+    evaluation with the step and epoch it was logged at (see :func:`replay`)."""
+    by_run = {s.run: s for s in series}
+    columns: dict[str, Any] = {"run": table["run"]}
+    columns["framework"] = pd.Series([by_run[r].framework for r in table["run"]], dtype=object)
+    epoch_dtype = (
+        frame["epoch"].dtype
+        if isinstance(frame["epoch"].dtype, pd.api.extensions.ExtensionDtype)
+        else "Float64"
+    )
+    for name in table.columns[1:]:
+        event = next((e for e in _EVENTS if name == f"{e}_epoch"), None)
+        if event is None:
+            columns[_EVAL_NAMES.get(name, name)] = table[name]
+            continue
+        index = table[name].tolist()
+        columns[f"{event}_eval"] = table[name]
+        steps, epochs = [], []
+        for run, i in zip(table["run"], index):
+            s = by_run[run]
+            known = i is not pd.NA and i is not None
+            steps.append(int(s.steps[i]) if known and s.steps[i] >= 0 else None)
+            epochs.append(float(s.epochs[i]) if known and not np.isnan(s.epochs[i]) else None)
+        columns[f"{event}_step"] = pd.array(steps, dtype="Int64")
+        columns[f"{event}_epoch"] = pd.array(epochs, dtype="Float64").astype(epoch_dtype)
+    return pd.DataFrame(columns)
 
 
 def _replay_run(series: RunSeries, policy: Any) -> dict:
@@ -145,10 +197,10 @@ def _replay_lr(
     initial_lr: float | None,
     timing: LRTiming,
 ) -> list[tuple[tuple[int, ...], float, int | None]]:
-    lr_column = next((c for c in LR_COLUMNS if c in frame.columns), None)
+    lr_column = find_lr_column(frame.columns)
     if lr_column is None and initial_lr is None:
         raise RunlensError(
-            "the runs logged no learning rate (no 'learning_rate' or 'lr' column); pass initial_lr"
+            "the runs logged no learning rate (no 'learning_rate', 'lr' or Lightning 'lr-*' column); pass initial_lr"
         )
     monitored = {s.run: s for s in run_series(frame, metric, option="lr_policy monitor")}
     logged_lr = {s.run: s for s in run_series(frame, lr_column)} if lr_column else {}

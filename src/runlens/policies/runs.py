@@ -1,4 +1,10 @@
-"""Per-run series out of an epoch frame, and what stopping a run at some epoch saves and costs.
+"""Per-run series out of an epoch frame (or an evaluation frame), and what stopping a run at some
+epoch (evaluation) saves and costs.
+
+A frame from :func:`runlens.read_evals` (it has an ``eval`` column) is indexed by ``eval``: one
+value per evaluation, the unit each framework's patience counts (a Keras epoch, a Lightning
+validation check, an HF evaluation); each :class:`RunSeries` then also carries the ``step`` and
+``epoch`` of every evaluation, so results can name them. Below, "epoch" means that unit.
 
 Shared by :func:`runlens.replay` and :func:`runlens.sweep`, which therefore count savings and regret
 the same way:
@@ -31,17 +37,29 @@ from runlens.policies.monitor import Direction, as_epoch_values
 from runlens.times import unix_seconds
 
 _KEYS = ("run", "epoch", "wall_time")
+_EVAL_KEYS = ("run", "framework", "eval", "step", "epoch", "wall_time")
+
+
+def is_evals_frame(frame: pd.DataFrame) -> bool:
+    """True for a frame from :func:`runlens.read_evals` (indexed by ``eval``), False for an epoch
+    frame from :func:`runlens.read_epochs`."""
+    return isinstance(frame, pd.DataFrame) and "eval" in frame.columns
 
 
 @dataclass(frozen=True)
 class RunSeries:
-    """One run's monitored values, indexed by epoch (0 .. last logged epoch)."""
+    """One run's monitored values, indexed by epoch (0 .. last logged epoch), or by evaluation
+    for an evaluation frame (then ``steps``/``epochs`` give each evaluation's step and epoch, -1 /
+    NaN where unknown, and ``framework`` the framework that wrote the run)."""
 
     run: str
     values: np.ndarray  # float64, NaN where no value
     present: np.ndarray  # bool: the monitor was logged that epoch
     logged: np.ndarray  # bool: the run has a row for that epoch
     wall_time: np.ndarray  # float64, NaN where no row
+    steps: np.ndarray | None = None  # int64 per evaluation (evaluation frames only)
+    epochs: np.ndarray | None = None  # float64 per evaluation, NaN: unknown (evaluation frames only)
+    framework: str | None = None
 
     @property
     def epochs_logged(self) -> int:
@@ -63,26 +81,32 @@ class RunSeries:
 
 
 def check_frame(frame: pd.DataFrame, *, column: str, option: str = "monitor") -> None:
-    """Raise a RunlensError unless ``frame`` is an epoch frame holding ``column``."""
+    """Raise a RunlensError unless ``frame`` is an epoch (or evaluation) frame holding ``column``."""
     if not isinstance(frame, pd.DataFrame):
-        raise RunlensError(f"expected an epoch frame from runlens.read_epochs(), got {type(frame).__name__}")
-    missing = [key for key in _KEYS if key not in frame.columns]
-    if missing:
         raise RunlensError(
-            f"the epoch frame lacks column(s) {', '.join(missing)}; pass a frame from runlens.read_epochs()"
+            "expected an epoch frame from runlens.read_epochs() or an evaluation frame from "
+            f"runlens.read_evals(), got {type(frame).__name__}"
         )
+    keys = _EVAL_KEYS if is_evals_frame(frame) else _KEYS
+    missing = [key for key in keys if key not in frame.columns]
+    if missing:
+        source = "runlens.read_evals()" if is_evals_frame(frame) else "runlens.read_epochs()"
+        raise RunlensError(f"the frame lacks column(s) {', '.join(missing)}; pass a frame from {source}")
     if column not in frame.columns:
-        metrics = [str(c) for c in frame.columns if c not in _KEYS]
+        metrics = [str(c) for c in frame.columns if c not in keys]
         listed = ", ".join(metrics) if metrics else "none"
         raise RunlensError(f"{option} {column!r} is not a logged metric; metrics in these runs: {listed}")
 
 
 def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> list[RunSeries]:
-    """Split an epoch frame into one :class:`RunSeries` of ``column`` per run, sorted by run name."""
+    """Split an epoch frame into one :class:`RunSeries` of ``column`` per run, sorted by run name
+    (an evaluation frame: indexed by ``eval``)."""
     check_frame(frame, column=column, option=option)
-    epochs = frame["epoch"].to_numpy()
+    evals = is_evals_frame(frame)
+    index = "eval" if evals else "epoch"
+    epochs = frame[index].to_numpy()
     if len(epochs) and (np.any(epochs < 0) or not np.all(np.mod(epochs, 1) == 0)):
-        raise RunlensError("the epoch frame has epochs that are not whole numbers >= 0")
+        raise RunlensError(f"the frame has {index} values that are not whole numbers >= 0")
     runs = as_names(frame["run"]).to_numpy()
     values, present = as_epoch_values(frame[column], name=column)
     wall = unix_seconds(frame["wall_time"])  # UTC datetimes (read_epochs) or Unix seconds
@@ -94,8 +118,9 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
         rows = order[bounds[i] : bounds[i + 1]]
         ep = epochs[rows].astype(np.int64)
         if len(np.unique(ep)) != len(ep):
+            source = "runlens.read_evals()" if evals else "runlens.read_epochs()"
             raise RunlensError(
-                f"run {run!r} has more than one row for an epoch; pass a frame from runlens.read_epochs()"
+                f"run {run!r} has more than one row for an {index}; pass a frame from {source}"
             )
         n = int(ep.max()) + 1
         series = RunSeries(
@@ -104,6 +129,7 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
             present=np.zeros(n, dtype=bool),
             logged=np.zeros(n, dtype=bool),
             wall_time=np.full(n, np.nan),
+            **(_eval_positions(frame, rows, ep, n) if evals else {}),
         )
         series.values[ep] = values[rows]
         series.present[ep] = present[rows]
@@ -111,6 +137,16 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
         series.wall_time[ep] = wall[rows]
         out.append(series)
     return out
+
+
+def _eval_positions(frame: pd.DataFrame, rows: np.ndarray, index: np.ndarray, n: int) -> dict[str, Any]:
+    """The step, epoch and framework of one run's evaluations (by ``eval``)."""
+    steps = np.full(n, -1, dtype=np.int64)
+    steps[index] = frame["step"].to_numpy()[rows]
+    epochs = np.full(n, np.nan)
+    epochs[index] = frame["epoch"].to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+    framework = str(frame["framework"].iloc[rows[0]])
+    return {"steps": steps, "epochs": epochs, "framework": framework}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ grid, the policy's own default grid is tried. Only the policy's protocol is used
 pass (Keras' EarlyStopping: every ``patience``) makes the sweep cost grow with the other settings'
 combinations only; any other policy is replayed setting by setting.
 
+On an evaluation frame (:func:`runlens.read_evals`) every run is replayed one value per evaluation
+and the table counts ``evals_logged``/``evals_saved`` instead of ``epochs_*``; pass that
+framework's policy (``runlens.lightning.EarlyStopping("val_loss")``,
+``runlens.transformers.EarlyStoppingCallback()``): its ``sweep_grid`` is the default grid.
+
 The recommended setting saves the most epochs among those whose ``max_regret <= tolerance``. Ties
 go, in order, to more time saved, lower mean regret, then the policy's ``preference()`` (Keras'
 EarlyStopping: larger patience -- the more cautious setting --, smaller ``abs(min_delta)``, smaller
@@ -42,7 +47,7 @@ import pandas as pd
 from runlens.arguments import finite_number
 from runlens.errors import RunlensError
 from runlens.policies.base import check_kind
-from runlens.policies.runs import RunSeries, costs, decide, run_series
+from runlens.policies.runs import RunSeries, costs, decide, is_evals_frame, run_series
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -88,6 +93,11 @@ def sweep(
     ...       min_delta=[0, 0.01]).recommended_policy                          # doctest: +SKIP
     """
     if policy is None:
+        if is_evals_frame(epochs_frame) and set(epochs_frame["framework"].astype(str)) - {"keras"}:
+            raise RunlensError(
+                "sweep an evaluation frame with its framework's policy, e.g. "
+                "runlens.sweep(evals, runlens.lightning.EarlyStopping('val_loss'), patience=[1, 3, 5])"
+            )
         from runlens.policies.early_stopping import EarlyStopping
 
         policy = EarlyStopping(restore_best_weights=True)
@@ -123,6 +133,8 @@ def sweep(
     table["frontier"] = _frontier(table["epochs_saved"].to_numpy(), table["runs_lost"].to_numpy())
     best = _recommend(table, policies, tolerance)
     table["recommended"] = table.index == best
+    if is_evals_frame(epochs_frame):  # counted in evaluations (see runlens.replay)
+        table = table.rename(columns={"epochs_logged": "evals_logged", "epochs_saved": "evals_saved"})
     chosen = None if best is None else policies[best]
     return SweepResult(
         table=table,

@@ -34,6 +34,10 @@ class Settings:
         lr_replay: ``initial_lr`` (None: each run's first logged rate) and ``lr_timing``.
         sweep: the grid tried (setting name -> values) and ``tolerance``.
         checkpoints: ``looked`` (bool), ``keep_best``, ``keep_last``, ``min_age`` (seconds).
+        framework: which framework's runs the report is about (``keras``, ``lightning``,
+            ``transformers``, ``generic``); for all but Keras the report's 0-based "epochs" are
+            evaluations (a Lightning validation check, an HF evaluation), each run's ``steps`` and
+            ``epochs`` say where they were logged.
     """
 
     monitor: str
@@ -43,6 +47,7 @@ class Settings:
     lr_replay: dict[str, Any]
     sweep: dict[str, Any]
     checkpoints: dict[str, Any]
+    framework: str = "keras"
 
 
 @dataclass
@@ -170,6 +175,12 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     hparams: list[dict[str, Any]] = field(default_factory=list)  # {name, value}
     live: Live | None = None  # runlens.json's decisions vs the replay
+    framework: str = "keras"
+    # Evaluation frames (not Keras): the step and epoch each 0-based evaluation was logged at
+    # (None: unknown; HF epochs are fractional), so renderers can name an evaluation as that
+    # framework's users know it. Empty for Keras, whose evaluations are its epochs.
+    steps: list[int | None] = field(default_factory=list)
+    epochs: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -218,6 +229,9 @@ class Report:
     totals: Totals
     warnings: list[str] = field(default_factory=list)
     runlens_version: str = ""
+    # The runs of the logdir's other frameworks, each framework a report of its own (its policy,
+    # sweep and totals); this report is about the Keras runs when there are any.
+    parts: list[Report] = field(default_factory=list)
 
     def run(self, name: str) -> RunReport:
         """The record of run ``name`` (KeyError if there is none)."""
@@ -243,4 +257,6 @@ class Report:
             "sweep": dataclasses.asdict(self.sweep),
             "totals": dataclasses.asdict(self.totals),
             "warnings": list(self.warnings),
+            "framework": self.settings.framework,
+            "parts": [part.to_dict() for part in self.parts],
         }

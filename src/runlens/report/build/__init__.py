@@ -28,9 +28,18 @@ from runlens.errors import RunlensError
 from runlens.name_columns import as_names
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.learning_rate import check_initial_lr
-from runlens.policies.runs import check_frame
+from runlens.policies.runs import check_frame, is_evals_frame
 from runlens.policies.sweep import sweep as run_sweep
 from runlens.report.build.checkpoints import checkpoint_summaries
+from runlens.report.build.frameworks import (
+    STOPPING_CLASSES,
+    check_policy_frameworks,
+    default_policy,
+    framework_frames,
+    lr_policy,
+    setting_name,
+    trainer_state_notes,
+)
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
 from runlens.report.build.runs import python, run_reports
 from runlens.report.model import Report, RunReport, Settings, SweepSummary, Totals
@@ -49,6 +58,9 @@ def build_report(
     *,
     early_stopping: Any = None,
     reduce_lr: Any = None,
+    framework: str = "auto",
+    monitor: str | None = None,
+    policies: Mapping[str, Any] | None = None,
     sweep: Mapping[str, Any] | None = None,
     checkpoints: bool | str | os.PathLike[str] = True,
     keep_best: int = 3,
@@ -60,8 +72,16 @@ def build_report(
     """Replay a stopping policy (and a learning-rate policy) on every run, sweep its settings,
     index checkpoints, compare with what runs trained with ``runlens.keras`` decided.
 
+    A logdir is read with :func:`runlens.read_evals`: each run as the framework that wrote it logs
+    (Keras, Lightning, HF Trainer, or ``generic`` with ``monitor``), and replayed with that
+    framework's own stopping policy and defaults (:mod:`~runlens.report.build.frameworks`). The
+    report is about the Keras runs when there are any (else the first framework found); the runs of
+    every other framework make a report of their own in :attr:`Report.parts`, numbered as that
+    framework's users know them (a Lightning validation check, an HF evaluation at a step).
+
     Args:
-        source: a logdir (read with :func:`runlens.read_epochs`) or an epoch frame already read.
+        source: a logdir, an epoch frame (:func:`runlens.read_epochs`) or an evaluation frame
+            (:func:`runlens.read_evals`) already read.
         early_stopping: the stopping policy, e.g. ``runlens.EarlyStopping(patience=3)``, or a dict
             of its Keras arguments (pasteable from ``runlens.sweep(...).recommended``) whose
             ``monitor`` defaults to val_loss when any run logged it, else loss. Default:
@@ -73,7 +93,18 @@ def build_report(
             with their own settings.
         sweep: :func:`runlens.sweep`'s keywords: the grid (``early_stopping``'s setting names ->
             values to try; default its own default grid, ``{"patience": (0, 1, 2, 3, 5, 8, 10, 15,
-            20, 30)}``; the report's own value of each is always added) and ``tolerance``.
+            20, 30)}``; the report's own value of each is always added) and ``tolerance``. For other
+            frameworks' runs the grid is their own policy's (``patience`` is then that policy's
+            patience setting, e.g. HF's ``early_stopping_patience``).
+        framework: ``"auto"`` (each run by its layout) or one framework for every run, as
+            :func:`runlens.read_evals` takes it.
+        monitor: the tag a ``generic`` run is read and replayed by (e.g. ``"val/loss"``); given,
+            it is also every framework's default monitor.
+        policies: the stopping policy of each other framework's runs (``{"lightning":
+            runlens.lightning.EarlyStopping("val_acc", mode="max")}``, or a dict of its arguments
+            over that framework's defaults), and under ``"torch"`` a ``runlens.torch.ReduceLROnPlateau``
+            (or its arguments) to replay on every non-Keras run (default: none; their runs carry no
+            record of the scheduler they used).
         checkpoints: look for checkpoints (``RUN/checkpoints/``, else the run folder) under the
             logdir (True), nowhere (False), or under this folder. With an epoch frame, True means
             nowhere (no folder is known).
@@ -97,10 +128,64 @@ def build_report(
         ... )                                                                         # doctest: +SKIP
         >>> report.totals.epochs_saved, report.sweep.recommended                     # doctest: +SKIP
     """
-    frame, label, root = _source(source, checkpoints)
-    stopping = _policy("early_stopping", early_stopping, "stopping", frame, label)
-    monitor = stopping.metric
-    asked_lr = None if reduce_lr is None else _policy("reduce_lr", reduce_lr, "lr", frame, label, monitor)
+    options = dict(
+        early_stopping=early_stopping,
+        reduce_lr=reduce_lr,
+        monitor=monitor,
+        policies=policies,
+        sweep=sweep,
+        checkpoints=checkpoints,
+        keep_best=keep_best,
+        keep_last=keep_last,
+        checkpoint_min_age=checkpoint_min_age,
+        initial_lr=initial_lr,
+        lr_timing=lr_timing,
+    )
+    parts = framework_frames(source, framework=framework, monitor=monitor)
+    if parts is None:  # an epoch frame: the Keras report as it always was
+        return _build(source, parts_frame=None, name="keras", **options)
+    check_policy_frameworks(early_stopping, parts)
+    reports = [_build(source, parts_frame=frame, name=name, **options) for name, frame in parts.items()]
+    reports[0].parts = reports[1:]
+    return reports[0]
+
+
+def _build(
+    source: Any,
+    *,
+    parts_frame: pd.DataFrame | None,
+    name: str,
+    early_stopping: Any,
+    reduce_lr: Any,
+    monitor: str | None,
+    policies: Mapping[str, Any] | None,
+    sweep: Mapping[str, Any] | None,
+    checkpoints: bool | str | os.PathLike[str],
+    keep_best: int,
+    keep_last: int,
+    checkpoint_min_age: float,
+    initial_lr: float | None,
+    lr_timing: LRTiming,
+) -> Report:
+    """The report on the runs of one framework (``parts_frame``; None: read ``source`` as an epoch
+    frame, the Keras report)."""
+    frame, label, root = _source(source, checkpoints, parts_frame)
+    if name == "keras":
+        given = early_stopping
+        if monitor is not None and (given is None or isinstance(given, Mapping)):
+            given = {"monitor": monitor, **(DEFAULT_EARLY_STOPPING if given is None else given)}
+        stopping = _policy("early_stopping", given, "stopping", frame, label)
+        monitor = stopping.metric
+        asked_lr = None if reduce_lr is None else _policy("reduce_lr", reduce_lr, "lr", frame, label, monitor)
+    else:
+        own = (policies or {}).get(name)
+        if own is None and getattr(early_stopping, "framework", None) == STOPPING_CLASSES[name].split(".")[0]:
+            own = early_stopping  # a policy object of this framework given as early_stopping
+        stopping = default_policy(name, own, monitor=monitor)
+        check_frame(frame, column=stopping.metric)
+        monitor = stopping.metric
+        asked_lr = lr_policy((policies or {}).get("torch"), direction=stopping.direction)
+        root = None  # checkpoints of Lightning/HF runs are not planned by the report (yet)
     choice("lr_timing", lr_timing, LRTiming)
     check_initial_lr(initial_lr)
     rules = [KeepBestK(keep_best, monitor, stopping.direction)]
@@ -108,7 +193,9 @@ def build_report(
     if finite_number("checkpoint_min_age", checkpoint_min_age) < 0:
         raise RunlensError(f"checkpoint_min_age must be >= 0 seconds, got {checkpoint_min_age!r}")
     grid, tolerance = _grid(sweep, stopping)
-    folder = None if isinstance(source, pd.DataFrame) or not Path(source).is_dir() else source
+    folder = (
+        None if isinstance(source, pd.DataFrame) or not Path(source).is_dir() or name != "keras" else source
+    )
     runs = sorted(set(map(str, as_names(frame["run"]))))
     manifests, warnings = read_run_manifests(folder, runs) if folder is not None else ({}, [])
     records = run_reports(
@@ -122,14 +209,19 @@ def build_report(
         swept = run_sweep(frame, stopping, tolerance=tolerance, **grid)
     except RunlensError as exc:
         raise RunlensError(f"sweep: {exc}") from None
+    # The report's model counts in the runs' unit (Settings.framework says which): an evaluation
+    # frame's sweep names its counts evals_*, the report's fields keep one name.
+    swept_table = swept.table.rename(columns={"evals_logged": "epochs_logged", "evals_saved": "epochs_saved"})
     own = stopping.settings()
     rows = [
-        {k: python(v, nan_is_none=True) for k, v in row.items()} for row in swept.table.to_dict("records")
+        {k: python(v, nan_is_none=True) for k, v in row.items()} for row in swept_table.to_dict("records")
     ]
     for row in rows:
         row["current"] = all(row[k] == v for k, v in own.items())
     summary = SweepSummary(rows=rows, recommended=swept.recommended, tolerance=swept.tolerance)
     warnings = [str(p.get("message", p)) for p in frame.attrs.get("problems", [])] + warnings
+    if name == "transformers" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        trainer_state_notes(Path(source), records, stopping)  # the Trainer's own callback settings
     if root is not None:
         found, notes = checkpoint_summaries(
             root,
@@ -157,6 +249,7 @@ def build_report(
             "keep_last": keep_last,
             "min_age": float(checkpoint_min_age),
         },
+        framework=name,
     )
     return Report(
         source=label,
@@ -169,14 +262,19 @@ def build_report(
     )
 
 
-def _source(source: Any, checkpoints: Any) -> tuple[pd.DataFrame, str, Path | None]:
-    """(epoch frame, how the report names its source, folder to look for checkpoints in)."""
+def _source(
+    source: Any, checkpoints: Any, part: pd.DataFrame | None
+) -> tuple[pd.DataFrame, str, Path | None]:
+    """(epoch frame, how the report names its source, folder to look for checkpoints in); ``part``:
+    the frame already read from ``source`` (one framework's runs)."""
     if isinstance(source, pd.DataFrame):
-        frame, label, root = source, "epoch frame", None
+        frame = source if part is None else part
+        label, root = ("evaluation frame" if is_evals_frame(source) else "epoch frame"), None
     elif isinstance(source, (str, os.PathLike)):
         from runlens.epochs import read_epochs
 
-        frame, label, root = read_epochs(source), os.fspath(source), Path(source)
+        frame = read_epochs(source) if part is None else part
+        label, root = os.fspath(source), Path(source)
     else:
         raise RunlensError(f"build_report needs a logdir path or an epoch frame, got {type(source).__name__}")
     if checkpoints is False:
@@ -250,7 +348,8 @@ def _grid(sweep: Mapping[str, Any] | None, stopping: Any) -> tuple[dict[str, lis
     given = options or dict(getattr(stopping, "sweep_grid", {}))
     own = stopping.settings()
     grid = {}
-    for name, value in given.items():
+    for key, value in given.items():
+        name = setting_name(stopping, key)  # the CLI's "patience" is HF's early_stopping_patience
         items = list(value) if isinstance(value, Iterable) and not isinstance(value, str) else [value]
         if not items:
             raise RunlensError(f"sweep {name} needs at least one value (a sweep grid cannot be empty)")

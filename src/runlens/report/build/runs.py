@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runlens.policies.learning_rate import LR_COLUMNS, LRTiming
+from runlens.policies.learning_rate import LRTiming
+from runlens.policies.learning_rate import lr_column as find_lr_column
 from runlens.policies.replay import replay
 from runlens.policies.runs import RunSeries, run_series
 from runlens.report.build.learning_rate import learning_rate
@@ -33,10 +34,10 @@ def run_reports(
     timing: LRTiming,
 ) -> list[RunReport]:
     """One :class:`RunReport` per run of ``frame``, ``policy`` (a stopping policy) replayed."""
-    table = replay(frame, policy)
+    table = as_epoch_names(replay(frame, policy))
     monitor = policy.metric
     base = monitor.removeprefix("val_")
-    lr_column = next((c for c in LR_COLUMNS if c in frame.columns), None)
+    lr_column = find_lr_column(frame.columns)
     plotted = [c for c in dict.fromkeys([monitor, base, f"val_{base}", lr_column]) if c in frame.columns]
     series: dict[str, dict[str, RunSeries]] = {}
 
@@ -85,11 +86,28 @@ def run_reports(
         )
         if replayed:
             record.curves["learning_rate_replayed"] = replayed
+        if monitored.steps is not None:  # an evaluation frame: where each evaluation was logged
+            record.framework = str(monitored.framework)
+            record.steps = [int(v) if v >= 0 else None for v in monitored.steps.tolist()]
+            record.epochs = [None if v != v else float(v) for v in monitored.epochs.tolist()]
         if not record.monitor_logged:
             name = type(policy).__name__
             record.notes.append(f"no {monitor} logged: {name} never sees a value, so it never stops")
         records.append(record)
     return records
+
+
+def as_epoch_names(table: pd.DataFrame) -> pd.DataFrame:
+    """A replay table of an evaluation frame under the epoch frame's names: the report's records
+    count in the run's unit (``Settings.framework`` says which), the ``*_step``/``*_epoch``
+    lookups are left to the records' ``steps``/``epochs``."""
+    if "evals_logged" not in table.columns:
+        return table
+    events = ("stopped", "best", "restored", "run_best")
+    table = table.drop(columns=["framework", *(f"{e}_{k}" for e in events for k in ("step", "epoch"))])
+    names = {f"{e}_eval": f"{e}_epoch" for e in events}
+    names.update({f"evals_{k}": f"epochs_{k}" for k in ("logged", "trained", "saved")})
+    return table.rename(columns=names)
 
 
 def _span(series: RunSeries) -> float | None:

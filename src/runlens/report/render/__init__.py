@@ -29,4 +29,7 @@ def render_report(report: Report, format: str = "text") -> str:
     # Names from disk: text, Markdown and HTML show them escaped, every line through
     # runlens.textsafe.text_lines; JSON keeps them as data, and json.dumps escapes every character
     # that is not printable ASCII (a byte that is not UTF-8 is the lone surrogate \udcXX).
-    return render(report)
+    if not report.parts or format in ("json", "html"):  # JSON nests the parts (Report.to_dict)
+        return render(report)
+    # One report per framework, one after the other (each with its own policy, sweep and totals).
+    return "\n".join(render(part) for part in (report, *report.parts))

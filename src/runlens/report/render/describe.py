@@ -27,12 +27,17 @@ from runlens.report.render.words import (
     duration,
     epoch,
     epochs_text,
+    framework_text,
     nbytes,
     number,
     percent,
+    point,
+    points_text,
     policy_name,
     policy_text,
+    units,
 )
+from runlens.report.render.words import NUMBERING_NOTES as _NOTES
 
 __all__ = [
     "EPOCHS_NOTE",
@@ -40,6 +45,7 @@ __all__ = [
     "Lines",
     "grid_keys",
     "header_lines",
+    "numbering_note",
     "run_cells",
     "run_headers",
     "run_lines",
@@ -50,22 +56,40 @@ __all__ = [
     "totals_lines",
 ]
 
+_RATE_COLUMNS = {
+    "lightning": "lr-<Optimizer>",
+    "transformers": "learning_rate",
+    "generic": "lr-*, learning_rate or lr",
+}
 _TIMING = {"used": "the rate used during the epoch", "after": "the rate after the epoch's decision"}
+
+
+def numbering_note(report: Report) -> str:
+    """How the report numbers epochs (Keras) or evaluations (other frameworks)."""
+    return _NOTES.get(report.settings.framework, EPOCHS_NOTE)
 
 
 def header_lines(report: Report) -> Lines:
     s, t = report.settings, report.totals
+    fw = s.framework
     terms = (
-        "saved = logged epochs after the stop; regret = how much worse the value fit returns is than "
-        "the best the run logged (0: nothing lost)"
+        f"saved = logged {units(fw)} after the stop; regret = how much worse the value "
+        f"{'fit returns' if fw == 'keras' else 'training ends with'} is than the best the run logged "
+        "(0: nothing lost)"
     )
-    return [
+    lines = [
         ("source", report.source),
-        ("runs", f"{t.runs} run(s), {t.epochs_logged} epochs logged"),
+        ("runs", f"{t.runs} run(s), {t.epochs_logged} {units(fw)} logged"),
         ("policy", policy_text(s.early_stopping, direction=s.direction)),
         ("learning rate", _lr_header(s)),
         ("terms", terms),
     ]
+    if fw != "keras":
+        lines.insert(1, ("framework", framework_text(fw)))
+    if report.parts:
+        others = ", ".join(f"{p.totals.runs} {p.settings.framework} run(s)" for p in report.parts)
+        lines.insert(2, ("other runs", f"{others}: each framework's runs are reported below, their own way"))
+    return lines
 
 
 def _lr_header(s: Settings) -> str:
@@ -73,6 +97,11 @@ def _lr_header(s: Settings) -> str:
     initial = s.lr_replay["initial_lr"]
     start = "each run's first logged rate" if initial is None else f"initial_lr={initial:g}"
     how = f"starting from {start}; the logged rate is taken as {_TIMING[timing]} (lr_timing={timing})"
+    if s.reduce_lr is None and s.framework != "keras":
+        return (
+            "torch's ReduceLROnPlateau is replayed only when asked (--reduce-lr or --lr-*: the logged rate, "
+            f"{_RATE_COLUMNS[s.framework]}, is the starting rate), {how}"
+        )
     if s.reduce_lr is None:
         return (
             "ReduceLROnPlateau is replayed only on runs whose runlens.json says they used it, with their "
@@ -84,21 +113,22 @@ def _lr_header(s: Settings) -> str:
 def run_lines(record: RunReport, settings: Settings) -> Lines:
     """Label/text pairs saying everything the report knows about one run."""
     m, es = settings.monitor, settings.early_stopping
-    how = "restore_best_weights" if es.get("restore_best_weights") else "the last trained epoch"
+    fw = record.framework
+    how = "restore_best_weights" if es.get("restore_best_weights") else f"the last trained {units(fw, 1)}"
     lines = [
-        ("epochs logged", _logged_text(record, m)),
+        (f"{units(fw)} logged", _logged_text(record, m)),
         (f"best {m}", _best_text(record)),
         (policy_name(es), _stop_text(record, es)),
         (
-            "fit returns",
-            f"the weights of epoch {epoch(record.restored_epoch)} ({how}), {m} "
+            "fit returns" if fw == "keras" else "training ends with",
+            f"the weights of {_at(record, record.restored_epoch)} ({how}), {m} "
             f"{number(record.restored_value)}",
         ),
         ("saved", _saved_text(record)),
         ("regret", _regret_text(record, m)),
     ]
     if record.learning_rate is not None:
-        lines += lr_lines(record.learning_rate, policy_name(es))
+        lines += lr_lines(record.learning_rate, policy_name(es), record=record)
     if record.checkpoints is not None:
         lines.append(("checkpoints", checkpoint_text(record.checkpoints, settings, record.restored_epoch)))
     lines += hparams_lines(record)
@@ -107,7 +137,17 @@ def run_lines(record: RunReport, settings: Settings) -> Lines:
     return lines + [("note", note) for note in record.notes]
 
 
+def _at(record: RunReport, index: int | None) -> str:
+    """A 0-based epoch or evaluation of ``record`` as its framework's users know it."""
+    return point(record.framework, index, record.steps, record.epochs)
+
+
 def _logged_text(record: RunReport, monitor: str) -> str:
+    if record.framework != "keras":
+        text = f"{record.epochs_logged} ({_at(record, 0)} to {_at(record, record.last_epoch)})"
+        if record.monitor_logged < record.epochs_logged:
+            text += f"; {monitor} at {record.monitor_logged} of them"
+        return text
     span = f"epochs 1-{record.last_epoch + 1}"
     missing = record.last_epoch + 1 - record.epochs_logged
     text = f"{record.epochs_logged} ({span})"
@@ -121,42 +161,58 @@ def _logged_text(record: RunReport, monitor: str) -> str:
 def _best_text(record: RunReport) -> str:
     if record.run_best_epoch is None:
         return "only NaN logged" if record.monitor_logged else "none logged"
-    return f"{number(record.run_best_value)} at epoch {epoch(record.run_best_epoch)}"
+    return f"{number(record.run_best_value)} at {_at(record, record.run_best_epoch)}"
 
 
 def _stop_text(record: RunReport, es: dict[str, Any]) -> str:
-    patience = es.get("patience")
+    patience = es.get("patience", es.get("early_stopping_patience"))
     if record.stopped_epoch is None:
-        within = f"does not stop within the {record.epochs_logged} logged epochs"
+        within = f"does not stop within the {record.epochs_logged} logged {units(record.framework)}"
         return within if patience is None else f"{within} (patience {patience})"
     said = "" if patience is None else f"patience {patience}; "
-    return f"stops after epoch {epoch(record.stopped_epoch)} ({said}best so far: epoch {epoch(record.best_epoch)})"
+    return (
+        f"stops after {_at(record, record.stopped_epoch)} ({said}best so far: "
+        f"{_at(record, record.best_epoch)})"
+    )
 
 
 def _saved_text(record: RunReport) -> str:
     if not record.epochs_saved:
-        return "nothing: the policy trains every logged epoch"
+        return f"nothing: the policy trains every logged {units(record.framework, 1)}"
     time = duration(record.time_saved_s)
     if record.wall_time_s:
         time += f" of {duration(record.wall_time_s)}"
-    return f"{record.epochs_saved} epochs ({percent(record.fraction_saved)}), {time} wall-clock"
+    return f"{record.epochs_saved} {units(record.framework)} ({percent(record.fraction_saved)}), {time} wall-clock"
 
 
 def _regret_text(record: RunReport, monitor: str) -> str:
     if record.regret is None:
-        return f"n/a (the restored epoch logged no {monitor}, or the run no usable value)"
+        return (
+            f"n/a (the restored {units(record.framework, 1)} logged no {monitor}, or the run no usable value)"
+        )
     if record.regret == 0:
         return f"0 (the restored {monitor} is the run's best)"
     return (
         f"{number(record.regret)}: the restored {monitor} {number(record.restored_value)} vs the run's best "
-        f"{number(record.run_best_value)} at epoch {epoch(record.run_best_epoch)}"
+        f"{number(record.run_best_value)} at {_at(record, record.run_best_epoch)}"
     )
 
 
-def lr_lines(lr: LearningRate, stopper: str = "EarlyStopping") -> Lines:
+def lr_lines(lr: LearningRate, stopper: str = "EarlyStopping", *, record: RunReport | None = None) -> Lines:
     """The learning-rate lines: what was logged and, where there is a replay, the replay beside
-    it. A run without a replay gets one line, only when its logged rate changed."""
-    logged = _logged_lr(lr)
+    it. A run without a replay gets one line, only when its logged rate changed. ``record``: the
+    run, to name its evaluations as its framework does (default: Keras epochs)."""
+    fw = "keras" if record is None else record.framework
+
+    def some(indexes: list) -> str:
+        if record is None:
+            return f"epoch(s) {epochs_text(indexes)}"
+        return points_text(fw, indexes, record.steps, record.epochs)
+
+    def one(index: int) -> str:
+        return f"epoch {epoch(index)}" if record is None else _at(record, index)
+
+    logged = _logged_lr(lr, some)
     if lr.policy is None:
         return [("LR logged", logged)] if lr.logged_changes_at else []
     if lr.note is not None:
@@ -165,40 +221,40 @@ def lr_lines(lr: LearningRate, stopper: str = "EarlyStopping") -> Lines:
     origin = "the run's own settings (runlens.json)" if own else "the settings the report was given"
     reduced = "no reduction"
     if lr.replayed_reduced_at:
-        reduced = f"reduced after epoch(s) {epochs_text(lr.replayed_reduced_at)}"
+        reduced = f"reduced after {some(lr.replayed_reduced_at)}"
     lines = [
         ("LR logged", logged),
         (
             "LR replayed",
-            f"{policy_text(lr.policy)}, {origin}, over the {lr.epochs_replayed} epochs {stopper} trains: "
+            f"{policy_text(lr.policy)}, {origin}, over the {lr.epochs_replayed} {units(fw)} {stopper} trains: "
             f"{reduced}, ends at {number(lr.replayed_final)}",
         ),
     ]
     if lr.column is None:
         return lines
     if lr.diverges_at is None:
-        versus = f"the replay matches the logged schedule over those {lr.epochs_replayed} epochs"
+        versus = f"the replay matches the logged schedule over those {lr.epochs_replayed} {units(fw)}"
     else:
-        e = epoch(lr.diverges_at)
+        e = one(lr.diverges_at)
         cause = (
             "these are the run's own settings: check --lr-timing (the callback order) and the starting rate; "
             if own
             else ""
         )
         versus = (
-            f"departs from the logged schedule at epoch {e}: {cause}from epoch {e} on the run trained at "
+            f"departs from the logged schedule at {e}: {cause}from {e} on the run trained at "
             "another rate than this replay sets, so what the replay decides from there on is read from "
             "metrics of a schedule it would not have produced (counterfactual)"
         )
     return lines + [("LR replay vs log", versus)]
 
 
-def _logged_lr(lr: LearningRate) -> str:
+def _logged_lr(lr: LearningRate, some: Any) -> str:
     if lr.column is None:
         return "no learning rate logged"
     first, final = number(lr.logged_first), number(lr.logged_final)
     if lr.logged_changes_at:
-        return f"{lr.column}: {first} -> {final}, changed after epoch(s) {epochs_text(lr.logged_changes_at)}"
+        return f"{lr.column}: {first} -> {final}, changed after {some(lr.logged_changes_at)}"
     return f"{lr.column}: constant {first}"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from runlens.report.model import Report, SweepSummary
-from runlens.report.render.words import Lines, duration, nbytes, number, percent, policy_name
+from runlens.report.render.words import Lines, duration, nbytes, number, percent, policy_name, units
 
 METRIC_HEADERS = [
     "epochs saved",
@@ -42,7 +42,8 @@ def varied_keys(report: Report) -> set[str]:
 
 
 def sweep_headers(report: Report) -> list[str]:
-    return [*grid_keys(report), *METRIC_HEADERS]
+    u = units(report.settings.framework)
+    return [*grid_keys(report), f"{u} saved", f"of {u}", *METRIC_HEADERS[2:]]
 
 
 def _value(value: Any) -> str:
@@ -104,7 +105,8 @@ def sweep_lines(report: Report) -> Lines:
         f"{_settings(rows, keys, varied)}: {saved} saved, {lost} lost"
         for (saved, lost), rows in by_point.items()
     )
-    lines = [("frontier", f"settings no other beats on both epochs saved and runs lost: {points}")]
+    u = units(report.settings.framework)
+    lines = [("frontier", f"settings no other beats on both {u} saved and runs lost: {points}")]
     best = next((r for r in sweep.rows if r["recommended"]), None)
     if best is None:
         text = (
@@ -115,7 +117,7 @@ def sweep_lines(report: Report) -> Lines:
         lost = f"{best['runs_lost']} run(s) lose" if best["runs_lost"] else "no run loses"
         text = (
             f"{setting_text(best, keys, varied=varied)}: saves {best['epochs_saved']} of "
-            f"{best['epochs_logged']} epochs ({percent(best['fraction_saved'])}), "
+            f"{best['epochs_logged']} {u} ({percent(best['fraction_saved'])}), "
             f"{duration(best['time_saved_s'])}; {lost} "
             f"(max regret {number(best['max_regret'])} <= tolerance {sweep.tolerance:g})"
         )
@@ -126,23 +128,24 @@ def totals_lines(report: Report) -> Lines:
     """What the whole logdir logged and what could have been saved."""
     t = report.totals
     keys, varied = grid_keys(report), varied_keys(report)
+    u = units(report.settings.framework)
     share = f" ({percent(t.time_saved_s / t.wall_time_s)})" if t.wall_time_s else ""
     policy = (
-        f"saves {t.epochs_saved} of {t.epochs_logged} epochs ({percent(t.fraction_saved)}), "
+        f"saves {t.epochs_saved} of {t.epochs_logged} {u} ({percent(t.fraction_saved)}), "
         f"{duration(t.time_saved_s)}{share}; {t.runs_stopped} run(s) stopped early, {t.runs_lost} with regret > 0"
     )
     setting = setting_text(report.settings.early_stopping, keys, varied=varied)
     lines = [
         (
             "logged",
-            f"{t.runs} run(s), {t.epochs_logged} epochs, {duration(t.wall_time_s)} wall-clock "
-            "(first to last epoch end)",
+            f"{t.runs} run(s), {t.epochs_logged} {u}, {duration(t.wall_time_s)} wall-clock "
+            f"(first to last {units(report.settings.framework, 1)} end)",
         ),
         (f"policy ({setting})", policy),
     ]
     best = next((r for r in report.sweep.rows if r["recommended"]), None)
     if best is not None:
-        saved = f"saves {t.recommended_epochs_saved} epochs ({percent(t.recommended_fraction_saved)}), "
+        saved = f"saves {t.recommended_epochs_saved} {u} ({percent(t.recommended_fraction_saved)}), "
         lines.append(
             (
                 f"recommended ({setting_text(best, keys, varied=varied)})",

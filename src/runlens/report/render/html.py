@@ -47,7 +47,7 @@ def render_html(report: Report) -> str:
         "</style></head><body>",
         f"<h1>{_text(title)}</h1>",
         _pairs(describe.header_lines(report)),
-        f'<p class="note">{_text(describe.EPOCHS_NOTE)}</p>',
+        f'<p class="note">{_text(describe.numbering_note(report))}</p>',
         "<h2>Runs</h2>",
         _table(describe.run_headers(s), [describe.run_cells(r) for r in report.runs], links=True),
     ]

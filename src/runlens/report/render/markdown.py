@@ -40,7 +40,7 @@ def render_markdown(report: Report) -> str:
     """The whole report as Markdown."""
     s = report.settings
     out = [f"# runlens report: {escape(report.source)}", "", *_pairs(describe.header_lines(report))]
-    out += ["", f"_{escape(describe.EPOCHS_NOTE)}_", "", "## Runs", ""]
+    out += ["", f"_{escape(describe.numbering_note(report))}_", "", "## Runs", ""]
     out += _table(describe.run_headers(s), [describe.run_cells(r) for r in report.runs])
     for record in report.runs:
         out += ["", f"### {escape(record.run)}", "", *_pairs(describe.run_lines(record, s))]

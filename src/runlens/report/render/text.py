@@ -21,7 +21,11 @@ WIDTH = 110
 
 def render_text(report: Report) -> str:
     """The whole report as text: header, one block per run, the sweep, totals, warnings."""
-    out = [f"runlens report: {report.source}", *_block(describe.header_lines(report)), describe.EPOCHS_NOTE]
+    out = [
+        f"runlens report: {report.source}",
+        *_block(describe.header_lines(report)),
+        describe.numbering_note(report),
+    ]
     for record in report.runs:
         out += ["", f"== {record.run}", *_block(describe.run_lines(record, report.settings))]
     out += ["", f"== sweep: {describe.sweep_title(report)}"]
