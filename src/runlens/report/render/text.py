@@ -14,7 +14,7 @@ are joined by :func:`~runlens.textsafe.text_lines`, which shows each line again:
 start a line of its own (``== forged run``).
 
 >>> fit("lr_0.001/dropout_0.25/seed_17", 16)
-'lr_0.001...ed_17'
+'lr_0.00...eed_17'
 >>> print(render_text(runlens.build_report("sample_logs"), width=100))   # doctest: +SKIP
 """
 
