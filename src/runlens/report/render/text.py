@@ -74,7 +74,7 @@ def render_text(
         lines = describe.run_lines(record, report.settings)
         reasons = describe_overview.reasons_of(report, record.run)
         if reasons:
-            lines = [("worth a look", ", ".join(reasons)), *lines]
+            lines = [*lines, ("worth a look", ", ".join(reasons))]
         out += ["", f"== {record.run}", *_block(lines, width)]
     if report.warnings:
         out += ["", "== warnings"]
@@ -105,7 +105,7 @@ def _block(lines: describe.Lines, width: int = WIDTH) -> list[str]:
         if len(label) >= column:  # a long label on a line of its own, its text below
             out.append(f"  {label}")
             label = ""
-        out += _wrap(text, width, f"  {label:<{column}}", " " * (column + 2))
+        out += _wrap(text, width, f"  {label:<{column}}", " " * (column + 4))  # hanging indent
     return out
 
 
