@@ -90,3 +90,23 @@ def copy_logdir(tmp_path):
         return Path(shutil.copytree(src, tmp_path / Path(src).name))
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def sweep_logdir(tmp_path_factory) -> Path:
+    """50 trials x at most 30 epochs of benchmarks/make_sweep.py's Keras sweep (its files are
+    checked record by record against a real Keras fit), hparams recorded: the report's layout at
+    sweep scale."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from make_sweep import make_keras_sweep
+
+    root = tmp_path_factory.mktemp("sweep") / "sweep"
+    make_keras_sweep(root, 50, 30, hparams=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sweep_report(sweep_logdir):
+    import runlens
+
+    return runlens.build_report(sweep_logdir)
