@@ -14,6 +14,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The text report follows COLUMNS (issue 13); pytest-xdist's workers set it to 80. The tests quote
+# text as the report lays it out when the width is unknown (110); the width tests set their own.
+os.environ["COLUMNS"] = "110"
 sys.path.insert(0, str(Path(__file__).parent))  # `import writers` from any test module
 
 import writers

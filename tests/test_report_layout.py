@@ -176,6 +176,12 @@ def test_the_runs_frame_holds_each_record(sweep_report):
     worth = {s.run for s in sweep_report.overview.worth_a_look}
     assert set(frame.loc[frame["worth_a_look"] != "", "run"]) == worth
     assert frame["epochs_saved"].sum() == sweep_report.totals.epochs_saved
+    hparams = [c for c in frame.columns if c.startswith("hparams.")]
+    assert "hparams.learning_rate" in hparams and "hparams.dropout" in hparams
+    for row, record in zip(frame[hparams].to_dict("records"), sweep_report.runs):
+        assert {k.removeprefix("hparams."): v for k, v in row.items()} == {
+            h["name"]: h["value"] for h in record.hparams
+        }
 
 
 def test_the_docs_python_examples_run(monkeypatch):

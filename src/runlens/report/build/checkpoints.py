@@ -29,6 +29,7 @@ from runlens.checkpoints.plan import plan_prune, plan_summary
 from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
 from runlens.manifest import ended_runs
+from runlens.name_columns import as_names
 from runlens.report.model import CheckpointSummary
 
 _NAMED = 5  # non-checkpoint files named in the report's one line about them
@@ -59,7 +60,7 @@ def checkpoint_summaries(
     settled = ended_runs(root, runs)  # after the listing: see ended_runs
     out = {}
     # The rows of each run, grouped once (a sweep of 2,000 runs: no mask over the table per run).
-    by_run = {str(run): rows for run, rows in table.groupby(table["run"].astype(str), sort=False)}
+    by_run = {str(run): rows for run, rows in table.groupby(as_names(table["run"]), sort=False)}
     for run in runs:
         rows = by_run.get(run)
         if rows is None:

@@ -199,7 +199,8 @@ def runs_frame(report: Report) -> pd.DataFrame:
     ``run_best_value``, ``epochs_saved``, ``fraction_saved``, ``wall_time_s``, ``time_saved_s``,
     ``regret``, ``lr_diverges_at``, ``checkpoint_files``, ``checkpoint_bytes_to_free``,
     ``damaged_files``, ``live_agrees`` (NA: no runlens.json), ``worth_a_look`` (the reasons,
-    comma-separated; ``""``: none).
+    comma-separated; ``""``: none), then one ``hparams.NAME`` column per hyperparameter any run
+    recorded (None where a run did not), to group the runs by.
 
     >>> runlens.build_report("sample_logs").runs_frame().sort_values("epochs_saved").tail(2)  # doctest: +SKIP
     """
@@ -219,7 +220,7 @@ def runs_frame(report: Report) -> pd.DataFrame:
 
     lr = [r.learning_rate for r in runs]
     plans = [r.checkpoints for r in runs]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "run": pd.array([r.run for r in runs], dtype=NAME_DTYPE),
             "epochs_logged": np.array([r.epochs_logged for r in runs], dtype=np.int64),
@@ -245,3 +246,8 @@ def runs_frame(report: Report) -> pd.DataFrame:
             "worth_a_look": pd.Series([",".join(reasons.get(r.run, [])) for r in runs], dtype=object),
         }
     )
+    recorded = [{h["name"]: h["value"] for h in r.hparams} for r in runs]
+    for name in sorted({name for found in recorded for name in found}):
+        values = pd.Series([found.get(name) for found in recorded], dtype=object)
+        frame[f"hparams.{name}"] = values.infer_objects()
+    return frame

@@ -88,10 +88,8 @@ def render_text(
         if reasons:
             lines = [*lines, ("worth a look", ", ".join(reasons))]
         out += ["", f"== {record.run}", *_block(lines, width)]
-    if report.warnings:
-        out += ["", "== warnings"]
-        for warning in report.warnings:
-            out += _wrap(warning, width, "  - ", "    ")
+    if report.warnings:  # one line each, not wrapped: a warning names a path, found with grep
+        out += ["", "== warnings", *[f"  - {w}" for w in report.warnings]]
     return text_lines(out)
 
 
