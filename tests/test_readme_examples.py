@@ -61,7 +61,6 @@ def test_a_quoted_command_prints_the_quoted_output(readme, command, expected, fr
     args = shlex.split(command)
     assert args[0] == "runlens", f"{readme}: only runlens commands are run: {command}"
     monkeypatch.chdir(fresh_clone)
-    monkeypatch.setenv("COLUMNS", "110")  # the quotes' width (pytest-xdist's workers have COLUMNS=80)
     result = CliRunner().invoke(main, args[1:])
     assert result.exit_code == 0, result.output
     missing = unmatched(expected, result.output.splitlines())
