@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 import runlens
 from runlens.errors import RunlensError
+from runlens.manifest import write_manifest
 from runlens.report.build.overview import (
     DETAIL,
     SMALL_LOGDIR,
@@ -180,3 +182,23 @@ def test_a_damaged_file_is_named_in_its_run(damaged_sample):
         document["runs"][[r.run for r in report.runs].index("overfits")]["damaged"][0]["kind"] == "truncated"
     )
     assert document["overview"]["worth_a_look"][0] == {"run": "overfits", "reason": "damaged", "value": 1}
+
+
+def test_a_live_replay_disagreement_is_worth_a_look(tmp_path):
+    """sample_logs with plateau's runlens.json claiming a reduction one epoch late (as
+    test_keras_report's tampered copy): the overview names the run, the table flags it W."""
+    root = Path(shutil.copytree(SAMPLE, tmp_path / "logs"))
+    manifest = runlens.read_manifest(root / "plateau")
+    manifest["reduce_lr"]["reductions"][0]["epoch"] += 1
+    write_manifest(root / "plateau", manifest)
+    report = runlens.build_report(root)
+    [spotlight] = [s for s in report.overview.worth_a_look if s.reason == "disagrees"]
+    assert (spotlight.run, spotlight.value) == ("plateau", 1)
+    assert report.overview.worth_a_look[0] == spotlight  # before the regrets and savings
+    text = runlens.render_report(report, "text", width=120)
+    row = next(line for line in text.splitlines() if line.startswith("  plateau "))
+    assert row.rstrip().endswith("W") and "W = its runlens.json disagrees with the replay" in text
+    assert "live vs replay  plateau (1 difference(s))" in text
+    frame = report.runs_frame().set_index("run")
+    assert frame.loc["plateau", "live_agrees"] == False  # noqa: E712  (a pandas boolean, not `is`)
+    assert frame.loc["plateau", "worth_a_look"] == "disagrees"
