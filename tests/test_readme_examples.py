@@ -40,7 +40,6 @@ GAP = "..."
 # link to one of them is checked once it exists. Remove a name here when its page is merged.
 PAGES_TO_COME = {
     "checkpoints-frameworks.md",
-    "report-at-scale.md",
     "report-html.md",
     "report.png",
 }

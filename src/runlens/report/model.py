@@ -4,7 +4,8 @@ Epochs are 0-based here, as everywhere in runlens' data; renderers for humans ad
 Python floats (NaN = a logged NaN) or None (nothing logged / not defined). Each record is a
 dataclass, so a new field shows up in :meth:`Report.to_dict` (and the JSON) on its own; the
 human-facing renderers show the fields they know. :mod:`runlens.report.build` fills them in,
-:mod:`runlens.report.render` shows them; this module imports neither.
+:mod:`runlens.report.render` shows them; this module imports neither at load time (a
+report's :meth:`Report.runs_frame` and its notebook view, :meth:`Report._repr_html_`, call them).
 
 >>> report = runlens.build_report("sample_logs")          # doctest: +SKIP
 >>> [(r.run, r.stopped_epoch) for r in report.runs]       # doctest: +SKIP
@@ -181,6 +182,7 @@ class RunReport:
     # framework's users know it. Empty for Keras, whose evaluations are its epochs.
     steps: list[int | None] = field(default_factory=list)
     epochs: list[float | None] = field(default_factory=list)
+    damaged: list[dict[str, Any]] = field(default_factory=list)  # its files' problems: path, kind, ...
 
 
 @dataclass
@@ -218,6 +220,53 @@ class Totals:
     checkpoint_bytes_to_free: int | None
 
 
+# Why a run is worth a look, in the order the overview lists them: files that could not be read
+# whole, its own callbacks disagreeing with the replay, the largest regrets, the most epochs saved.
+REASONS = ("damaged", "disagrees", "regret", "saved")
+
+
+@dataclass
+class Histogram:
+    """Runs counted by a whole number, in bins of equal width: ``bins`` lists ``{"low": a, "high":
+    b, "runs": n}`` (``a..b`` inclusive; 0-based epochs where the number is an epoch), ``none``
+    the runs without a number (a stop epoch: the runs the policy never stops)."""
+
+    bins: list[dict[str, int]]
+    none: int = 0
+
+
+@dataclass
+class Spotlight:
+    """A run worth a look: ``reason`` (one of :data:`REASONS`) and ``value``, what it is about:
+    the number of damaged files, of disagreements, the regret, the epochs saved."""
+
+    run: str
+    reason: str
+    value: float | int
+
+
+@dataclass
+class Overview:
+    """The sweep-level picture every format shows before any run: how the report's policy stops
+    the runs and what it saves (``stop_epochs``, ``epochs_saved``), the sweep's frontier (its rows
+    with ``frontier`` true, by epochs saved: settings no other beats on both epochs saved and
+    runs lost), the ``recommended`` and the report's own (``current``) sweep rows, and the runs
+    worth a look (grouped by reason, in :data:`REASONS` order, each group ranked). The totals are
+    :attr:`Report.totals`. Built by :mod:`runlens.report.build.overview`, which also chooses the
+    runs shown in detail (:func:`~runlens.report.build.overview.detail_runs`).
+    """
+
+    runs: int
+    runs_stopped: int
+    stop_epochs: Histogram
+    epochs_saved: Histogram
+    frontier: list[dict[str, Any]]
+    recommended: dict[str, Any] | None
+    current: dict[str, Any] | None
+    worth_a_look: list[Spotlight]
+    damaged_files: int
+
+
 @dataclass
 class Report:
     """The whole report; render it with :func:`runlens.render_report`."""
@@ -227,6 +276,7 @@ class Report:
     runs: list[RunReport]
     sweep: SweepSummary
     totals: Totals
+    overview: Overview
     warnings: list[str] = field(default_factory=list)
     runlens_version: str = ""
     # The runs of the logdir's other frameworks, each framework a report of its own (its policy,
@@ -239,6 +289,23 @@ class Report:
             if record.run == name:
                 return record
         raise KeyError(name)
+
+    def runs_frame(self) -> Any:
+        """The runs as a DataFrame, one row per run (see
+        :func:`runlens.report.build.overview.runs_frame`).
+
+        >>> runlens.build_report("sample_logs").runs_frame()[["run", "epochs_saved"]]  # doctest: +SKIP
+        """
+        from runlens.report.build.overview import runs_frame  # the records import no pandas
+
+        return runs_frame(self)
+
+    def _repr_html_(self) -> str:
+        """How Jupyter shows a report: the overview and the runs table, no plots
+        (:func:`runlens.report.render.notebook.render_notebook`)."""
+        from runlens.report.render.notebook import render_notebook
+
+        return render_notebook(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python data (floats may be NaN/inf; :mod:`runlens.report.render.json_format` encodes
@@ -253,6 +320,7 @@ class Report:
             "source": self.source,
             "epochs": "0-based",
             "settings": dataclasses.asdict(self.settings),
+            "overview": dataclasses.asdict(self.overview),
             "runs": [dataclasses.asdict(r) for r in self.runs],
             "sweep": dataclasses.asdict(self.sweep),
             "totals": dataclasses.asdict(self.totals),

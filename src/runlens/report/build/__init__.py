@@ -14,10 +14,11 @@ trained with ``runlens.keras`` (:mod:`~runlens.report.build.live`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runlens import __version__
@@ -25,10 +26,10 @@ from runlens.arguments import LRTiming, choice, count, finite_number
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
-from runlens.name_columns import as_names
+from runlens.name_columns import name_codes
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.learning_rate import check_initial_lr
-from runlens.policies.runs import check_frame, is_evals_frame
+from runlens.policies.runs import check_frame
 from runlens.policies.sweep import sweep as run_sweep
 from runlens.report.build.checkpoints import checkpoint_summaries
 from runlens.report.build.frameworks import (
@@ -41,7 +42,9 @@ from runlens.report.build.frameworks import (
     trainer_state_notes,
 )
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
+from runlens.report.build.overview import attach_damage, build_overview
 from runlens.report.build.runs import python, run_reports
+from runlens.report.build.source import report_source, selected_runs
 from runlens.report.model import Report, RunReport, Settings, SweepSummary, Totals
 
 __all__ = ["build_report"]
@@ -56,6 +59,7 @@ _CLASSES = {"early_stopping": "keras.EarlyStopping", "reduce_lr": "keras.ReduceL
 def build_report(
     source: str | os.PathLike[str] | pd.DataFrame,
     *,
+    runs: str | Sequence[str] | None = None,
     early_stopping: Any = None,
     reduce_lr: Any = None,
     framework: str = "auto",
@@ -82,6 +86,9 @@ def build_report(
     Args:
         source: a logdir, an epoch frame (:func:`runlens.read_epochs`) or an evaluation frame
             (:func:`runlens.read_evals`) already read.
+        runs: only the runs of these names or globs, as the report prints them (``"lr_3*"``), or
+            as folders (``"exp1/train"``) -- :func:`runlens.read_evals`' ``runs=``; a pattern that
+            matches no run is an error listing the runs there are. Default: every run.
         early_stopping: the stopping policy, e.g. ``runlens.EarlyStopping(patience=3)``, or a dict
             of its Keras arguments (pasteable from ``runlens.sweep(...).recommended``) whose
             ``monitor`` defaults to val_loss when any run logged it, else loss. Default:
@@ -141,7 +148,9 @@ def build_report(
         initial_lr=initial_lr,
         lr_timing=lr_timing,
     )
-    parts = framework_frames(source, framework=framework, monitor=monitor)
+    if isinstance(source, pd.DataFrame):
+        source = selected_runs(source, runs)
+    parts = framework_frames(source, framework=framework, monitor=monitor, runs=runs)
     if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
     check_policy_frameworks(early_stopping, parts)
@@ -169,7 +178,7 @@ def _build(
 ) -> Report:
     """The report on the runs of one framework (``parts_frame``; None: read ``source`` as an epoch
     frame, the Keras report)."""
-    frame, label, root = _source(source, checkpoints, parts_frame)
+    frame, label, root = report_source(source, checkpoints, parts_frame)
     if name == "keras":
         given = early_stopping
         if monitor is not None and (given is None or isinstance(given, Mapping)):
@@ -196,7 +205,8 @@ def _build(
     folder = (
         None if isinstance(source, pd.DataFrame) or not Path(source).is_dir() or name != "keras" else source
     )
-    runs = sorted(set(map(str, as_names(frame["run"]))))
+    codes, names = name_codes(frame["run"])
+    runs = [names[i] for i in np.unique(codes[codes >= 0]).tolist()]
     manifests, warnings = read_run_manifests(folder, runs) if folder is not None else ({}, [])
     records = run_reports(
         frame,
@@ -219,7 +229,10 @@ def _build(
     for row in rows:
         row["current"] = all(row[k] == v for k, v in own.items())
     summary = SweepSummary(rows=rows, recommended=swept.recommended, tolerance=swept.tolerance)
-    warnings = [str(p.get("message", p)) for p in frame.attrs.get("problems", [])] + warnings
+    problems = frame.attrs.get("problems", [])
+    warnings = [str(p.get("message", p)) for p in problems] + warnings
+    if folder is not None:
+        attach_damage(records, problems, folder)
     if name == "transformers" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         trainer_state_notes(Path(source), records, stopping)  # the Trainer's own callback settings
     if root is not None:
@@ -257,41 +270,10 @@ def _build(
         runs=records,
         sweep=summary,
         totals=_totals(records, summary),
+        overview=build_overview(records, summary),
         warnings=warnings,
         runlens_version=__version__,
     )
-
-
-def _source(
-    source: Any, checkpoints: Any, part: pd.DataFrame | None
-) -> tuple[pd.DataFrame, str, Path | None]:
-    """(epoch frame, how the report names its source, folder to look for checkpoints in); ``part``:
-    the frame already read from ``source`` (one framework's runs)."""
-    if isinstance(source, pd.DataFrame):
-        frame = source if part is None else part
-        label, root = ("evaluation frame" if is_evals_frame(source) else "epoch frame"), None
-    elif isinstance(source, (str, os.PathLike)):
-        from runlens.epochs import read_epochs
-
-        frame = read_epochs(source) if part is None else part
-        label, root = os.fspath(source), Path(source)
-    else:
-        raise RunlensError(f"build_report needs a logdir path or an epoch frame, got {type(source).__name__}")
-    if checkpoints is False:
-        root = None
-    elif checkpoints is not True:
-        root = Path(checkpoints)
-        if not root.is_dir():
-            raise RunlensError(f"checkpoints={os.fspath(checkpoints)!r} is not a folder")
-    if root is not None and not root.is_dir():
-        root = None  # one event file was given: there is no folder to look in
-    check_frame(frame, column="epoch")
-    if frame.empty:
-        raise RunlensError(
-            f"{label}: no per-epoch scalars (epoch_* tags, as Keras' TensorBoard callback writes them); "
-            "runlens report needs epoch metrics such as epoch_loss"
-        )
-    return frame, label, root
 
 
 def _policy(

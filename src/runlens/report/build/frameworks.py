@@ -175,12 +175,13 @@ _EVAL_ONLY = ("framework", "eval", "step")
 
 
 def framework_frames(
-    source: Any, *, framework: str = "auto", monitor: str | None = None
+    source: Any, *, framework: str = "auto", monitor: str | None = None, runs: Any = None
 ) -> dict[str, pd.DataFrame] | None:
     """The runs of ``source`` by framework (Keras first): a logdir read with
     :func:`runlens.read_evals`, or an evaluation frame split by its ``framework`` column. Keras runs
     come back as an epoch frame (as :func:`runlens.read_epochs` gives it), the others as evaluation
-    frames. None for an epoch frame (nothing to split)."""
+    frames (``runs``: read only those, as :func:`runlens.read_evals` selects them). None for an
+    epoch frame (nothing to split)."""
     if isinstance(source, pd.DataFrame):
         if not is_evals_frame(source):
             return None
@@ -190,7 +191,7 @@ def framework_frames(
 
         with warnings.catch_warnings():  # the report says itself which monitor is not logged
             warnings.filterwarnings("ignore", ".*no run logged monitor", RunlensWarning)
-            frame = read_evals(source, framework=framework, monitor=monitor)
+            frame = read_evals(source, framework=framework, monitor=monitor, runs=runs)
     else:
         return None  # build_report says what it needs
     names = frame["framework"].astype(str)

@@ -1,0 +1,71 @@
+"""What a report is built from: the frame of a logdir or of a frame given, the runs selected, and
+the folder to look for checkpoints in.
+
+>>> selected_runs(pd.DataFrame({"run": ["a", "b"], "epoch": [0, 0]}), "a")["run"].tolist()
+['a']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from runlens.errors import RunlensError
+from runlens.events.sources import matches, name_patterns
+from runlens.name_columns import as_names
+from runlens.policies.runs import check_frame, is_evals_frame
+
+
+def report_source(
+    source: Any, checkpoints: Any, part: pd.DataFrame | None
+) -> tuple[pd.DataFrame, str, Path | None]:
+    """(epoch frame, how the report names its source, folder to look for checkpoints in); ``part``:
+    the frame already read from ``source`` (one framework's runs)."""
+    if isinstance(source, pd.DataFrame):
+        frame = source if part is None else part
+        label, root = ("evaluation frame" if is_evals_frame(source) else "epoch frame"), None
+    elif isinstance(source, (str, os.PathLike)):
+        from runlens.epochs import read_epochs
+
+        frame = read_epochs(source) if part is None else part
+        label, root = os.fspath(source), Path(source)
+    else:
+        raise RunlensError(f"build_report needs a logdir path or an epoch frame, got {type(source).__name__}")
+    if checkpoints is False:
+        root = None
+    elif checkpoints is not True:
+        root = Path(checkpoints)
+        if not root.is_dir():
+            raise RunlensError(f"checkpoints={os.fspath(checkpoints)!r} is not a folder")
+    if root is not None and not root.is_dir():
+        root = None  # one event file was given: there is no folder to look in
+    check_frame(frame, column="epoch")
+    if frame.empty:
+        raise RunlensError(
+            f"{label}: no per-epoch scalars (epoch_* tags, as Keras' TensorBoard callback writes them); "
+            "runlens report needs epoch metrics such as epoch_loss"
+        )
+    return frame, label, root
+
+
+def selected_runs(frame: pd.DataFrame, runs: str | Sequence[str] | None) -> pd.DataFrame:
+    """The rows of the runs ``runs`` names (as :func:`runlens.read_epochs` selects them); every
+    pattern must match a run, or the error lists the runs there are."""
+    patterns = name_patterns(runs)
+    if patterns is None or "run" not in frame.columns:
+        return frame
+    names = sorted(set(map(str, as_names(frame["run"]))))
+    unmatched = [p for p in patterns if not any(matches(name, (p,)) for name in names)]
+    if unmatched:
+        raise RunlensError(
+            f"frame: no run matches runs={', '.join(map(repr, unmatched))}; the runs are: "
+            f"{', '.join(names[:20])}" + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+        )
+    keep = [name for name in names if matches(name, patterns)]
+    selected = frame[as_names(frame["run"]).astype(str).isin(keep).to_numpy()]
+    selected.attrs = dict(frame.attrs)
+    return selected
