@@ -3,9 +3,15 @@
 :func:`plan_prune` only computes; :func:`runlens.apply_prune` is what deletes.
 
 - Checkpoints modified within ``min_age`` (training may still be writing them) are kept, not ranked.
+  A checkpoint folder's age is that of its newest file.
 - Invalid checkpoints are never ranked; they are kept unless ``delete_invalid``.
 - The rest is grouped into series (one run, one kind) and kept when any rule keeps it; the first
   :class:`KeepBestK` rule ranks them, so the best valid checkpoint of every series is always kept.
+  Lightning's ``last.ckpt`` (a copy of the latest state, the resume point) is not ranked.
+- A valid checkpoint the table ``pinned`` is kept whatever the rules: the resume point, the best
+  the framework itself recorded in its newest checkpoint, the target of a symlink
+  (:mod:`runlens.checkpoints.framework_state`); where that best is not runlens' #1 by the same
+  metric, ``plan.attrs["disagreements"]`` says so.
 - A plan that would leave a run without any valid checkpoint is refused (:class:`PruneRefused`).
 
 >>> plan = plan_prune(table, rules=[KeepBestK(2, "val_loss"), KeepLastN(1)])      # doctest: +SKIP
@@ -15,11 +21,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Collection, Sequence
 
+import numpy as np
 import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
+from runlens.checkpoints.framework_state import disagreements
+from runlens.checkpoints.names import is_lightning_last
 from runlens.checkpoints.retention import KeepBestK, RetentionRule
 from runlens.errors import RunlensError
 from runlens.options import CHECKPOINT_MIN_AGE as DEFAULT_MIN_AGE  # the CLI reads it there, without pandas
@@ -48,6 +58,8 @@ def plan_prune(
     Returns:
         A copy of ``table`` with ``rank`` (1-based by the ranking metric, ``<NA>`` when unranked),
         ``keep`` (bool) and ``reason`` (why kept, or why dropped). Nothing on disk changes.
+        ``plan.attrs["disagreements"]``: one line per series whose framework recorded another
+        best than runlens' #1 by the same metric.
 
     Example:
         >>> plan = plan_prune(read_checkpoints("ckpt/"), rules=[KeepBestK(3, "val_loss")])  # doctest: +SKIP
@@ -68,13 +80,23 @@ def plan_prune(
     valid = plan["valid"].to_numpy(dtype=bool)
     settled = valid & ~fresh
     _check_monitor(plan[valid], ranking)  # fresh files too: a bad monitor is an error whatever the ages
+    last = np.array(
+        [
+            k == "lightning" and is_lightning_last(os.path.basename(p))
+            for k, p in zip(plan["kind"], plan["path"])
+        ],
+        dtype=bool,
+    )
     ranks = [pd.Series(dtype="Int64")]
     kept: dict[object, list[str]] = {}
-    for _, series in plan[settled].groupby(["run", "kind"], sort=False):
+    for _, series in plan[settled & ~last].groupby(["run", "kind"], sort=False):
         ranks.append(ranking.rank(series))
         for rule in rules:
             for index, text in rule.keep(series, now=now).dropna().items():
                 kept.setdefault(index, []).append(text)
+    pinned = plan["pinned"] if "pinned" in plan.columns else pd.Series("", index=plan.index)
+    for index, why in pinned[settled & (pinned != "").to_numpy(dtype=bool)].items():
+        kept.setdefault(index, []).append(f"kept: {why}")
     rank = pd.concat(ranks).reindex(plan.index).astype("Int64")
     plan["rank"] = rank
     plan["keep"] = [bool(kept.get(i)) for i in plan.index]
@@ -93,6 +115,7 @@ def plan_prune(
     plan["reason"] = plan["reason"].astype("str")
     refuse_runs_left_without_valid(plan)
     plan.attrs["monitor"] = ranking.monitor
+    plan.attrs["disagreements"] = disagreements(plan, ranking.monitor)
     return plan
 
 
