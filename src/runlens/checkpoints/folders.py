@@ -90,12 +90,13 @@ def folder_identity(fd: int) -> FolderIdentity:
     )
 
 
-def remove_contents(fd: int, *, depth: int = 0) -> None:
+def remove_contents(fd: int, *, first: tuple[str, ...] = (), depth: int = 0) -> None:
     """Remove everything below the folder open at ``fd`` (files and symlinks unlinked, sub-folders
-    entered without following links and removed once empty); ``OSError`` on the first failure."""
+    entered without following links and removed once empty), the names in ``first`` before the
+    others; ``OSError`` on the first failure."""
     if depth >= MAX_DEPTH:
         raise FolderTooDeep(errno.ELOOP, f"folders nested more than {MAX_DEPTH} deep")
-    for name in os.listdir(fd):
+    for name in sorted(os.listdir(fd), key=lambda n: (n not in first, n)):
         info = os.lstat(name, dir_fd=fd)
         if stat.S_ISDIR(info.st_mode):
             try:

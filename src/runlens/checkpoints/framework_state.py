@@ -120,24 +120,39 @@ def describe(record: dict[str, Any]) -> str:
     return text
 
 
-def disagreements(plan: pd.DataFrame, monitor: str) -> list[str]:
-    """Lines where the framework's own best (by the same metric) is not runlens' #1 of its series."""
+def comparison(plan: pd.DataFrame, monitor: str | None) -> list[tuple[str, bool]]:
+    """One ``(line, disagrees)`` per framework record of the plan (or table): what the framework
+    calls best, and whether runlens' #1 by ``monitor`` is the same checkpoint (not compared when
+    the framework judged by another metric, or without a ranking)."""
     out = []
     for record in plan.attrs.get("framework_best", []):
-        if record["monitor"] != monitor or "rank" not in plan.columns:
+        line = f"run {record['run']!r}: {describe(record)}"
+        if monitor is None or "rank" not in plan.columns:
+            out.append((line, False))
+            continue
+        if record["monitor"] != monitor:
+            out.append((f"{line}; not compared with the ranking by {monitor}", False))
             continue
         series = plan[(plan["run"] == record["run"]) & (plan["kind"] == record["kind"])]
-        first = series.loc[series["rank"] == 1, "path"]
+        first = series.loc[(series["rank"] == 1).fillna(False).to_numpy(dtype=bool), "path"]
         if first.empty:
-            continue
-        ours = first.iloc[0]
-        if record["best"] is not None and record["best"] == ours:
-            continue
-        out.append(
-            f"run {record['run']!r}: {describe(record)}; runlens ranks {_name(ours)} #1 by {monitor} "
-            "(they disagree: the framework compared other values, or its best is gone)"
-        )
+            out.append((f"{line}; runlens ranked none of this series", False))
+        elif record["best"] == first.iloc[0]:
+            out.append((f"{line}; runlens' #1 by {monitor} is the same", False))
+        else:
+            ours = _name(first.iloc[0])
+            out.append(
+                (
+                    f"{line}; but runlens' #1 by {monitor} is {ours} (the logs' values differ, or that best is gone)",
+                    True,
+                )
+            )
     return out
+
+
+def disagreements(plan: pd.DataFrame, monitor: str) -> list[str]:
+    """The lines of :func:`comparison` where the framework's best is not runlens' #1."""
+    return [line for line, disagrees in comparison(plan, monitor) if disagrees]
 
 
 def _newest(table: pd.DataFrame, contents: dict[Any, Any]) -> list[tuple[Any, Any, pd.DataFrame]]:

@@ -56,13 +56,17 @@ _TRAINER_FILES = {
 }
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 _STATE_KEYS = ('"log_history"', '"global_step"', '"best_model_checkpoint"', '"best_metric"')
+_UNDETERMINED = "cannot tell: "  # a problem that leaves it undetermined rather than invalid
 MAX_JSON = 256 << 20  # trainer_state.json grows with log_history; larger files are not read
 MAX_HEADER = 100_000_000  # safetensors' own limit on its JSON header
-_SAFETENSORS_SIZES = {
-    **dict.fromkeys(("BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E4M3FN", "F8_E8M0"), 1),
-    **dict.fromkeys(("U16", "I16", "F16", "BF16"), 2),
-    **dict.fromkeys(("U32", "I32", "F32"), 4),
-    **dict.fromkeys(("U64", "I64", "F64", "C64"), 8),
+# bits per element of each safetensors dtype (safetensors 0.8's Dtype: 22 of them)
+_SAFETENSORS_BITS = {
+    "F4": 4,
+    **dict.fromkeys(("F6_E2M3", "F6_E3M2"), 6),
+    **dict.fromkeys(("BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ"), 8),
+    **dict.fromkeys(("U16", "I16", "F16", "BF16"), 16),
+    **dict.fromkeys(("U32", "I32", "F32"), 32),
+    **dict.fromkeys(("U64", "I64", "F64", "C64"), 64),
 }
 
 
@@ -132,8 +136,8 @@ def check_hf_folder(fd: int) -> Validity:
     epoch = _zero_based_epoch(content.epoch)
     if problem is None:
         return Validity(True, epoch=epoch, step=content.global_step, content=content)
-    if problem.startswith("cannot tell: "):
-        return _undetermined(problem.removeprefix("cannot tell: "))
+    if problem.startswith(_UNDETERMINED):
+        return _undetermined(problem.removeprefix(_UNDETERMINED))
     return Validity(False, problem, epoch=epoch, step=content.global_step, content=content)
 
 
@@ -189,11 +193,19 @@ def safetensors_problem(fd: int, size: int) -> str | None:
         return "its header is not JSON"
     if not isinstance(header, dict):
         return "its header is not a JSON object"
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        return "its __metadata__ is not a map of strings"
     spans = []
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        span = _tensor_span(entry)
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if isinstance(dtype, str) and dtype not in _SAFETENSORS_BITS:
+            return (
+                f"{_UNDETERMINED}tensor {name[:80]!r} has dtype {dtype[:20]!r}, which runlens does not know"
+            )
+        span = _tensor_span(entry, size)
         if span is None:
             return f"tensor {name[:80]!r} has no valid dtype, shape and offsets"
         spans.append(span)
@@ -207,7 +219,9 @@ def safetensors_problem(fd: int, size: int) -> str | None:
     return None
 
 
-def _tensor_span(entry: Any) -> tuple[int, int] | None:
+def _tensor_span(entry: Any, size: int) -> tuple[int, int] | None:
+    """A tensor's ``(begin, end)`` offsets if its entry is well formed and its byte length is
+    what its dtype and shape need (a shape can claim no more elements than the file has bits)."""
     if not isinstance(entry, dict):
         return None
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
@@ -216,8 +230,15 @@ def _tensor_span(entry: Any) -> tuple[int, int] | None:
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_whole(o) for o in offsets)):
         return None
     begin, stop = offsets
-    width = _SAFETENSORS_SIZES.get(dtype) if isinstance(dtype, str) else None
-    if stop < begin or (width is not None and stop - begin != math.prod(shape) * width):
+    if not isinstance(dtype, str) or dtype not in _SAFETENSORS_BITS:
+        return None
+    elements = 1
+    for dimension in shape:
+        elements *= dimension
+        if elements > size * 8:
+            return None
+    bits = elements * _SAFETENSORS_BITS[dtype]
+    if stop < begin or bits % 8 or (stop - begin) * 8 != bits:
         return None
     return begin, stop
 
@@ -231,14 +252,17 @@ def _weights_problem(fd: int, top: dict[str, os.stat_result]) -> str | None:
         files += shards
     if not files:
         if any(stat.S_ISDIR(info.st_mode) for info in top.values()):
-            return "cannot tell: weights in a layout runlens does not check (DeepSpeed or FSDP sub-folders?)"
+            return (
+                f"{_UNDETERMINED}weights in a layout runlens does not check (DeepSpeed or FSDP sub-folders?)"
+            )
         return "no weights file (model.safetensors or pytorch_model.bin)"
     for name in files:
         if name not in top or not stat.S_ISREG(top[name].st_mode):
             return f"{name} is missing or not a regular file"
         problem = _file_problem(fd, name, crc=True)
         if problem is not None:
-            return f"{name}: {problem}"
+            undetermined = problem.startswith(_UNDETERMINED)
+            return (_UNDETERMINED if undetermined else "") + f"{name}: {problem.removeprefix(_UNDETERMINED)}"
     return None
 
 

@@ -169,7 +169,9 @@ def _locate(plan: pd.DataFrame, rows: np.ndarray, root_real: str) -> list[_Plann
         name, verb = os.path.basename(path), "keeps" if keep else "drops"
         named = folder_kind(name) if kind == HF_KIND else checkpoint_kind(name)
         if named is None or named != kind:
-            raise PruneRefused(f"refusing: the plan {verb} {path!r}, which is not a checkpoint file of kind {kind!r}")
+            raise PruneRefused(
+                f"refusing: the plan {verb} {path!r}, which is not a checkpoint file of kind {kind!r}"
+            )
         parent = os.path.dirname(os.path.abspath(path))
         if parent not in folders:
             folder = os.path.realpath(parent)

@@ -21,9 +21,10 @@ A checkpoint folder (an HF Trainer ``checkpoint-N/``) goes the same way as a who
 (:func:`remove_planned_folder`): opened without following links and held open, its identity
 (:mod:`.folders`: device, inode and a digest of every entry) checked, renamed aside atomically,
 checked again through the descriptor held, and only then emptied through descriptors -- never
-entering a symlinked sub-folder -- and removed. Killed while it is emptied, it stays under its
-aside name, which the HF Trainer never resumes from (it looks for ``checkpoint-<digits>``) and
-runlens lists as "left aside", saying whether it is still whole.
+entering a symlinked sub-folder -- and removed, ``trainer_state.json`` first (the file the Trainer
+writes last), so a folder only partly emptied is never a whole checkpoint again. Killed while it
+is emptied, it stays under its aside name, which the HF Trainer never resumes from (it looks for
+``checkpoint-<digits>``) and runlens lists as "left aside", saying whether it is still whole.
 
 >>> remove_planned(folder_fd, "e_03.keras", identity)     # doctest: +SKIP
 Removal(removed=True, moved_to=None, skipped=None, failed=None)
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runlens.checkpoints.folders import FolderIdentity, folder_identity, remove_contents
+from runlens.checkpoints.hf_folder import TRAINER_STATE
 from runlens.checkpoints.nofollow import DIR_FLAGS, FileIdentity, open_regular
 
 if TYPE_CHECKING:
@@ -209,7 +211,7 @@ def _remove_held_folder(
             )
             if copy is None:
                 return Removal(removed=True, moved_to=target)
-        remove_contents(fd)
+        remove_contents(fd, first=(TRAINER_STATE,))  # the file a save writes last: gone, no longer whole
         os.rmdir(aside, dir_fd=parent_fd)
     except OSError as exc:
         why = exc.strerror or str(exc)
