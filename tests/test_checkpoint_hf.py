@@ -224,3 +224,18 @@ def test_the_safetensors_check_agrees_with_the_safetensors_library(spec, data, t
         assert not loads or "dtype" in problem
         return
     assert (problem is None) == loads, problem
+
+
+def test_the_reports_checkpoint_section_plans_the_folders(hf_copy):
+    from runlens.report.checkpoint_section import checkpoint_summaries
+
+    rules = [runlens.KeepBestK(1, "eval_score", mode="min")]
+    summaries, warnings = checkpoint_summaries(
+        hf_copy, runlens.read_evals(hf_copy), runs=["."], rules=rules, min_age=0, restored={}
+    )
+    summary = summaries["."]
+    assert (summary.files, summary.valid, summary.keep, summary.drop) == (6, 6, 2, 4)
+    assert summary.kept_epochs == [1, 2] and summary.folder == "." and not warnings
+    assert summary.bytes_to_free == sum(
+        p.stat().st_size for step in (2, 4, 6, 10) for p in (hf_copy / f"checkpoint-{step}").rglob("*")
+    )

@@ -315,3 +315,21 @@ def test_a_crafted_checkpoint_whose_pickle_would_run_code_runs_nothing(lightning
     by_name = table.assign(name=table["path"].map(os.path.basename)).set_index("name")
     assert by_name.loc["epoch=0-step=2-v1.ckpt", "valid"]  # Lightning's dict; its code never runs
     assert "not a whole number" in by_name.loc["epoch=0-step=2-v2.ckpt", "invalid_reason"]
+
+
+def test_the_reports_checkpoint_section_plans_them_and_notes_the_disagreement(lightning_copy):
+    from runlens.report.checkpoint_section import checkpoint_summaries
+
+    evals = runlens.read_evals(lightning_copy)
+    runs = [VERSIONS.format(v) for v in range(3)]
+    rules = [runlens.KeepBestK(1, "val_loss"), runlens.KeepLastN(1)]
+    summaries, warnings = checkpoint_summaries(
+        lightning_copy, evals, runs=runs, rules=rules, min_age=0, restored={}
+    )
+    assert [summaries[run].files for run in runs] == [7, 6, 6]  # version_1's last.ckpt is a symlink
+    first = summaries[runs[0]]
+    assert (first.keep, first.drop) == (3, 4)  # the best, the last epoch file, last.ckpt
+    assert first.kept_epochs == [1, 2, 2] and first.note is None
+    [disagreement] = [w for w in warnings if "runlens' #1" in w]
+    assert runs[1] in disagreement and "epoch=0-val_loss=0.90.ckpt" in disagreement
+    assert any("last.ckpt" in w and "symlink" in w for w in warnings)

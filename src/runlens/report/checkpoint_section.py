@@ -7,7 +7,9 @@ a plan the checkpoint layer refuses (or cannot make) becomes a note on that run,
 of the report. Files modified within ``min_age`` are kept unranked, except in runs whose
 ``runlens.json`` says training ended (:func:`runlens.manifest.ended_runs`). Files named like
 checkpoints that are not Keras checkpoints by content (a ``predictions_001.h5``) are named in one
-warning line; other skipped files get a warning each.
+warning line; other skipped files get a warning each. Lightning ``.ckpt`` files and HF
+``checkpoint-N/`` folders are planned the same way; where the framework's own best (in its newest
+checkpoint) is not the plan's #1 by the same metric, a warning says so.
 
 >>> summaries, warnings = checkpoint_summaries("sample_logs", epochs, runs=["overfits"],
 ...     rules=[KeepBestK(3, "val_loss"), KeepLastN(1)], min_age=300,
@@ -65,7 +67,10 @@ def checkpoint_summaries(
         in_folder = rows["path"].map(lambda p: Path(p).parent.name == CHECKPOINTS_FOLDER)
         if in_folder.any():
             rows = rows[in_folder]
-        out[run] = _summary(rows, root, rules, 0.0 if run in settled else min_age, now, restored.get(run))
+        out[run], disagreements = _summary(
+            rows, root, rules, 0.0 if run in settled else min_age, now, restored.get(run)
+        )
+        warnings += disagreements
     return out, warnings
 
 
@@ -93,7 +98,7 @@ def _summary(
     min_age: float,
     now: pd.Timestamp,
     restored: int | None,
-) -> CheckpointSummary:
+) -> tuple[CheckpointSummary, list[str]]:
     folder = os.path.relpath(os.path.commonpath([os.path.dirname(p) for p in rows["path"]]), root)
     valid = rows["valid"].to_numpy(dtype=bool)
     summary = CheckpointSummary(
@@ -107,7 +112,7 @@ def _summary(
         plan = plan_prune(rows, rules=rules, min_age=min_age, now=now)
     except (PruneRefused, RunlensError) as exc:  # PruneRefused is a RunlensError; both become notes
         summary.note = str(exc)
-        return summary
+        return summary, []
     counts = plan_summary(plan)
     keep = plan["keep"].to_numpy(dtype=bool)
     fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)).to_numpy(dtype=bool)
@@ -119,4 +124,4 @@ def _summary(
     if restored is not None:
         at = (plan["epoch"] == restored).fillna(False).to_numpy(dtype=bool)
         summary.restored = "none" if not at.any() else ("kept" if keep[at].any() else "dropped")
-    return summary
+    return summary, [f"checkpoints of {line}" for line in plan.attrs.get("disagreements", [])]
