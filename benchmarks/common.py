@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -25,6 +26,18 @@ def timed(fn, repeat: int = 1):
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def cached(root: Path, make, *args) -> Path:
+    """``root``, written by ``make(tmp, *args)`` into a sibling folder renamed into place first if
+    it is not there yet (an interrupted generation is never taken for a finished one)."""
+    if not root.exists():
+        print(f"generating {root} ...", flush=True)
+        tmp = root.with_name(root.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make(tmp, *args)
+        tmp.rename(root)
+    return root
 
 
 def naive_floor(root: Path) -> int:
@@ -89,26 +102,38 @@ class EventFile:
     value) and ``simple_value`` (tensorboardX). Much faster than the writers' own Python paths,
     byte-for-byte the same kind of record."""
 
-    def __init__(self, path: Path, *, wall_time: float = 1.7e9) -> None:
+    def __init__(self, path: Path, *, wall_time: float = 1.7e9, source_writer: str | None = None) -> None:
+        """``source_writer``: the ``source_metadata.writer`` of the file_version record (TF's C++
+        writer, which Keras' callback goes through, puts ``tensorflow.core.util.events_writer``)."""
         from tensorboard.compat.proto import event_pb2
 
-        from runlens.events.records import frame_record
+        from runlens.events.tfrecord import frame_record
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self._frame = frame_record
         self._out = open(path, "wb")  # noqa: SIM115 (closed by close(), like a writer)
         self._wall_time = wall_time
         self._events: dict = {}
-        self._write(event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2"))
+        first = event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2")
+        if source_writer is not None:
+            first.source_metadata.writer = source_writer
+        self._write(first)
 
     def _write(self, event) -> None:
         self._out.write(self._frame(event.SerializeToString()))
 
-    def scalar(self, tag: str, step: int, value: float, *, tf2: bool = True) -> None:
+    def event(self, event) -> None:
+        """Write a ready-made ``Event`` (a graph or hparams summary, say) as it is."""
+        self._write(event)
+
+    def scalar(
+        self, tag: str, step: int, value: float, *, tf2: bool = True, wall_time: float | None = None
+    ) -> None:
+        """One scalar; ``wall_time`` None: 1 ms after the previous record."""
         event = self._events.get((tag, tf2))
         if event is None:
             event = self._events[(tag, tf2)] = self._event(tag, tf2)
-        self._wall_time += 0.001
+        self._wall_time = self._wall_time + 0.001 if wall_time is None else wall_time
         event.wall_time, event.step = self._wall_time, step
         item = event.summary.value[0]
         if tf2:

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, memory_line, naive_floor, peak_memory, timed
+from common import HERE, cached, memory_line, naive_floor, peak_memory, timed
 
 
 def generate(root: Path, points: int) -> None:
@@ -128,13 +127,7 @@ def main() -> None:
     parser.add_argument("--skip-accumulator", action="store_true")
     args = parser.parse_args()
 
-    root = args.data / f"mixed_{args.points}"
-    if not root.exists():
-        print(f"generating {root} ...", flush=True)
-        tmp = root.with_name(root.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        generate(tmp, args.points)
-        tmp.rename(root)
+    root = cached(args.data / f"mixed_{args.points}", generate, args.points)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     files = sum(1 for p in root.rglob("*tfevents*"))
     print(f"logdir: {root}  ({files} event files, {size / 2**20:.1f} MiB)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, EventFile, memory_line, naive_floor, peak_memory, timed
+from common import HERE, EventFile, cached, memory_line, naive_floor, peak_memory, timed
 
 
 def make_long(root: Path, points: int) -> None:
@@ -68,16 +67,6 @@ def make_sweep(root: Path, runs: int, epochs: int = 100) -> None:
             validation.scalar("epoch_accuracy", epoch, float(0.9 - curve[epoch]))
         train.close()
         validation.close()
-
-
-def cached(root: Path, make, *args) -> Path:
-    if not root.exists():
-        print(f"generating {root} ...", flush=True)
-        tmp = root.with_name(root.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        make(tmp, *args)
-        tmp.rename(root)
-    return root
 
 
 def describe(root: Path) -> str:

@@ -17,6 +17,15 @@ from typing import Any
 import numpy as np
 from writers import SimulatedCrash, crash_at_end_of  # noqa: F401 (used by the bundle tests)
 
+# The bundle of the resume tests: both policies, EarlyStopping restoring its best epoch (whose
+# checkpoint a resume needs) and a small retention.
+RESUME_BUNDLE: dict[str, Any] = dict(
+    early_stopping={"patience": 3, "restore_best_weights": True},
+    reduce_lr={"patience": 2, "factor": 0.5},
+    keep_best=2,
+    keep_last=1,
+)
+
 
 def overfitting_data(seed: int = 1):
     """Labels from x0 > x1 with 20% flipped; 10 features: a 2x16 MLP overfits 40 samples."""
@@ -28,14 +37,15 @@ def overfitting_data(seed: int = 1):
     return (x[:40], y[:40]), (x[40:], y[40:])
 
 
-def tiny_model(learning_rate: float = 0.01):
+def tiny_model(learning_rate: float = 0.01, width: int = 16):
+    """A 10 -> width -> width -> 1 MLP with Adam (width 16: 465 parameters)."""
     import keras
 
     model = keras.Sequential(
         [
             keras.Input((10,)),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(width, activation="relu"),
+            keras.layers.Dense(width, activation="relu"),
             keras.layers.Dense(1, activation="sigmoid"),
         ]
     )
@@ -94,6 +104,7 @@ def bundle_fit(
     extra: Sequence = (),
     learning_rate: float = 0.01,
     model=None,
+    shuffle: bool = True,
     **bundle: Any,
 ) -> BundleFit:
     """Fit :func:`tiny_model` on :func:`overfitting_data` with ``runlens.keras.callbacks(run_dir,
@@ -117,6 +128,7 @@ def bundle_fit(
             validation_freq=validation_freq,
             epochs=epochs,
             batch_size=8,
+            shuffle=shuffle,
             verbose=0,
             callbacks=[*callbacks, seen, *extra],
         )

@@ -255,6 +255,24 @@ def test_a_pack_of_another_format_version_is_replaced_quietly(packs):
     assert _split(packs.path_a.read_bytes())[0] == version
 
 
+def test_a_pack_naming_an_unknown_problem_kind_is_ignored(packs):
+    # Problem kinds are a closed set (runlens.events.problems.ProblemKind): a pack, checksums all
+    # right, that names another is not a pack runlens wrote, and must not end the read either.
+    from runlens.events import pack
+
+    version, index, body = _split(packs.intact_a)
+    problems = [p for chunk in index["chunks"] for p in chunk["problems"]]
+    assert problems, "the fixture's junk file no longer leaves a problem in the pack"
+    problems[0][2] = "shredded"
+    packs.path_a.write_bytes(pack.encode_head(index, version) + body)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = runlens.read_scalars(packs.a, cache=packs.cache)
+    assert_exactly(frame, packs.cold_a)
+    [warned] = [str(w.message) for w in caught if w.category is runlens.CacheWarning]
+    assert "problem" in warned
+
+
 # ---------------------------------------------------------------- memory bounded by the file
 
 

@@ -227,7 +227,7 @@ def test_the_safetensors_check_agrees_with_the_safetensors_library(spec, data, t
 
 
 def test_the_reports_checkpoint_section_plans_the_folders(hf_copy):
-    from runlens.report.checkpoint_section import checkpoint_summaries
+    from runlens.report.build.checkpoints import checkpoint_summaries
 
     rules = [runlens.KeepBestK(1, "eval_score", mode="min")]
     summaries, warnings = checkpoint_summaries(

@@ -318,7 +318,7 @@ def test_a_crafted_checkpoint_whose_pickle_would_run_code_runs_nothing(lightning
 
 
 def test_the_reports_checkpoint_section_plans_them_and_notes_the_disagreement(lightning_copy):
-    from runlens.report.checkpoint_section import checkpoint_summaries
+    from runlens.report.build.checkpoints import checkpoint_summaries
 
     evals = runlens.read_evals(lightning_copy)
     runs = [VERSIONS.format(v) for v in range(3)]

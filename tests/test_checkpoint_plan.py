@@ -10,9 +10,19 @@ import pytest
 from checkpoint_fits import EPOCHS, OLD, TEMPLATES, copy_fitted, fitted_once
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pandas.testing import assert_frame_equal
 
 import runlens
-from runlens import KeepBestK, KeepEveryN, KeepLastN, KeepNewerThan, KeepRestoredEpoch, plan_prune
+from runlens import (
+    KeepAny,
+    KeepBestK,
+    KeepEveryN,
+    KeepLastN,
+    KeepNewerThan,
+    KeepRestoredEpoch,
+    Ranking,
+    plan_prune,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 NOW = pd.Timestamp(OLD + 3600, unit="s", tz="UTC")  # an hour after every file's mtime
@@ -132,6 +142,76 @@ def test_keep_restored_epoch_is_what_real_keras_early_stopping_restores(table, f
     assert series(plan).loc[callback.best_epoch, "keep"]
 
 
+def test_the_ranking_is_an_input_of_its_own_and_its_best_is_never_dropped(table, fitted):
+    # No rule ranks here: the ranking comes apart from the rules, and plan_prune keeps its best.
+    plan = plan_prune(table, rules=[KeepLastN(1)], ranking=Ranking("val_loss"), now=NOW)
+    every = series(plan)
+    best = int(np.argmin(val_loss(fitted)))
+    assert best != EPOCHS - 1, "the fit's best is its last epoch: KeepLastN would keep it anyway"
+    assert every["rank"].sort_values().index.tolist() == np.argsort(val_loss(fitted), kind="stable").tolist()
+    assert sorted(every.index[every["keep"]]) == [best, EPOCHS - 1]
+    assert every.loc[best, "reason"] == "#1 by val_loss: the best is never dropped"
+    assert plan.attrs["monitor"] == "val_loss"
+    with_rule = plan_prune(table, rules=[KeepBestK(1, "val_loss"), KeepLastN(1)], now=NOW)
+    assert with_rule["keep"].equals(plan["keep"]) and with_rule["rank"].equals(plan["rank"])
+
+
+def test_ranking_given_wins_over_the_rules_and_each_rule_still_keeps_its_own(table, fitted):
+    accuracy = np.array([fitted.logs[e]["val_accuracy"] for e in range(EPOCHS)])
+    plan = plan_prune(table, rules=[KeepBestK(1, "val_accuracy")], ranking=Ranking("val_loss"), now=NOW)
+    every = series(plan)
+    by_loss, by_accuracy = (
+        int(np.argmin(val_loss(fitted))),
+        int(np.flatnonzero(accuracy == accuracy.max())[0]),
+    )
+    assert every.loc[by_loss, "rank"] == 1 and every.loc[by_loss, "keep"]
+    assert every.loc[by_accuracy, "keep"] and "by val_accuracy (best 1)" in every.loc[by_accuracy, "reason"]
+    assert set(every.index[every["keep"]]) == {by_loss, by_accuracy}
+
+
+def test_keep_any_is_a_rule_and_a_list_of_rules_is_one(table):
+    rules = [KeepBestK(2, "val_loss"), KeepLastN(1), KeepEveryN(3)]
+    as_list = plan_prune(table, rules=rules, now=NOW)
+    assert_frame_equal(plan_prune(table, rules=KeepAny(rules), now=NOW), as_list)
+    nested = KeepAny([KeepAny(rules[:1]), KeepAny(rules[1:])])
+    assert nested.ranking == Ranking("val_loss") and KeepAny([KeepLastN(1)]).ranking is None
+    assert_frame_equal(plan_prune(table, rules=[nested], now=NOW), as_list)
+    weights = series(as_list, kind="weights")
+    last = weights.loc[EPOCHS - 1, "reason"]
+    assert "one of the last 1" in last and ("; " in last) == ("every 3th epoch" in last)
+
+
+def test_keep_best_k_without_unranked_and_the_known_restored_epoch(table):
+    unvalidated = table["epoch"] == 2
+    values = table["val_loss"].mask(unvalidated)  # as an epoch that was not validated
+    synthetic = table.assign(val_loss=values)
+    keeping = series(plan_prune(synthetic, rules=[KeepBestK(1, "val_loss")], now=NOW))
+    assert keeping.loc[2, "keep"] and keeping.loc[2, "reason"] == "no val_loss value to rank it by"
+    rules = [KeepBestK(1, "val_loss", keep_unranked=False), KeepRestoredEpoch(restored=5)]
+    dropping = series(plan_prune(synthetic, rules=rules, now=NOW))
+    assert not dropping.loc[2, "keep"] and dropping.loc[2, "reason"] == "kept by no rule (no val_loss value)"
+    assert dropping.loc[5, "keep"] and "EarlyStopping restores epoch 6" in dropping.loc[5, "reason"]
+    assert (
+        repr(KeepBestK(1, "val_loss"))
+        == "KeepBestK(k=1, monitor='val_loss', mode='auto', keep_unranked=True)"
+    )
+
+
+def test_bad_rules_are_errors_naming_what_to_pass(table):
+    with pytest.raises(runlens.RunlensError, match="ranking=Ranking"):
+        plan_prune(table, rules=KeepAny([KeepLastN(1)]), now=NOW)
+    with pytest.raises(runlens.RunlensError, match="either early_stopping= and epochs="):
+        KeepRestoredEpoch(runlens.EarlyStopping())
+    with pytest.raises(runlens.RunlensError, match="either early_stopping= and epochs="):
+        KeepRestoredEpoch()
+    with pytest.raises(runlens.RunlensError, match="restored must be a whole number"):
+        KeepRestoredEpoch(restored=-1)
+    with pytest.raises(runlens.RunlensError, match="mode must be one of"):
+        Ranking("val_loss", "lowest")
+    with pytest.raises(runlens.RunlensError, match="seconds must be a number >= 0"):
+        KeepNewerThan(seconds=-5)
+
+
 def test_min_age_files_are_neither_ranked_nor_dropped(table):
     worst = table.loc[(table.run == "exp") & (table.kind == "keras"), "val_loss"].idxmax()
     times = table["mtime"].copy()
@@ -223,19 +303,22 @@ def test_planning_touches_nothing(folder):
     assert summary["keep"] + summary["drop"] == summary["files"] == len(plan)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_whatever_the_rules_every_series_keeps_its_best_valid_checkpoint(table, data):
+def drawn_plan(table, data, *, ranking_apart: bool):
+    """A plan of ``table`` with drawn values, validity, ages and rules (None: refused, as it may
+    be): the ranking by val_loss comes from a first KeepBestK rule, or ``ranking_apart`` as
+    ``ranking=`` with rules that do not rank. Returns (plan, mode, delete_invalid)."""
     n = len(table)
     values = data.draw(
         st.lists(st.one_of(st.floats(0, 10), st.just(np.nan), st.none()), min_size=n, max_size=n)
     )
     valid = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     ages = data.draw(st.lists(st.sampled_from([10, 1000]), min_size=n, max_size=n))
-    rules = [KeepBestK(data.draw(st.integers(1, 3)), "val_loss", data.draw(st.sampled_from(["min", "max"])))]
+    mode = data.draw(st.sampled_from(["min", "max"]))
+    rules = [] if ranking_apart else [KeepBestK(data.draw(st.integers(1, 3)), "val_loss", mode)]
     rules += data.draw(
         st.lists(st.sampled_from([KeepLastN(1), KeepEveryN(4), KeepNewerThan(seconds=5)]), max_size=2)
     )
+    ranking = Ranking("val_loss", mode) if ranking_apart else None
     delete_invalid = data.draw(st.booleans())
     mask = np.array([v is None for v in values])
     synthetic = table.assign(
@@ -245,18 +328,25 @@ def test_whatever_the_rules_every_series_keeps_its_best_valid_checkpoint(table, 
         mtime=[NOW - pd.Timedelta(seconds=a) for a in ages],
     )
     try:
-        plan = plan_prune(synthetic, rules=rules, min_age=60, delete_invalid=delete_invalid, now=NOW)
+        plan = plan_prune(
+            synthetic, rules=rules, ranking=ranking, min_age=60, delete_invalid=delete_invalid, now=NOW
+        )
     except runlens.PruneRefused:
-        return
+        return None
     except runlens.RunlensError as exc:
         assert "no checkpoint has a 'val_loss' value" in str(exc)
-        return
+        return None
+    return plan, mode, delete_invalid
+
+
+def assert_safe(plan: pd.DataFrame, mode: str, delete_invalid: bool) -> None:
+    """What every plan must hold, whatever its rules: see plan_prune's docstring."""
     fresh = plan["mtime"] > NOW - pd.Timedelta(seconds=60)
     settled = plan["valid"] & ~fresh
     assert plan.loc[~settled, "rank"].isna().all()
     assert plan.loc[fresh, "keep"].all()
     assert (plan.loc[~fresh & ~plan["valid"], "keep"] == (not delete_invalid)).all()
-    sign = 1 if rules[0].mode == "min" else -1
+    sign = 1 if mode == "min" else -1
     for _, rows in plan[settled].groupby(["run", "kind"]):
         ranked = rows[rows["val_loss"].notna()]
         if len(ranked):
@@ -265,6 +355,26 @@ def test_whatever_the_rules_every_series_keeps_its_best_valid_checkpoint(table, 
             assert plan.loc[best, "keep"], plan.loc[
                 rows.index, ["epoch", "val_loss", "rank", "keep", "reason"]
             ]
-        assert plan.loc[rows.index[rows["val_loss"].isna()], "keep"].all()  # nothing to judge by: kept
     for _, rows in plan.groupby("run"):
         assert (rows["keep"] & rows["valid"]).any() or rows["keep"].all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_whatever_the_rules_every_series_keeps_its_best_valid_checkpoint(table, data):
+    drawn = drawn_plan(table, data, ranking_apart=False)
+    if drawn is None:
+        return
+    plan, mode, delete_invalid = drawn
+    assert_safe(plan, mode, delete_invalid)
+    settled = plan["valid"] & ~(plan["mtime"] > NOW - pd.Timedelta(seconds=60))
+    for _, rows in plan[settled].groupby(["run", "kind"]):
+        assert plan.loc[rows.index[rows["val_loss"].isna()], "keep"].all()  # nothing to judge by: kept
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_with_the_ranking_given_apart_every_series_still_keeps_its_best_valid_checkpoint(table, data):
+    drawn = drawn_plan(table, data, ranking_apart=True)
+    if drawn is not None:
+        assert_safe(*drawn)

@@ -38,7 +38,7 @@ def raw_copy(simple_value_logdir, copy_logdir):
 
 def rows_per_record(file):
     """The scalar rows each record of an intact file yields (decoded alone, through runlens)."""
-    from runlens.events.records import frame_record
+    from runlens.events.tfrecord import frame_record
 
     data = file.read_bytes()
     out = []
@@ -137,7 +137,7 @@ def test_a_crc_valid_record_protobuf_refuses_is_reported_not_silently_dropped(tm
     """A tag that is not UTF-8: protobuf refuses the Event, so it is skipped, and said so."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from runlens.events.records import frame_record
+    from runlens.events.tfrecord import frame_record
 
     good = event_pb2.Event(
         wall_time=1.0,
@@ -233,7 +233,7 @@ def test_ls_and_report_read_around_a_huge_length(big_file_logdir, command):
 
 @pytest.mark.parametrize("appended", ["big", "small"])  # > and < files.WHOLE_FILE_BYTES appended
 def test_a_growing_file_read_on_where_it_stopped_reads_around_a_huge_length(big_file_logdir, appended):
-    from runlens.events.files import Resume, read_event_file
+    from runlens.events.files import read_event_file
 
     _, file, spans = big_file_logdir
     whole = file.read_bytes()
@@ -243,7 +243,7 @@ def test_a_growing_file_read_on_where_it_stopped_reads_around_a_huge_length(big_
     end = len(whole) if appended == "big" else spans[31].start + 100_000
     file.write_bytes(whole[:end])  # it wrote on, and the next record's length is damaged
     writers.set_length(file, spans[31].start, 2**40)
-    more = read_event_file(str(file), resume=Resume.after(first), checksum=True)
+    more = read_event_file(first.state.resumable())
     assert more.rows == 0
     assert [(p.kind, p.offset) for p in more.problems] == [("truncated", spans[31].start)]
     assert more.state.offset == spans[31].start  # the damaged record is read again next time

@@ -314,7 +314,7 @@ def test_library_messages_are_printable(hostile):
 def test_the_progress_line_shows_the_path_escaped():
     import pty
 
-    from runlens.report.progress import delayed_notice
+    from runlens.cli.progress import delayed_notice
 
     leader, follower = pty.openpty()
     try:
@@ -350,7 +350,7 @@ def test_only_the_cli_output_module_prints_and_renderers_join_lines_through_text
     import ast
 
     import runlens.cli
-    import runlens.report
+    import runlens.report.render
 
     def calls(path):
         return [
@@ -366,7 +366,7 @@ def test_only_the_cli_output_module_prints_and_renderers_join_lines_through_text
                     f"cli/{module.name}:{node.lineno} prints with {name}: use output.say"
                 )
     for name in ("text.py", "markdown.py", "html.py"):
-        found = calls(Path(runlens.report.__file__).parent / name)
+        found = calls(Path(runlens.report.render.__file__).parent / name)
         assert any(called == "text_lines" for called, _ in found), f"report/{name} does not use text_lines"
         for called, node in found:
             assert (

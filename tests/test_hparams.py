@@ -4,8 +4,6 @@ tests/test_keras_early_stop.py.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 
 import pandas
@@ -83,15 +81,3 @@ def test_a_damaged_file_keeps_what_is_intact_and_warns(tf_hparams_logdir, copy_l
     assert hp.loc["exp1", "lr"] == 0.1  # the damaged second session is skipped: the first stays
     assert any(issubclass(w.category, runlens.DamagedDataWarning) for w in caught)
     assert [p["kind"] for p in hp.attrs["problems"]] == ["bad-payload-crc"]
-
-
-def test_reading_hparams_imports_no_tensorflow(tmp_path):
-    writers.write_tensorboardx(tmp_path)
-    code = f"""
-import sys, runlens
-assert len(runlens.read_hparams({str(tmp_path)!r})) == 1
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
-assert not heavy, heavy
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr

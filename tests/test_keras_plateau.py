@@ -37,7 +37,7 @@ def _changes(fit):
 def test_tensorboard_runs_before_reduce_lr_in_the_bundle(fit):
     names = [type(c).__name__ for c in fit.callbacks]
     assert names.index("TensorBoard") < names.index("ReduceLROnPlateau") < names.index("RunManifest")
-    assert names[-1] == "RunManifest"
+    assert (names[0], names[-2:]) == ("RunGuard", ["RunManifest", "RunGuardEnd"])
 
 
 def test_the_logged_rate_is_the_rate_used_during_each_epoch(fit):

@@ -7,18 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pandas
 import pytest
+from _bundle_fits import RESUME_BUNDLE as BUNDLE
 from _bundle_fits import bundle_fit, checkpoint_name, crash_at_end_of, expected_kept
 
 import runlens
 
 EPOCHS = 30
 CRASH = 8  # the crash comes after the best epoch and before EarlyStopping stops
-BUNDLE = dict(
-    early_stopping={"patience": 3, "restore_best_weights": True},
-    reduce_lr={"patience": 2, "factor": 0.5},
-    keep_best=2,
-    keep_last=1,
-)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 

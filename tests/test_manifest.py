@@ -159,15 +159,3 @@ def test_find_manifests_names_runs_as_read_epochs_does(tmp_path):
         "b/c": tmp_path / "b/c" / MANIFEST_NAME,
     }
     assert find_manifests(tmp_path / "a") == {".": tmp_path / "a" / MANIFEST_NAME}
-
-
-def test_reading_a_manifest_imports_no_tensorflow(tmp_path):
-    write_manifest(tmp_path, _manifest())
-    code = f"""
-import sys, runlens
-runlens.read_manifest({str(tmp_path)!r})
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
-assert not heavy, heavy
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr

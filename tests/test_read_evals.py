@@ -125,3 +125,26 @@ def test_keras_runs_read_as_read_epochs(keras_sparse_validation_run):
     assert (evals["eval"] == epochs["epoch"]).all() and (evals["step"] == epochs["epoch"]).all()
     assert evals.drop(columns=["framework", "eval", "step"]).equals(epochs.astype({"epoch": "Int64"}))
     assert evals.attrs["frameworks"]["."]["framework"] == "keras"
+
+
+@pytest.mark.parametrize("framework", ["lightning", "transformers", "generic"])
+def test_step_logged_runs_in_folders_whose_names_are_not_utf8(tmp_path, framework):
+    """A folder name that is not UTF-8 is kept as the OS gives it (a lone surrogate) in every
+    framework's frame; step-logged runs used to fail with UnicodeEncodeError (pandas' Arrow strings)."""
+    import os
+
+    folder = os.fsdecode(b"version_0\xff")
+    tags = {"lightning": "val_loss", "transformers": "eval/loss", "generic": "val/loss"}
+    scalars = [
+        (tags[framework], 0.5, 3),
+        (tags[framework], 0.25, 7),
+        ("epoch", 0, 3),
+        ("train/epoch", 1.0, 7),
+    ]
+    write(tmp_path / "written", scalars)  # the writer refuses such a path: renamed after
+    os.rename(tmp_path / "written", tmp_path / folder)
+    monitor = None if framework == "transformers" else tags[framework]  # HF: every eval/* tag
+    evals = runlens.read_evals(tmp_path, framework=framework, monitor=monitor)
+    assert evals["run"].astype(object).tolist() == [folder, folder]
+    assert evals["step"].tolist() == [3, 7]
+    assert os.fsencode(evals["run"].iloc[0]) == b"version_0\xff"

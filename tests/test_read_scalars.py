@@ -171,7 +171,7 @@ def test_files_of_a_run_are_read_in_the_order_written(tmp_path):
     its name sorts later as text."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from runlens.events.records import frame_record
+    from runlens.events.tfrecord import frame_record
 
     def file(name: str, steps: range) -> None:
         records = [

@@ -12,10 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
-from runlens.events import records
-from runlens.events.decode import Rows, TagTable, decode_block
+from runlens.events import records, tfrecord, whole_files
+from runlens.events.decode import decode_block
 from runlens.events.files import read_event_file
-from runlens.events.records import ReadState, frame_record, read_blocks
+from runlens.events.records import ReadState, read_blocks
+from runlens.events.rows import Rows, TagTable
+from runlens.events.tfrecord import frame_record
 
 TAGS = ["loss", "val/acc", "x" * 130, "ü"]  # a long tag (2-byte length varint) and a non-ASCII one
 
@@ -138,7 +140,7 @@ def test_random_bytes_yield_no_rows_and_no_exception(blob, block_size):
 def length_field(length: int) -> bytes:
     """A record's length field with a valid length CRC: only the length itself is wrong."""
     field = struct.pack("<Q", length)
-    return field + struct.pack("<I", records.masked_crc(field))
+    return field + struct.pack("<I", tfrecord.masked_crc(field))
 
 
 #: lengths past the end of any file, of every size (2**40 and up made records.read_blocks ask the
@@ -203,7 +205,7 @@ def mutated_payloads():
 @example(mutation=([("loss", 16384, 0.0, "simple")], [(187, 128)]), junk=[])  # a tag that is not UTF-8
 def test_fast_path_decodes_exactly_what_protobuf_decodes(mutation, junk):
     """Differential test: the vectorised decoder and protobuf agree on every framed payload."""
-    from runlens.events.decode import _decode_with_protobuf
+    from runlens.events.decode_protobuf import decode_with_protobuf
 
     events, edits = mutation
     payloads = []
@@ -220,7 +222,7 @@ def test_fast_path_decodes_exactly_what_protobuf_decodes(mutation, junk):
     for block in blocks:
         fast_tags, slow_tags = TagTable(), TagTable()
         fast = decode_block(block, fast_tags)
-        slow, records, _, refused = _decode_with_protobuf(block, np.arange(len(block)), slow_tags)
+        slow, records, _, refused = decode_with_protobuf(block, np.arange(len(block)), slow_tags)
         assert set(fast.refused.tolist()) <= set(refused.tolist())
         assert fast.record.tolist() == records.tolist()
         assert [fast_tags.names[t] for t in fast.rows.tag] == [slow_tags.names[t] for t in slow.tag]
@@ -246,7 +248,7 @@ def framed(frame, buffer: bytes) -> tuple:
 @fuzz
 @given(scalar_events, st.data())
 def test_the_whole_buffer_crc_check_frames_exactly_as_record_by_record(events, data):
-    # records._frame checks every CRC of a buffer with two passes (records._all_crcs_hold);
+    # records._frame checks every CRC of a buffer with two passes (tfrecord.all_crcs_hold);
     # _frame_damaged checks record by record. Intact, cut or damaged, both must agree exactly.
     blob, _, _ = build(events)
     damaged = bytearray(blob[: data.draw(st.integers(min_value=0, max_value=len(blob)))])
@@ -256,7 +258,7 @@ def test_the_whole_buffer_crc_check_frames_exactly_as_record_by_record(events, d
         )
 
     def record_by_record(buffer, state):
-        return records._frame_damaged(buffer, state, *records._follow_lengths(buffer))
+        return records._frame_damaged(buffer, state, *records.follow_lengths(buffer))
 
     assert framed(records._frame, bytes(damaged)) == framed(record_by_record, bytes(damaged))
 
@@ -268,9 +270,9 @@ def test_one_flipped_bit_anywhere_always_fails_the_whole_buffer_check(events, da
     damaged = bytearray(blob)
     at = data.draw(st.integers(min_value=0, max_value=len(blob) - 1))
     damaged[at] ^= 1 << data.draw(st.integers(0, 7))
-    heads, end, _ = records._follow_lengths(bytes(damaged))
+    heads, end, _ = records.follow_lengths(bytes(damaged))
     if at < end:  # (a flip after ``end`` made a length point past the buffer: _frame checks that one alone)
-        assert not records._all_crcs_hold(bytes(damaged), heads, records._payload_lengths(heads, end))
+        assert not tfrecord.all_crcs_hold(bytes(damaged), heads, records.payload_lengths(heads, end))
 
 
 @fuzz
@@ -279,7 +281,7 @@ def test_one_flipped_bit_anywhere_always_fails_the_whole_buffer_check(events, da
     st.data(),
 )
 def test_files_framed_together_give_what_each_file_gives_alone(files, data):
-    # records.frame_whole_files frames small files as one stream; whatever it accepts must be
+    # whole_files.frame_whole_files frames small files as one stream; whatever it accepts must be
     # exactly what read_blocks gives file by file, and what it refuses must leave the states as
     # they were (those files are then read one by one).
     contents = []
@@ -299,7 +301,7 @@ def test_files_framed_together_give_what_each_file_gives_alone(files, data):
             blob = blob[:at] + length_field(data.draw(huge_lengths)) + blob[at + 12 :]
         contents.append(blob)
     together = [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
-    block = records.frame_whole_files(contents, together)
+    block = whole_files.frame_whole_files(contents, together)
     alone = [ReadState(f"f{i}", ordinal=i, track_checksum=True) for i in range(len(contents))]
     expected = []
     for i, (content, state) in enumerate(zip(contents, alone)):
@@ -325,7 +327,7 @@ def test_files_of_one_size_but_other_record_layouts_are_framed_each_as_it_is():
     third = frame_record(b"e" * 10) + frame_record(b"f" * 30)
     assert len(first) == len(second) == len(third)
     states = [ReadState(name) for name in "xyz"]
-    block = records.frame_whole_files([first, second, third], states)
+    block = whole_files.frame_whole_files([first, second, third], states)
     assert [bytes(block.payload(i)) for i in range(len(block))] == [
         b"a" * 10,
         b"b" * 30,
@@ -346,7 +348,7 @@ def test_a_huge_length_where_a_same_sized_file_had_a_record_is_not_taken_for_tha
     second = bytearray(frame_record(b"c" * 10) + frame_record(b"d" * 30))
     second[26:38] = length_field(2**64 - 1)  # the second record's length
     states = [ReadState("x"), ReadState("y")]
-    assert records.frame_whole_files([first, bytes(second)], states) is None
+    assert whole_files.frame_whole_files([first, bytes(second)], states) is None
     assert states == [ReadState("x"), ReadState("y")]
     got, problems = decode(bytes(second), 1 << 19)
     assert got == []  # (the payloads are not events)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import runlens
 from runlens.errors import RunlensError
-from runlens.report.json_format import render_json
+from runlens.report.render.json_format import render_json
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_logs")
@@ -47,34 +47,20 @@ def _encoded(value):
     return {math.inf: "Infinity", -math.inf: "-Infinity"}.get(value, float(value))
 
 
+def policy_of(described):
+    """The policy a report's settings describe ({"class": "keras.EarlyStopping", **settings()})."""
+    from runlens.policies.base import policy_class
+
+    return policy_class(described["class"])(**{k: v for k, v in described.items() if k != "class"})
+
+
 def assert_runs_match_replay(report, frame, *, lr=True, **options):
     """Every run record equals runlens.replay's row (and its lr_* columns) for the same settings."""
     s = report.settings
-    policy = runlens.EarlyStopping(
-        monitor=s.monitor,
-        patience=s.patience,
-        min_delta=s.min_delta,
-        mode=s.mode,
-        baseline=s.baseline,
-        restore_best_weights=s.restore_best_weights,
-        start_from_epoch=s.start_from_epoch,
-        semantics=s.semantics,
-    )
-    lr_policy = (
-        runlens.ReduceLROnPlateau(
-            monitor=s.monitor,
-            factor=s.lr_factor,
-            patience=s.lr_patience,
-            mode=s.mode,
-            min_delta=s.lr_min_delta,
-            cooldown=s.lr_cooldown,
-            min_lr=s.lr_min_lr,
-            semantics=s.semantics,
-        )
-        if lr
-        else None
-    )
-    table = runlens.replay(frame, policy, lr_policy=lr_policy, logged_lr_timing=s.lr_timing, **options)
+    policy = policy_of(s.early_stopping)
+    lr_policy = policy_of(s.reduce_lr) if lr else None
+    timing = s.lr_replay["lr_timing"]
+    table = runlens.replay(frame, policy, lr_policy=lr_policy, logged_lr_timing=timing, **options)
     assert [r.run for r in report.runs] == table["run"].tolist()
     for record, row in zip(report.runs, table.to_dict("records")):
         for key in (
@@ -109,18 +95,8 @@ def assert_runs_match_replay(report, frame, *, lr=True, **options):
 
 def assert_sweep_matches(report, frame):
     s = report.settings
-    result = runlens.sweep(
-        frame,
-        patience=s.sweep_patience,
-        min_delta=s.sweep_min_delta,
-        monitor=s.monitor,
-        mode=s.mode,
-        baseline=s.baseline,
-        start_from_epoch=s.start_from_epoch,
-        restore_best_weights=s.restore_best_weights,
-        semantics=s.semantics,
-        tolerance=s.tolerance,
-    )
+    grid = {k: v for k, v in s.sweep.items() if k != "tolerance"}
+    result = runlens.sweep(frame, policy_of(s.early_stopping), tolerance=s.sweep["tolerance"], **grid)
     assert report.sweep.recommended == result.recommended
     assert len(report.sweep.rows) == len(result.table)
     for got, row in zip(report.sweep.rows, result.table.to_dict("records")):
@@ -129,18 +105,20 @@ def assert_sweep_matches(report, frame):
                 assert got[key] is None, key
             else:
                 assert got[key] == pytest.approx(value), key
-        assert got["current"] == (got["patience"] == s.patience and got["min_delta"] == s.min_delta)
+        es = s.early_stopping
+        assert got["current"] == (got["patience"] == es["patience"] and got["min_delta"] == es["min_delta"])
     return result
 
 
 def test_sample_logs_report_is_replay_sweep_and_totals(tmp_path):
-    report = runlens.build_report(SAMPLE, checkpoint_min_age=0)
+    # reduce_lr given: every run gets the LR replay runlens.replay(lr_policy=...) gives
+    report = runlens.build_report(SAMPLE, checkpoint_min_age=0, reduce_lr=runlens.ReduceLROnPlateau())
     frame = runlens.read_epochs(SAMPLE)
-    assert report.settings.monitor == "val_loss" and report.settings.patience == 5
-    assert report.settings.restore_best_weights
+    assert report.settings.monitor == "val_loss" and report.settings.early_stopping["patience"] == 5
+    assert report.settings.early_stopping["restore_best_weights"]
     table = assert_runs_match_replay(report, frame)
     result = assert_sweep_matches(report, frame)
-    assert report.settings.patience in report.settings.sweep_patience
+    assert report.settings.early_stopping["patience"] in report.settings.sweep["patience"]
     t = report.totals
     assert t.runs == len(table) and t.epochs_logged == len(frame)
     assert t.epochs_saved == table["epochs_saved"].sum()
@@ -253,11 +231,11 @@ def test_files_that_are_not_checkpoints_are_one_warning_and_no_part_of_the_plan(
 
 def test_default_monitor_is_loss_without_val_loss_and_errors_name_the_metrics():
     frame = epoch_frame({"a": {"loss": [1.0, 0.5, 0.6, 0.7], "accuracy": [0.5, 0.6, 0.6, 0.6]}})
-    report = runlens.build_report(frame, patience=1)
+    report = runlens.build_report(frame, early_stopping={"patience": 1})  # monitor: the default
     assert report.settings.monitor == "loss" and report.source == "epoch frame"
     assert report.run("a").stopped_epoch == 2 and report.run("a").checkpoints is None
     with pytest.raises(RunlensError, match=r"'val_acc' is not a logged metric") as error:
-        runlens.build_report(frame, monitor="val_acc")
+        runlens.build_report(frame, early_stopping={"monitor": "val_acc"})
     assert "accuracy" in str(error.value) and "loss" in str(error.value)
     with pytest.raises(RunlensError, match="no run logged val_loss or loss.*accuracy"):
         runlens.build_report(epoch_frame({"a": {"accuracy": [0.5, 0.6]}}))
@@ -268,14 +246,17 @@ def test_default_monitor_is_loss_without_val_loss_and_errors_name_the_metrics():
 def test_bad_options_are_errors_that_name_the_option():
     frame = epoch_frame({"a": {"val_loss": [1.0, 0.5]}})
     for options, name in [
-        ({"patience": -1}, "patience"),
-        ({"lr_factor": 1.5}, "factor"),
+        ({"early_stopping": {"patience": -1}}, "patience"),
+        ({"reduce_lr": {"factor": 1.5}}, "factor"),
         ({"lr_timing": "before"}, "lr_timing"),
-        ({"sweep_patience": [1, -2]}, "sweep_patience"),
-        ({"sweep_min_delta": []}, "sweep grid"),
+        ({"sweep": {"patience": [1, -2]}}, "sweep patience"),
+        ({"sweep": {"min_delta": []}}, "sweep grid"),
         ({"keep_best": 0}, "keep-best"),
         ({"checkpoint_min_age": -1}, "checkpoint_min_age"),
-        ({"mode": "up"}, "mode"),
+        ({"early_stopping": {"mode": "up"}}, "mode"),
+        ({"early_stopping": {"patience": 1, "verbose": 1}}, "verbose"),
+        ({"early_stopping": runlens.ReduceLROnPlateau()}, "early_stopping must be a runlens.EarlyStopping"),
+        ({"initial_lr": -0.1}, "initial_lr"),
     ]:
         with pytest.raises(RunlensError, match=name):
             runlens.build_report(frame, **options)
@@ -283,10 +264,12 @@ def test_bad_options_are_errors_that_name_the_option():
 
 def test_run_without_a_logged_rate_gets_a_note_or_replays_from_initial_lr():
     frame = epoch_frame({"a": {"val_loss": [1.0, 1.0, 1.0, 1.0]}})
-    report = runlens.build_report(frame, lr_patience=1)
+    report = runlens.build_report(frame, reduce_lr={"patience": 1})
     lr = report.run("a").learning_rate
     assert lr.column is None and "no learning rate logged" in lr.note and not lr.replayed_reduced_at
-    report = runlens.build_report(frame, lr_patience=1, initial_lr=0.1, patience=10)
+    report = runlens.build_report(
+        frame, reduce_lr={"patience": 1}, initial_lr=0.1, early_stopping={"patience": 10}
+    )
     lr = report.run("a").learning_rate
     expected = runlens.ReduceLROnPlateau(patience=1).replay([1.0] * 4, initial_lr=0.1)
     assert lr.note is None and lr.replayed_reduced_at == list(expected.reduced_at)
@@ -296,7 +279,10 @@ def test_run_without_a_logged_rate_gets_a_note_or_replays_from_initial_lr():
 def test_learning_rate_replay_agrees_with_the_real_reduce_lr_on_plateau(keras_plateau_run):
     # The fixture's ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1, min_delta=1.0)
     # ran after TensorBoard, so the log holds the rate used during each epoch.
-    options = dict(monitor="val_accuracy", lr_factor=0.5, lr_patience=1, lr_min_delta=1.0, patience=30)
+    options = dict(
+        early_stopping={"monitor": "val_accuracy", "patience": 30},
+        reduce_lr={"factor": 0.5, "patience": 1, "min_delta": 1.0},  # on the report's monitor
+    )
     report = runlens.build_report(keras_plateau_run.path, **options)
     frame = runlens.read_epochs(keras_plateau_run.path)
     assert_runs_match_replay(report, frame)
@@ -324,7 +310,11 @@ def test_learning_rate_replay_agrees_with_the_real_reduce_lr_on_plateau(keras_pl
 def test_any_frame_reports_what_replay_says_and_encodes_nan(runs, patience, restore, semantics):
     frame = epoch_frame({f"r{i}": {"val_loss": v} for i, v in enumerate(runs)})
     report = runlens.build_report(
-        frame, patience=patience, restore_best_weights=restore, semantics=semantics, sweep_patience=[0, 2]
+        frame,
+        early_stopping=runlens.EarlyStopping(
+            patience=patience, restore_best_weights=restore, semantics=semantics
+        ),
+        sweep={"patience": [0, 2]},
     )
     assert_runs_match_replay(report, frame, lr=False)
     assert_sweep_matches(report, frame)

@@ -110,8 +110,11 @@ def _check_frontier_and_recommendation(result, frame):
 
     best = min(eligible, key=rank)
     assert table["recommended"].tolist() == [i == best.Index for i in table.index]
-    # the recommendation is a valid EarlyStopping that replays to the row it came from
-    runs = runlens.replay(frame, runlens.EarlyStopping(**result.recommended))
+    # the recommendation is a valid EarlyStopping that replays to the row it came from;
+    # `recommended` holds Keras' arguments, `recommended_policy` adds runlens' semantics
+    policy = result.recommended_policy
+    assert policy == runlens.EarlyStopping(**result.recommended, semantics=policy.semantics)
+    runs = runlens.replay(frame, policy)
     assert runs["epochs_saved"].sum() == best.epochs_saved
 
 
@@ -127,16 +130,16 @@ def test_tie_breaks_prefer_time_then_caution():
     table = result.table.set_index("patience")
     assert table["epochs_saved"].tolist() == [4, 3, 2, 0]
     assert table["max_regret"].tolist() == [0.0] * 4
-    assert result.recommended == {
+    assert result.recommended == {  # Keras' EarlyStopping arguments, nothing else (issue 14 item 1)
         "monitor": "val_loss",
         "mode": "auto",
         "restore_best_weights": True,
-        "semantics": "keras3",
         "patience": 1,
         "min_delta": 0.0,
         "start_from_epoch": 0,
         "baseline": None,
     }
+    assert result.recommended_policy.semantics == "keras3"
     # equal savings: the larger patience wins
     flat = epoch_frame({"a": {"val_loss": [1.0, 0.9, 0.95, 0.96]}})
     tied = runlens.sweep(flat, patience=[2, 5, 9]).table
@@ -194,3 +197,25 @@ def test_a_hundred_settings_over_a_hundred_runs_is_fast():
     table = result.table
     assert table.loc[(table["patience"] == 99) & (table["min_delta"] == 0), "max_regret"].tolist() == [0.0]
     assert result.recommended is not None and table["frontier"].any()
+
+
+def test_the_recommendation_pastes_into_keras_and_the_bundled_callbacks(tmp_path):
+    """Issue 14 item 1: ``recommended`` is exactly Keras' EarlyStopping arguments, so the real
+    ``keras.callbacks.EarlyStopping(**rec)`` and ``runlens.keras.callbacks(run, early_stopping=rec)``
+    take it; ``recommended_policy`` keeps runlens' semantics."""
+    import keras
+
+    import runlens.keras
+
+    frame = epoch_frame({"a": {"val_loss": [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99]}})
+    result = runlens.sweep(frame, patience=[1, 2, 3], min_delta=[0.0, 0.01], semantics="keras2", baseline=2.0)
+    rec = result.recommended
+    assert "semantics" not in rec and result.recommended_policy.semantics == "keras2"
+    real = keras.callbacks.EarlyStopping(**rec)
+    assert (real.patience, real.min_delta, real.baseline) == (rec["patience"], rec["min_delta"], 2.0)
+    listed = runlens.keras.callbacks(tmp_path / "run", early_stopping=rec)
+    [bundled] = [c for c in listed if isinstance(c, keras.callbacks.EarlyStopping)]
+    assert (bundled.patience, bundled.monitor, bundled.baseline) == (rec["patience"], "val_loss", 2.0)
+    assert (
+        runlens.build_report(frame, early_stopping=rec).settings.early_stopping["patience"] == rec["patience"]
+    )

@@ -38,6 +38,8 @@ _EXPORTS: dict[str, str] = {
     "KeepEveryN": "runlens.checkpoints.retention",
     "KeepNewerThan": "runlens.checkpoints.retention",
     "KeepRestoredEpoch": "runlens.checkpoints.retention",
+    "KeepAny": "runlens.checkpoints.retention",
+    "Ranking": "runlens.checkpoints.retention",
     "EarlyStopping": "runlens.policies.early_stopping",
     "EarlyStoppingResult": "runlens.policies.early_stopping",
     "ReduceLROnPlateau": "runlens.policies.plateau",

@@ -25,11 +25,14 @@ from pandas.arrays import FloatingArray
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.events.logdir import read_scalars
 from runlens.events.sources import KERAS_SPLITS
-from runlens.name_columns import as_names
+from runlens.name_columns import name_codes, names
+from runlens.row_keys import last_written
+from runlens.textsafe import tag_list
 from runlens.times import unix_seconds, utc_from_unix_seconds
 
 EPOCH_PREFIX = "epoch_"
 _SPLITS = dict(zip(KERAS_SPLITS, ("", "val_")))  # metric prefix of each of Keras' folders
+_PREFIXES = sorted(set(_SPLITS.values()))
 
 
 def read_epochs(
@@ -60,8 +63,6 @@ def read_epochs(
 
 def _not_keras(path: str | os.PathLike[str], scalars: pd.DataFrame) -> str:
     """What a logdir without ``epoch_*`` scalars holds instead, and what to read it with."""
-    from runlens.evals.detect import tag_list
-
     found = (
         f"found tags {tag_list(scalars['tag'].astype(str).unique())}" if len(scalars) else "found no scalars"
     )
@@ -93,38 +94,74 @@ def _warn_runs_without_epochs(
 
 
 def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
-    """The epoch frame of an already-read long frame (see :func:`read_epochs`)."""
-    epoch_rows = scalars[scalars["tag"].astype(str).str.startswith(EPOCH_PREFIX)]
-    run_folder = as_names(epoch_rows["run"])
-    parent, split = split_keras_run(run_folder)
-    metric = split.map(_SPLITS).fillna("") + epoch_rows["tag"].astype(str).str.slice(len(EPOCH_PREFIX))
-    long = pd.DataFrame(
+    """The epoch frame of an already-read long frame (see :func:`read_epochs`).
+
+    Names are worked out once per run folder and tag (the categories of ``run`` and ``tag``), rows
+    only through their codes: a sweep's 600,000 rows cost a few sorts, no string operation per row.
+    Rows without a run or a tag are not epochs.
+
+    >>> long = pd.DataFrame({"run": ["a/train", "a/validation"], "tag": ["epoch_loss"] * 2,
+    ...     "step": [0, 0], "wall_time": [1.7e9, 1.7e9 + 1], "value": [0.5, 0.75]})
+    >>> epochs_from_scalars(long)[["run", "epoch", "loss", "val_loss"]]
+      run  epoch  loss  val_loss
+    0   a      0   0.5      0.75
+    """
+    frame = pd.DataFrame(scalars, copy=False)  # without attrs, which pandas deep-copies at every step
+    folder, folders = name_codes(frame["run"])
+    tag, tags = name_codes(frame["tag"])
+    parents, splits = split_keras_run(pd.Series(folders, dtype=object))
+    runs = sorted(set(parents))
+    index = {name: i for i, name in enumerate(runs)}
+    run_of_folder = np.array([index[parent] for parent in parents], dtype=np.int64)
+    prefix_of_folder = np.array([_PREFIXES.index(_SPLITS.get(split, "")) for split in splits], dtype=np.int64)
+    table, metric_names = _metric_table(tags)
+    rows = np.flatnonzero((folder >= 0) & (table[0][tag] >= 0))
+    run = run_of_folder[folder[rows]]
+    metric = table[prefix_of_folder[folder[rows]], tag[rows]]
+    epoch = frame["step"].to_numpy(dtype=np.int64)[rows]
+    # A resumed run's repeated epoch: the value written last; sorted by run, epoch, metric.
+    last = last_written(run, epoch, metric)
+    chosen = rows[last]
+    run, epoch, metric = run[last], epoch[last], metric[last]
+    starts_row = np.ones(len(run), dtype=bool)
+    starts_row[1:] = (run[1:] != run[:-1]) | (epoch[1:] != epoch[:-1])
+    starts = np.flatnonzero(starts_row)
+    present, run_of_row = np.unique(run[starts], return_inverse=True)
+    out = pd.DataFrame(
         {
-            "run": parent.array,  # names as they are (NAME_DTYPE)
-            "epoch": epoch_rows["step"].to_numpy(),
-            "metric": metric.to_numpy(),
-            "wall_time": unix_seconds(epoch_rows["wall_time"]),
-            "value": epoch_rows["value"].to_numpy(),
+            # Categorical as read_scalars' run: a sweep's epoch frame repeats each name for every epoch.
+            "run": pd.Categorical.from_codes(run_of_row, categories=names(runs[i] for i in present)),
+            "epoch": epoch[starts],
         }
     )
-    # Rows are in the order written, so a resumed run's repeated epoch keeps its last value.
-    long = long.drop_duplicates(["run", "epoch", "metric"], keep="last")
-    keys = long[["run", "epoch"]].drop_duplicates().sort_values(["run", "epoch"], kind="stable")
-    index = pd.MultiIndex.from_frame(keys)
-    out = keys.reset_index(drop=True)
-    out["epoch"] = out["epoch"].astype(np.int64)
-    walls = long.groupby(["run", "epoch"])["wall_time"].max().reindex(index).to_numpy()
-    out["wall_time"] = utc_from_unix_seconds(walls)
-    position = index.get_indexer(pd.MultiIndex.from_frame(long[["run", "epoch"]]))
-    for name, column in metric_columns(len(out), position, long["metric"], long["value"]).items():
+    walls = unix_seconds(frame["wall_time"])[chosen]
+    # When the epoch's last value was written (NaN: a time not known, skipped as groupby's max does).
+    out["wall_time"] = utc_from_unix_seconds(np.fmax.reduceat(walls, starts) if len(starts) else walls)
+    position = np.cumsum(starts_row) - 1
+    values = frame["value"].to_numpy(dtype=np.float64)[chosen]
+    metric_of_value = pd.Categorical.from_codes(metric, categories=pd.Index(metric_names, dtype=object))
+    for name, column in metric_columns(len(out), position, metric_of_value, values).items():
         out[name] = column
-    # Categorical as read_scalars' run: a sweep's epoch frame repeats each name for every epoch.
-    out["run"] = pd.Categorical(as_names(out["run"]))  # names as the OS gives them
     return out
 
 
+def _metric_table(tags: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The metric names of the ``epoch_*`` tags, sorted, and the code of each (folder prefix, tag)
+    in them: a metric is the prefix of its folder (``val_`` in Keras' ``validation``) + the tag
+    after ``epoch_``. Other tags, and the code -1 (the last column), are -1."""
+    names = sorted(
+        {p + t[len(EPOCH_PREFIX) :] for p in _PREFIXES for t in tags if t.startswith(EPOCH_PREFIX)}
+    )
+    table = np.full((len(_PREFIXES), len(tags) + 1), -1, dtype=np.int64)
+    for i, prefix in enumerate(_PREFIXES):
+        for j, tag in enumerate(tags):
+            if tag.startswith(EPOCH_PREFIX):
+                table[i, j] = names.index(prefix + tag[len(EPOCH_PREFIX) :])
+    return table, names
+
+
 def metric_columns(
-    rows: int, position: np.ndarray, metric: pd.Series, value: pd.Series
+    rows: int, position: np.ndarray, metric: pd.Series | pd.Categorical, value: pd.Series | np.ndarray
 ) -> dict[str, FloatingArray]:
     """One nullable ``Float64`` column per metric name, sorted by name: ``value[i]`` lands in row
     ``position[i]`` of column ``metric[i]`` (one value per row and metric); rows that got no value
@@ -134,16 +171,17 @@ def metric_columns(
     >>> cols["loss"].tolist()
     [<NA>, 0.5]
     """
-    codes, names = pd.factorize(metric.astype(str).to_numpy())
+    codes, names = pd.factorize(metric)  # a Categorical's codes as they are
+    names = [str(name) for name in names]
     values = np.asarray(value, dtype=np.float64)
     columns: dict[str, FloatingArray] = {}
-    for code in np.argsort(names.astype(str), kind="stable"):
+    for code in np.argsort(np.array(names, dtype=object), kind="stable"):
         chosen = codes == code
         data = np.zeros(rows, dtype=np.float64)
         missing = np.ones(rows, dtype=bool)
         data[position[chosen]] = values[chosen]
         missing[position[chosen]] = False
-        columns[str(names[code])] = FloatingArray(data, missing)  # NaN stays NaN; NA: not logged
+        columns[names[code]] = FloatingArray(data, missing)  # NaN stays NaN; NA: not logged
     return columns
 
 

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from runlens.arguments import choice
 from runlens.atomic import atomic_output
 from runlens.errors import RunlensError
 from runlens.options import FRAME_FORMATS, FRAME_SUFFIXES, format_from_name, install_hint
@@ -104,8 +105,8 @@ def write_frame(
     stream = not isinstance(path, (str, os.PathLike))
     if format is None:
         format = "csv" if stream else output_format(path)
-    elif format not in FRAME_FORMATS:
-        raise RunlensError(f"format must be one of {', '.join(FRAME_FORMATS)}, got {format!r}")
+    else:
+        choice("format", format, FRAME_FORMATS)
     if stream:
         if format == "parquet":
             raise RunlensError("parquet is a binary format: write it to a file (a name ending in .parquet)")

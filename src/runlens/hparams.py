@@ -23,7 +23,8 @@ import pandas as pd
 
 from runlens.epochs import split_keras_run
 from runlens.errors import DamagedDataWarning
-from runlens.events.records import Block, Problem, ReadState, read_blocks
+from runlens.events.problems import Problem
+from runlens.events.records import Block, ReadState, read_blocks
 from runlens.events.sources import find_event_files, open_binary, open_problem
 from runlens.name_columns import NAME_DTYPE
 

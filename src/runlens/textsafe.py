@@ -73,3 +73,17 @@ def utf8(name: str) -> str:
     except UnicodeEncodeError:
         return shown(name)
     return name
+
+
+def tag_list(tags: Iterable[str], *, most: int = 12) -> str:
+    """Tag names for a message: sorted, each quoted as Python writes it (so escaped, as
+    :func:`shown` escapes), at most ``most``, then how many more.
+
+    >>> tag_list(["b", "a"]), tag_list([]), tag_list(map(str, range(5)), most=2)
+    ("'a', 'b'", 'none', "'0', '1' and 3 more")
+    """
+    names = sorted(set(tags))
+    if not names:
+        return "none"
+    listed = ", ".join(map(repr, names[:most]))
+    return listed if len(names) <= most else f"{listed} and {len(names) - most} more"

@@ -5,8 +5,9 @@
 - Checkpoints modified within ``min_age`` (training may still be writing them) are kept, not ranked.
   A checkpoint folder's age is that of its newest file.
 - Invalid checkpoints are never ranked; they are kept unless ``delete_invalid``.
-- The rest is grouped into series (one run, one kind) and kept when any rule keeps it; the first
-  :class:`KeepBestK` rule ranks them, so the best valid checkpoint of every series is always kept.
+- The rest is grouped into series (one run, one kind) and kept when the rules keep it (a list of
+  rules is one :class:`KeepAny`), ranked by the ranking (``ranking=``, else the first rule's that
+  ranks, e.g. ``KeepBestK``'s); the best of every series by that ranking is always kept.
   Lightning's ``last.ckpt`` (a copy of the latest state, the resume point) is not ranked.
 - A valid checkpoint the table ``pinned`` is kept whatever the rules: the resume point, the best
   the framework itself recorded in its newest checkpoint, the target of a symlink
@@ -15,6 +16,7 @@
 - A plan that would leave a run without any valid checkpoint is refused (:class:`PruneRefused`).
 
 >>> plan = plan_prune(table, rules=[KeepBestK(2, "val_loss"), KeepLastN(1)])      # doctest: +SKIP
+>>> plan = plan_prune(table, rules=[KeepLastN(2)], ranking=Ranking("val_loss"))  # doctest: +SKIP
 >>> plan_summary(plan)["bytes_to_free"]                                          # doctest: +SKIP
 """
 
@@ -27,10 +29,11 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import pandas as pd
 
+from runlens.arguments import number
 from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.framework_state import disagreements
 from runlens.checkpoints.names import is_lightning_last
-from runlens.checkpoints.retention import KeepBestK, RetentionRule
+from runlens.checkpoints.retention import KeepAny, Ranking, RetentionRule, ranking_of
 from runlens.errors import RunlensError
 from runlens.options import CHECKPOINT_MIN_AGE as DEFAULT_MIN_AGE  # the CLI reads it there, without pandas
 
@@ -38,7 +41,8 @@ from runlens.options import CHECKPOINT_MIN_AGE as DEFAULT_MIN_AGE  # the CLI rea
 def plan_prune(
     table: pd.DataFrame,
     *,
-    rules: Sequence[RetentionRule],
+    rules: RetentionRule | Sequence[RetentionRule],
+    ranking: Ranking | None = None,
     min_age: float = DEFAULT_MIN_AGE,
     delete_invalid: bool = False,
     now: float | dt.datetime | pd.Timestamp | None = None,
@@ -47,8 +51,10 @@ def plan_prune(
     """``table`` (from :func:`runlens.read_checkpoints`) plus ``rank``, ``keep`` and ``reason``.
 
     Args:
-        rules: retention rules; at least one :class:`KeepBestK` (the first one ranks and names
-            the best checkpoint, which is never dropped).
+        rules: a retention rule, or a list of them kept as one :class:`KeepAny` (a checkpoint is
+            kept when any of them keeps it).
+        ranking: how checkpoints are ranked (the ``rank`` column); the best of each series by it
+            is never dropped. Default: the ranking of the first rule that has one (``KeepBestK``).
         min_age: seconds; files modified more recently are kept and not ranked.
         delete_invalid: drop invalid (damaged, truncated) checkpoints instead of keeping them.
         now: the time to judge ages against (Unix seconds or datetime; default: now).
@@ -65,14 +71,14 @@ def plan_prune(
         >>> plan = plan_prune(read_checkpoints("ckpt/"), rules=[KeepBestK(3, "val_loss")])  # doctest: +SKIP
         >>> plan.loc[~plan.keep, "path"]                                               # doctest: +SKIP
     """
-    ranking = next((r for r in rules if isinstance(r, KeepBestK)), None)
+    rule = KeepAny(rules) if isinstance(rules, Sequence) else rules
+    ranking = ranking if ranking is not None else ranking_of(rule)
     if ranking is None:
         raise RunlensError(
-            "plan_prune needs a KeepBestK rule in rules=: it ranks the checkpoints and names the "
-            "best one, which a prune never deletes"
+            "plan_prune needs a ranking: pass ranking=Ranking(monitor) or a rule that ranks, such as "
+            "KeepBestK, in rules= (the best checkpoint by it is never deleted)"
         )
-    if not isinstance(min_age, (int, float)) or not min_age >= 0:
-        raise RunlensError(f"min_age must be a number of seconds >= 0, got {min_age!r}")
+    number("min_age", min_age, minimum=0)  # seconds
     now = _timestamp(now)
     plan = table.copy()
     fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)) & ~plan["run"].isin(list(settled_runs))
@@ -87,22 +93,29 @@ def plan_prune(
         ],
         dtype=bool,
     )
-    ranks = [pd.Series(dtype="Int64")]
-    kept: dict[object, list[str]] = {}
+    ranks, reasons = [pd.Series(dtype="Int64")], [pd.Series(dtype=object)]
     for _, series in plan[settled & ~last].groupby(["run", "kind"], sort=False):
-        ranks.append(ranking.rank(series))
-        for rule in rules:
-            for index, text in rule.keep(series, now=now).dropna().items():
-                kept.setdefault(index, []).append(text)
-    pinned = plan["pinned"] if "pinned" in plan.columns else pd.Series("", index=plan.index)
-    for index, why in pinned[settled & (pinned != "").to_numpy(dtype=bool)].items():
-        kept.setdefault(index, []).append(f"kept: {why}")
+        ranked, kept = ranking.rank(series), rule.keep(series, now=now).astype(object)
+        best = (ranked == 1).fillna(False).astype(bool) & kept.isna()  # the best is never dropped
+        kept[best] = f"#1 by {ranking.monitor}: the best is never dropped"
+        ranks.append(ranked)
+        reasons.append(kept)
     rank = pd.concat(ranks).reindex(plan.index).astype("Int64")
+    reason = pd.concat(reasons).reindex(plan.index)
+    if "pinned" in plan.columns:  # kept whatever the rules: resume points, framework bests, link targets
+        pinned = settled & (plan["pinned"] != "").to_numpy(dtype=bool)
+        reason[pinned] = [
+            f"{r}; kept: {why}" if isinstance(r, str) else f"kept: {why}"
+            for r, why in zip(reason[pinned], plan.loc[pinned, "pinned"])
+        ]
     plan["rank"] = rank
-    plan["keep"] = [bool(kept.get(i)) for i in plan.index]
-    plan["reason"] = ["; ".join(kept.get(i, [])) for i in plan.index]
+    plan["keep"] = reason.notna().to_numpy(dtype=bool)
+    plan["reason"] = reason.fillna("").to_numpy(dtype=object)
     dropped = settled & ~plan["keep"].to_numpy(dtype=bool)
-    plan.loc[dropped, "reason"] = [f"kept by no rule (#{r} by {ranking.monitor})" for r in rank[dropped]]
+    why = [
+        f"#{r} by {ranking.monitor}" if pd.notna(r) else f"no {ranking.monitor} value" for r in rank[dropped]
+    ]
+    plan.loc[dropped, "reason"] = [f"kept by no rule ({w})" for w in why]
     plan.loc[fresh, "keep"] = True
     plan.loc[fresh, "reason"] = f"modified within min-age ({min_age:g}s): may still be written"
     invalid = ~valid & ~fresh
@@ -145,7 +158,7 @@ def _timestamp(now: float | dt.datetime | pd.Timestamp | None) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tz is None else stamp
 
 
-def _check_monitor(settled: pd.DataFrame, ranking: KeepBestK) -> None:
+def _check_monitor(settled: pd.DataFrame, ranking: Ranking) -> None:
     """Refuse a ranking metric that no checkpoint has a value for (bad usage, not a refusal)."""
     if settled.empty:
         return

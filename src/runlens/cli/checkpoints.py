@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import click
 
+from runlens.arguments import Mode
 from runlens.cli.output import echo_frame, say
 from runlens.options import CHECKPOINT_MIN_AGE
 from runlens.units import nbytes
@@ -75,7 +76,7 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
 @click.option("--monitor", required=True, metavar="M", help="The metric to rank by, e.g. val_loss.")
 @click.option(
     "--mode",
-    type=click.Choice(["auto", "min", "max"]),
+    type=click.Choice(get_args(Mode)),
     default="auto",
     show_default=True,
     help="Whether lower or higher is better; auto goes by the name, as Keras does.",
@@ -111,7 +112,7 @@ def prune_command(
     dir: str,
     keep_best: int,
     monitor: str,
-    mode: str,
+    mode: Mode,
     keep_last: int | None,
     keep_every: int | None,
     template: tuple[str, ...],

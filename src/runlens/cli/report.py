@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, get_args
 
 import click
 
+from runlens.arguments import LRTiming, Mode, Semantics
 from runlens.cli.output import say, say_text, write_output
+from runlens.cli.progress import delayed_notice
 from runlens.options import (
     CHECKPOINT_MIN_AGE,
     REPORT_FORMATS,
@@ -16,7 +18,6 @@ from runlens.options import (
     SWEEP_PATIENCE,
     format_from_name,
 )
-from runlens.report.progress import delayed_notice
 
 
 class _NumberList(click.ParamType):
@@ -45,7 +46,7 @@ class _NumberList(click.ParamType):
 )
 @click.option(
     "--mode",
-    type=click.Choice(["auto", "min", "max"]),
+    type=click.Choice(get_args(Mode)),
     default="auto",
     show_default=True,
     help="Whether lower or higher is better; auto goes by the name, as Keras does.",
@@ -80,49 +81,41 @@ class _NumberList(click.ParamType):
 )
 @click.option(
     "--semantics",
-    type=click.Choice(["keras3", "keras2"]),
+    type=click.Choice(get_args(Semantics)),
     default="keras3",
     show_default=True,
-    help="Decide as Keras 3.x or as tf-keras 2.x did.",
+    help="Decide as Keras 3.x, as tf-keras 2.x (on NumPy >= 2) or as tf-keras 2.x on NumPy 1.x "
+    "(TensorFlow <= 2.17) did.",
 )
 @click.option(
-    "--lr-factor",
-    type=float,
-    default=0.1,
-    show_default=True,
-    help="ReduceLROnPlateau: the rate is multiplied by this on a plateau.",
+    "--reduce-lr",
+    is_flag=True,
+    help="Replay ReduceLROnPlateau on every run (Keras' defaults, or the --lr-* options; giving any "
+    "--lr-* option asks for it too). Without it, only runs whose runlens.json says they used "
+    "ReduceLROnPlateau get an LR replay, with their own settings.",
+)
+@click.option(
+    "--lr-factor", type=float, help="ReduceLROnPlateau: the rate is multiplied by this.  [default: 0.1]"
 )
 @click.option(
     "--lr-patience",
     type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    help="ReduceLROnPlateau: epochs without improvement before reducing.",
+    help="ReduceLROnPlateau: epochs without improvement before reducing.  [default: 10]",
 )
 @click.option(
     "--lr-min-delta",
     type=float,
-    default=1e-4,
-    show_default=True,
-    help="ReduceLROnPlateau: smallest change that counts as an improvement.",
+    help="ReduceLROnPlateau: smallest change that counts as an improvement.  [default: 0.0001]",
 )
 @click.option(
     "--lr-cooldown",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="ReduceLROnPlateau: epochs to wait after a reduction.",
+    help="ReduceLROnPlateau: epochs to wait after a reduction.  [default: 0]",
 )
-@click.option(
-    "--lr-min-lr",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="ReduceLROnPlateau: lower bound of the rate.",
-)
+@click.option("--lr-min-lr", type=float, help="ReduceLROnPlateau: lower bound of the rate.  [default: 0]")
 @click.option(
     "--lr-timing",
-    type=click.Choice(["used", "after"]),
+    type=click.Choice(get_args(LRTiming)),
     default="used",
     show_default=True,
     help="Which rate the log holds for an epoch, which depends on the callback order: 'used' = the "
@@ -133,7 +126,7 @@ class _NumberList(click.ParamType):
 @click.option(
     "--initial-lr",
     type=float,
-    help="Rate the ReduceLROnPlateau replay starts from.  [default: each run's first logged rate]",
+    help="Rate every ReduceLROnPlateau replay starts from.  [default: each run's first logged rate]",
 )
 @click.option(
     "--sweep-patience",
@@ -190,12 +183,29 @@ class _NumberList(click.ParamType):
     help="Write the report to this file instead of stdout ('-': stdout).",
 )
 def report_command(
-    logdir: str, fmt: str | None, output: str | None, no_checkpoints: bool, min_age: float, **options: Any
+    logdir: str,
+    fmt: str | None,
+    output: str | None,
+    no_checkpoints: bool,
+    min_age: float,
+    monitor: str | None,
+    mode: str,
+    semantics: str,
+    reduce_lr: bool,
+    lr_timing: str,
+    initial_lr: float | None,
+    sweep_patience: tuple[int, ...],
+    sweep_min_delta: tuple[float, ...] | None,
+    tolerance: float,
+    keep_best: int,
+    keep_last: int,
+    **options: Any,
 ) -> None:
-    """Replay EarlyStopping and ReduceLROnPlateau on every run under LOGDIR, exactly as Keras
+    """Replay EarlyStopping (and ReduceLROnPlateau) on every run under LOGDIR, exactly as Keras
     decides, and report where each run should have stopped, what that would have saved, what
-    it would have cost (regret), the learning-rate schedule the replay gives beside the logged
-    one, a sweep of EarlyStopping settings with a recommendation, and the checkpoints a
+    it would have cost (regret), the learning-rate schedule a replay gives beside the logged one
+    (for runs whose runlens.json says they used ReduceLROnPlateau, or every run with
+    --reduce-lr), a sweep of EarlyStopping settings with a recommendation, and the checkpoints a
     keep-best/keep-last plan would keep (RUN/checkpoints/, else the run folder; nothing is
     deleted). Epochs are printed 1-based, as Keras prints them; JSON keeps them 0-based.
 
@@ -214,8 +224,32 @@ def report_command(
     output = None if output == STDOUT else output
     if fmt is None:  # an extension that names no format is an error, before any reading
         fmt = format_from_name(output, REPORT_SUFFIXES) if output else "text"
+    # The policies as their Keras arguments: build_report makes the objects, the monitor
+    # defaulting to what the logs hold (val_loss if logged, else loss) when --monitor is not given.
+    watched = {} if monitor is None else {"monitor": monitor}
+    early_stopping = {**watched, "mode": mode, "semantics": semantics}
+    for name in ("min_delta", "patience", "baseline", "restore_best_weights", "start_from_epoch"):
+        early_stopping[name] = options.pop(name)
+    lr_given = {name[3:]: value for name, value in options.items() if value is not None}
+    lr_policy = None
+    if reduce_lr or lr_given:
+        lr_policy = {**watched, "mode": mode, "semantics": semantics, **lr_given}
+    sweep = {"patience": sweep_patience, "tolerance": tolerance}
+    if sweep_min_delta is not None:
+        sweep["min_delta"] = sweep_min_delta
     with delayed_notice(f"reading {logdir}...", stream=sys.stderr):
-        report = build_report(logdir, checkpoints=not no_checkpoints, checkpoint_min_age=min_age, **options)
+        report = build_report(
+            logdir,
+            early_stopping=early_stopping,
+            reduce_lr=lr_policy,
+            sweep=sweep,
+            checkpoints=not no_checkpoints,
+            keep_best=keep_best,
+            keep_last=keep_last,
+            checkpoint_min_age=min_age,
+            initial_lr=initial_lr,
+            lr_timing=lr_timing,
+        )
     with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
         rendered = render_report(report, fmt)
     if output is None:

@@ -27,7 +27,7 @@ from runlens.evals import generic, keras, lightning, transformers
 from runlens.evals.detect import FRAMEWORKS, Detected, check_framework, detect_folders
 from runlens.events.logdir import read_scalars
 from runlens.events.sources import is_url
-from runlens.name_columns import as_names
+from runlens.name_columns import as_names, name_codes
 
 __all__ = ["FRAMEWORKS", "evals_from_scalars", "read_evals"]
 
@@ -99,17 +99,24 @@ def evals_from_scalars(
     check_framework(framework)
     _check_monitor(framework, monitor)
     folders = [str(r) for r in scalars.attrs.get("runs", [])]  # every folder read, scalars or not
-    pairs = scalars[["run", "tag"]].drop_duplicates()
-    tags_by_folder: dict[str, set[str]] = {folder: set() for folder in folders}
-    for folder, tag in zip(as_names(pairs["run"]).tolist(), pairs["tag"].astype(str).tolist()):
-        tags_by_folder.setdefault(folder, set()).add(tag)
+    long = pd.DataFrame(scalars, copy=False)  # without attrs, which pandas deep-copies at every step
+    folder, folder_names = name_codes(long["run"])
+    tag, tag_names = name_codes(long["tag"])
+    known = (folder >= 0) & (tag >= 0)
+    seen = np.zeros((len(folder_names), len(tag_names)), dtype=bool)  # (folder, tag) pairs with rows
+    seen[folder[known], tag[known]] = True
+    tags_by_folder: dict[str, set[str]] = {name: set() for name in folders}
+    for i, name in enumerate(folder_names):
+        tags_by_folder.setdefault(name, set()).update(tag_names[j] for j in np.flatnonzero(seen[i]))
     found = detect_folders(tags_by_folder, framework=framework, has_hparams=_hparams_finder(root))
     parts = []
-    folder_of = as_names(scalars["run"])
     for name, reader in _READERS.items():
-        chosen = [f for f, d in found.items() if d.framework == name and tags_by_folder[f]]
-        if chosen:
-            part = reader.evals(scalars[folder_of.isin(chosen).to_numpy()], monitor)
+        chosen = np.array(
+            [found[f].framework == name and bool(tags_by_folder[f]) for f in folder_names] + [False]
+        )
+        if chosen.any():
+            rows = chosen[folder]  # code -1 (no run): the last entry, False
+            part = reader.evals(long if rows.all() else long[rows], monitor)
             part.insert(1, "framework", name)
             parts.append(part)
     frame = _combine(parts)

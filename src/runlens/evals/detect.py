@@ -17,13 +17,13 @@ Signs, checked in this order for every folder that holds event files:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
+from runlens.arguments import choice
 from runlens.epochs import split_keras_run
-from runlens.errors import RunlensError
 
 FRAMEWORKS: tuple[str, ...] = ("keras", "lightning", "transformers", "generic")
 
@@ -107,20 +107,4 @@ def _detect(
 
 def check_framework(framework: str) -> None:
     """A RunlensError naming ``framework=`` unless it is ``"auto"`` or a known framework."""
-    if framework != "auto" and framework not in FRAMEWORKS:
-        raise RunlensError(
-            f"framework must be 'auto' or one of {', '.join(map(repr, FRAMEWORKS))}, got {framework!r}"
-        )
-
-
-def tag_list(tags: Iterable[str], *, most: int = 12) -> str:
-    """Tag names for a message: sorted, at most ``most``, then how many more.
-
-    >>> tag_list(["b", "a"]), tag_list([]), tag_list(map(str, range(5)), most=2)
-    ("'a', 'b'", 'none', "'0', '1' and 3 more")
-    """
-    names = sorted(set(tags))
-    if not names:
-        return "none"
-    shown = ", ".join(map(repr, names[:most]))
-    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
+    choice("framework", framework, ("auto", *FRAMEWORKS))

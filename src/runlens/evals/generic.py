@@ -7,21 +7,17 @@ Tags keep their names; ``step`` is the step the monitor was logged at; ``epoch``
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from runlens.evals.detect import tag_list
 from runlens.evals.steps import step_evals
+from runlens.textsafe import tag_list
 
 EPOCH_TAG = "epoch"
 
 
 def evals(long: pd.DataFrame, monitor: str | None) -> pd.DataFrame:
     """One evaluation per logged value of ``monitor`` (none without one)."""
-    is_eval = (
-        np.asarray(long["tag"].astype(str) == monitor) if monitor is not None else np.zeros(len(long), bool)
-    )
-    return step_evals(long, is_eval, epoch_tag=EPOCH_TAG)
+    return step_evals(long, lambda tag: tag == monitor, epoch_tag=EPOCH_TAG)
 
 
 def no_evals(tags: set[str], monitor: str | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from runlens.epochs import epochs_from_scalars
-from runlens.evals.detect import tag_list
+from runlens.textsafe import tag_list
 
 
 def evals(long: pd.DataFrame, monitor: str | None) -> pd.DataFrame:

@@ -10,25 +10,18 @@ run monitoring ``train_loss_epoch`` without validation counts its epochs). Each 
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from runlens.evals.detect import is_validation_tag, tag_list
+from runlens.evals.detect import is_validation_tag
 from runlens.evals.steps import step_evals
+from runlens.textsafe import tag_list
 
 EPOCH_TAG = "epoch"
 
 
-def eval_tags(tags: set[str], monitor: str | None) -> set[str]:
-    """The tags whose steps are validation checks."""
-    return {t for t in tags if is_validation_tag(t) or t == monitor}
-
-
 def evals(long: pd.DataFrame, monitor: str | None) -> pd.DataFrame:
     """The validation checks of the Lightning runs in ``long`` (see :mod:`runlens.evals.steps`)."""
-    tags = long["tag"].cat.categories if hasattr(long["tag"], "cat") else pd.Index(long["tag"].unique())
-    marks = eval_tags({str(t) for t in tags}, monitor)
-    return step_evals(long, np.asarray(long["tag"].isin(marks)), epoch_tag=EPOCH_TAG)
+    return step_evals(long, lambda tag: is_validation_tag(tag) or tag == monitor, epoch_tag=EPOCH_TAG)
 
 
 def no_evals(tags: set[str], monitor: str | None) -> str:

@@ -11,11 +11,10 @@ first epoch, 0.5 halfway through it), as in ``trainer_state.json``'s ``log_histo
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from runlens.evals.detect import tag_list
 from runlens.evals.steps import step_evals
+from runlens.textsafe import tag_list
 
 EPOCH_TAG = "train/epoch"
 
@@ -35,8 +34,7 @@ def trainer_key(tag: str) -> str:
 def evals(long: pd.DataFrame, monitor: str | None) -> pd.DataFrame:
     """The evaluations of the HF runs in ``long`` (``monitor`` decides nothing: every evaluation
     logs all its metrics at once)."""
-    is_eval = np.asarray(long["tag"].astype(str).str.startswith("eval/"))
-    return step_evals(long, is_eval, epoch_tag=EPOCH_TAG, rename=trainer_key)
+    return step_evals(long, lambda tag: tag.startswith("eval/"), epoch_tag=EPOCH_TAG, rename=trainer_key)
 
 
 def no_evals(tags: set[str], monitor: str | None) -> str:

@@ -49,8 +49,9 @@ from pathlib import Path
 import crc32c as _crc32c
 
 from runlens.errors import RunlensError
-from runlens.events.files import ChunkRows, FileRows, Resume
+from runlens.events.files import ChunkRows, FileRows
 from runlens.events.pack import Entry, PackError, read_pack, write_pack
+from runlens.events.records import ReadState
 from runlens.events.sources import EventFile, is_url
 from runlens.privatefiles import SUPPORTED, Unsafe, make_folder, open_file, open_folder, replace_file
 
@@ -70,7 +71,7 @@ class Lookup:
 
     chunk: ChunkRows | None = None
     position: int = 0
-    resume: Resume | None = None
+    resume: ReadState | None = None
     previous: FileRows | None = None
 
 
@@ -170,7 +171,7 @@ class LogdirCache:
         if _prefix_checksum(file.path, state.offset) != state.checksum:
             return Lookup()
         rows = chunk.file(entry.position)
-        return Lookup(resume=Resume.after(rows), previous=rows)
+        return Lookup(resume=rows.state.resumable(), previous=rows)
 
     def save(self, files: list[EventFile], placed: list[tuple[ChunkRows, int]], *, everything: bool) -> None:
         """Remember ``files`` as read now (each at a position of a chunk); entries of other files

@@ -13,51 +13,21 @@ A scalar event as every common writer serialises it (fields in number order) is:
 the plainly non-scalar ones just as cheaply (graphs, file versions, images, histograms, audio,
 tensors of higher rank or of strings), and hands every other record -- a tag's first value carrying
 plugin metadata, events with several values, other dtypes, unusual field orders -- to protobuf
-(:func:`_decode_with_protobuf`), so no valid record is ever dropped for being unusual.
+(:mod:`runlens.events.decode_protobuf`), so no valid record is ever dropped for being unusual.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from runlens.events.records import Block, unaligned
+from runlens.events.decode_protobuf import decode_with_protobuf
+from runlens.events.records import Block
+from runlens.events.rows import Rows, TagTable
+from runlens.events.tfrecord import unaligned
 
-# TensorFlow DataType enum -> numpy dtype of one element, for the real and integer dtypes.
-_NUMPY_DTYPES: dict[int, str] = {
-    1: "<f4",  # DT_FLOAT
-    2: "<f8",  # DT_DOUBLE
-    3: "<i4",  # DT_INT32
-    4: "u1",  # DT_UINT8
-    5: "<i2",  # DT_INT16
-    6: "i1",  # DT_INT8
-    9: "<i8",  # DT_INT64
-    10: "?",  # DT_BOOL
-    14: "bfloat16",  # DT_BFLOAT16 (handled specially)
-    17: "<u2",  # DT_UINT16
-    19: "<f2",  # DT_HALF
-    22: "<u4",  # DT_UINT32
-    23: "<u8",  # DT_UINT64
-}
-_DT_STRING = 7
-
-# The TensorProto `*_val` field holding a dtype's values when tensor_content is empty.
-_VAL_FIELDS: dict[int, str] = {
-    1: "float_val",
-    2: "double_val",
-    3: "int_val",
-    4: "int_val",
-    5: "int_val",
-    6: "int_val",
-    9: "int64_val",
-    10: "bool_val",
-    14: "half_val",
-    17: "int_val",
-    19: "half_val",
-    22: "uint32_val",
-    23: "uint64_val",
-}
+_DT_STRING = 7  # TensorFlow's DataType of strings (text summaries): never a scalar
 
 # First byte of an Event field that puts the event outside `summary` (oneof `what`): file_version,
 # graph_def, log_message, session_log, tagged_run_metadata, meta_graph_def.
@@ -66,56 +36,6 @@ _NON_SUMMARY_EVENT = np.array([0x1A, 0x22, 0x32, 0x3A, 0x42, 0x4A], dtype=np.uin
 _SCALARS_METADATA = b"\x4a\x0b\x0a\x09\x0a\x07scalars"
 # First byte of a Summary.Value field that is never a scalar: image, histo, audio.
 _NON_SCALAR_VALUE = np.array([0x22, 0x2A, 0x32], dtype=np.uint8)
-
-
-@dataclass
-class TagTable:
-    """Tag name <-> small integer code, shared by every block of one read."""
-
-    names: list[str] = field(default_factory=list)
-    codes: dict[str, int] = field(default_factory=dict)
-
-    def code(self, name: str) -> int:
-        found = self.codes.get(name)
-        if found is None:
-            found = self.codes[name] = len(self.names)
-            self.names.append(name)
-        return found
-
-
-@dataclass
-class Rows:
-    """Scalar rows in the order written. ``tensor`` marks values that came from a tensor (their
-    tag's plugin decides whether they are scalars)."""
-
-    tag: np.ndarray  # codes into a TagTable
-    step: np.ndarray  # int64
-    wall_time: np.ndarray  # float64
-    value: np.ndarray  # float64
-    tensor: np.ndarray  # bool
-
-    def take(self, index: np.ndarray | slice) -> Rows:
-        """The rows at ``index`` (an order, a mask or a slice), every column alike."""
-        return Rows(*(getattr(self, column)[index] for column in _ROW_COLUMNS))
-
-    @classmethod
-    def concat(cls, parts: list[Rows]) -> Rows:
-        if not parts:
-            return _empty_rows()
-        return cls(*(np.concatenate([getattr(p, column) for p in parts]) for column in _ROW_COLUMNS))
-
-
-_ROW_COLUMNS = ("tag", "step", "wall_time", "value", "tensor")
-
-
-def _empty_rows() -> Rows:
-    return Rows(
-        np.zeros(0, np.int32),
-        np.zeros(0, np.int64),
-        np.zeros(0, np.float64),
-        np.zeros(0, np.float64),
-        np.zeros(0, bool),
-    )
 
 
 @dataclass
@@ -133,7 +53,7 @@ class Decoded:
 def decode_block(block: Block, tags: TagTable) -> Decoded:
     """Every scalar row in ``block`` (see the module docstring)."""
     if not len(block):
-        return Decoded(_empty_rows(), np.zeros(0, np.int64), [], np.zeros(0, np.int64))
+        return Decoded(Rows.empty(), np.zeros(0, np.int64), [], np.zeros(0, np.int64))
     fast = _FastShapes(block.buffer, block.starts, block.starts + block.lengths)
     slow_idx = np.flatnonzero(~(fast.scalar | fast.skip))
     fast_idx = np.flatnonzero(fast.scalar)
@@ -157,7 +77,7 @@ def decode_block(block: Block, tags: TagTable) -> Decoded:
     )
     if not len(slow_idx):
         return Decoded(rows, fast_idx, marks, np.zeros(0, np.int64))
-    slow_rows, slow_records, slow_marks, refused = _decode_with_protobuf(block, slow_idx, tags)
+    slow_rows, slow_records, slow_marks, refused = decode_with_protobuf(block, slow_idx, tags)
     merged = Rows.concat([rows, slow_rows])
     record = np.concatenate([fast_idx, slow_records])
     order = np.argsort(record, kind="stable")
@@ -320,93 +240,3 @@ def _code_of(raw: bytes, tags: TagTable) -> int:
         return tags.code(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return -1
-
-
-def _decode_with_protobuf(
-    block: Block, indices: np.ndarray, tags: TagTable
-) -> tuple[Rows, np.ndarray, list[tuple[int, int, int, str]], np.ndarray]:
-    """The general path: parse the records at ``indices`` with protobuf. Returns the rows, the
-    block position of each row's record, the plugin marks and the records protobuf refused (see
-    :class:`Decoded`)."""
-    from tensorboard.compat.proto.event_pb2 import Event
-
-    parse = Event.FromString
-    out: dict[str, list] = {"tag": [], "step": [], "wall_time": [], "value": [], "tensor": [], "record": []}
-    marks: list[tuple[int, int, int, str]] = []
-    marked: set[tuple[int, int]] = set()
-    refused: list[int] = []
-    for i in indices.tolist():
-        try:
-            event = parse(bytes(block.payload(i)))
-        except Exception:  # a CRC-valid record that is not an Event (protobuf's DecodeError)
-            refused.append(i)
-            continue
-        if not event.HasField("summary"):
-            continue
-        source = int(block.sources[i])
-        for value in event.summary.value:
-            code = tags.code(value.tag)
-            plugin = value.metadata.plugin_data.plugin_name
-            if plugin and (source, code) not in marked:
-                marked.add((source, code))
-                marks.append((source, i, code, plugin))
-            kind = value.WhichOneof("value")
-            if kind == "simple_value":
-                number, from_tensor = float(value.simple_value), False
-            elif kind == "tensor":
-                scalar = tensor_scalar(value.tensor)
-                if scalar is None:
-                    continue
-                number, from_tensor = scalar, True
-            else:
-                continue
-            for key, item in (
-                ("tag", code),
-                ("step", event.step),
-                ("wall_time", event.wall_time),
-                ("value", number),
-                ("tensor", from_tensor),
-                ("record", i),
-            ):
-                out[key].append(item)
-    rows = Rows(
-        np.array(out["tag"], dtype=np.int32),
-        np.array(out["step"], dtype=np.int64),
-        np.array(out["wall_time"], dtype=np.float64),
-        np.array(out["value"], dtype=np.float64),
-        np.array(out["tensor"], dtype=bool),
-    )
-    return rows, np.array(out["record"], dtype=np.int64), marks, np.array(refused, dtype=np.int64)
-
-
-def tensor_scalar(tensor) -> float | None:
-    """The value of a rank-0 real, integer or bool TensorProto as float; None for anything else.
-
-    >>> from tensorboard.compat.proto.tensor_pb2 import TensorProto
-    >>> tensor_scalar(TensorProto(dtype=2, double_val=[0.25]))
-    0.25
-    >>> tensor_scalar(TensorProto(dtype=7, string_val=[b"text"])) is None
-    True
-    """
-    dtype = _NUMPY_DTYPES.get(tensor.dtype)
-    if dtype is None or len(tensor.tensor_shape.dim) or tensor.tensor_shape.unknown_rank:
-        return None
-    if tensor.tensor_content:
-        if len(tensor.tensor_content) != (2 if dtype == "bfloat16" else np.dtype(dtype).itemsize):
-            return None  # rank 0 means exactly one element (a malformed tensor is no scalar)
-        if dtype == "bfloat16":
-            bits = np.frombuffer(tensor.tensor_content, dtype="<u2").astype(np.uint32) << 16
-            values = bits.view(np.float32)
-        else:
-            values = np.frombuffer(tensor.tensor_content, dtype=dtype)
-    else:
-        values = np.asarray(list(getattr(tensor, _VAL_FIELDS[tensor.dtype])))
-        if dtype == "bfloat16":
-            values = (values.astype(np.uint32) << 16).view(np.float32)
-        elif dtype == "<f2":
-            values = values.astype(np.uint16).view(np.float16)
-    if len(values) == 0:
-        return 0.0  # an all-default rank-0 tensor is zero, as TensorFlow's make_ndarray reads it
-    if len(values) != 1:
-        return None
-    return float(values[0])

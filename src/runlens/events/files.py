@@ -9,9 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from runlens.events.decode import Rows, TagTable, decode_block
-from runlens.events.records import Block, Problem, ReadState, frame_whole_files, read_blocks
+from runlens.events.decode import decode_block
+from runlens.events.problems import Problem, ProblemKind
+from runlens.events.records import Block, ReadState, read_blocks
+from runlens.events.rows import Rows, TagTable
 from runlens.events.sources import open_binary, open_problem
+from runlens.events.whole_files import frame_whole_files
 
 BATCH_BYTES = 1 << 19  # records of small files are decoded together until this many bytes
 WHOLE_FILE_BYTES = 1 << 18  # files (or appended tails) smaller than this are framed together too
@@ -19,7 +22,7 @@ WHOLE_FILE_BYTES = 1 << 18  # files (or appended tails) smaller than this are fr
 
 @dataclass
 class FileRows:
-    """What one event file held: its rows block by block (tag codes into ``tags``), the first
+    """What one event file held: its rows part by part (tag codes into ``tags``), the first
     plugin named for each tag, its problems, and the :class:`ReadState` to resume from when the
     file grows (a run still training)."""
 
@@ -56,7 +59,7 @@ class FileRows:
 
 @dataclass
 class ChunkRows:
-    """The rows of several files read together, file after file (``counts`` rows each) across
+    """The rows of one task's files, read together: file after file (``counts`` rows each) across
     ``parts`` (one per decoded batch), tag codes into one shared ``tags``; per file its plugins
     (first plugin named per tag code), :class:`ReadState` and first wall time.
 
@@ -91,8 +94,8 @@ class ChunkRows:
 
     def column(self, name: str, lo: int, hi: int) -> np.ndarray:
         """One column of rows ``lo`` to ``hi`` as one array."""
-        pieces = [getattr(self.parts[k], name)[span] for k, span in self.segments(lo, hi)]
-        return np.concatenate(pieces) if pieces else getattr(_EMPTY, name)
+        arrays = [getattr(self.parts[k], name)[span] for k, span in self.segments(lo, hi)]
+        return np.concatenate(arrays) if arrays else getattr(_EMPTY, name)
 
     def file(self, i: int) -> FileRows:
         """File ``i``'s rows on their own (sharing this chunk's tag table)."""
@@ -116,50 +119,20 @@ class ChunkRows:
 _EMPTY = Rows.concat([])
 
 
-@dataclass(frozen=True)
-class Resume:
-    """Where to pick up reading a file that grew: everything before ``offset`` was read."""
-
-    offset: int
-    ordinal: int
-    checksum: int
-    problems: tuple[Problem, ...] = ()
-
-    @classmethod
-    def after(cls, rows: FileRows) -> Resume:
-        # A "truncated" tail is re-read: the writer may have finished that record since.
-        kept = tuple(p for p in rows.problems if p.kind != "truncated")
-        return cls(rows.state.offset, rows.state.ordinal, rows.state.checksum, kept)
-
-
 def read_event_file(
-    path: str,
-    *,
-    resume: Resume | None = None,
-    checksum: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    start: str | ReadState, *, checksum: bool = False, storage_options: dict[str, Any] | None = None
 ) -> FileRows:
-    """Decode one event file (from ``resume.offset`` when given); damage becomes problems, never an
-    exception. With ``checksum`` the CRC-32C of everything framed is kept in the state."""
-    return read_event_files([(path, resume)], checksum=checksum, storage_options=storage_options).file(0)
+    """Decode one event file: a path, read from its start (with ``checksum``, the CRC-32C of
+    everything framed is kept in the state), or the state to go on from (``rows.state.resumable()``
+    of an earlier read). Damage becomes problems, never an exception."""
+    state = ReadState(str(start), track_checksum=checksum) if isinstance(start, str) else start
+    return read_event_files([state], storage_options=storage_options).file(0)
 
 
-def read_event_files(
-    tasks: list[tuple[str, Resume | None]],
-    *,
-    checksum: bool = False,
-    storage_options: dict[str, Any] | None = None,
-) -> ChunkRows:
-    """Decode several event files, each from its ``Resume`` point (or the start). Small files are
-    framed, CRC-checked and decoded together, so a sweep of thousands of tiny files costs little
-    more per record than one big file."""
-    states = []
-    for path, resume in tasks:
-        state = ReadState(path=str(path), track_checksum=checksum)
-        if resume is not None:
-            state.offset, state.ordinal, state.checksum = resume.offset, resume.ordinal, resume.checksum
-            state.problems.extend(resume.problems)
-        states.append(state)
+def read_event_files(states: list[ReadState], *, storage_options: dict[str, Any] | None = None) -> ChunkRows:
+    """Decode several event files, each from where its state stands (``ReadState(path)``: the
+    start), advancing the states. Small files are framed, CRC-checked and decoded together, so a
+    sweep of thousands of tiny files costs little more per record than one big file."""
     batch = _Batch(states)
     for number, state in enumerate(states):
         try:
@@ -178,8 +151,8 @@ def read_event_files(
 
 
 class _Batch:
-    """Blocks of one chunk's files waiting to be decoded together (``BATCH_BYTES`` at a time); at
-    the end, every row decoded, put file after file."""
+    """Blocks of one task's files waiting to be decoded together (``BATCH_BYTES`` at a time, each
+    batch giving one part); at the end, every row decoded, put file after file."""
 
     def __init__(self, states: list[ReadState]) -> None:
         self.states = states
@@ -258,7 +231,7 @@ class _Batch:
                     f"{state.path}: {refused} record(s) with valid CRCs are not Events protobuf can parse "
                     "(e.g. a tag that is not UTF-8); skipped"
                 )
-                state.problems.append(Problem(state.path, "undecodable", None, message))
+                state.problems.append(Problem(state.path, ProblemKind.UNDECODABLE, None, message))
         return ChunkRows(self.tags.names, parts, counts, self.plugins, self.states, self.first_wall_times)
 
 

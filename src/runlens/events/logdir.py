@@ -21,18 +21,10 @@ import pandas as pd
 
 from runlens.errors import CacheWarning, DamagedDataWarning
 from runlens.events.cache import LogdirCache, Lookup, ScalarCache
-from runlens.events.decode import TagTable
-from runlens.events.files import ChunkRows, Resume, read_event_files
+from runlens.events.files import ChunkRows, read_event_files
 from runlens.events.records import ReadState
-from runlens.events.sources import (
-    EventFile,
-    find_event_files,
-    is_url,
-    matches,
-    name_patterns,
-    run_spans,
-    written_order,
-)
+from runlens.events.rows import TagTable
+from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 from runlens.name_columns import names
 from runlens.times import utc_from_unix_seconds
 
@@ -96,7 +88,7 @@ def read_scalars(
     )
     for note in pack.notes if pack is not None else ():
         warnings.warn(note, CacheWarning, stacklevel=2)
-    order = _written_order(files, chunks, where)
+    order = written_order(files, opened=[chunks[c].first_wall_times[p] for c, p in where])
     problems = [p.as_dict() for i in order for p in _state(chunks, where[i]).problems]
     for problem in problems:
         warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
@@ -144,9 +136,13 @@ def _read_all(
         if look.chunk is not None:
             place(i, look.chunk, look.position)
     todo = [i for i, (chunk, _) in enumerate(where) if chunk < 0]
-    groups = _chunks(todo, [files[i].size for i in todo])
-    tasks = [[(files[i].path, lookups[i].resume) for i in group] for group in groups]
-    read = partial(_read_chunk, checksum=cache is not None, storage_options=storage_options)
+    groups = _tasks(todo, [files[i].size for i in todo])
+    checksum = cache is not None  # the cache proves a file only grew by the CRC-32C of what was read
+    tasks = [
+        [lookups[i].resume or ReadState(files[i].path, track_checksum=checksum) for i in group]
+        for group in groups
+    ]
+    read = partial(read_event_files, storage_options=storage_options)
     sizes = [sum(files[i].size for i in group) for group in groups]
     remote = any(is_url(f.path) for f in files)
     for group, fresh in zip(groups, _map(read, tasks, sizes, workers, executor, remote=remote)):
@@ -162,26 +158,21 @@ def _read_all(
     return chunks, where
 
 
-def _chunks(
+def _tasks(
     indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, max_files: int = 512
 ) -> list[list[int]]:
-    """Consecutive files grouped into tasks of up to ``max_bytes`` / ``max_files``: one task per
-    big file, many small files per task (their records are then decoded together)."""
-    chunks: list[list[int]] = []
+    """Consecutive files grouped into tasks of up to ``max_bytes`` / ``max_files``, each read into
+    one chunk: one task per big file, many small files per task (their records are then decoded
+    together)."""
+    tasks: list[list[int]] = []
     size = 0
     for index, file_size in zip(indices, sizes):
-        if not chunks or size + file_size > max_bytes or len(chunks[-1]) >= max_files:
-            chunks.append([])
+        if not tasks or size + file_size > max_bytes or len(tasks[-1]) >= max_files:
+            tasks.append([])
             size = 0
-        chunks[-1].append(index)
+        tasks[-1].append(index)
         size += file_size
-    return chunks
-
-
-def _read_chunk(
-    task: list[tuple[str, Resume | None]], *, checksum: bool, storage_options: dict[str, Any] | None
-) -> ChunkRows:
-    return read_event_files(task, checksum=checksum, storage_options=storage_options)
+    return tasks
 
 
 def _map(
@@ -204,27 +195,6 @@ def _map(
 
 def _state(chunks: list[ChunkRows], at: tuple[int, int]) -> ReadState:
     return chunks[at[0]].states[at[1]]
-
-
-def _written_order(
-    files: list[EventFile], chunks: list[ChunkRows], where: list[tuple[int, int]]
-) -> list[int]:
-    """Files run by run, and within a run by when their writer opened them (the wall_time of their
-    first record), falling back on the name: two files created in the same second by one process
-    are told apart by the first record, not by how their names sort. (``files`` come sorted by
-    run, then by name; only runs of several files need sorting again.)"""
-
-    def key(i: int) -> tuple:
-        stamp, natural = written_order(files[i].path)
-        chunk, position = where[i]
-        opened = chunks[chunk].first_wall_times[position]
-        return (opened if opened is not None else float(stamp), stamp, natural)
-
-    order = list(range(len(files)))
-    for run in run_spans(files):
-        if run.stop - run.start > 1:
-            order[run] = sorted(order[run], key=key)
-    return order
 
 
 @dataclass

@@ -45,9 +45,10 @@ from typing import Any, BinaryIO, NamedTuple
 import crc32c as _crc32c
 import numpy as np
 
-from runlens.events.decode import Rows
 from runlens.events.files import ChunkRows
-from runlens.events.records import Problem, ReadState
+from runlens.events.problems import Problem, ProblemKind
+from runlens.events.records import ReadState
+from runlens.events.rows import Rows
 
 MAGIC = b"RLSCALAR"
 FORMAT = 1  # bump when the layout or the index's shape changes: packs of other formats are replaced
@@ -68,6 +69,7 @@ _IOV_MAX = max(16, min(os.sysconf("SC_IOV_MAX"), 1024)) if hasattr(os, "sysconf"
 _DTYPES = frozenset(sum(_COLUMNS.values(), _COUNTS))
 _ROW_FIELDS = tuple(f.name for f in fields(Rows))
 assert set(_ROW_FIELDS) == set(_COLUMNS), "a Rows column without a pack dtype"
+_PROBLEM_KINDS = frozenset(kind.value for kind in ProblemKind)
 _STATE_FIELDS = ("path", "problems", "offset", "ordinal", "stopped", "track_checksum", "checksum")
 assert tuple(f.name for f in fields(ReadState)) == _STATE_FIELDS, "ReadState is built by position"
 
@@ -146,7 +148,7 @@ def _chunk_index(chunk: ChunkRows, buffer: Callable[[np.ndarray], int], pointed:
         "stopped": [s.stopped for s in states],
         "tracked": [s.track_checksum for s in states],
         "problems": [
-            [i, p.path, p.kind, p.offset, p.message, p.count]
+            [i, p.path, p.kind.value, p.offset, p.message, p.count]
             for i, s in enumerate(states)
             for p in s.problems
         ],
@@ -265,7 +267,8 @@ def _chunk(chunk: dict, arrays: list[np.ndarray]) -> ChunkRows:
             _is_int(at) and 0 <= at < files and _is_int(count) and (offset is None or _is_int(offset)),
             "problem",
         )
-        _need(isinstance(path, str) and isinstance(kind, str) and isinstance(message, str), "problem")
+        _need(isinstance(path, str) and isinstance(kind, str) and kind in _PROBLEM_KINDS, "problem")
+        _need(isinstance(message, str), "problem")
         states[at].problems.append(Problem(path, kind, offset, message, count))
     sets = []
     for pairs in _typed(chunk.get("plugin_sets"), {list}, "plugins"):

@@ -25,7 +25,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from runlens.errors import RunlensError
-from runlens.events.records import Problem, masked_crc
+from runlens.events.problems import Problem, ProblemKind
+from runlens.events.tfrecord import masked_crc
 from runlens.options import install_hint
 
 _STAMP = re.compile(r"tfevents\.(\d+)")
@@ -61,7 +62,8 @@ def find_event_files(
     storage_options: dict[str, Any] | None = None,
 ) -> list[EventFile]:
     """Every event file under ``path`` (a logdir or one event file), grouped by run, each run's
-    files in the order their names say they were written.
+    files in the order their names say they were written (:func:`written_order`; a read orders
+    them again by their first record's wall time).
 
     ``runs`` keeps only the folders one of whose :func:`run_names` equals or glob-matches one of
     the given names or globs (``*`` also matches ``/``), before any file is read; a name or glob
@@ -85,7 +87,8 @@ def find_event_files(
     patterns = name_patterns(runs)
     if patterns is not None:
         found = _select_runs(found, patterns, path)
-    return _in_written_order(found)
+    found.sort(key=lambda f: f.run)
+    return [found[i] for i in written_order(found)]
 
 
 def run_names(folder: str) -> tuple[str, ...]:
@@ -125,23 +128,37 @@ def _select_runs(found: list[EventFile], patterns: tuple[str, ...], path: object
     return [f for f in found if f.run in chosen]
 
 
-def _in_written_order(found: list[EventFile]) -> list[EventFile]:
-    """Run by run, each run's files by :func:`written_order` (worked out only for runs of several
-    files: a sweep has thousands of runs of one)."""
-    found.sort(key=lambda f: f.run)
-    for run in run_spans(found):
-        if run.stop - run.start > 1:
-            found[run] = sorted(found[run], key=lambda f: written_order(f.path))
-    return found
+def written_order(files: Sequence[EventFile], *, opened: Sequence[float | None] | None = None) -> list[int]:
+    """The positions of ``files`` (sorted by run) in the order they were written, run by run: by
+    when each file's writer opened it -- the wall time of its first record, where ``opened`` gives
+    it (two files created in the same second by one process are told apart so, not by how their
+    names sort) -- then by the creation time in the name (``events.out.tfevents.<time>.<host>.
+    <pid>.<counter>...``), then by the name with its numbers compared as numbers (counter 8 before
+    counter 10). The one place runlens decides the order of a run's files.
 
+    >>> names = ["r/events.out.tfevents.20.h.1.10", "r/events.out.tfevents.20.h.1.8", "r/x.tfevents.1"]
+    >>> written_order([EventFile("r", name, 0, ()) for name in names])
+    [2, 1, 0]
+    >>> written_order([EventFile("r", name, 0, ()) for name in names], opened=[5.0, 30.0, 40.0])
+    [0, 1, 2]
+    """
 
-def run_spans(files: Sequence[EventFile]) -> Iterable[slice]:
-    """The stretches of ``files`` (sorted by run) that belong to one run each."""
+    def key(i: int) -> tuple:
+        name = files[i].path.rsplit("/", 1)[-1]
+        found = _STAMP.search(name)
+        stamp = int(found.group(1)) if found else 0
+        natural = [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
+        first = opened[i] if opened is not None else None
+        return (first if first is not None else float(stamp), stamp, natural)
+
+    order = list(range(len(files)))
     start = 0
     for end in range(1, len(files) + 1):
         if end == len(files) or files[end].run != files[start].run:
-            yield slice(start, end)
+            if end - start > 1:  # a sweep has thousands of runs of one file: nothing to sort there
+                order[start:end] = sorted(order[start:end], key=key)
             start = end
+    return order
 
 
 def _find_local(root: Path) -> Iterable[EventFile]:
@@ -307,18 +324,11 @@ def open_problem(path: str, exc: OSError) -> Problem:
     'x: not a regular file (a FIFO); skipped'
     """
     if isinstance(exc, NotAFile):
-        return Problem(path, "not-a-file", None, f"{path}: not a regular file ({exc.what}); skipped")
+        return Problem(
+            path, ProblemKind.NOT_A_FILE, None, f"{path}: not a regular file ({exc.what}); skipped"
+        )
     why = getattr(exc, "strerror", None) or exc
-    return Problem(path, "unreadable", None, f"{path}: cannot be read ({why}); skipped")
-
-
-def written_order(path: str) -> tuple[int, list[int | str]]:
-    """Creation time from the name (``events.out.tfevents.<time>.<host>.<pid>.<counter>...``),
-    then the name with its numbers compared as numbers (counter 8 before counter 10)."""
-    name = path.rsplit("/", 1)[-1]
-    stamp = _STAMP.search(name)
-    natural = [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
-    return (int(stamp.group(1)) if stamp else 0, natural)
+    return Problem(path, ProblemKind.UNREADABLE, None, f"{path}: cannot be read ({why}); skipped")
 
 
 def name_patterns(selection: str | Sequence[str] | None) -> tuple[str, ...] | None:

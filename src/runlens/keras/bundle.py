@@ -2,9 +2,14 @@
 
 The order of the list is part of its meaning (Keras calls callbacks in list order at every hook):
 
-1. ``keras.callbacks.TensorBoard(log_dir=RUN)`` -- first, so that at an epoch's end it logs the
-   learning rate used *during* that epoch: placed after ReduceLROnPlateau it would log the rate
-   already reduced for the next epoch.
+0. :class:`~runlens.keras.guard.RunGuard` -- first: it takes the run folder's lock
+   (:mod:`runlens.keras.fit_lock`) when ``fit`` sets up its callbacks, before any other callback
+   can write there, so a second fit on the same ``run_dir`` is refused having written nothing; at
+   train begin it checks the backup of a ``BackupAndRestore`` placed after it and rebuilds a
+   damaged one from runlens' checkpoint (:mod:`runlens.keras.backup`).
+1. ``keras.callbacks.TensorBoard(log_dir=RUN)`` -- first of the writers, so that at an epoch's end
+   it logs the learning rate used *during* that epoch: placed after ReduceLROnPlateau it would log
+   the rate already reduced for the next epoch.
 2. ``keras.callbacks.ReduceLROnPlateau`` (Keras' own; with ``reduce_lr``) -- after TensorBoard; it
    puts the rate it found (the one used during the epoch) into ``logs["learning_rate"]`` before
    reducing.
@@ -19,11 +24,16 @@ The order of the list is part of its meaning (Keras calls callbacks in list orde
    them into ``RUN`` (the HParams dashboard's session) when the first epoch begins.
 6. :class:`~runlens.keras.csv_history.ResumableCSVLogger` -- ``RUN/history.csv``; after
    ReduceLROnPlateau, so the CSV has its ``learning_rate`` column.
-7. :class:`~runlens.keras.run_manifest.RunManifest` -- last: records in ``RUN/runlens.json`` what
-   every callback before it did in this epoch.
+7. :class:`~runlens.keras.run_manifest.RunManifest` -- records in ``RUN/runlens.json`` what every
+   callback before it did in this epoch.
+8. ``keras.callbacks.BackupAndRestore(backup_dir)`` (Keras' own; with ``backup_dir``) -- after
+   the manifest, so its backup of an epoch is written after runlens recorded that epoch (and
+   saved the checkpoint a damaged backup is rebuilt from).
+9. :class:`~runlens.keras.guard.RunGuardEnd` -- last: releases the lock once every callback
+   before it has finished writing.
 
-Put ``keras.callbacks.BackupAndRestore`` after this list (``[*runlens.keras.callbacks(run),
-BackupAndRestore(...)]``): its backup of an epoch is then written after runlens recorded it.
+A ``BackupAndRestore`` added by hand belongs right after this list (``[*runlens.keras.callbacks(run),
+BackupAndRestore(...)]``), for the same reason as 8.
 """
 
 from __future__ import annotations
@@ -35,9 +45,12 @@ from typing import Any
 
 import keras
 
+from runlens.arguments import Mode, count
 from runlens.errors import RunlensError
 from runlens.keras.checkpoint import BestKCheckpoint
 from runlens.keras.csv_history import ResumableCSVLogger
+from runlens.keras.fit_lock import FitLock
+from runlens.keras.guard import RunGuard, RunGuardEnd
 from runlens.keras.hparams_summary import HParamsSummary, check_hparams
 from runlens.keras.names import CheckpointNames
 from runlens.keras.record import RunRecord
@@ -53,7 +66,7 @@ def callbacks(
     run_dir: str | os.PathLike[str],
     *,
     monitor: str = "val_loss",
-    mode: str = "auto",
+    mode: Mode = "auto",
     early_stopping: Mapping[str, Any] | bool | None = None,
     reduce_lr: Mapping[str, Any] | bool | None = None,
     keep_best: int = 3,
@@ -63,6 +76,7 @@ def callbacks(
     hparams: Mapping[str, Any] | None = None,
     update_freq: str | int = "epoch",
     checkpoint_template: str | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The bundled callbacks for one run, in the order they must run (see the module docstring).
 
@@ -82,6 +96,9 @@ def callbacks(
             HParams dashboard.
         checkpoint_template: checkpoint file name with ModelCheckpoint fields, default
             ``epoch_{epoch:03d}-<monitor>_{<monitor>:.6f}.keras``.
+        backup_dir: a folder of its own (outside ``run_dir``) for
+            ``keras.callbacks.BackupAndRestore``, added in its place in the list: a fit started
+            again after a crash resumes where the crashed one stopped (see "Resuming").
 
     Returns:
         The list to pass as ``model.fit(callbacks=...)`` (add your own callbacks after it).
@@ -94,10 +111,9 @@ def callbacks(
         ...               reduce_lr={"patience": 2, "factor": 0.5}, hparams={"units": 64}))
     """
     run = Path(run_dir)
+    backup = _backup(run, backup_dir)
     direction = metric_direction(monitor, mode, callback="ModelCheckpoint")
-    for option, value in (("keep_best", keep_best), ("keep_last", keep_last)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RunlensError(f"{option} must be a whole number >= 1, got {value!r}")
+    keep_best, keep_last = count("keep_best", keep_best, minimum=1), count("keep_last", keep_last, minimum=1)
     es_args = _policy_args("early_stopping", early_stopping, monitor, mode, EarlyStopping)
     rlr_args = _policy_args("reduce_lr", reduce_lr, monitor, mode, ReduceLROnPlateau)
     names = CheckpointNames.create(monitor, save_weights_only=save_weights_only, template=checkpoint_template)
@@ -119,8 +135,10 @@ def callbacks(
         "histogram_freq": histogram_freq,
         "update_freq": update_freq,
     }
+    lock = FitLock(run)
     listed: list[keras.callbacks.Callback] = [
-        keras.callbacks.TensorBoard(log_dir=str(run), histogram_freq=histogram_freq, update_freq=update_freq)
+        RunGuard(lock, backups=[backup] if backup is not None else []),
+        keras.callbacks.TensorBoard(log_dir=str(run), histogram_freq=histogram_freq, update_freq=update_freq),
     ]
     listed += [p for p in (rlr, es) if p is not None]
     listed.append(
@@ -142,7 +160,25 @@ def callbacks(
         ResumableCSVLogger(run / HISTORY),
         RunManifest(run, config=config, hparams=checked, record=record, early_stopping=es, reduce_lr=rlr),
     ]
+    if backup is not None:
+        listed.append(backup)
+    listed.append(RunGuardEnd(lock))
     return listed
+
+
+def _backup(run: Path, backup_dir: str | os.PathLike[str] | None) -> keras.callbacks.BackupAndRestore | None:
+    """Keras' BackupAndRestore in ``backup_dir``, which must be a folder of its own: Keras deletes
+    it when training ends, and checkpoint readers would take its weights for the run's."""
+    if backup_dir is None:
+        return None
+    backup, folder = Path(backup_dir).resolve(), run.resolve()
+    if backup == folder or backup.is_relative_to(folder) or folder.is_relative_to(backup):
+        raise RunlensError(
+            f"backup_dir={str(backup_dir)!r} shares a folder with run_dir={str(run)!r}: give "
+            "BackupAndRestore a folder of its own (Keras deletes it when training ends), e.g. "
+            f"backup_dir={str(run.parent / 'backups' / run.name)!r}"
+        )
+    return keras.callbacks.BackupAndRestore(str(backup_dir))
 
 
 def _policy_args(

@@ -9,9 +9,10 @@ At each epoch end :class:`BestKCheckpoint`:
 2. only then plans retention with the same code as ``runlens checkpoints prune``:
    :func:`runlens.read_checkpoints` (metrics joined from the epochs recorded in memory, so ranking
    uses Keras' full-precision values, not the rounded names), :func:`runlens.plan_prune` with
-   ``KeepBestK(keep_best, monitor, mode)`` and ``KeepLastN(keep_last)`` (``min_age=0``) -- plus the
-   epoch whose weights a ``restore_best_weights`` EarlyStopping will restore -- and
-   :func:`runlens.apply_prune`, the only code that deletes. The best checkpoint is never deleted.
+   ``KeepBestK(keep_best, monitor, mode, keep_unranked=False)`` and ``KeepLastN(keep_last)``
+   (``min_age=0``) -- plus ``KeepRestoredEpoch(restored=...)``, the epoch whose weights a
+   ``restore_best_weights`` EarlyStopping will restore -- and :func:`runlens.apply_prune`, the only
+   code that deletes. The best checkpoint is never deleted.
 
 An epoch without the monitored value (``validation_freq > 1``) is saved too, so the latest state
 is always on disk, under the no-value name (:mod:`runlens.keras.names`); it cannot be ranked, so
@@ -29,7 +30,6 @@ the attempt that crashed, whose epochs are trained again: they are removed (thro
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import shutil
@@ -41,41 +41,17 @@ from typing import Any
 import keras
 import pandas as pd
 
+from runlens.arguments import Mode
 from runlens.atomic import fsync_path
 from runlens.checkpoints.index import CHECKPOINTS_FOLDER, read_checkpoints
 from runlens.checkpoints.plan import plan_prune
 from runlens.checkpoints.prune import apply_prune
-from runlens.checkpoints.retention import KeepBestK, KeepLastN
+from runlens.checkpoints.retention import KeepBestK, KeepLastN, KeepRestoredEpoch
 from runlens.errors import RunlensError
 from runlens.keras.names import CheckpointNames
 from runlens.keras.record import RunRecord
 
 SAVING = ".runlens-saving"
-
-
-@dataclasses.dataclass(frozen=True)
-class KeepBestKRanked(KeepBestK):
-    """:class:`KeepBestK` that does not keep what it cannot rank: during training, a checkpoint
-    without the monitored value is one of an epoch that was not validated, not a name it failed
-    to read."""
-
-    def keep(self, series: pd.DataFrame, *, now: pd.Timestamp) -> pd.Series:
-        reasons = super().keep(series, now=now)
-        reasons[self.rank(series).isna()] = None
-        return reasons
-
-
-@dataclasses.dataclass(frozen=True)
-class KeepEpochs:
-    """Keep the checkpoints of these 0-based epochs (a retention rule), saying ``why``."""
-
-    epochs: frozenset[int]
-    why: str
-
-    def keep(self, series: pd.DataFrame, *, now: pd.Timestamp) -> pd.Series:
-        reasons = pd.Series(None, index=series.index, dtype=object)
-        reasons[series["epoch"].isin(list(self.epochs)).fillna(False).astype(bool)] = self.why
-        return reasons
 
 
 class BestKCheckpoint(keras.callbacks.Callback):
@@ -102,7 +78,7 @@ class BestKCheckpoint(keras.callbacks.Callback):
         run_dir: str | os.PathLike[str],
         *,
         monitor: str,
-        mode: str,
+        mode: Mode,
         keep_best: int,
         keep_last: int,
         names: CheckpointNames,
@@ -114,7 +90,9 @@ class BestKCheckpoint(keras.callbacks.Callback):
         self.run_dir = Path(run_dir)
         self.folder = self.run_dir / CHECKPOINTS_FOLDER
         self.monitor = monitor
-        self.rules = [KeepBestKRanked(keep_best, monitor, mode), KeepLastN(keep_last)]
+        # During training a checkpoint without the monitored value is one of an epoch that was not
+        # validated (not a name that failed to parse): nothing to keep it for but keep_last.
+        self.rules = [KeepBestK(keep_best, monitor, mode, keep_unranked=False), KeepLastN(keep_last)]
         self.names = names
         self.record = record
         self.save_weights_only = save_weights_only
@@ -170,7 +148,7 @@ class BestKCheckpoint(keras.callbacks.Callback):
             rules = list(self.rules)
             es = self.early_stopping
             if es is not None and es.restore_best_weights and es.best is not None:
-                rules.append(KeepEpochs(frozenset({int(es.best_epoch)}), "EarlyStopping restores this epoch"))
+                rules.append(KeepRestoredEpoch(restored=int(es.best_epoch)))
             return plan_prune(table, rules=rules, min_age=0)
 
         self._prune(plan)

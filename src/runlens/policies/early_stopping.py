@@ -1,13 +1,16 @@
 """EarlyStopping replayed on logged values, deciding exactly as Keras' callback decides.
 
-Per epoch with a value (and ``epoch >= start_from_epoch``): ``wait += 1``; if the value improves on
-the best (see :mod:`runlens.policies.monitor`), it becomes the best and ``wait`` drops to 0 when it
-also beats ``baseline`` (if one is set); otherwise training stops when ``wait >= patience`` and
-``epoch > 0``. Epochs without a value change nothing.
+:meth:`EarlyStopping.replay` is the reference: a loop that reads like Keras'
+``EarlyStopping.on_epoch_end`` (``keras/src/callbacks/early_stopping.py``). Per epoch with a value
+(and ``epoch >= start_from_epoch``): ``wait += 1``; if the value improves on the best (see
+:mod:`runlens.policies.monitor`), it becomes the best and ``wait`` drops to 0 when it also beats
+``baseline`` (if one is set); otherwise training stops when ``wait >= patience`` and ``epoch > 0``.
+Epochs without a value change nothing.
 
 Nothing in that loop depends on ``patience`` except the stop itself, so one pass over the values (a
-:class:`Trace`) answers every patience at once: it stops at the first non-improving epoch whose
-``wait`` reaches the patience. :func:`runlens.sweep` uses that to try many settings cheaply.
+:class:`Trace`, from :meth:`EarlyStopping.trace`) answers every patience at once: it stops at the
+first non-improving epoch whose ``wait`` reaches the patience. :func:`runlens.sweep` uses that to
+try many settings cheaply; tests/test_early_stopping_trace.py holds it to the reference loop.
 
 >>> es = EarlyStopping(monitor="val_loss", patience=2)
 >>> r = es.replay([0.9, 0.7, 0.8, None, 0.75, 0.6])
@@ -23,9 +26,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from runlens.arguments import Semantics, count
 from runlens.errors import RunlensError
+from runlens.options import SWEEP_PATIENCE
 from runlens.policies.base import PolicyKind
-from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values
 
 __all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace"]
 
@@ -85,14 +90,16 @@ class EarlyStopping(MonitoredPolicy):
         baseline: training stops unless the monitored value beats this (None: no baseline).
         restore_best_weights: whether the model gets the best epoch's weights back at the end.
         start_from_epoch: epochs before this one are not monitored at all.
-        semantics: ``"keras3"`` (Keras 3.x) or ``"keras2"`` (tf-keras 2.x).
+        semantics: ``"keras3"`` (Keras 3.x), ``"keras2"`` (tf-keras 2.x) or ``"keras2-numpy1"``
+            (tf-keras on NumPy 1.x: decides as keras2). runlens' own setting, not Keras'.
 
     >>> EarlyStopping(monitor="val_accuracy", patience=1).replay([0.5, 0.6, 0.6]).stopped_epoch
     2
     """
 
-    framework: ClassVar[str] = "keras"
     kind: ClassVar[PolicyKind] = "stopping"
+    traced: ClassVar[str] = "patience"  # trace() answers every patience in one pass
+    sweep_grid: ClassVar[dict[str, tuple]] = {"patience": SWEEP_PATIENCE}
 
     def __init__(
         self,
@@ -104,7 +111,7 @@ class EarlyStopping(MonitoredPolicy):
         baseline: float | None = None,
         restore_best_weights: bool = False,
         start_from_epoch: int = 0,
-        semantics: str = "keras3",
+        semantics: Semantics = "keras3",
     ) -> None:
         self.monitor = Monitor.create(
             monitor, mode=mode, min_delta=min_delta, semantics=semantics, callback="EarlyStopping"
@@ -135,19 +142,82 @@ class EarlyStopping(MonitoredPolicy):
             "semantics": m.semantics,
         }
 
-    def trace(self, values: Any) -> Trace:
-        """One pass over the values that answers every patience (see :class:`Trace`)."""
-        floats, present = as_epoch_values(values)
-        return Trace.build(self, floats, present)
+    def preference(self) -> tuple:
+        """Among settings that save as much, the sweep recommends the smallest: the larger
+        patience, then the smaller ``abs(min_delta)``, the earlier ``start_from_epoch``, no
+        baseline, the smaller baseline."""
+        has_baseline = self.baseline is not None
+        return (
+            -self.patience,
+            abs(self.monitor.min_delta),
+            self.start_from_epoch,
+            has_baseline,
+            self.baseline if has_baseline else 0.0,
+        )
 
     def replay(self, values: Any) -> EarlyStoppingResult:
         """Replay on per-epoch values (None/pd.NA: no value that epoch, NaN: a logged NaN; a pandas
         Series marks the missing ones with ``isna()``, see :func:`~runlens.policies.monitor.as_epoch_values`).
 
+        The reference loop, as Keras' ``on_epoch_end``; comparisons are prepared once per series
+        (:meth:`Monitor.lhs`/:meth:`Monitor.threshold`, exact in the comparison's precision).
+
         >>> EarlyStopping(patience=1, restore_best_weights=True).replay([3, 2, 4]).restored_epoch
         1
         """
-        return self.trace(values).result(self.patience, restore_best_weights=self.restore_best_weights)
+        floats, present = as_epoch_values(values)
+        m = self.monitor
+        lhs, thresholds = m.lhs(floats).tolist(), m.threshold(floats).tolist()
+        baseline = None if self.baseline is None else float(m.threshold(self.baseline))
+        best = m.initial_threshold
+        wait, best_epoch, weights_epoch, stopped = 0, None, None, None
+        waits: list[int] = []
+        improved: list[int] = []
+        for epoch, logged in enumerate(present.tolist()):
+            if logged and epoch >= self.start_from_epoch:  # else: Keras returns at once
+                if weights_epoch is None:
+                    weights_epoch = epoch  # restore_best_weights keeps the first monitored weights
+                wait += 1
+                if m.better(lhs[epoch], best):
+                    best, best_epoch, weights_epoch = thresholds[epoch], epoch, epoch
+                    improved.append(epoch)
+                    if baseline is None or m.better(lhs[epoch], baseline):
+                        wait = 0
+                elif wait >= self.patience and epoch > 0:
+                    stopped = epoch  # model.stop_training = True
+            waits.append(wait)
+            if stopped is not None:
+                break
+        trained = len(waits)
+        last = trained - 1 if trained else None
+        restored = last
+        if self.restore_best_weights and weights_epoch is not None:
+            restored = weights_epoch  # Keras 3 / tf-keras >= 2.16: at train end, stop or no stop
+        return EarlyStoppingResult(
+            stopped_epoch=stopped,
+            best_epoch=best_epoch,
+            best_value=_value(floats, present, best_epoch),
+            restored_epoch=restored,
+            restored_value=_value(floats, present, restored),
+            epochs_trained=trained,
+            wait=tuple(waits),
+            improved_at=tuple(improved),
+        )
+
+    def trace(self, values: Any) -> Trace:
+        """One pass over the values that answers every patience (the fast path; see :class:`Trace`).
+
+        >>> EarlyStopping(patience=1).trace([3, 2, 4, 5]).decisions([0, 1, 2])[0].tolist()
+        [2, 2, 3]
+        """
+        floats, present = as_epoch_values(values)
+        return Trace.build(self, floats, present)
+
+
+def _value(values: np.ndarray, present: np.ndarray, epoch: int | None) -> float | None:
+    if epoch is None or epoch < 0 or not present[epoch]:
+        return None
+    return float(values[epoch])
 
 
 @dataclass(frozen=True)
@@ -155,6 +225,8 @@ class Trace:
     """Per-epoch state of one EarlyStopping pass over all values, as if it never stopped.
 
     Arrays are indexed by epoch. ``best_epoch_at``/``weights_epoch_at`` hold -1 while unset.
+    :meth:`decisions` answers many patiences at once; :meth:`result` gives the full result of one
+    (equal to :meth:`EarlyStopping.replay` with that patience).
     """
 
     values: np.ndarray
@@ -165,6 +237,7 @@ class Trace:
     weights_epoch_at: np.ndarray
     stop_candidates: np.ndarray
     candidate_wait_max: np.ndarray
+    restore_best_weights: bool
 
     @classmethod
     def build(cls, policy: EarlyStopping, values: np.ndarray, present: np.ndarray) -> Trace:
@@ -210,6 +283,7 @@ class Trace:
             candidate_wait_max=np.maximum.accumulate(wait_arr[candidates])
             if len(candidates)
             else wait_arr[:0],
+            restore_best_weights=policy.restore_best_weights,
         )
 
     def stopped_epochs(self, patience: np.ndarray) -> np.ndarray:
@@ -218,33 +292,32 @@ class Trace:
         padded = np.append(self.stop_candidates, -1)
         return padded[k]
 
-    def restored_epochs(self, stopped: np.ndarray, *, restore_best_weights: bool) -> np.ndarray:
+    def restored_epochs(self, stopped: np.ndarray) -> np.ndarray:
         """Epoch whose weights the model holds at the end, per stop epoch (-1: no epochs at all)."""
         last = np.where(stopped >= 0, stopped, len(self.values) - 1)
-        if not restore_best_weights or len(self.values) == 0:
+        if not self.restore_best_weights or len(self.values) == 0:
             return last
         kept = self.weights_epoch_at[np.maximum(last, 0)]
         return np.where(kept >= 0, kept, last)
 
-    def result(self, patience: int, *, restore_best_weights: bool) -> EarlyStoppingResult:
-        stopped = int(self.stopped_epochs(np.array([patience]))[0])
+    def decisions(self, patience: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(stop epoch, restored epoch) for each patience; -1 where there is none."""
+        stopped = self.stopped_epochs(np.asarray(patience, dtype=np.int64))
+        return stopped, self.restored_epochs(stopped)
+
+    def result(self, patience: int) -> EarlyStoppingResult:
+        """The whole result for one patience, from the trace."""
+        stopped_arr, restored_arr = self.decisions([patience])
+        stopped, restored = int(stopped_arr[0]), int(restored_arr[0])
         trained = stopped + 1 if stopped >= 0 else len(self.values)
-        restored = int(
-            self.restored_epochs(np.array([stopped]), restore_best_weights=restore_best_weights)[0]
-        )
         best = int(self.best_epoch_at[trained - 1]) if trained else -1
         return EarlyStoppingResult(
             stopped_epoch=stopped if stopped >= 0 else None,
             best_epoch=best if best >= 0 else None,
-            best_value=self._value(best),
+            best_value=_value(self.values, self.present, best),
             restored_epoch=restored if restored >= 0 else None,
-            restored_value=self._value(restored),
+            restored_value=_value(self.values, self.present, restored),
             epochs_trained=trained,
             wait=tuple(self.wait[:trained].tolist()),
             improved_at=tuple(np.flatnonzero(self.improved[:trained]).tolist()),
         )
-
-    def _value(self, epoch: int) -> float | None:
-        if epoch < 0 or not self.present[epoch]:
-            return None
-        return float(self.values[epoch])

@@ -13,6 +13,9 @@ ranking and runlens' own Keras callbacks), as Keras factors it into ``MonitorCal
   rule, see :func:`metric_direction`), comparisons are float64, the best starts at +/-inf, and
   ReduceLROnPlateau compares ``value < best - min_delta`` (``>`` and ``+`` in max mode) with
   ``min_delta`` taken as given (its sign is not dropped).
+- ``semantics="keras2-numpy1"``: tf-keras 2.x running on NumPy 1.x (TensorFlow <= 2.17). It decides
+  as keras2 does; only ReduceLROnPlateau's new rate is computed differently (see
+  :mod:`runlens.policies.plateau`).
 
 >>> metric_direction("val_accuracy")
 'max'
@@ -27,22 +30,17 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Real
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
+from runlens.arguments import Mode, Semantics, choice, finite_number
 from runlens.errors import RunlensError
-from runlens.policies.base import SettingsRepr
+from runlens.policies.base import Direction, PolicyBase
 
-Direction = Literal["min", "max"]
-Semantics = Literal["keras3", "keras2"]
 CallbackKind = Literal["EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint"]
-
-SEMANTICS: tuple[str, ...] = ("keras3", "keras2")
-CALLBACKS: tuple[str, ...] = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
 
 # Log names Keras 3 gives its built-in metrics (the string passed to compile(), or the default name
 # of a metric object), by the direction the metric declares (`_direction` "up"/"down"). Metrics that
@@ -79,10 +77,10 @@ _F32_TINY = float(np.finfo(np.float32).tiny)
 
 def metric_direction(
     monitor: str,
-    mode: str = "auto",
-    semantics: str = "keras3",
+    mode: Mode = "auto",
+    semantics: Semantics = "keras3",
     *,
-    callback: str = "EarlyStopping",
+    callback: CallbackKind = "EarlyStopping",
 ) -> Direction:
     """Whether ``monitor`` should go down (``"min"``) or up (``"max"``), as Keras decides it.
 
@@ -92,22 +90,22 @@ def metric_direction(
       with Keras' ``_<n>`` uniqueness suffix, like ``auc_1``) has that metric's direction; anything
       else raises :class:`RunlensError` asking for an explicit mode (Keras 3 raises too). ``callback``
       makes no difference.
-    - keras2 (tf-keras 2.x), by ``callback``: ``EarlyStopping`` is max when the name ends with
-      ``acc``/``accuracy``/``auc``; ``ReduceLROnPlateau`` when it contains ``acc``;
+    - keras2 and keras2-numpy1 (tf-keras 2.x), by ``callback``: ``EarlyStopping`` is max when the
+      name ends with ``acc``/``accuracy``/``auc``; ``ReduceLROnPlateau`` when it contains ``acc``;
       ``ModelCheckpoint`` when it contains ``acc`` or starts with ``fmeasure``; otherwise min.
 
     >>> metric_direction("val_auc_2"), metric_direction("val_auc", semantics="keras2",
     ...                                                  callback="ReduceLROnPlateau")
     ('max', 'min')
     """
-    _check_choice("semantics", semantics, SEMANTICS)
-    _check_choice("callback", callback, CALLBACKS)
-    _check_choice("mode", mode, ("auto", "min", "max"))
+    choice("semantics", semantics, Semantics)
+    choice("callback", callback, CallbackKind)
+    choice("mode", mode, Mode)
     if not isinstance(monitor, str) or not monitor:
         raise RunlensError(f"monitor must be a metric name such as 'val_loss', got {monitor!r}")
     if mode != "auto":
         return mode  # type: ignore[return-value]
-    if semantics == "keras2":
+    if semantics != "keras3":
         return _keras2_direction(monitor, callback)
     name = monitor.removeprefix("val_")
     if name == "loss":
@@ -157,19 +155,19 @@ class Monitor:
         cls,
         monitor: str,
         *,
-        mode: str = "auto",
+        mode: Mode = "auto",
         min_delta: float = 0.0,
-        semantics: str = "keras3",
-        callback: str = "EarlyStopping",
+        semantics: Semantics = "keras3",
+        callback: CallbackKind = "EarlyStopping",
     ) -> Monitor:
         """Resolve ``mode`` and validate ``min_delta`` (any finite number, as Keras accepts)."""
         direction = metric_direction(monitor, mode, semantics, callback=callback)
-        return cls(monitor, direction, finite_number("min_delta", min_delta), semantics, callback)  # type: ignore[arg-type]
+        return cls(monitor, direction, finite_number("min_delta", min_delta), semantics, callback)
 
     @property
     def _delta_on_best(self) -> bool:
         # tf-keras 2.x ReduceLROnPlateau: `value < best - min_delta`, min_delta's sign kept.
-        return self.semantics == "keras2" and self.callback == "ReduceLROnPlateau"
+        return self.semantics != "keras3" and self.callback == "ReduceLROnPlateau"
 
     @property
     def initial_threshold(self) -> float | None:
@@ -247,38 +245,35 @@ def as_epoch_values(values: Any, *, name: str = "values") -> tuple[np.ndarray, n
     return floats, present
 
 
-def finite_number(option: str, value: Any) -> float:
-    """``value`` as a float, or a RunlensError naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise RunlensError(f"{option} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def count(option: str, value: Any) -> int:
-    """``value`` as a non-negative int, or a RunlensError naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise RunlensError(f"{option} must be a whole number >= 0, got {value!r}")
-    return int(value)
-
-
-def _check_choice(option: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise RunlensError(f"{option} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-
-class MonitoredPolicy(SettingsRepr):
+class MonitoredPolicy(PolicyBase):
     """What the replayed Keras callbacks share: their :class:`Monitor` and a repr in Keras' terms.
+
+    ``semantics`` is runlens' own setting (which Keras decides), not an argument of Keras' class.
 
     >>> from runlens import EarlyStopping
     >>> EarlyStopping(patience=2)
     EarlyStopping(monitor='val_loss', min_delta=0.0, patience=2, mode='auto', baseline=None, restore_best_weights=False, start_from_epoch=0, semantics='keras3')
+    >>> EarlyStopping(monitor="val_accuracy").metric, EarlyStopping(monitor="val_accuracy").direction
+    ('val_accuracy', 'max')
     """
 
+    framework: ClassVar[str] = "keras"
+    extra_settings: ClassVar[tuple[str, ...]] = ("semantics",)
     monitor: Monitor
 
     @property
     def semantics(self) -> str:
         return self.monitor.semantics
+
+    @property
+    def metric(self) -> str:
+        """The Keras ``logs`` key the policy reads (``monitor``)."""
+        return self.monitor.name
+
+    @property
+    def direction(self) -> Direction:
+        """Which way ``monitor`` improves, as ``mode`` resolved it."""
+        return self.monitor.direction
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments, in Keras' order."""

@@ -1,19 +1,26 @@
 """ReduceLROnPlateau replayed on logged values, with the learning rate in float32 as Keras keeps it.
 
-Per epoch with a value: in cooldown, ``cooldown_counter -= 1`` and ``wait = 0``; then if the value
-improves on the best it becomes the best and ``wait = 0``; otherwise, out of cooldown, ``wait += 1``
-and when ``wait >= patience`` and ``lr > float32(min_lr)`` the rate drops to
-``max(lr * factor, min_lr)`` stored as float32, ``cooldown_counter = cooldown`` and ``wait = 0``
-(when the rate is already at ``min_lr`` nothing is reset). So ``cooldown=c`` suppresses ``c - 1``
-epochs. Keras 3 multiplies in float64 before rounding; tf-keras 2.x multiplies the float32 rate by
-``factor`` in float32.
+:meth:`ReduceLROnPlateau.replay` reads like Keras' ``ReduceLROnPlateau.on_epoch_end``
+(``keras/src/callbacks/reduce_lr_on_plateau.py``). Per epoch with a value: in cooldown,
+``cooldown_counter -= 1`` and ``wait = 0``; then if the value improves on the best it becomes the
+best and ``wait = 0``; otherwise, out of cooldown, ``wait += 1`` and when ``wait >= patience`` and
+``lr > float32(min_lr)`` the rate drops to ``max(lr * factor, min_lr)`` stored as float32,
+``cooldown_counter = cooldown`` and ``wait = 0`` (when the rate is already at ``min_lr`` nothing is
+reset). So ``cooldown=c`` suppresses ``c - 1`` epochs.
 
-Which rate a run logged for an epoch depends on the callback order: TensorBoard placed before
-ReduceLROnPlateau (or runlens' own callbacks) logs the rate used during the epoch
-(``logged_lr_timing="used"``, the default); ReduceLROnPlateau placed before TensorBoard makes it log
-the rate after that epoch's decision, i.e. the already-reduced one (``logged_lr_timing="after"``).
-The two cannot be told apart from the log alone: a log of the one timing reads like a schedule
-shifted by one epoch in the other, so runlens does not guess.
+The new rate, by ``semantics``: Keras 3 multiplies the Python float rate in float64 and rounds the
+result once to float32. tf-keras 2.x computes ``old_lr * factor`` with ``old_lr`` a
+``numpy.float32`` (``tf_keras/src/callbacks.py``): NumPy >= 2 keeps that product in float32
+(``"keras2"``), NumPy 1.x promoted it to float64 before the optimizer rounded it to float32
+(``"keras2-numpy1"``: TensorFlow <= 2.17 ran on NumPy 1.x) -- the same arithmetic as Keras 3's, while
+every comparison is tf-keras'. About one reduction in six lands one float32 step apart between the
+two keras2 variants (patience 0, factor 0.1, values [1.0, 1.0], initial 0.1: 0.010000000707805157
+under NumPy 2, 0.009999999776482582 under NumPy 1.26); tests/test_keras2_numpy1.py replays cases
+recorded with the real tf-keras on NumPy 1.26 (``scripts/record_keras2_numpy1.py``).
+
+Which rate a run logged for an epoch depends on the callback order (``logged_lr_timing``, see
+:mod:`runlens.policies.learning_rate`, which also holds the starting-rate rule the report and
+:func:`runlens.replay` share).
 
 >>> r = ReduceLROnPlateau(patience=1, factor=0.5).replay([1.0, 1.0, 0.5, 0.6], initial_lr=0.1)
 >>> r.learning_rates, r.reduced_at
@@ -22,19 +29,18 @@ shifted by one epoch in the other, so runlens does not guess.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from runlens.arguments import LRTiming, Semantics, choice, count, finite_number
 from runlens.errors import RunlensError
 from runlens.policies.base import PolicyKind
-from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values, count, finite_number
+from runlens.policies.learning_rate import diverges_at
+from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values
 
-__all__ = ["LR_TIMINGS", "PlateauResult", "ReduceLROnPlateau"]
-
-LR_TIMINGS = ("used", "after")
+__all__ = ["PlateauResult", "ReduceLROnPlateau"]
 
 
 @dataclass(frozen=True)
@@ -69,13 +75,13 @@ class ReduceLROnPlateau(MonitoredPolicy):
         min_delta: smallest change that counts as an improvement.
         cooldown: epochs to wait after a reduction before counting again.
         min_lr: lower bound of the rate.
-        semantics: ``"keras3"`` (Keras 3.x) or ``"keras2"`` (tf-keras 2.x).
+        semantics: ``"keras3"`` (Keras 3.x), ``"keras2"`` (tf-keras 2.x on NumPy >= 2) or
+            ``"keras2-numpy1"`` (tf-keras 2.x on NumPy 1.x). runlens' own setting, not Keras'.
 
     >>> ReduceLROnPlateau(patience=2).replay([1, 1, 1, 1], initial_lr=1e-3).reduced_at
     (2,)
     """
 
-    framework: ClassVar[str] = "keras"
     kind: ClassVar[PolicyKind] = "lr"
 
     def __init__(
@@ -88,7 +94,7 @@ class ReduceLROnPlateau(MonitoredPolicy):
         min_delta: float = 1e-4,
         cooldown: int = 0,
         min_lr: float = 0.0,
-        semantics: str = "keras3",
+        semantics: Semantics = "keras3",
     ) -> None:
         self.monitor = Monitor.create(
             monitor, mode=mode, min_delta=min_delta, semantics=semantics, callback="ReduceLROnPlateau"
@@ -123,7 +129,7 @@ class ReduceLROnPlateau(MonitoredPolicy):
         *,
         initial_lr: float,
         logged_lr: Any = None,
-        logged_lr_timing: str = "used",
+        logged_lr_timing: LRTiming = "used",
     ) -> PlateauResult:
         """Replay on per-epoch values, starting from ``initial_lr``.
 
@@ -135,8 +141,7 @@ class ReduceLROnPlateau(MonitoredPolicy):
         >>> p.replay([2, 2, 2], initial_lr=0.1, logged_lr=[0.1, 0.1, 0.1]).diverges_at
         2
         """
-        if logged_lr_timing not in LR_TIMINGS:
-            raise RunlensError(f"logged_lr_timing must be 'used' or 'after', got {logged_lr_timing!r}")
+        choice("logged_lr_timing", logged_lr_timing, LRTiming)
         floats, present = as_epoch_values(values)
         lr = _float32(finite_number("initial_lr", initial_lr))
         if lr < 0:
@@ -167,34 +172,17 @@ class ReduceLROnPlateau(MonitoredPolicy):
             waits.append(wait)
         diverges = None
         if logged_lr is not None:
-            diverges = _divergence(rates, lr, logged_lr, logged_lr_timing)
+            logged, known = as_epoch_values(logged_lr, name="logged_lr")
+            diverges = diverges_at(rates, lr, logged, known, logged_lr_timing)
         return PlateauResult(tuple(rates), tuple(reduced_at), lr, tuple(waits), diverges)
 
     def _reduced(self, lr: float) -> float:
-        if self.semantics == "keras3":
-            return _float32(max(lr * self.factor, self.min_lr))
-        product = float(np.float32(lr) * np.float32(self.factor))
-        floor = _float32(self.min_lr)
-        return floor if floor > product else product
-
-
-def _divergence(rates: list[float], final_lr: float, logged_lr: Any, timing: str) -> int | None:
-    """First epoch trained with a rate other than the logged schedule says (None: none)."""
-    logged, present = as_epoch_values(logged_lr, name="logged_lr")
-    n = len(rates)
-    if len(logged) < n:
-        present = np.append(present, np.zeros(n - len(logged), dtype=bool))
-        logged = np.append(logged, np.full(n - len(logged), math.nan))
-    with np.errstate(over="ignore"):
-        logged32 = logged[:n].astype(np.float32).astype(np.float64)
-    # "used": logged[e] is the rate of epoch e; "after": the rate of epoch e + 1.
-    shift = 0 if timing == "used" else 1
-    expected = np.array(rates[shift:] + [final_lr] * shift, dtype=np.float64)
-    differs = present[:n] & ~(logged32 == expected)
-    first = np.flatnonzero(differs)
-    if not len(first) or first[0] + shift >= n:
-        return None
-    return int(first[0] + shift)
+        if self.semantics == "keras2":  # numpy.float32 * float stays float32 under NumPy >= 2
+            product = float(np.float32(lr) * np.float32(self.factor))
+            floor = _float32(self.min_lr)
+            return floor if floor > product else product
+        # keras3, and keras2-numpy1 (NumPy 1.x promotes the product to float64): one rounding
+        return _float32(max(lr * self.factor, self.min_lr))
 
 
 def _float32(x: float) -> float:

@@ -1,5 +1,10 @@
 """Replay a policy on every run of an epoch frame: where it stops, what it keeps, what it saves.
 
+Any stopping policy (:mod:`runlens.policies.base`) works: the replay asks it for ``metric``,
+``direction`` and its ``replay`` result, never for its class. So does any learning-rate policy
+given as ``lr_policy`` (through :func:`runlens.policies.learning_rate.replay_lr`, the path the
+report uses too).
+
 >>> import pandas as pd, runlens
 >>> frame = pd.DataFrame({"run": ["a"] * 4, "epoch": [0, 1, 2, 3],
 ...                       "wall_time": [10.0, 20.0, 30.0, 40.0],
@@ -11,30 +16,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from runlens.arguments import LRTiming, choice
 from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
-from runlens.policies.early_stopping import EarlyStopping, Trace
-from runlens.policies.plateau import ReduceLROnPlateau
-from runlens.policies.runs import RunSeries, costs, run_series
+from runlens.policies.base import check_kind
+from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
+from runlens.policies.runs import RunSeries, costs, decide, run_series
 
 __all__ = ["LR_COLUMNS", "replay"]
-
-# Where Keras logs the learning rate: Keras 3 ("learning_rate") and tf-keras 2.x ("lr").
-LR_COLUMNS = ("learning_rate", "lr")
 
 
 def replay(
     epochs_frame: pd.DataFrame,
-    policy: EarlyStopping,
+    policy: Any,
     *,
-    lr_policy: ReduceLROnPlateau | None = None,
+    lr_policy: Any = None,
     initial_lr: float | None = None,
-    logged_lr_timing: str = "used",
+    logged_lr_timing: LRTiming = "used",
 ) -> pd.DataFrame:
-    """One row per run of ``epochs_frame`` (from :func:`runlens.read_epochs`) replaying ``policy``.
+    """One row per run of ``epochs_frame`` (from :func:`runlens.read_epochs`) replaying ``policy``
+    (a stopping policy such as :class:`runlens.EarlyStopping`).
 
     Columns (epochs 0-based; nullable dtypes where a value can be missing):
 
@@ -44,46 +50,51 @@ def replay(
     - ``run_best_epoch``, ``run_best_value``: the best over the whole logged run;
     - ``epochs_saved``, ``fraction_saved``, ``time_saved_s``, ``regret`` (see
       :mod:`runlens.policies.runs`);
-    - with ``lr_policy``: ``lr_reduced_at`` (tuple of epochs), ``lr_final``, ``lr_diverges_at``:
-      ReduceLROnPlateau replayed over the epochs the policy trains, against the run's logged
-      learning rate (column ``learning_rate``, or ``lr`` as tf-keras 2.x logged it); metrics from
-      ``lr_diverges_at`` on were logged under another rate than the replay would have used, so any
-      decision taken on them is counterfactual. ``initial_lr`` defaults to each run's first logged
-      rate; ``logged_lr_timing`` is explained in :mod:`runlens.policies.plateau`.
+    - with ``lr_policy`` (such as :class:`runlens.ReduceLROnPlateau`): ``lr_reduced_at`` (tuple of
+      epochs), ``lr_final``, ``lr_diverges_at``: the policy replayed over the epochs ``policy``
+      trains, against the run's logged learning rate (column ``learning_rate``, or ``lr`` as
+      tf-keras 2.x logged it); metrics from ``lr_diverges_at`` on were logged under another rate
+      than the replay would have used, so any decision taken on them is counterfactual. The
+      starting rate follows :mod:`runlens.policies.learning_rate`'s rule: ``initial_lr``, else each
+      run's first logged rate (a run with neither is an error); ``logged_lr_timing`` says which
+      rate the log holds (``"used"`` or ``"after"``, see there).
 
     An unknown monitor raises :class:`RunlensError` listing the metrics that exist.
     """
-    if not isinstance(policy, EarlyStopping):
-        raise RunlensError(f"policy must be a runlens.EarlyStopping, got {type(policy).__name__}")
-    if lr_policy is not None and not isinstance(lr_policy, ReduceLROnPlateau):
-        raise RunlensError(f"lr_policy must be a runlens.ReduceLROnPlateau, got {type(lr_policy).__name__}")
-    series = run_series(epochs_frame, policy.monitor.name)
+    check_kind("policy", policy, "stopping", "a runlens.EarlyStopping")
+    if lr_policy is not None:
+        check_kind("lr_policy", lr_policy, "lr", "a runlens.ReduceLROnPlateau")
+    choice("logged_lr_timing", logged_lr_timing, LRTiming)
+    series = run_series(epochs_frame, policy.metric)
     rows = [_replay_run(s, policy) for s in series]
     table = _table(rows)
     if lr_policy is not None:
-        lr_rows = _replay_lr(epochs_frame, series, table, lr_policy, initial_lr, logged_lr_timing)
+        metric = lr_policy.metric or policy.metric  # torch's scheduler names no metric
+        lr_rows = _replay_lr(epochs_frame, series, table, lr_policy, metric, initial_lr, logged_lr_timing)
         table["lr_reduced_at"] = pd.Series([r[0] for r in lr_rows], dtype=object)
         table["lr_final"] = pd.array([r[1] for r in lr_rows], dtype="Float64")
         table["lr_diverges_at"] = pd.array([r[2] for r in lr_rows], dtype="Int64")
     return table
 
 
-def _replay_run(series: RunSeries, policy: EarlyStopping) -> dict:
-    result = Trace.build(policy, series.values, series.present).result(
-        policy.patience, restore_best_weights=policy.restore_best_weights
-    )
-    stopped = -1 if result.stopped_epoch is None else result.stopped_epoch
-    restored = -1 if result.restored_epoch is None else result.restored_epoch
-    cost = costs(series, np.array([stopped]), np.array([restored]), policy.monitor.direction)
-    run_best = series.best(policy.monitor.direction)
+def _replay_run(series: RunSeries, policy: Any) -> dict:
+    decision = decide(policy, series)
+    direction = policy.direction
+    cost = costs(series, np.array([decision.stopped]), np.array([decision.restored]), direction)
+    run_best = series.best(direction)
+    best = decision.best
+
+    def at(index: int) -> int | None:
+        return None if index < 0 else index
+
     return {
         "run": series.run,
         "epochs_logged": series.epochs_logged,
-        "epochs_trained": result.epochs_trained,
-        "stopped_epoch": result.stopped_epoch,
-        "best_epoch": result.best_epoch,
-        "best_value": result.best_value,
-        "restored_epoch": result.restored_epoch,
+        "epochs_trained": decision.trained,
+        "stopped_epoch": at(decision.stopped),
+        "best_epoch": at(best),
+        "best_value": float(series.values[best]) if best >= 0 and series.present[best] else None,
+        "restored_epoch": at(decision.restored),
         "restored_value": float(cost["restored_value"][0]) if cost["restored_present"][0] else None,
         "run_best_epoch": None if run_best is None else run_best[0],
         "run_best_value": None if run_best is None else run_best[1],
@@ -118,9 +129,8 @@ def _table(rows: list[dict]) -> pd.DataFrame:
         items = [r[name] for r in rows]
         if dtype == "Float64":  # built from a mask: a logged NaN must not turn into NA
             missing = np.array([v is None for v in items], dtype=bool)
-            columns[name] = _masked(
-                np.array([np.nan if v is None else v for v in items], dtype=np.float64), ~missing
-            )
+            floats = np.array([np.nan if v is None else v for v in items], dtype=np.float64)
+            columns[name] = pd.arrays.FloatingArray(floats, missing)
         else:
             columns[name] = pd.array(items, dtype=dtype)
     return pd.DataFrame(columns)
@@ -130,33 +140,30 @@ def _replay_lr(
     frame: pd.DataFrame,
     series: list[RunSeries],
     table: pd.DataFrame,
-    lr_policy: ReduceLROnPlateau,
+    lr_policy: Any,
+    metric: str,
     initial_lr: float | None,
-    timing: str,
+    timing: LRTiming,
 ) -> list[tuple[tuple[int, ...], float, int | None]]:
     lr_column = next((c for c in LR_COLUMNS if c in frame.columns), None)
     if lr_column is None and initial_lr is None:
         raise RunlensError(
             "the runs logged no learning rate (no 'learning_rate' or 'lr' column); pass initial_lr"
         )
-    monitored = {s.run: s for s in run_series(frame, lr_policy.monitor.name, option="lr_policy monitor")}
+    monitored = {s.run: s for s in run_series(frame, metric, option="lr_policy monitor")}
     logged_lr = {s.run: s for s in run_series(frame, lr_column)} if lr_column else {}
     out = []
     for s, trained in zip(series, table["epochs_trained"].tolist()):
-        m = monitored[s.run]
-        values = _masked(m.values[:trained], m.present[:trained])
         lr = logged_lr.get(s.run)
-        logged = None if lr is None else _masked(lr.values[:trained], lr.present[:trained])
-        start = initial_lr
-        if start is None:
-            known = np.flatnonzero(lr.present) if lr is not None else []
-            if not len(known):
-                raise RunlensError(f"run {s.run!r} logged no learning rate; pass initial_lr")
-            start = float(lr.values[known[0]])
-        result = lr_policy.replay(values, initial_lr=start, logged_lr=logged, logged_lr_timing=timing)
-        out.append((result.reduced_at, result.final_lr, result.diverges_at))
+        replayed = replay_lr(
+            lr_policy,
+            monitored[s.run].masked(trained),
+            initial_lr=initial_lr,
+            logged_lr=None if lr is None else lr.masked(),  # the whole run: its first rate starts
+            timing=timing,
+        )
+        if replayed.result is None:
+            raise RunlensError(f"run {s.run!r}: {replayed.note}")
+        result = replayed.result
+        out.append((tuple(result.reduced_at), result.final_lr, replayed.diverges_at))
     return out
-
-
-def _masked(values: np.ndarray, present: np.ndarray) -> pd.arrays.FloatingArray:
-    return pd.arrays.FloatingArray(values.astype(np.float64), ~present)

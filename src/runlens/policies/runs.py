@@ -20,6 +20,7 @@ the same way:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,11 @@ class RunSeries:
     @property
     def epochs_logged(self) -> int:
         return int(self.logged.sum())
+
+    def masked(self, n: int | None = None) -> pd.arrays.FloatingArray:
+        """The first ``n`` values (all by default) as a policy's ``replay`` takes them: NA where
+        nothing was logged, NaN where a NaN was."""
+        return pd.arrays.FloatingArray(self.values[:n].copy(), ~self.present[:n])
 
     def best(self, direction: Direction) -> tuple[int, float] | None:
         """(epoch, value) of the best non-NaN value over the whole run (first on ties), or None."""
@@ -105,6 +111,34 @@ def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> 
         series.wall_time[ep] = wall[rows]
         out.append(series)
     return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a stopping policy did with one run: indexes into its epochs, -1 where none."""
+
+    stopped: int
+    restored: int
+    best: int
+    trained: int
+
+
+def decide(policy: Any, series: RunSeries) -> Decision:
+    """Replay the stopping ``policy`` on ``series`` through the protocol
+    (:mod:`runlens.policies.base`): ``stopped_at``, ``best_at`` and, where the framework restores
+    weights, ``restored_at`` (otherwise the model ends with the last trained epoch's weights)."""
+    result = policy.replay(series.masked())
+    n = len(series.values)
+    stopped = result.stopped_at
+    trained = n if stopped is None else stopped + 1
+    last = trained - 1
+    restored = getattr(result, "restored_at", last)
+    return Decision(
+        stopped=-1 if stopped is None else int(stopped),
+        restored=-1 if restored is None else int(restored),
+        best=-1 if result.best_at is None else int(result.best_at),
+        trained=trained,
+    )
 
 
 def costs(

@@ -1,14 +1,19 @@
 """``runlens report``: what each run's policies would have done, across the logdir, in four formats.
 
-- :mod:`~runlens.report.model`: the report's data (dataclasses; epochs 0-based);
-- :mod:`~runlens.report.build`: :func:`build_report` (``runlens.build_report``);
-- :mod:`~runlens.report.learning_rate`, :mod:`~runlens.report.checkpoint_section`: its parts;
-- :mod:`~runlens.report.describe`: the report in words, shared by the renderers;
-- :mod:`~runlens.report.render`: :func:`render_report` to :mod:`~runlens.report.text`,
-  :mod:`~runlens.report.markdown`, :mod:`~runlens.report.json_format`, :mod:`~runlens.report.html`
-  (plots from :mod:`~runlens.report.plots`);
-- :mod:`~runlens.report.progress`: the CLI's "reading ..." line on slow reads.
+Orchestration apart from presentation, with the records between them:
 
->>> report = runlens.build_report("sample_logs", patience=3)          # doctest: +SKIP
->>> print(runlens.render_report(report, "text"))                      # doctest: +SKIP
+- :mod:`~runlens.report.model`: the report's records (dataclasses; epochs 0-based), imported by
+  both sides and importing neither;
+- :mod:`~runlens.report.build`: :func:`build_report` (``runlens.build_report``) and its parts:
+  :mod:`~runlens.report.build.runs` (per-run records), :mod:`~runlens.report.build.learning_rate`,
+  :mod:`~runlens.report.build.checkpoints`, :mod:`~runlens.report.build.live` (runlens.json's
+  decisions vs the replay);
+- :mod:`~runlens.report.render`: :func:`render_report` to :mod:`~runlens.report.render.text`,
+  :mod:`~runlens.report.render.markdown`, :mod:`~runlens.report.render.json_format`,
+  :mod:`~runlens.report.render.html` (plots from :mod:`~runlens.report.render.plots`), all saying
+  the same words (:mod:`~runlens.report.render.describe`, :mod:`~runlens.report.render.words`,
+  :mod:`~runlens.report.render.describe_sweep`).
+
+>>> report = runlens.build_report("sample_logs", early_stopping=runlens.EarlyStopping(patience=3))  # doctest: +SKIP
+>>> print(runlens.render_report(report, "text"))                                                   # doctest: +SKIP
 """

@@ -3,7 +3,8 @@
 Epochs are 0-based here, as everywhere in runlens' data; renderers for humans add 1. Values are
 Python floats (NaN = a logged NaN) or None (nothing logged / not defined). Each record is a
 dataclass, so a new field shows up in :meth:`Report.to_dict` (and the JSON) on its own; the
-human-facing renderers show the fields they know.
+human-facing renderers show the fields they know. :mod:`runlens.report.build` fills them in,
+:mod:`runlens.report.render` shows them; this module imports neither.
 
 >>> report = runlens.build_report("sample_logs")          # doctest: +SKIP
 >>> [(r.run, r.stopped_epoch) for r in report.runs]       # doctest: +SKIP
@@ -15,66 +16,65 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlens.report.bundle import Live
-
-SCHEMA = "runlens.report/1"
+SCHEMA = "runlens.report/2"
+WARNING = "WARNING"  # the label of a live-vs-replay disagreement (a run line and a report warning)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The options the report was built with (the EarlyStopping, ReduceLROnPlateau, sweep and
-    checkpoint settings); ``direction`` is what ``mode`` resolved to for ``monitor``."""
+    """What the report was built with, each policy's settings nested under its name.
+
+    Attributes:
+        monitor, direction: the metric the report is about (the stopping policy's) and which way
+            it improves (what ``mode`` resolved to).
+        early_stopping: the stopping policy: ``{"class": "keras.EarlyStopping", **settings()}``.
+        reduce_lr: the learning-rate policy the user asked to replay on every run, the same way;
+            None: only runs known to have used one (their ``runlens.json``) get an LR replay, with
+            their own settings.
+        lr_replay: ``initial_lr`` (None: each run's first logged rate) and ``lr_timing``.
+        sweep: the grid tried (setting name -> values) and ``tolerance``.
+        checkpoints: ``looked`` (bool), ``keep_best``, ``keep_last``, ``min_age`` (seconds).
+    """
 
     monitor: str
-    mode: str
     direction: str
-    patience: int
-    min_delta: float
-    baseline: float | None
-    start_from_epoch: int
-    restore_best_weights: bool
-    semantics: str
-    lr_factor: float
-    lr_patience: int
-    lr_min_delta: float
-    lr_cooldown: int
-    lr_min_lr: float
-    lr_timing: str
-    initial_lr: float | None
-    sweep_patience: list[int]
-    sweep_min_delta: list[float]
-    tolerance: float
-    checkpoints: bool
-    keep_best: int
-    keep_last: int
-    checkpoint_min_age: float
+    early_stopping: dict[str, Any]
+    reduce_lr: dict[str, Any] | None
+    lr_replay: dict[str, Any]
+    sweep: dict[str, Any]
+    checkpoints: dict[str, Any]
 
 
 @dataclass
 class LearningRate:
-    """ReduceLROnPlateau replayed over the epochs EarlyStopping trains, beside the logged rate.
+    """A run's learning rate: what was logged, and the replay of a plateau policy beside it.
 
     Attributes:
         column: the logged rate's column (``learning_rate``, or ``lr`` as tf-keras 2.x logs it),
             None when the run logged none.
-        initial: the rate the replay starts from (the first logged one unless given).
         logged_first: the first logged rate.
         logged_changes_at: epochs at whose end the logged rate changed (per ``lr_timing``).
         logged_final: the last logged rate.
+        policy: the replayed policy (``{"class": ..., **settings()}``); None: no replay.
+        settings_from: ``"report"`` (the settings the report was asked to replay) or
+            ``"runlens.json"`` (the run's own ReduceLROnPlateau, as its manifest records it).
+        initial: the rate the replay starts from (the first logged one unless given).
         replayed_reduced_at: epochs at whose end the replay reduces the rate.
         replayed_final: the rate after the replay's last decision.
-        epochs_replayed: how many epochs the replay covers (EarlyStopping's ``epochs_trained``).
+        epochs_replayed: how many epochs the replay covers (the stopping policy's ``epochs_trained``).
         diverges_at: first epoch the replay trains with another rate than the logged one; the
             metrics from there on were logged under a rate the replay would not have used, so
             decisions read from them are counterfactual. None: the schedules agree.
-        note: why there is no replay (e.g. no rate logged), else None.
+        note: why a replay that was asked for could not be made (e.g. no rate logged), else None.
     """
 
     column: str | None
-    initial: float | None = None
     logged_first: float | None = None
     logged_changes_at: list[int] = field(default_factory=list)
     logged_final: float | None = None
+    policy: dict[str, Any] | None = None
+    settings_from: str | None = None
+    initial: float | None = None
     replayed_reduced_at: list[int] = field(default_factory=list)
     replayed_final: float | None = None
     epochs_replayed: int = 0
@@ -109,15 +109,42 @@ class CheckpointSummary:
 
 
 @dataclass
-class RunRecord:
+class PolicyDecisions:
+    """One policy's decisions: ``live`` (runlens.json) and ``replayed`` (same settings, logged
+    epochs). Stopping: ``stopped_epoch``, ``best_epoch``, ``restored_epoch``; learning rate:
+    ``reduced_at`` (epochs) and ``rates`` (the rate after each reduction)."""
+
+    policy: str
+    live: dict[str, Any]
+    replayed: dict[str, Any]
+
+
+@dataclass
+class Live:
+    """What a run's ``runlens.json`` says about its training, checked against the replay."""
+
+    manifest: str
+    status: str
+    ended_normally: bool
+    updated_at: str
+    attempts: int
+    epochs_recorded: int
+    early_stopping: PolicyDecisions | None = None
+    reduce_lr: PolicyDecisions | None = None
+    agrees: bool = True
+    disagreements: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
     """Everything the report says about one run (epochs 0-based).
 
-        ``run_best_*`` is the best monitored value over the whole logged run; ``best_*`` the policy's
-        best when it stops; ``stopped_epoch`` None means the policy never stops within the logged
-        epochs. ``wall_time_s`` spans the ends of the first and last logged epochs (``time_saved_s`` is
-    None when the wall times are unknown). ``curves`` maps a
-        metric name to its per-epoch values (index = epoch, None = not logged), plus
-        ``learning_rate_replayed`` when the rate was replayed.
+    ``run_best_*`` is the best monitored value over the whole logged run; ``best_*`` the policy's
+    best when it stops; ``stopped_epoch`` None means the policy never stops within the logged
+    epochs. ``wall_time_s`` spans the ends of the first and last logged epochs (``time_saved_s`` is
+    None when the wall times are unknown). ``curves`` maps a metric name to its per-epoch values
+    (index = epoch, None = not logged), plus ``learning_rate_replayed`` when the rate was replayed.
+    ``hparams`` and ``live`` come from the run folder (:mod:`runlens.report.build.live`).
     """
 
     run: str
@@ -141,14 +168,15 @@ class RunRecord:
     checkpoints: CheckpointSummary | None = None
     curves: dict[str, list[float | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    hparams: list[dict[str, Any]] = field(default_factory=list)  # {name, value}: report/bundle.py
-    live: Live | None = None  # runlens.json's decisions vs the replay: report/bundle.py
+    hparams: list[dict[str, Any]] = field(default_factory=list)  # {name, value}
+    live: Live | None = None  # runlens.json's decisions vs the replay
 
 
 @dataclass
 class SweepSummary:
     """:func:`runlens.sweep` over the report's grid: one row per setting (the sweep table's
-    columns plus ``current``: the report's own setting), and the recommended setting or None."""
+    columns plus ``current``: the report's own setting), and the recommended setting (Keras'
+    keyword arguments, as ``runlens.sweep(...).recommended``) or None."""
 
     rows: list[dict[str, Any]]
     recommended: dict[str, Any] | None
@@ -185,13 +213,13 @@ class Report:
 
     source: str
     settings: Settings
-    runs: list[RunRecord]
+    runs: list[RunReport]
     sweep: SweepSummary
     totals: Totals
     warnings: list[str] = field(default_factory=list)
     runlens_version: str = ""
 
-    def run(self, name: str) -> RunRecord:
+    def run(self, name: str) -> RunReport:
         """The record of run ``name`` (KeyError if there is none)."""
         for record in self.runs:
             if record.run == name:
@@ -199,11 +227,11 @@ class Report:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain Python data (floats may be NaN/inf; :mod:`runlens.report.json_format` encodes
+        """Plain Python data (floats may be NaN/inf; :mod:`runlens.report.render.json_format` encodes
         them). Keys are documented in the README's "Report" section.
 
         >>> runlens.build_report("sample_logs").to_dict()["schema"]       # doctest: +SKIP
-        'runlens.report/1'
+        'runlens.report/2'
         """
         return {
             "schema": SCHEMA,

@@ -32,14 +32,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from runlens.arguments import choice, count, finite_number, flag, number
 from runlens.errors import RunlensError
-from runlens.policies.base import PolicyKind, SettingsRepr
-from runlens.policies.monitor import as_epoch_values, count, finite_number
+from runlens.options import SWEEP_PATIENCE
+from runlens.policies.base import Direction, PolicyBase, PolicyKind
+from runlens.policies.monitor import as_epoch_values
 
 __all__ = ["REASONS", "EarlyStopping", "LightningStoppingResult", "can_stop_from"]
 
@@ -77,7 +78,7 @@ class LightningStoppingResult:
     improved_at: tuple[int, ...]
 
 
-class EarlyStopping(SettingsRepr):
+class EarlyStopping(PolicyBase):
     """Replay of ``lightning.pytorch.callbacks.EarlyStopping`` (same arguments and defaults).
 
     ``verbose``, ``strict``, ``check_on_train_epoch_end`` and ``log_rank_zero_only`` decide nothing
@@ -99,6 +100,7 @@ class EarlyStopping(SettingsRepr):
 
     framework: ClassVar[str] = "lightning"
     kind: ClassVar[PolicyKind] = "stopping"
+    sweep_grid: ClassVar[dict[str, tuple]] = {"patience": SWEEP_PATIENCE}
 
     def __init__(
         self,
@@ -106,24 +108,20 @@ class EarlyStopping(SettingsRepr):
         *,
         min_delta: float = 0.0,
         patience: int = 3,
-        mode: str = "min",
+        mode: Direction = "min",
         check_finite: bool = True,
         stopping_threshold: float | None = None,
         divergence_threshold: float | None = None,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise RunlensError(f"monitor must be a logged name such as 'val_loss', got {monitor!r}")
-        if mode not in ("min", "max"):
-            raise RunlensError(f"mode can be 'min' or 'max' (as Lightning's EarlyStopping), got {mode!r}")
-        if not isinstance(check_finite, (bool, np.bool_)):
-            raise RunlensError(f"check_finite must be True or False, got {check_finite!r}")
         self.monitor = monitor
         self.min_delta = finite_number("min_delta", min_delta)
         self.patience = count("patience", patience)
-        self.mode = mode
-        self.check_finite = bool(check_finite)
-        self.stopping_threshold = _optional_number("stopping_threshold", stopping_threshold)
-        self.divergence_threshold = _optional_number("divergence_threshold", divergence_threshold)
+        self.mode = choice("mode", mode, Direction)  # as Lightning's EarlyStopping, which raises too
+        self.check_finite = flag("check_finite", check_finite)
+        self.stopping_threshold = number("stopping_threshold", stopping_threshold, none=True)
+        self.divergence_threshold = number("divergence_threshold", divergence_threshold, none=True)
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments, in Lightning's order."""
@@ -136,6 +134,20 @@ class EarlyStopping(SettingsRepr):
             "stopping_threshold": self.stopping_threshold,
             "divergence_threshold": self.divergence_threshold,
         }
+
+    @property
+    def metric(self) -> str:
+        """The name ``self.log`` gave the monitored value."""
+        return self.monitor
+
+    @property
+    def direction(self) -> Direction:
+        return self.mode  # type: ignore[return-value]
+
+    def preference(self) -> tuple:
+        """Among settings that save as much, the sweep prefers more patience, then a smaller
+        ``abs(min_delta)``."""
+        return (-self.patience, abs(self.min_delta))
 
     def replay(self, values: Any, *, can_stop_from: int = 0) -> LightningStoppingResult:
         """Replay on one value per validation check (None/pd.NA: a check without the monitor).
@@ -221,14 +233,6 @@ def can_stop_from(epochs: Sequence[float] | Any, min_epochs: int | None) -> int:
     if np.isnan(epochs).any():
         raise RunlensError("epochs must give the epoch of every check (found a missing one)")
     return max(int(np.count_nonzero(epochs < min_epochs)) - 1, 0)
-
-
-def _optional_number(option: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Real) or math.isnan(value):
-        raise RunlensError(f"{option} must be a number or None, got {value!r}")
-    return float(value)
 
 
 def _f32(x: float) -> np.float32:

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from runlens.arguments import choice, count, finite_number
 from runlens.errors import RunlensError
-from runlens.policies.base import PolicyKind, SettingsRepr
-from runlens.policies.monitor import as_epoch_values, count, finite_number
+from runlens.policies.base import Direction, PolicyBase, PolicyKind
+from runlens.policies.monitor import as_epoch_values
+
+ThresholdMode = Literal["rel", "abs"]
 
 __all__ = ["ReduceLROnPlateau", "TorchPlateauResult"]
 
@@ -53,7 +56,7 @@ class TorchPlateauResult:
     best: float
 
 
-class ReduceLROnPlateau(SettingsRepr):
+class ReduceLROnPlateau(PolicyBase):
     """Replay of ``torch.optim.lr_scheduler.ReduceLROnPlateau`` (its arguments and defaults, less
     the optimizer: ``replay`` takes the starting rate).
 
@@ -70,31 +73,35 @@ class ReduceLROnPlateau(SettingsRepr):
 
     def __init__(
         self,
-        mode: str = "min",
+        mode: Direction = "min",
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
-        threshold_mode: str = "rel",
+        threshold_mode: ThresholdMode = "rel",
         cooldown: int = 0,
         min_lr: float = 0.0,
         eps: float = 1e-8,
     ) -> None:
-        if mode not in ("min", "max"):
-            raise RunlensError(
-                f"mode must be 'min' or 'max' (torch: 'mode {mode} is unknown!'), got {mode!r}"
-            )
-        if threshold_mode not in ("rel", "abs"):
-            raise RunlensError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.mode = choice("mode", mode, Direction)  # torch: "mode ... is unknown!"
+        self.threshold_mode = choice("threshold_mode", threshold_mode, ThresholdMode)
         self.factor = finite_number("factor", factor)
         if self.factor >= 1.0:
             raise RunlensError(f"factor should be < 1.0 (the rate is multiplied by it), got {factor!r}")
-        self.mode = mode
         self.patience = count("patience", patience)
         self.threshold = finite_number("threshold", threshold)
-        self.threshold_mode = threshold_mode
         self.cooldown = count("cooldown", cooldown)
         self.min_lr = finite_number("min_lr", min_lr)
         self.eps = finite_number("eps", eps)
+
+    @property
+    def metric(self) -> None:
+        """None: torch's scheduler takes the value in ``step(value)``, it names no metric (the
+        caller says which; :func:`runlens.replay` uses the stopping policy's)."""
+        return None
+
+    @property
+    def direction(self) -> Direction:
+        return self.mode  # type: ignore[return-value]
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments, in torch's order."""
@@ -125,9 +132,7 @@ class ReduceLROnPlateau(SettingsRepr):
         0.010000000000000002
         """
         floats, present = as_epoch_values(values, name="values")
-        lr = finite_number("initial_lr", initial_lr)
-        if lr < 0:
-            raise RunlensError(f"initial_lr must be >= 0, got {initial_lr!r}")
+        lr = finite_number("initial_lr", initial_lr, minimum=0)
         best = math.inf if self.mode == "min" else -math.inf  # _reset: mode_worse
         bad, cooldown_counter = 0, 0
         rates: list[float] = []

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any, ClassVar
 
-import numpy as np
-
+from runlens.arguments import count, flag, number
 from runlens.errors import RunlensError
-from runlens.policies.base import PolicyKind, SettingsRepr
-from runlens.policies.monitor import as_epoch_values, count
+from runlens.options import SWEEP_PATIENCE
+from runlens.policies.base import Direction, PolicyBase, PolicyKind
+from runlens.policies.monitor import as_epoch_values
 
 __all__ = ["EarlyStoppingCallback", "TransformersStoppingResult"]
 
@@ -60,7 +59,7 @@ class TransformersStoppingResult:
     counter: tuple[int, ...]
 
 
-class EarlyStoppingCallback(SettingsRepr):
+class EarlyStoppingCallback(PolicyBase):
     """Replay of ``transformers.EarlyStoppingCallback`` with the TrainingArguments it reads.
 
     Args:
@@ -78,6 +77,9 @@ class EarlyStoppingCallback(SettingsRepr):
 
     framework: ClassVar[str] = "transformers"
     kind: ClassVar[PolicyKind] = "stopping"
+    # TrainingArguments' settings, not the callback's: left out of keyword_arguments()
+    extra_settings: ClassVar[tuple[str, ...]] = ("metric_for_best_model", "greater_is_better")
+    sweep_grid: ClassVar[dict[str, tuple]] = {"early_stopping_patience": SWEEP_PATIENCE}
 
     def __init__(
         self,
@@ -91,23 +93,33 @@ class EarlyStoppingCallback(SettingsRepr):
             raise RunlensError(
                 f"metric_for_best_model must be a metric name such as 'loss', got {metric_for_best_model!r}"
             )
+        greater_is_better = flag("greater_is_better", greater_is_better, none=True)
         if greater_is_better is None:
             greater_is_better = not metric_for_best_model.endswith("loss")
-        if not isinstance(greater_is_better, (bool, np.bool_)):
-            raise RunlensError(f"greater_is_better must be True, False or None, got {greater_is_better!r}")
-        threshold = early_stopping_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, Real) or math.isnan(threshold):
-            raise RunlensError(f"early_stopping_threshold must be a number, got {threshold!r}")
         self.early_stopping_patience = count("early_stopping_patience", early_stopping_patience)
-        self.early_stopping_threshold = float(threshold)
+        self.early_stopping_threshold = number("early_stopping_threshold", early_stopping_threshold)
         self.metric_for_best_model = metric_for_best_model
-        self.greater_is_better = bool(greater_is_better)
+        self.greater_is_better = greater_is_better
 
     @property
     def monitor(self) -> str:
         """The key the callback reads: ``eval_`` + ``metric_for_best_model`` unless it has it."""
         name = self.metric_for_best_model
         return name if name.startswith("eval_") else f"eval_{name}"
+
+    @property
+    def metric(self) -> str:
+        """The logged key the callback reads (:attr:`monitor`)."""
+        return self.monitor
+
+    @property
+    def direction(self) -> Direction:
+        return "max" if self.greater_is_better else "min"
+
+    def preference(self) -> tuple:
+        """Among settings that save as much, the sweep prefers more patience, then a smaller
+        threshold."""
+        return (-self.early_stopping_patience, abs(self.early_stopping_threshold))
 
     def settings(self) -> dict[str, Any]:
         """The callback's arguments, then the TrainingArguments it reads (``greater_is_better``

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import textwrap
 
-from runlens.report import describe
 from runlens.report.model import Report
+from runlens.report.render import describe
 from runlens.textsafe import shown, text_lines
 
 WIDTH = 110
@@ -24,9 +24,8 @@ def render_text(report: Report) -> str:
     out = [f"runlens report: {report.source}", *_block(describe.header_lines(report)), describe.EPOCHS_NOTE]
     for record in report.runs:
         out += ["", f"== {record.run}", *_block(describe.run_lines(record, report.settings))]
-    runs = report.totals.runs
-    out += ["", f"== sweep: EarlyStopping settings across {runs} run(s)"]
-    out += table(describe.SWEEP_HEADERS, describe.sweep_cells(report.sweep))
+    out += ["", f"== sweep: {describe.sweep_title(report)}"]
+    out += table(describe.sweep_headers(report), describe.sweep_cells(report))
     out += _block(describe.sweep_lines(report))
     out += ["", "== totals", *_block(describe.totals_lines(report))]
     if report.warnings:

@@ -17,13 +17,13 @@ def render_report(report: Report, format: str = "text") -> str:
     Names from disk are shown escaped in text, Markdown and HTML (:mod:`runlens.textsafe`) and
     kept as they are in JSON (where ``json.dumps`` escapes them: the document is ASCII)."""
     if format == "text":
-        from runlens.report.text import render_text as render
+        from runlens.report.render.text import render_text as render
     elif format == "markdown":
-        from runlens.report.markdown import render_markdown as render
+        from runlens.report.render.markdown import render_markdown as render
     elif format == "json":
-        from runlens.report.json_format import render_json as render
+        from runlens.report.render.json_format import render_json as render
     elif format == "html":
-        from runlens.report.html import render_html as render
+        from runlens.report.render.html import render_html as render
     else:
         raise RunlensError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     # Names from disk: text, Markdown and HTML show them escaped, every line through

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from html import escape
 
-from runlens.report import describe
-from runlens.report.bundle import WARNING
-from runlens.report.model import Report
-from runlens.report.plots import run_plots, sweep_plot
+from runlens.report.model import WARNING, Report
+from runlens.report.render import describe
+from runlens.report.render.plots import run_plots, sweep_plot
 from runlens.textsafe import shown, text_lines
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -61,15 +60,16 @@ def render_html(report: Report) -> str:
             "</section>",
         ]
     out += [
-        f"<h2>Sweep: EarlyStopping settings across {report.totals.runs} run(s)</h2>",
+        f"<h2>Sweep: {_text(describe.sweep_title(report))}</h2>",
         _table(
-            describe.SWEEP_HEADERS,
-            describe.sweep_cells(report.sweep),
+            describe.sweep_headers(report),
+            describe.sweep_cells(report),
             marked=[bool(r["recommended"]) for r in report.sweep.rows],
         ),
         _pairs(describe.sweep_lines(report)),
         _image(
-            sweep_plot(report.sweep), "epochs saved vs runs lost and vs max regret, one point per setting"
+            sweep_plot(report.sweep, describe.grid_keys(report)),
+            "epochs saved vs runs lost and vs max regret, one point per setting",
         ),
         "<h2>Totals</h2>",
         _pairs(describe.totals_lines(report)),

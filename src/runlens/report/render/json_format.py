@@ -6,7 +6,7 @@ means "not logged" or "not defined". The keys are documented in the README ("Rep
 
 >>> import json
 >>> json.loads(render_json(runlens.build_report("sample_logs")))["schema"]   # doctest: +SKIP
-'runlens.report/1'
+'runlens.report/2'
 """
 
 from __future__ import annotations

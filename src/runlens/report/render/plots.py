@@ -20,7 +20,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from runlens.report.model import RunRecord, Settings, SweepSummary
+from runlens.report.model import RunReport, Settings, SweepSummary
+from runlens.report.render.words import policy_name
 from runlens.textsafe import shown
 
 PARALLEL_FROM = 16  # runs; below this, spawning plotting processes costs more than it saves
@@ -32,7 +33,7 @@ _MARKS = {
 _RC = {"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8}
 
 
-def run_plot(record: RunRecord, settings: Settings) -> str:
+def run_plot(record: RunReport, settings: Settings) -> str:
     """Three panels: the monitor with best/stop/restored marked, train vs validation, learning rate."""
     from matplotlib import rc_context
 
@@ -44,7 +45,7 @@ def run_plot(record: RunRecord, settings: Settings) -> str:
         return _png(fig)
 
 
-def run_plots(records: Sequence[RunRecord], settings: Settings, *, workers: int | None = None) -> list[str]:
+def run_plots(records: Sequence[RunReport], settings: Settings, *, workers: int | None = None) -> list[str]:
     """:func:`run_plot` of every run; many runs are drawn in parallel processes (``workers``:
     default one per core once there are :data:`PARALLEL_FROM` runs; 1 = in this process), with
     the platform's default start method, as ``runlens.read_scalars`` reads files.
@@ -60,14 +61,17 @@ def run_plots(records: Sequence[RunRecord], settings: Settings, *, workers: int 
         return list(pool.map(run_plot, records, [settings] * len(records), chunksize=chunk))
 
 
-def sweep_plot(sweep: SweepSummary) -> str:
-    """The sweep frontier: epochs saved vs runs lost, and vs max regret, one point per setting."""
+def sweep_plot(sweep: SweepSummary, keys: Sequence[str] = ("patience",)) -> str:
+    """The sweep frontier: epochs saved vs runs lost, and vs max regret, one point per setting,
+    labelled by the settings ``keys`` (the grid's: the first always, the others where they vary;
+    ``p3/d0.01`` for patience 3, min_delta 0.01)."""
     from matplotlib import rc_context
 
+    shown = [k for i, k in enumerate(keys) if i == 0 or len({r[k] for r in sweep.rows}) > 1]
     with rc_context(_RC):
         fig, (ax_lost, ax_regret) = _figure(2)
-        _frontier_panel(ax_lost, sweep.rows, "runs_lost", "runs lost (regret > 0)")
-        _frontier_panel(ax_regret, sweep.rows, "max_regret", "max regret")
+        _frontier_panel(ax_lost, sweep.rows, "runs_lost", "runs lost (regret > 0)", shown)
+        _frontier_panel(ax_regret, sweep.rows, "max_regret", "max regret", shown)
         return _png(fig)
 
 
@@ -101,7 +105,7 @@ def _points(values: list[float | None]) -> tuple[list[int], list[float]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _monitor_panel(ax: Any, record: RunRecord, settings: Settings) -> None:
+def _monitor_panel(ax: Any, record: RunReport, settings: Settings) -> None:
     m = settings.monitor
     values = record.curves.get(m, [])
     x, y = _points(values)
@@ -129,10 +133,12 @@ def _monitor_panel(ax: Any, record: RunRecord, settings: Settings) -> None:
             color="C3",
             label=f"restored (epoch {restored + 1})",
         )
-    _finish(ax, f"{_plain(m)}: EarlyStopping patience {settings.patience}", _plain(m))
+    es = settings.early_stopping
+    patience = f" patience {es['patience']}" if "patience" in es else ""
+    _finish(ax, f"{_plain(m)}: {policy_name(es)}{patience}", _plain(m))
 
 
-def _pair_panel(ax: Any, record: RunRecord, monitor: str) -> None:
+def _pair_panel(ax: Any, record: RunReport, monitor: str) -> None:
     base = monitor.removeprefix("val_")
     for i, name in enumerate([base, f"val_{base}"]):
         if name in record.curves:
@@ -140,7 +146,7 @@ def _pair_panel(ax: Any, record: RunRecord, monitor: str) -> None:
     _finish(ax, f"train vs validation: {_plain(base)}", _plain(base))
 
 
-def _lr_panel(ax: Any, record: RunRecord) -> None:
+def _lr_panel(ax: Any, record: RunReport) -> None:
     lr = record.learning_rate
     logged = record.curves.get(lr.column) if lr is not None and lr.column else None
     replayed = record.curves.get("learning_rate_replayed")
@@ -162,9 +168,8 @@ def _lr_panel(ax: Any, record: RunRecord) -> None:
     _finish(ax, "learning rate: logged vs replayed", "learning rate")
 
 
-def _frontier_panel(ax: Any, rows: list[dict], column: str, label: str) -> None:
+def _frontier_panel(ax: Any, rows: list[dict], column: str, label: str, keys: list[str]) -> None:
     usable = [r for r in rows if r[column] is not None and math.isfinite(r[column])]
-    many_deltas = len({r["min_delta"] for r in rows}) > 1
     ax.scatter(
         [r[column] for r in usable], [r["epochs_saved"] for r in usable], color="0.6", s=18, label="setting"
     )
@@ -175,7 +180,7 @@ def _frontier_panel(ax: Any, rows: list[dict], column: str, label: str) -> None:
         )
     labels: dict[tuple[float, int], list[str]] = {}  # settings at the same point share one label
     for r in usable:
-        text = f"p{r['patience']}" + (f"/d{r['min_delta']:g}" if many_deltas else "")
+        text = "/".join(f"{k[0]}{r[k]:g}" if isinstance(r[k], float) else f"{k[0]}{r[k]}" for k in keys)
         labels.setdefault((r[column], r["epochs_saved"]), []).append(text)
     for point, texts in labels.items():
         ax.annotate(",".join(texts), point, textcoords="offset points", xytext=(4, 3), fontsize=7)

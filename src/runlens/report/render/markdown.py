@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-from runlens.report import describe
 from runlens.report.model import Report
+from runlens.report.render import describe
 from runlens.textsafe import shown, text_lines
 
 _PUNCTUATION = re.compile(r"([\\`*_\[\]|~#$])")
@@ -44,8 +44,8 @@ def render_markdown(report: Report) -> str:
     out += _table(describe.run_headers(s), [describe.run_cells(r) for r in report.runs])
     for record in report.runs:
         out += ["", f"### {escape(record.run)}", "", *_pairs(describe.run_lines(record, s))]
-    out += ["", f"## Sweep: EarlyStopping settings across {report.totals.runs} run(s)", ""]
-    out += _table(describe.SWEEP_HEADERS, describe.sweep_cells(report.sweep))
+    out += ["", f"## Sweep: {escape(describe.sweep_title(report))}", ""]
+    out += _table(describe.sweep_headers(report), describe.sweep_cells(report))
     out += ["", *_pairs(describe.sweep_lines(report))]
     out += ["", "## Totals", "", *_pairs(describe.totals_lines(report))]
     if report.warnings:

@@ -1,0 +1,297 @@
+"""Build a :class:`~runlens.report.model.Report` from a logdir or an epoch frame.
+
+Reading is the only I/O (the logdir's event files, its checkpoint folders and ``runlens.json``
+files); everything else is the pure policy layer, through the policy protocol
+(:mod:`runlens.policies.base`): :func:`runlens.replay` per run, the learning-rate replay
+(:mod:`~runlens.report.build.learning_rate`), :func:`runlens.sweep` across runs, then the
+checkpoint plans (:mod:`~runlens.report.build.checkpoints`) and the live comparison of runs
+trained with ``runlens.keras`` (:mod:`~runlens.report.build.live`).
+
+>>> report = build_report("sample_logs", early_stopping=runlens.EarlyStopping(patience=3))  # doctest: +SKIP
+>>> print(runlens.render_report(report, "text"))                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from runlens import __version__
+from runlens.arguments import LRTiming, choice, count, finite_number
+from runlens.checkpoints.plan import DEFAULT_MIN_AGE
+from runlens.checkpoints.retention import KeepBestK, KeepLastN
+from runlens.errors import RunlensError
+from runlens.name_columns import as_names
+from runlens.policies.base import check_kind, policy_class
+from runlens.policies.learning_rate import check_initial_lr
+from runlens.policies.runs import check_frame
+from runlens.policies.sweep import sweep as run_sweep
+from runlens.report.build.checkpoints import checkpoint_summaries
+from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
+from runlens.report.build.runs import python, run_reports
+from runlens.report.model import Report, RunReport, Settings, SweepSummary, Totals
+
+__all__ = ["build_report"]
+
+_KEYS = ("run", "epoch", "wall_time")
+# The report's stopping policy when none is given (on the default monitor).
+DEFAULT_EARLY_STOPPING = {"patience": 5, "restore_best_weights": True}
+# The class a policy given as a dict of arguments is made of.
+_CLASSES = {"early_stopping": "keras.EarlyStopping", "reduce_lr": "keras.ReduceLROnPlateau"}
+
+
+def build_report(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    early_stopping: Any = None,
+    reduce_lr: Any = None,
+    sweep: Mapping[str, Any] | None = None,
+    checkpoints: bool | str | os.PathLike[str] = True,
+    keep_best: int = 3,
+    keep_last: int = 1,
+    checkpoint_min_age: float = DEFAULT_MIN_AGE,
+    initial_lr: float | None = None,
+    lr_timing: LRTiming = "used",
+) -> Report:
+    """Replay a stopping policy (and a learning-rate policy) on every run, sweep its settings,
+    index checkpoints, compare with what runs trained with ``runlens.keras`` decided.
+
+    Args:
+        source: a logdir (read with :func:`runlens.read_epochs`) or an epoch frame already read.
+        early_stopping: the stopping policy, e.g. ``runlens.EarlyStopping(patience=3)``, or a dict
+            of its Keras arguments (pasteable from ``runlens.sweep(...).recommended``) whose
+            ``monitor`` defaults to val_loss when any run logged it, else loss. Default:
+            ``EarlyStopping(patience=5, restore_best_weights=True)`` on that monitor. Its monitor is
+            the report's: the checkpoint ranking and the plots use it too.
+        reduce_lr: a learning-rate policy (``runlens.ReduceLROnPlateau(...)``, or a dict of its
+            arguments, ``monitor`` defaulting to the report's) to replay on every run. Default
+            None: only runs whose ``runlens.json`` says they used ReduceLROnPlateau get a replay,
+            with their own settings.
+        sweep: :func:`runlens.sweep`'s keywords: the grid (``early_stopping``'s setting names ->
+            values to try; default its own default grid, ``{"patience": (0, 1, 2, 3, 5, 8, 10, 15,
+            20, 30)}``; the report's own value of each is always added) and ``tolerance``.
+        checkpoints: look for checkpoints (``RUN/checkpoints/``, else the run folder) under the
+            logdir (True), nowhere (False), or under this folder. With an epoch frame, True means
+            nowhere (no folder is known).
+        keep_best, keep_last: the retention rules of the checkpoint plan: the ``keep_best`` best by
+            the monitor and the ``keep_last`` latest (0: no such rule).
+        checkpoint_min_age: seconds; checkpoints modified more recently are kept, not ranked.
+        initial_lr, lr_timing: the learning-rate replays' starting rate (None: each run's first
+            logged rate; see :mod:`runlens.policies.learning_rate`) and which rate the logs hold
+            (``"used"`` during the epoch, Keras' usual callback order, or ``"after"`` its decision).
+
+    Returns:
+        A :class:`runlens.report.model.Report` (epochs 0-based).
+
+    Example:
+        >>> import runlens                                                            # doctest: +SKIP
+        >>> report = runlens.build_report(
+        ...     "sample_logs",
+        ...     early_stopping=runlens.EarlyStopping(patience=3, restore_best_weights=True),
+        ...     reduce_lr=runlens.ReduceLROnPlateau(factor=0.5, patience=2),
+        ...     sweep={"patience": [1, 3, 5], "min_delta": [0, 1e-3], "tolerance": 0.01},
+        ... )                                                                         # doctest: +SKIP
+        >>> report.totals.epochs_saved, report.sweep.recommended                     # doctest: +SKIP
+    """
+    frame, label, root = _source(source, checkpoints)
+    stopping = _policy("early_stopping", early_stopping, "stopping", frame, label)
+    monitor = stopping.metric
+    asked_lr = None if reduce_lr is None else _policy("reduce_lr", reduce_lr, "lr", frame, label, monitor)
+    choice("lr_timing", lr_timing, LRTiming)
+    check_initial_lr(initial_lr)
+    rules = [KeepBestK(keep_best, monitor, stopping.direction)]
+    rules += [KeepLastN(keep_last)] if count("keep_last", keep_last) else []
+    if finite_number("checkpoint_min_age", checkpoint_min_age) < 0:
+        raise RunlensError(f"checkpoint_min_age must be >= 0 seconds, got {checkpoint_min_age!r}")
+    grid, tolerance = _grid(sweep, stopping)
+    folder = None if isinstance(source, pd.DataFrame) or not Path(source).is_dir() else source
+    runs = sorted(set(map(str, as_names(frame["run"]))))
+    manifests, warnings = read_run_manifests(folder, runs) if folder is not None else ({}, [])
+    records = run_reports(
+        frame,
+        stopping,
+        lr_policy=lambda run: _lr_policy(run, asked_lr, manifests),
+        initial_lr=initial_lr,
+        timing=lr_timing,
+    )
+    try:
+        swept = run_sweep(frame, stopping, tolerance=tolerance, **grid)
+    except RunlensError as exc:
+        raise RunlensError(f"sweep: {exc}") from None
+    own = stopping.settings()
+    rows = [
+        {k: python(v, nan_is_none=True) for k, v in row.items()} for row in swept.table.to_dict("records")
+    ]
+    for row in rows:
+        row["current"] = all(row[k] == v for k, v in own.items())
+    summary = SweepSummary(rows=rows, recommended=swept.recommended, tolerance=swept.tolerance)
+    warnings = [str(p.get("message", p)) for p in frame.attrs.get("problems", [])] + warnings
+    if root is not None:
+        found, notes = checkpoint_summaries(
+            root,
+            frame,
+            runs=[r.run for r in records],
+            rules=rules,
+            min_age=checkpoint_min_age,
+            restored={r.run: r.restored_epoch for r in records},
+        )
+        for record in records:
+            record.checkpoints = found.get(record.run)
+        warnings += notes
+    if folder is not None:  # runs trained with runlens.keras: hparams, live vs replayed
+        warnings += attach_live(records, folder, frame, manifests, initial_lr=initial_lr)
+    settings = Settings(
+        monitor=monitor,
+        direction=stopping.direction,
+        early_stopping=stopping.described(),
+        reduce_lr=None if asked_lr is None else asked_lr.described(),
+        lr_replay={"initial_lr": initial_lr, "lr_timing": lr_timing},
+        sweep={**grid, "tolerance": tolerance},
+        checkpoints={
+            "looked": root is not None,
+            "keep_best": keep_best,
+            "keep_last": keep_last,
+            "min_age": float(checkpoint_min_age),
+        },
+    )
+    return Report(
+        source=label,
+        settings=settings,
+        runs=records,
+        sweep=summary,
+        totals=_totals(records, summary),
+        warnings=warnings,
+        runlens_version=__version__,
+    )
+
+
+def _source(source: Any, checkpoints: Any) -> tuple[pd.DataFrame, str, Path | None]:
+    """(epoch frame, how the report names its source, folder to look for checkpoints in)."""
+    if isinstance(source, pd.DataFrame):
+        frame, label, root = source, "epoch frame", None
+    elif isinstance(source, (str, os.PathLike)):
+        from runlens.epochs import read_epochs
+
+        frame, label, root = read_epochs(source), os.fspath(source), Path(source)
+    else:
+        raise RunlensError(f"build_report needs a logdir path or an epoch frame, got {type(source).__name__}")
+    if checkpoints is False:
+        root = None
+    elif checkpoints is not True:
+        root = Path(checkpoints)
+        if not root.is_dir():
+            raise RunlensError(f"checkpoints={os.fspath(checkpoints)!r} is not a folder")
+    if root is not None and not root.is_dir():
+        root = None  # one event file was given: there is no folder to look in
+    check_frame(frame, column="epoch")
+    if frame.empty:
+        raise RunlensError(
+            f"{label}: no per-epoch scalars (epoch_* tags, as Keras' TensorBoard callback writes them); "
+            "runlens report needs epoch metrics such as epoch_loss"
+        )
+    return frame, label, root
+
+
+def _policy(
+    option: str, given: Any, kind: str, frame: pd.DataFrame, label: str, monitor: str | None = None
+) -> Any:
+    """The policy ``given`` as an object, or built from a dict of its framework's arguments
+    (``monitor`` defaulting to ``monitor``, else to the frame's default monitor)."""
+    if given is None:
+        given = DEFAULT_EARLY_STOPPING
+    if not isinstance(given, Mapping):
+        check_kind(option, given, kind, f"a runlens.{_CLASSES[option].split('.')[1]}")  # type: ignore[arg-type]
+        check_frame(frame, column=given.metric or monitor)
+        return given
+    args = dict(given)
+    if "monitor" not in args:
+        args["monitor"] = monitor or _default_monitor(frame, label)
+    check_frame(frame, column=args["monitor"])
+    try:
+        return policy_class(_CLASSES[option])(**args)
+    except TypeError as exc:
+        raise RunlensError(f"{option}={dict(given)!r}: {exc}") from None
+
+
+def _default_monitor(frame: pd.DataFrame, label: str) -> str:
+    """val_loss when any run logged it, else loss (else whichever of the two is a column)."""
+    for logged_only in (True, False):  # a column with values first, then one with none at all
+        for candidate in ("val_loss", "loss"):
+            if candidate in frame.columns and (frame[candidate].notna().any() or not logged_only):
+                return candidate
+    metrics = ", ".join(str(c) for c in frame.columns if c not in _KEYS) or "none"
+    raise RunlensError(
+        f"{label}: no run logged val_loss or loss; pass a monitor (--monitor), one of: {metrics}"
+    )
+
+
+def _lr_policy(run: str, asked: Any, manifests: Manifests) -> tuple[Any, str | None]:
+    """The learning-rate policy to replay on ``run``, and where its settings come from."""
+    if asked is not None:
+        return asked, "report"
+    if run in manifests:
+        try:
+            policy = manifest_policy(manifests[run][1]["config"], "reduce_lr")
+        except RunlensError:
+            return None, None  # the live comparison reports why
+        if policy is not None:
+            return policy, "runlens.json"
+    return None, None
+
+
+def _grid(sweep: Mapping[str, Any] | None, stopping: Any) -> tuple[dict[str, list], float]:
+    """The sweep's grid with the report's own value of each setting added, and its tolerance."""
+    options = dict(sweep or {})
+    tolerance = finite_number("sweep tolerance", options.pop("tolerance", 0.0))
+    given = options or dict(getattr(stopping, "sweep_grid", {}))
+    own = stopping.settings()
+    grid = {}
+    for name, value in given.items():
+        items = list(value) if isinstance(value, Iterable) and not isinstance(value, str) else [value]
+        if not items:
+            raise RunlensError(f"sweep {name} needs at least one value (a sweep grid cannot be empty)")
+        if name not in own:
+            raise RunlensError(f"sweep: {type(stopping).__name__} has no setting {name!r}")
+        try:
+            values = [stopping.replace(**{name: v}).settings()[name] for v in items]
+        except RunlensError as exc:
+            raise RunlensError(f"sweep {name}: {exc}") from None
+        grid[name] = _ordered([*values, own[name]])
+    return grid, tolerance
+
+
+def _ordered(values: list) -> list:
+    """Without repeats; numbers by size (min_delta by its size, whatever its sign)."""
+    unique = list(dict.fromkeys(values))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in unique):
+        return sorted(unique, key=lambda v: (abs(v), v))
+    return unique
+
+
+def _totals(records: list[RunReport], sweep: SweepSummary) -> Totals:
+    logged = sum(r.epochs_logged for r in records)
+    saved = sum(r.epochs_saved for r in records)
+    spans = [r.wall_time_s for r in records if r.wall_time_s is not None]
+    best = next((row for row in sweep.rows if row["recommended"]), None)
+    plans = [r.checkpoints for r in records if r.checkpoints is not None]
+    planned = [c for c in plans if c.bytes_to_free is not None]
+    return Totals(
+        runs=len(records),
+        epochs_logged=logged,
+        epochs_saved=saved,
+        fraction_saved=saved / logged if logged else 0.0,
+        wall_time_s=sum(spans) if spans else None,
+        time_saved_s=float(sum(r.time_saved_s for r in records if r.time_saved_s is not None)),
+        runs_stopped=sum(r.stopped_epoch is not None for r in records),
+        runs_lost=sum(r.regret is not None and r.regret > 0 for r in records),
+        recommended_epochs_saved=None if best is None else best["epochs_saved"],
+        recommended_fraction_saved=None if best is None else best["fraction_saved"],
+        recommended_time_saved_s=None if best is None else best["time_saved_s"],
+        checkpoint_files=sum(c.files for c in plans) if plans else None,
+        checkpoint_bytes=sum(c.bytes_total for c in plans) if plans else None,
+        checkpoint_bytes_to_free=sum(c.bytes_to_free for c in planned) if planned else None,
+    )

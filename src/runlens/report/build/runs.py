@@ -1,0 +1,118 @@
+"""The report's per-run records: :func:`runlens.replay`'s row of each run, its curves and its
+learning rate (:mod:`runlens.report.build.learning_rate`).
+
+>>> records = run_reports(frame, runlens.EarlyStopping(patience=3), lr_policy=lambda run: (None, None),
+...                       initial_lr=None, timing="used")                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runlens.policies.learning_rate import LR_COLUMNS, LRTiming
+from runlens.policies.replay import replay
+from runlens.policies.runs import RunSeries, run_series
+from runlens.report.build.learning_rate import learning_rate
+from runlens.report.model import RunReport
+
+# run -> (the learning-rate policy to replay on it or None, where its settings come from)
+LRPolicyOf = Callable[[str], tuple[Any, "str | None"]]
+
+
+def run_reports(
+    frame: pd.DataFrame,
+    policy: Any,
+    *,
+    lr_policy: LRPolicyOf,
+    initial_lr: float | None,
+    timing: LRTiming,
+) -> list[RunReport]:
+    """One :class:`RunReport` per run of ``frame``, ``policy`` (a stopping policy) replayed."""
+    table = replay(frame, policy)
+    monitor = policy.metric
+    base = monitor.removeprefix("val_")
+    lr_column = next((c for c in LR_COLUMNS if c in frame.columns), None)
+    plotted = [c for c in dict.fromkeys([monitor, base, f"val_{base}", lr_column]) if c in frame.columns]
+    series: dict[str, dict[str, RunSeries]] = {}
+
+    def of(column: str | None, run: str) -> RunSeries | None:
+        if column is None or column not in frame.columns:
+            return None
+        if column not in series:
+            series[column] = {s.run: s for s in run_series(frame, column)}
+        return series[column][run]
+
+    records = []
+    for row in table.to_dict("records"):
+        row = {k: python(v) for k, v in row.items()}
+        run = row["run"]
+        monitored = of(monitor, run)
+        record = RunReport(
+            run=run,
+            epochs_logged=row["epochs_logged"],
+            last_epoch=len(monitored.logged) - 1,
+            monitor_logged=int(monitored.present.sum()),
+            run_best_epoch=row["run_best_epoch"],
+            run_best_value=row["run_best_value"],
+            epochs_trained=row["epochs_trained"],
+            stopped_epoch=row["stopped_epoch"],
+            best_epoch=row["best_epoch"],
+            best_value=row["best_value"],
+            restored_epoch=row["restored_epoch"],
+            restored_value=row["restored_value"],
+            epochs_saved=row["epochs_saved"],
+            fraction_saved=row["fraction_saved"],
+            wall_time_s=_span(monitored),
+            time_saved_s=python(row["time_saved_s"], nan_is_none=True),
+            regret=row["regret"],
+            curves={c: _curve(s) for c in plotted if (s := of(c, run)) is not None},
+        )
+        replayed_policy, settings_from = lr_policy(run)
+        record.learning_rate, replayed = learning_rate(
+            replayed_policy,
+            None if replayed_policy is None else of(replayed_policy.metric or monitor, run),
+            of(lr_column, run),
+            column=lr_column,
+            epochs_trained=record.epochs_trained,
+            initial_lr=initial_lr,
+            timing=timing,
+            settings_from=settings_from,
+        )
+        if replayed:
+            record.curves["learning_rate_replayed"] = replayed
+        if not record.monitor_logged:
+            name = type(policy).__name__
+            record.notes.append(f"no {monitor} logged: {name} never sees a value, so it never stops")
+        records.append(record)
+    return records
+
+
+def _span(series: RunSeries) -> float | None:
+    walls = series.wall_time[series.logged]
+    walls = walls[~np.isnan(walls)]
+    return float(walls.max() - walls.min()) if len(walls) else None
+
+
+def _curve(series: RunSeries) -> list[float | None]:
+    return [float(v) if p else None for v, p in zip(series.values.tolist(), series.present.tolist())]
+
+
+def python(value: Any, *, nan_is_none: bool = False) -> Any:
+    """A cell of a pandas table as plain Python: NA -> None, numpy scalars -> int/float/bool.
+
+    ``nan_is_none`` for float64 columns, where NaN is pandas' "no value" (in ``Float64`` columns a
+    NaN is a logged NaN and stays one).
+    """
+    if value is pd.NA or value is None:
+        return None
+    if isinstance(value, tuple):
+        return list(value)
+    value = value.item() if hasattr(value, "item") else value
+    if nan_is_none and isinstance(value, float) and math.isnan(value):
+        return None
+    return value
