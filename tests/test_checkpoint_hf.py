@@ -226,16 +226,38 @@ def test_the_safetensors_check_agrees_with_the_safetensors_library(spec, data, t
     assert (problem is None) == loads, problem
 
 
-def test_the_reports_checkpoint_section_plans_the_folders(hf_copy):
+def test_the_reports_checkpoint_section_plans_the_folders_under_the_run_of_their_logs(hf_copy):
     from runlens.report.build.checkpoints import checkpoint_summaries
 
     rules = [runlens.KeepBestK(1, "eval_score", mode="min")]
+    evals = runlens.read_evals(hf_copy)
+    [run] = evals["run"].unique()  # OUTPUT/runs/<date>_<host>: the Trainer's logging_dir
     summaries, warnings = checkpoint_summaries(
-        hf_copy, runlens.read_evals(hf_copy), runs=["."], rules=rules, min_age=0, restored={}
+        hf_copy, evals, runs=[run], rules=rules, min_age=0, restored={}
     )
-    summary = summaries["."]
+    summary = summaries[run]
     assert (summary.files, summary.valid, summary.keep, summary.drop) == (6, 6, 2, 4)
     assert summary.kept_epochs == [1, 2] and summary.folder == "." and not warnings
     assert summary.bytes_to_free == sum(
         p.stat().st_size for step in (2, 4, 6, 10) for p in (hf_copy / f"checkpoint-{step}").rglob("*")
     )
+
+
+def test_a_resumed_trainers_checkpoints_are_reported_under_its_last_logged_run(hf_copy):
+    from runlens.report.build.checkpoints import checkpoint_summaries
+
+    [logs] = (hf_copy / "runs").iterdir()
+    earlier = hf_copy / "runs" / "Zzz_first_attempt"  # named to sort last: the wall times decide
+    shutil.copytree(logs, earlier)
+    for event_file in earlier.iterdir():  # the first attempt logged only its first records
+        data, ends = event_file.read_bytes(), [0]
+        while ends[-1] < len(data):  # whole TFRecords: 8-byte length, 4-byte CRC, data, 4-byte CRC
+            ends.append(ends[-1] + 16 + struct.unpack_from("<Q", data, ends[-1])[0])
+        event_file.write_bytes(data[: ends[len(ends) // 2]])
+    evals = runlens.read_evals(hf_copy)
+    runs = sorted(evals["run"].unique())
+    assert len(runs) == 2
+    ends = evals.groupby("run", observed=True)["wall_time"].max()
+    rules = [runlens.KeepBestK(1, "eval_score", mode="min")]
+    summaries, warnings = checkpoint_summaries(hf_copy, evals, runs=runs, rules=rules, min_age=0, restored={})
+    assert list(summaries) == [ends.idxmax()] and not [w for w in warnings if "left out" in w]

@@ -27,6 +27,7 @@ import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.index import CHECKPOINTS_FOLDER, SKIPPED_NOT_CHECKPOINT, read_checkpoints
+from runlens.checkpoints.names import HF_KIND
 from runlens.checkpoints.plan import plan_prune, plan_summary
 from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
@@ -51,6 +52,10 @@ def checkpoint_summaries(
     except RunlensError as exc:
         return {}, [f"checkpoints not read: {exc}"]
     warnings = _skipped_notes(table.attrs.get("skipped", []), root)
+    owners = hf_logged_runs(table, runs, epochs)
+    table["run"] = table["run"].astype(object).map(owners)
+    for record in table.attrs.get("framework_best", []):  # compared with the plan run by run
+        record["run"] = owners.get(record["run"], record["run"])
     others = sorted(set(table["run"]) - set(runs))
     if others:
         count = int(table["run"].isin(others).sum())
@@ -72,6 +77,30 @@ def checkpoint_summaries(
         )
         warnings += disagreements
     return out, warnings
+
+
+def hf_logged_runs(table: pd.DataFrame, runs: Sequence[str], logs: pd.DataFrame) -> dict[str, str]:
+    """Checkpoint run -> the logged run it is reported under: itself, except an HF Trainer output
+    dir that is no logged run of its own, whose checkpoints belong to the run its TensorBoard logs
+    are in (``OUTPUT/runs/<date>_<host>``, the Trainer's default ``logging_dir``): the only one,
+    or, after resumes wrote several, the one logged last (the checkpoints hold its state).
+
+    >>> hf_logged_runs(table, ["out/runs/May01_10-00-00_host"], evals)     # doctest: +SKIP
+    {'out': 'out/runs/May01_10-00-00_host'}
+    """
+    logged = set(runs)
+    owners = {run: run for run in table["run"].astype(object).unique()}
+    hf = table.loc[table["kind"] == HF_KIND, "run"].astype(object).unique()
+    last: dict[str, float] = {}
+    if "wall_time" in logs.columns and len(logs):
+        ends = logs.groupby("run", observed=True)["wall_time"].max()
+        last = {str(r): t.timestamp() for r, t in ends.items() if pd.notna(t)}
+    for run in (r for r in hf if r not in logged):
+        prefix = "runs/" if run == "." else f"{run}/runs/"
+        below = [r for r in runs if r.startswith(prefix) and "/" not in r[len(prefix) :]]
+        if below:
+            owners[run] = max(below, key=lambda r: (last.get(r, float("-inf")), r))
+    return owners
 
 
 def _skipped_notes(skipped: list[dict[str, str]], root: str | os.PathLike[str]) -> list[str]:
