@@ -41,6 +41,7 @@ from runlens.checkpoints.torch_zip import (
     MAX_PICKLE,
     NotTorchZip,
     TorchSave,
+    check_members,
     missing_storages,
     open_torch_zip,
     read_torch_pickle,
@@ -124,11 +125,11 @@ def check_lightning_checkpoint(file: BinaryIO) -> Validity:
                 "and state_dict",
                 checkpoint=False,
             )
-        content = lightning_content(saved)
         try:
-            bad = archive.testzip()
+            bad = check_members(saved)  # first: the scalars read below come from what it kept
         except ZIP_ERRORS as exc:
-            return _invalid(f"corrupted: {exc}", content)
+            return _invalid(f"corrupted: {exc}", lightning_content(saved))
+        content = lightning_content(saved)
         if bad is not None:
             return _invalid(f"corrupted: member {bad} fails its CRC check", content)
         missing = missing_storages(saved)

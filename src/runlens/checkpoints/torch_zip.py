@@ -49,6 +49,7 @@ _STORAGES: dict[str, tuple[str, int]] = {
 }
 _REBUILD = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
 _MAX_INDEX = 1 << 62  # offsets and sizes beyond this are damage, not a tensor
+_SMALL_MEMBER = 64  # bytes: kept by check_members (a scalar's storage is 1-8 bytes)
 
 
 class NotTorchZip(ValueError):
@@ -65,6 +66,25 @@ class TorchSave:
     obj: Any
     persistent: list[Persistent] = field(default_factory=list)
     little_endian: bool = True
+    small: dict[str, bytes] = field(default_factory=dict)  # members read by check_members
+
+
+def check_members(saved: TorchSave) -> str | None:
+    """The first member that fails its CRC check, or None (``ZipFile.testzip``, reading each
+    member once); the small ones -- a scalar tensor's storage -- are kept in ``saved.small``, so
+    :func:`scalar` reads no member again (a ``save_top_k=-1`` checkpoint holds one such tensor
+    per ``best_k_models`` entry). Zip errors other than a bad CRC are raised."""
+    for info in saved.zip.infolist():
+        try:
+            with saved.zip.open(info) as member:  # the CRC is checked when the end is read
+                if info.file_size <= _SMALL_MEMBER:
+                    saved.small[info.filename] = member.read()
+                else:
+                    while member.read(1 << 20):
+                        pass
+        except zipfile.BadZipFile:
+            return info.filename
+    return None
 
 
 def pickle_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo:
@@ -165,6 +185,9 @@ def _index(value: Any) -> bool:
 
 
 def _read_at(saved: TorchSave, name: str, offset: int, width: int) -> bytes | None:
+    if name in saved.small:
+        raw = saved.small[name][offset : offset + width]
+        return raw if len(raw) == width else None
     try:
         info = saved.zip.getinfo(name)
         if offset + width > info.file_size:
