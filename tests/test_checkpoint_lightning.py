@@ -76,6 +76,25 @@ def test_real_checkpoints_are_read_from_inside_and_ranked_by_the_logs(lightning_
     assert (last["epoch"], last["step"]) == (2, 12)  # a copy of the latest state
 
 
+def test_each_row_says_where_its_value_came_from_when_the_sources_differ(lightning_copy):
+    for events in (lightning_copy / VERSIONS.format(2)).glob("events.out.tfevents.*"):
+        events.unlink()  # version_2's logs are gone: ModelCheckpoint's stored scores remain
+    table = runlens.read_checkpoints(lightning_copy)
+    assert set(rows(table, 0)["metrics_from"]) == {"logs"}
+    assert set(rows(table, 2)["metrics_from"]) == {"checkpoint"}
+    assert rows(table, 2)["val_loss"].notna().all()
+    result = CliRunner().invoke(main, ["checkpoints", "list", str(lightning_copy)])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.output.splitlines()
+    assert header.split()[-2:] == ["from", "valid"]
+    for line in lines:
+        if line.startswith(VERSIONS.format(0) + " "):
+            assert line.split()[-2] == "logs"
+        elif line.startswith(VERSIONS.format(2) + " "):
+            assert line.split()[-2] == "checkpoint"
+    assert "metrics from: checkpoint, logs" in result.output
+
+
 def test_collision_suffixes_and_metric_names_are_read(lightning_copy):
     table = runlens.read_checkpoints(lightning_copy)
     collided = rows(table, 2)

@@ -211,6 +211,9 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     out["kind"], out["size"] = table["kind"], [nbytes(b) for b in table["size_bytes"]]
     for metric in metrics:
         out[metric] = [("" if pd.isna(v) else f"{v:.6g}") for v in table[metric]]
+    sources = table["metrics_from"].where(table[metrics].notna().any(axis=1), "") if metrics else None
+    if sources is not None and sources[sources != ""].nunique() > 1:  # say where each value came from
+        out["from"] = sources
     out["valid"] = ["yes" if ok else f"NO: {why}" for ok, why in zip(table["valid"], table["invalid_reason"])]
     if "keep" in table.columns:  # the reason already says why a file is invalid
         out["valid"] = ["yes" if ok else "NO" for ok in table["valid"]]
