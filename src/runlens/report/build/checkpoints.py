@@ -32,6 +32,7 @@ from runlens.checkpoints.plan import plan_prune, plan_summary
 from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
 from runlens.manifest import ended_runs
+from runlens.name_columns import NAME_DTYPE
 from runlens.report.model import CheckpointSummary
 
 _NAMED = 5  # non-checkpoint files named in the report's one line about them
@@ -53,7 +54,9 @@ def checkpoint_summaries(
         return {}, [f"checkpoints not read: {exc}"]
     warnings = _skipped_notes(table.attrs.get("skipped", []), root)
     owners = hf_logged_runs(table, runs, epochs)
-    table["run"] = table["run"].astype(object).map(owners)
+    # by hand, not Series.map: a dict's keys would become an Arrow index, which cannot hold a
+    # name that is not UTF-8 (runlens.textsafe)
+    table["run"] = pd.array([owners[run] for run in table["run"]], dtype=NAME_DTYPE)
     for record in table.attrs.get("framework_best", []):  # compared with the plan run by run
         record["run"] = owners.get(record["run"], record["run"])
     others = sorted(set(table["run"]) - set(runs))
