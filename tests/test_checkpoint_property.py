@@ -327,7 +327,8 @@ def test_no_sequence_of_prunes_races_and_kills_loses_a_run_or_touches_other_file
             process.kill()  # SIGKILL, unless it has ended already (multiprocessing checks first)
             process.join(120)
             assert process.exitcode in (0, 1, 2, -signal.SIGKILL)
-            assert "Traceback" not in Path(log).read_text()
+            # Killed before the child opened its log (a loaded machine starts it late): nothing to read.
+            assert not Path(log).exists() or "Traceback" not in Path(log).read_text()
             removed = sum(self.before.values()) - sum(self.counts().values())
             if process.exitcode == -signal.SIGKILL:
                 event(f"kill -9 landed {'before it removed anything' if removed <= 0 else 'while removing'}")

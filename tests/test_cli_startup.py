@@ -1,5 +1,5 @@
 """The command line answers --help, --version and usage errors without loading the library's heavy
-dependencies, and every usage error is one ``Error:`` line with exit code 2 (the README's promise).
+dependencies, and every usage error is one ``Error:`` line with exit code 2 (docs/cli.md's promise).
 
 No timing is asserted: what makes ``runlens --help`` slow is importing pandas/numpy/matplotlib
 (0.6-1.8 s), so the tests check that none of them is imported.

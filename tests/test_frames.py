@@ -1,4 +1,4 @@
-"""Every public frame follows one convention (README "Frames"): instants are datetime64[ns, UTC],
+"""Every public frame follows one convention (docs/reading.md, "Frames"): instants are datetime64[ns, UTC],
 durations float64 seconds named *_s; `run` is a categorical holding only the runs with rows in the
 long frames (read_scalars, read_epochs) and str in frames of one row per run or file. And
 dir(runlens) lists the public API only."""

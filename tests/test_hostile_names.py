@@ -56,7 +56,7 @@ TIMEOUT = 120
 
 
 def escaped(name: str) -> str:
-    """How runlens shows a name (README, "Names"): every character ``str.isprintable`` rejects
+    """How runlens shows a name (docs/names.md): every character ``str.isprintable`` rejects
     as ``\\xNN`` (a byte that is not UTF-8 too), ``\\uNNNN`` or ``\\UNNNNNNNN``."""
     out = []
     for char in name:
@@ -234,7 +234,7 @@ def test_export_keeps_names_faithful_in_data_files(hostile, tmp_path):
             assert back == runs
         elif suffix == ".json":
             assert [row["run"] for row in json.loads(target.read_text(encoding="ascii"))] == runs
-        else:  # Arrow strings are UTF-8: a byte that is not is written escaped (README)
+        else:  # Arrow strings are UTF-8: a byte that is not is written escaped (docs/names.md)
             back = pq.read_table(target).column("run").to_pylist()
             assert back == [escaped(r) if any(0xDC80 <= ord(c) <= 0xDCFF for c in r) else r for r in runs]
     target = tmp_path / "epochs.csv"

@@ -39,8 +39,8 @@ def test_version_names_the_package_to_install():
     assert result.output == f"runlens {runlens.__version__} (pip package: {DISTRIBUTION})\n"
 
 
-def test_every_install_line_in_the_readme_and_the_code_names_the_distribution():
-    texts = [(ROOT / "README.md").read_text()]
+def test_every_install_line_in_the_docs_and_the_code_names_the_distribution():
+    texts = [p.read_text() for p in (ROOT / "README.md", *(ROOT / "docs").glob("*.md"))]
     texts += [p.read_text() for p in (ROOT / "src" / "runlens").rglob("*.py")]
     lines = [m for text in texts for m in re.findall(r"pip install [^`\n)]*", text)]
     assert any(DISTRIBUTION in line for line in lines)
