@@ -42,7 +42,6 @@ FRAMEWORK_LOGS = "framework_logs"
 # link to one of them is checked once it exists. Remove a name here when its page is merged.
 PAGES_TO_COME = {
     "frameworks.md",
-    "checkpoints-frameworks.md",
     "report-at-scale.md",
     "report-html.md",
     "report.png",
