@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # `import writers` from any test
 
 import writers
 
-# checkpoint_fits' fixtures (fitted, folder: a real ModelCheckpoint fit) for every test module
-pytest_plugins = ["checkpoint_fits"]
+# checkpoint_fits' fixtures (fitted, folder: a real ModelCheckpoint fit) and framework_checkpoint_fits'
+# (framework_fits, lightning_copy, hf_copy: real Lightning and HF Trainer checkpoints) for every module
+pytest_plugins = ["checkpoint_fits", "framework_checkpoint_fits"]
 
 
 class Written:

@@ -24,7 +24,14 @@ def start(argv: list[str], *, log: str):
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
         _CONTEXT.set_forkserver_preload(
-            ["runlens.cli", "runlens.checkpoints.keras_hdf5", "h5py", "prune_worker"]
+            [
+                "runlens.cli",
+                "runlens.checkpoints.keras_hdf5",
+                "runlens.checkpoints.lightning_ckpt",
+                "runlens.checkpoints.hf_folder",
+                "h5py",
+                "prune_worker",
+            ]
         )
     process = _CONTEXT.Process(target=run, args=(argv, log), daemon=True)
     process.start()

@@ -44,7 +44,11 @@ def test_a_finished_runs_fresh_checkpoints_are_planned_at_once(fresh_clone):
     assert result.exit_code == 0, result.output
     assert "would delete 8 of 12 checkpoints" in result.output and "min-age" not in result.output
     report = CliRunner().invoke(main, ["report", str(fresh_clone)])
-    assert "delete 8, free 172.0 KiB" in report.output and "modified within" not in report.output
+    # The Keras part: its runs' runlens.json say training ended. (The Lightning and HF sample runs
+    # have no runlens.json: their fresh checkpoints are kept as maybe still written, a limitation
+    # the docs state.)
+    keras_part = report.output.split("\nrunlens report: ", 1)[0]
+    assert "delete 8, free 172.0 KiB" in keras_part and "modified within" not in keras_part
 
 
 def test_a_run_still_training_keeps_its_fresh_checkpoints(fresh_clone):

@@ -1,4 +1,4 @@
-"""Find the checkpoints under a folder: one row per file, with its epoch, metrics and validity.
+"""Find the checkpoints under a folder: one row per checkpoint, with its epoch, metrics and validity.
 
 >>> import runlens
 >>> table = runlens.read_checkpoints("runs/", template="ckpt_{epoch:02d}_{val_loss:.4f}.keras")
@@ -9,20 +9,49 @@
 from __future__ import annotations
 
 import os
-import re
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from runlens.checkpoints.join import join_epoch_metrics, layout_logdir
-from runlens.checkpoints.names import ParsedName, Template, checkpoint_kind, guess_name
-from runlens.checkpoints.removal import aside_original
-from runlens.checkpoints.validate import inspect_file
+from runlens.checkpoints.find import (
+    SKIPPED_ASIDE,
+    SKIPPED_NOT_CHECKPOINT,
+    SKIPPED_SHARD,
+    SKIPPED_SYMLINK,
+    SKIPPED_UNDETERMINED,
+    SKIPPED_UNREADABLE,
+    Found,
+    find_checkpoints,
+    skip,
+)
+from runlens.checkpoints.folders import FolderIdentity
+from runlens.checkpoints.framework_state import best_records, pins
+from runlens.checkpoints.join import join_logged, layout_logdir, lightning_logdir
+from runlens.checkpoints.names import (
+    HF_KIND,
+    KERAS_KINDS,
+    ParsedName,
+    Template,
+    guess_name,
+    hf_step,
+    lightning_name,
+)
+from runlens.checkpoints.validate import Validity, inspect_file
 from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
 from runlens.times import utc_from_local
+
+__all__ = [
+    "SKIPPED_ASIDE",
+    "SKIPPED_NOT_CHECKPOINT",
+    "SKIPPED_SHARD",
+    "SKIPPED_SYMLINK",
+    "SKIPPED_UNDETERMINED",
+    "SKIPPED_UNREADABLE",
+    "read_checkpoints",
+    "run_of",
+]
 
 LEADING_COLUMNS = ["path", "run", "epoch"]
 IDENTITY_COLUMNS = ["device", "inode", "ctime"]  # with size_bytes and mtime: which file, unchanged
@@ -36,17 +65,12 @@ TRAILING_COLUMNS = [
     "keras_version",
     "saved_at",
     "metrics_from",
+    "pinned",
 ]
+# columns only there when some row has them: a template's {batch}, the global step of Lightning and
+# HF checkpoints, and the digest that is part of a checkpoint folder's identity
+OPTIONAL_COLUMNS = ["batch", "step", "content_digest"]
 CHECKPOINTS_FOLDER = "checkpoints"  # RUN/checkpoints/ holds RUN's checkpoints (bundled callbacks)
-
-# table.attrs["skipped"] categories: files with a checkpoint's name that are not in the table
-SKIPPED_SYMLINK = "symlink"  # never followed
-SKIPPED_NOT_CHECKPOINT = "not a checkpoint"  # by content: another zip, an HDF5 data file, ...
-SKIPPED_UNDETERMINED = "cannot tell"  # damaged so that nothing proves Keras wrote it
-SKIPPED_SHARD = "shard"  # one part of a sharded .weights.json checkpoint: not indexed
-SKIPPED_ASIDE = "left aside"  # moved aside by a prune that was killed before it removed it
-SKIPPED_UNREADABLE = "unreadable"  # a folder that cannot be listed, a FIFO, a file gone meanwhile
-_SHARD = re.compile(r"(?P<base>.+)_\d{5}\.weights\.h5")  # saving_lib.ShardedH5IOStore's shard names
 
 
 def read_checkpoints(
@@ -56,37 +80,54 @@ def read_checkpoints(
     logdir: str | os.PathLike[str] | None = None,
     epochs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per Keras checkpoint (``.keras``, ``.weights.h5``, ``.h5``) under ``path``.
+    """One row per checkpoint under ``path``: Keras files (``.keras``, ``.weights.h5``, ``.h5``),
+    Lightning files (``.ckpt``) and HF Trainer folders (``checkpoint-N/``, one row per folder).
 
-    A file is a checkpoint only when its content says so (:mod:`runlens.checkpoints.validate`):
-    a ``.keras`` zip holding Keras' ``metadata.json``/``config.json``, an HDF5 file with the
-    attributes or layout Keras writes. Other files with such names (``predictions_001.h5``, another
-    zip) are not in the table, and nothing runlens does ever touches them.
+    A file or folder is a checkpoint only when its content says so
+    (:mod:`runlens.checkpoints.validate`): a ``.keras`` zip holding Keras' ``metadata.json``/
+    ``config.json``, an HDF5 file with the attributes or layout Keras writes, a ``torch.save`` zip
+    holding Lightning's checkpoint dict (read without running its pickle), a folder whose
+    ``trainer_state.json`` is the HF Trainer's. Other files with such names (``predictions_001.h5``,
+    another zip, a plain ``torch.save`` of a state dict) are not in the table, and nothing runlens
+    does ever touches them.
 
     Args:
-        path: a folder (searched recursively, never through symlinks) or one checkpoint file.
+        path: a folder (searched recursively, never through symlinks) or one checkpoint.
         template: the ModelCheckpoint ``filepath`` (or several) the files were written with, e.g.
             ``"ckpt_{epoch:02d}_{val_loss:.4f}.keras"``; names are parsed back through it. Without
-            one, common patterns are recognised (:func:`runlens.checkpoints.names.guess_name`).
-        logdir: TensorBoard logs of the same runs; each checkpoint gets its epoch's full-precision
-            metrics from ``runlens.read_epochs(logdir)``. Found on its own for the bundled layout
-            (``RUN/checkpoints`` next to ``RUN/train`` and ``RUN/validation``).
-        epochs: an epoch frame already read (``runlens.read_epochs(...)``); used instead of logdir.
+            one, common patterns are recognised (:func:`runlens.checkpoints.names.guess_name`;
+            Lightning's ``key=value`` names by :func:`~runlens.checkpoints.names.lightning_name`).
+        logdir: TensorBoard logs of the same runs: each Keras checkpoint gets its epoch's
+            full-precision metrics from ``runlens.read_epochs(logdir)``, each Lightning checkpoint
+            those of the validation check it was saved after (``runlens.read_evals``). Found on its
+            own for the bundled layout (``RUN/checkpoints`` next to ``RUN/train`` and
+            ``RUN/validation``) and Lightning's (``version_N/checkpoints`` next to its event files).
+        epochs: an epoch frame already read (``runlens.read_epochs(...)``) or an evaluation frame
+            (``runlens.read_evals(...)``); used instead of logdir.
 
     Returns:
-        Columns ``path, run, epoch`` (0-based ``Int64``, ``<NA>`` when the name could not be
-        placed), ``batch`` when a template has ``{batch}``, one ``Float64`` column per metric,
-        ``size_bytes, mtime`` (UTC), ``device, inode`` (``uint64``) and ``ctime`` (UTC: with
-        size and mtime, the identity :func:`runlens.apply_prune` checks the file against),
-        ``kind`` (``keras``/``weights``/``h5``), ``valid``, ``invalid_reason``, ``keras_version``,
-        ``saved_at`` (UTC, from a ``.keras``'s metadata, which holds local time without a zone: read in
-        this machine's zone) and ``metrics_from`` (``logs`` when the
-        epoch was found in the logs, ``name`` otherwise). ``run`` is the folder holding the file
-        relative to ``path`` ('.' for ``path`` itself), or that folder's parent when it is named
-        ``checkpoints``. Files with a checkpoint's name that are not in the table are listed in
-        ``table.attrs["skipped"]`` as ``{"path", "reason", "category"}`` dicts; ``category`` is
-        one of the ``SKIPPED_*`` constants of this module (a symlink, not a checkpoint, damaged
-        so that nothing proves Keras wrote it, a shard, left aside by a killed prune, unreadable).
+        Columns ``path, run, epoch`` (0-based ``Int64``, ``<NA>`` when unknown: Keras' from the
+        name, Lightning's ``current_epoch`` and HF's from inside the checkpoint), ``batch`` when
+        a template has ``{batch}``, ``step`` (the global step, ``Int64``) when there are
+        Lightning or HF checkpoints, one ``Float64`` column per metric, ``size_bytes, mtime``
+        (UTC), ``device, inode`` (``uint64``) and ``ctime`` (UTC: with size and mtime, the
+        identity :func:`runlens.apply_prune` checks the file against; for a folder, its device and
+        inode, the total size of its files, their newest mtime and ctime, and ``content_digest``),
+        ``kind`` (``keras``/``weights``/``h5``/``lightning``/``transformers``), ``valid``,
+        ``invalid_reason``, ``keras_version``, ``saved_at`` (UTC, from a ``.keras``'s metadata,
+        which holds local time without a zone: read in this machine's zone), ``metrics_from``
+        (``logs`` when the logs had the checkpoint's evaluation, ``trainer_state`` for an HF
+        folder's own ``log_history``, ``checkpoint`` for the score Lightning's ModelCheckpoint
+        stored in the file, ``name`` otherwise) and ``pinned`` (why a prune never drops it, or
+        ``""``: see :mod:`runlens.checkpoints.framework_state`). ``run`` is the folder holding
+        the checkpoint relative to ``path`` ('.' for ``path`` itself), or that folder's parent
+        when it is named ``checkpoints``. Files with a checkpoint's name that are not in the
+        table are listed in ``table.attrs["skipped"]`` as ``{"path", "reason", "category"}``
+        dicts; ``category`` is one of the ``SKIPPED_*`` constants of this module (a symlink, not
+        a checkpoint, damaged so that nothing proves its framework wrote it, a shard, left aside
+        by a killed prune, unreadable). ``table.attrs["framework_best"]`` holds what the newest
+        Lightning or HF checkpoint of each series records as best
+        (:func:`runlens.checkpoints.framework_state.best_records`).
 
     Example:
         >>> table = read_checkpoints("runs/", logdir="runs/")            # doctest: +SKIP
@@ -96,85 +137,49 @@ def read_checkpoints(
     if not root.exists():
         raise RunlensError(f"checkpoint path {str(root)!r} does not exist; pass a checkpoint folder")
     templates = [Template(t) for t in ([template] if isinstance(template, str) else template or [])]
-    files, skipped = _find(root)
-    rows = []
-    for file, rel in files:
-        row = _row(file, rel, templates)
+    listing = find_checkpoints(root)
+    skipped, rows, contents = listing.skipped, [], {}
+    for found in listing.found:
+        row, content = _row(found, templates)
         if "category" in row:
             skipped.append(row)
-        else:
-            rows.append(row)
+            continue
+        if content is not None:
+            contents[len(rows)] = content
+        rows.append(row)
     table = _frame(rows)
-    if epochs is None:
-        folder = root if root.is_dir() else root.parent
-        source = logdir if logdir is not None else layout_logdir(folder, table["path"])
-        epochs = _read_epochs(source, explicit=logdir is not None) if source is not None else None
-    if epochs is not None:
-        table = join_epoch_metrics(table, epochs)
-    metrics = [c for c in table.columns if c not in {*LEADING_COLUMNS, "batch", *TRAILING_COLUMNS}]
-    batch = ["batch"] if "batch" in table.columns else []
-    table = table[[*LEADING_COLUMNS, *batch, *sorted(metrics), *TRAILING_COLUMNS]]
+    table["pinned"] = pins(table, contents, listing.links)
+    records = best_records(table, contents)
+    table = _join_logs(table, root, logdir, epochs)
+    fixed = {*LEADING_COLUMNS, *OPTIONAL_COLUMNS, *TRAILING_COLUMNS}
+    metrics = [c for c in table.columns if c not in fixed]
+    optional = [c for c in ("batch", "step") if c in table.columns]
+    digest = ["content_digest"] if "content_digest" in table.columns else []
+    table = table[[*LEADING_COLUMNS, *optional, *sorted(metrics), *TRAILING_COLUMNS, *digest]]
     table = table.sort_values(["run", "epoch", "path"], na_position="last", ignore_index=True)
     table.attrs["skipped"] = sorted(skipped, key=lambda s: s["path"])
+    table.attrs["framework_best"] = records
     return table
 
 
-def _skip(path: str, category: str, reason: str) -> dict[str, str]:
-    return {"path": path, "reason": reason, "category": category}
-
-
-def _find(root: Path) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
-    """(path, path relative to root) of every regular file with a checkpoint's name; symlinks,
-    shards, files a killed prune left aside and other file types go to skipped."""
-    if not root.is_dir():
-        kind = checkpoint_kind(root.name)
-        if kind is None or not stat.S_ISREG(root.lstat().st_mode):
-            raise RunlensError(f"{str(root)!r} is not a checkpoint folder or checkpoint file")
-        return [(str(root), root.name)], []
-    files, skipped = [], []
-    pending = [(str(root), "")]
-    while pending:
-        folder, rel = pending.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            skipped.append(_skip(folder, SKIPPED_UNREADABLE, f"cannot list folder: {exc.strerror or exc}"))
-            continue
-        names = {entry.name for entry in entries}
-        for entry in entries:
-            entry_rel = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_symlink():
-                if entry.is_dir() or checkpoint_kind(entry.name):
-                    skipped.append(_skip(entry.path, SKIPPED_SYMLINK, "symlink: never followed"))
-            elif entry.is_dir(follow_symlinks=False):
-                pending.append((entry.path, entry_rel))
-            elif (original := aside_original(entry.name)) is not None:
-                skipped.append(
-                    _skip(
-                        entry.path,
-                        SKIPPED_ASIDE,
-                        f"moved aside by a prune that was killed while removing {original!r}: "
-                        f"delete it, or rename it back to {original!r} to keep it",
-                    )
-                )
-            elif not checkpoint_kind(entry.name):
-                continue
-            elif not entry.is_file(follow_symlinks=False):
-                skipped.append(_skip(entry.path, SKIPPED_UNREADABLE, "not a regular file: never opened"))
-            elif (shard := _SHARD.fullmatch(entry.name)) and {
-                f"{shard['base']}.weights.json",
-                f"{shard['base']}.json",
-            } & names:
-                skipped.append(
-                    _skip(
-                        entry.path,
-                        SKIPPED_SHARD,
-                        f"a shard of the sharded checkpoint {shard['base']}.weights.json: not indexed, never deleted",
-                    )
-                )
-            else:
-                files.append((entry.path, entry_rel))
-    return sorted(files), skipped
+def _join_logs(
+    table: pd.DataFrame, root: Path, logdir: str | os.PathLike[str] | None, epochs: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The logged metrics joined in (see :mod:`runlens.checkpoints.join`)."""
+    if epochs is not None:
+        return join_logged(table, epochs)
+    lightning = table["kind"] == "lightning"
+    if logdir is not None:
+        logs = _read_logs(logdir, explicit=True, evals=bool(lightning.any()))
+        return join_logged(table, logs) if logs is not None else table
+    folder = root if root.is_dir() else root.parent
+    keras = table["kind"].isin(KERAS_KINDS)
+    source = layout_logdir(folder, table.loc[keras, "path"]) if keras.any() else None
+    logs = _read_logs(source, explicit=False, evals=False) if source is not None else None
+    table = join_logged(table, logs) if logs is not None else table
+    source = lightning_logdir(folder, table.loc[lightning.to_numpy(), "path"]) if lightning.any() else None
+    logs = _read_logs(source, explicit=False, evals=True) if source is not None else None
+    return join_logged(table, logs) if logs is not None else table
 
 
 def run_of(rel: str) -> str:
@@ -189,23 +194,25 @@ def run_of(rel: str) -> str:
     return "/".join(parts) or "."
 
 
-def _row(path: str, rel: str, templates: list[Template]) -> dict[str, object]:
-    """The table row of the checkpoint at ``path``, or its skipped entry (with a ``category``)."""
-    kind = checkpoint_kind(rel)
-    identity, verdict = inspect_file(path, kind)
+def _row(found: Found, templates: list[Template]) -> tuple[dict[str, object], object]:
+    """The table row of a checkpoint candidate (or its skipped entry, with a ``category``), and
+    what runlens read from inside it (a framework's record, or None)."""
+    kind = found.kind
+    identity, verdict = found.inspected if found.inspected is not None else inspect_file(found.path, kind)
     if identity is None:  # gone, or could not be opened or read
-        return _skip(path, SKIPPED_UNREADABLE, f"{verdict.reason}; never deleted")
+        return skip(found.path, SKIPPED_UNREADABLE, f"{verdict.reason}; never deleted"), None
     if verdict.checkpoint is False:
-        return _skip(path, SKIPPED_NOT_CHECKPOINT, f"{verdict.reason}; never touched")
+        return skip(found.path, SKIPPED_NOT_CHECKPOINT, f"{verdict.reason}; never touched"), None
     if verdict.checkpoint is None:
-        return _skip(path, SKIPPED_UNDETERMINED, f"{verdict.reason}; never deleted")
-    parsed = _parse(rel, templates)
-    return {
-        "path": path,
-        "run": run_of(rel),
+        return skip(found.path, SKIPPED_UNDETERMINED, f"{verdict.reason}; never deleted"), None
+    parsed, step, metrics, source = _described(found.rel, kind, verdict, templates)
+    row: dict[str, object] = {
+        "path": found.path,
+        "run": run_of(found.rel),
         "epoch": parsed.epoch,
         **({"batch": parsed.batch} if parsed.batch is not None else {}),
-        **parsed.metrics,
+        **({"step": step} if kind not in KERAS_KINDS else {}),
+        **metrics,
         "size_bytes": identity.size,
         "mtime": pd.Timestamp(identity.mtime_ns, unit="ns", tz="UTC"),
         "device": identity.device,
@@ -216,7 +223,33 @@ def _row(path: str, rel: str, templates: list[Template]) -> dict[str, object]:
         "invalid_reason": verdict.reason,
         "keras_version": verdict.keras_version,
         "saved_at": verdict.saved_at,
+        "metrics_from": source,
+        **({"content_digest": identity.digest} if isinstance(identity, FolderIdentity) else {}),
     }
+    return row, verdict.content
+
+
+def _described(
+    rel: str, kind: str, verdict: Validity, templates: list[Template]
+) -> tuple[ParsedName, int | None, dict[str, float], str | None]:
+    """(epoch and name metrics, global step, metrics, where the metrics came from when not the
+    name): Keras from the name; Lightning's epoch and step from inside the file, metrics from
+    the name and ModelCheckpoint's stored score; HF's all from ``trainer_state.json``."""
+    if kind in KERAS_KINDS:
+        parsed = _parse(rel, templates)
+        return parsed, None, parsed.metrics, None
+    if kind == HF_KIND:
+        metrics = dict(verdict.content.metrics) if verdict.content is not None else {}
+        epoch = ParsedName(epoch=verdict.epoch)
+        return epoch, hf_step(rel.rsplit("/", 1)[-1]), metrics, "trainer_state" if metrics else None
+    named, named_step = lightning_name(rel)
+    matched = next((p for p in (t.parse(rel) for t in templates) if p is not None), None)
+    metrics = dict(matched.metrics if matched is not None else named.metrics)
+    own = verdict.content.own_scores(rel.rsplit("/", 1)[-1]) if verdict.content is not None else {}
+    metrics.update(own)
+    epoch = verdict.epoch if verdict.epoch is not None else named.epoch
+    step = verdict.step if verdict.step is not None else named_step
+    return ParsedName(epoch=epoch), step, metrics, "checkpoint" if own else None
 
 
 def _parse(rel: str, templates: list[Template]) -> ParsedName:
@@ -239,6 +272,7 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     typed = {
         "epoch": "Int64",
         "batch": "Int64",
+        "step": "Int64",
         "size_bytes": "int64",
         "device": "uint64",
         "inode": "uint64",
@@ -250,23 +284,41 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     for column in ("mtime", "ctime"):
         table[column] = pd.to_datetime(table[column], utc=True)
     table["saved_at"] = pd.to_datetime([utc_from_local(t) for t in table["saved_at"]], utc=True).as_unit("ns")
-    metrics = [c for c in table.columns if c not in {*LEADING_COLUMNS, "batch", *TRAILING_COLUMNS}]
+    fixed = {*LEADING_COLUMNS, *OPTIONAL_COLUMNS, *TRAILING_COLUMNS}
+    metrics = [c for c in table.columns if c not in fixed]
     for column in metrics:
         table[column] = table[column].astype("Float64")
     named = table[metrics].notna().any(axis=1) if metrics else pd.Series(False, index=table.index)
-    table["metrics_from"] = pd.Series("name", index=table.index).where(named)
+    given = table["metrics_from"]
+    table["metrics_from"] = given.where(given.notna(), pd.Series("name", index=table.index).where(named))
     for column in ("path", "run"):
         table[column] = table[column].astype(NAME_DTYPE)
-    for column in ("kind", "invalid_reason", "keras_version", "metrics_from"):
+    for column in (
+        "kind",
+        "invalid_reason",
+        "keras_version",
+        "metrics_from",
+        *(["content_digest"] if "content_digest" in table.columns else []),
+    ):
         table[column] = table[column].astype("str")
     return table
 
 
-def _read_epochs(logdir: str | os.PathLike[str], *, explicit: bool) -> pd.DataFrame | None:
+def _read_logs(logdir: str | os.PathLike[str], *, explicit: bool, evals: bool) -> pd.DataFrame | None:
+    """The epoch frame of ``logdir`` (``evals``: its evaluation frame, which serves Lightning
+    checkpoints too); None when logs found on their own hold none (``explicit``: raise)."""
+    import warnings
+
     from runlens.epochs import read_epochs
+    from runlens.errors import RunlensWarning
+    from runlens.evals import read_evals
 
     try:
-        return read_epochs(logdir)
+        if explicit:
+            return read_evals(logdir) if evals else read_epochs(logdir)
+        with warnings.catch_warnings():  # logs found on their own: runs without evaluations are no news
+            warnings.simplefilter("ignore", RunlensWarning)
+            return read_evals(logdir) if evals else read_epochs(logdir)
     except RunlensError:
         if explicit:
             raise

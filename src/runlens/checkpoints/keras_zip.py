@@ -20,35 +20,20 @@ True
 from __future__ import annotations
 
 import json
-import struct
 import zipfile
-import zlib
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import pandas as pd
 
 from runlens.checkpoints.validate import Validity
+from runlens.checkpoints.zip_head import ZIP_ERRORS as _ZIP_ERRORS
+from runlens.checkpoints.zip_head import first_member, is_zip
 
 _METADATA, _CONFIG = "metadata.json", "config.json"
 _WEIGHTS = ("model.weights.h5", "model.weights.npz")
 _MAX_JSON = 64 << 20  # a metadata.json / config.json declared larger is not read (a zip bomb guard)
-_LOCAL_HEADER = struct.Struct(
-    "<4s5H3L2H"
-)  # signature, version, flags, method, time, date, crc, sizes, lengths
 _KERAS_METADATA_START = b'{"keras_version"'
-# what a damaged zip raises while it is opened or read (CRC mismatch, bad deflate stream, cut short,
-# an impossible "zip file version" or size: all seen when fuzzing real saves with flipped bytes)
-_ZIP_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    ValueError,
-    NotImplementedError,
-    RuntimeError,
-    OverflowError,
-    struct.error,
-)
 
 
 def check_keras_archive(file: BinaryIO) -> Validity:
@@ -119,23 +104,15 @@ def _metadata_fields(metadata: Any) -> tuple[str | None, pd.Timestamp | None]:
 
 def _cut_short(file: BinaryIO, exc: Exception) -> Validity:
     """A zip without a readable central directory: Keras' when its first member is Keras' metadata."""
-    file.seek(0)
-    head = file.read(_LOCAL_HEADER.size)
-    if not head.startswith(b"PK\x03\x04"):
+    if not is_zip(file):
         return Validity(False, "not a Keras archive: not a zip file", checkpoint=False)
-    if len(head) < _LOCAL_HEADER.size:
+    first = first_member(file, limit=_MAX_JSON, unsized=len(_KERAS_METADATA_START))
+    if first is None:
         return Validity(
             False, "a zip cut short in its first header: cannot tell whether Keras wrote it", checkpoint=None
         )
-    _, _, _, method, _, _, _, stored_size, _, name_length, extra_length = _LOCAL_HEADER.unpack(head)
-    name = file.read(name_length)
-    file.seek(_LOCAL_HEADER.size + name_length + extra_length)
-    data = file.read(min(stored_size, _MAX_JSON) if stored_size else len(_KERAS_METADATA_START))
-    if (
-        name != _METADATA.encode()
-        or method != zipfile.ZIP_STORED
-        or not data.startswith(_KERAS_METADATA_START)
-    ):
+    data = first.data
+    if first.name != _METADATA.encode() or not first.stored or not data.startswith(_KERAS_METADATA_START):
         return Validity(
             False,
             f"not a readable zip ({exc}) and its first member is not Keras' metadata.json: "
@@ -143,7 +120,7 @@ def _cut_short(file: BinaryIO, exc: Exception) -> Validity:
             checkpoint=None,
         )
     try:
-        version, saved = _metadata_fields(json.loads(data)) if len(data) == stored_size else (None, None)
+        version, saved = _metadata_fields(json.loads(data)) if len(data) == first.size else (None, None)
     except ValueError:
         version, saved = None, None
     return Validity(False, f"not a readable zip (cut short while saving?): {exc}", version, saved)

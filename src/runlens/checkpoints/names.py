@@ -11,6 +11,19 @@ patterns when no template is known.
 ParsedName(epoch=6, batch=None, metrics={'val_loss': 0.4512})
 >>> guess_name("weights.07-0.45.weights.h5").epoch
 6
+
+Lightning's ``ModelCheckpoint`` names files ``epoch={epoch}-step={step}.ckpt`` by default, and a
+``filename`` template such as ``"{epoch}-{val_loss:.2f}"`` becomes ``epoch=3-val_loss=0.12.ckpt``
+(``auto_insert_metric_name``); a name taken already gets ``-v1``, ``-v2``, ...; ``last.ckpt`` is the
+latest state (lightning/pytorch/callbacks/model_checkpoint.py, ``_format_checkpoint_name``,
+``format_checkpoint_name``, ``CHECKPOINT_NAME_LAST``). Its ``{epoch}`` is 0-based
+(``trainer.current_epoch``): :func:`lightning_name` keeps it so. The HF Trainer saves folders
+``checkpoint-<global_step>`` (transformers/trainer_utils.py, ``PREFIX_CHECKPOINT_DIR``).
+
+>>> lightning_name("epoch=3-val_loss=0.12-v1.ckpt")
+(ParsedName(epoch=3, batch=None, metrics={'val_loss': 0.12}), None)
+>>> folder_kind("checkpoint-500"), hf_step("checkpoint-500")
+('transformers', 500)
 """
 
 from __future__ import annotations
@@ -22,7 +35,17 @@ from dataclasses import dataclass, field
 from runlens.errors import RunlensError
 
 # checkpoint suffix -> kind; ".weights.h5" must be tried before ".h5"
-CHECKPOINT_SUFFIXES: dict[str, str] = {".weights.h5": "weights", ".keras": "keras", ".h5": "h5"}
+CHECKPOINT_SUFFIXES: dict[str, str] = {
+    ".weights.h5": "weights",
+    ".keras": "keras",
+    ".h5": "h5",
+    ".ckpt": "lightning",
+}
+KERAS_KINDS = ("keras", "weights", "h5")
+HF_KIND = "transformers"  # a whole checkpoint-N/ folder of the HF Trainer
+_HF_FOLDER = re.compile(r"checkpoint-(\d+)")  # transformers.trainer_utils._re_checkpoint
+_LIGHTNING_LAST = re.compile(r"last(-v\d+)?\.ckpt")  # CHECKPOINT_NAME_LAST, with a version suffix
+_VERSION_SUFFIX = re.compile(r"-v\d+$")
 
 _SPEC = re.compile(
     r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?z?(?P<alt>\#)?(?P<zero>0)?(?P<width>\d+)?"
@@ -53,6 +76,39 @@ def checkpoint_kind(name: str) -> str | None:
         if name.endswith(suffix) and len(name) > len(suffix):
             return kind
     return None
+
+
+def folder_kind(name: str) -> str | None:
+    """``"transformers"`` for an HF Trainer checkpoint folder's name (``checkpoint-500``), else None."""
+    return HF_KIND if _HF_FOLDER.fullmatch(name) else None
+
+
+def hf_step(name: str) -> int | None:
+    """The global step in an HF checkpoint folder's name."""
+    match = _HF_FOLDER.fullmatch(name)
+    return int(match[1]) if match else None
+
+
+def is_lightning_last(name: str) -> bool:
+    """Whether ``name`` is Lightning's default ``last.ckpt`` (or ``last-vN.ckpt``).
+
+    >>> is_lightning_last("last.ckpt"), is_lightning_last("last-v1.ckpt"), is_lightning_last("epoch=1.ckpt")
+    (True, True, False)
+    """
+    return bool(_LIGHTNING_LAST.fullmatch(name))
+
+
+def lightning_name(name: str) -> tuple[ParsedName, int | None]:
+    """``(ParsedName, step)`` from a Lightning checkpoint's name: its ``key=value`` pairs, the
+    epoch as written (0-based, as Lightning counts), ``step``, the metrics; ``-vN`` ignored."""
+    stem = _VERSION_SUFFIX.sub("", _strip_suffix(name.replace("\\", "/").rsplit("/", 1)[-1]))
+    pairs = {k: float(v) for k, v in _PAIR.findall(stem)}
+    epoch, step = pairs.pop("epoch", None), pairs.pop("step", None)
+
+    def whole(value: float | None) -> int | None:
+        return int(value) if value is not None and value >= 0 and value % 1 == 0 else None
+
+    return ParsedName(epoch=whole(epoch), metrics=pairs), whole(step)
 
 
 def _strip_suffix(name: str) -> str:

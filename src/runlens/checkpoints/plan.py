@@ -3,10 +3,16 @@
 :func:`plan_prune` only computes; :func:`runlens.apply_prune` is what deletes.
 
 - Checkpoints modified within ``min_age`` (training may still be writing them) are kept, not ranked.
+  A checkpoint folder's age is that of its newest file.
 - Invalid checkpoints are never ranked; they are kept unless ``delete_invalid``.
 - The rest is grouped into series (one run, one kind) and kept when the rules keep it (a list of
   rules is one :class:`KeepAny`), ranked by the ranking (``ranking=``, else the first rule's that
   ranks, e.g. ``KeepBestK``'s); the best of every series by that ranking is always kept.
+  Lightning's ``last.ckpt`` (a copy of the latest state, the resume point) is not ranked.
+- A valid checkpoint the table ``pinned`` is kept whatever the rules: the resume point, the best
+  the framework itself recorded in its newest checkpoint, the target of a symlink
+  (:mod:`runlens.checkpoints.framework_state`); where that best is not runlens' #1 by the same
+  metric, ``plan.attrs["disagreements"]`` says so.
 - A plan that would leave a run without any valid checkpoint is refused (:class:`PruneRefused`).
 
 >>> plan = plan_prune(table, rules=[KeepBestK(2, "val_loss"), KeepLastN(1)])      # doctest: +SKIP
@@ -17,12 +23,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Collection, Sequence
 
+import numpy as np
 import pandas as pd
 
 from runlens.arguments import number
 from runlens.checkpoints.errors import PruneRefused
+from runlens.checkpoints.framework_state import disagreements
+from runlens.checkpoints.names import is_lightning_last
 from runlens.checkpoints.retention import KeepAny, Ranking, RetentionRule, ranking_of
 from runlens.errors import RunlensError
 from runlens.options import CHECKPOINT_MIN_AGE as DEFAULT_MIN_AGE  # the CLI reads it there, without pandas
@@ -54,6 +64,8 @@ def plan_prune(
     Returns:
         A copy of ``table`` with ``rank`` (1-based by the ranking metric, ``<NA>`` when unranked),
         ``keep`` (bool) and ``reason`` (why kept, or why dropped). Nothing on disk changes.
+        ``plan.attrs["disagreements"]``: one line per series whose framework recorded another
+        best than runlens' #1 by the same metric.
 
     Example:
         >>> plan = plan_prune(read_checkpoints("ckpt/"), rules=[KeepBestK(3, "val_loss")])  # doctest: +SKIP
@@ -74,8 +86,15 @@ def plan_prune(
     valid = plan["valid"].to_numpy(dtype=bool)
     settled = valid & ~fresh
     _check_monitor(plan[valid], ranking)  # fresh files too: a bad monitor is an error whatever the ages
+    last = np.array(
+        [
+            k == "lightning" and is_lightning_last(os.path.basename(p))
+            for k, p in zip(plan["kind"], plan["path"])
+        ],
+        dtype=bool,
+    )
     ranks, reasons = [pd.Series(dtype="Int64")], [pd.Series(dtype=object)]
-    for _, series in plan[settled].groupby(["run", "kind"], sort=False):
+    for _, series in plan[settled & ~last].groupby(["run", "kind"], sort=False):
         ranked, kept = ranking.rank(series), rule.keep(series, now=now).astype(object)
         best = (ranked == 1).fillna(False).astype(bool) & kept.isna()  # the best is never dropped
         kept[best] = f"#1 by {ranking.monitor}: the best is never dropped"
@@ -83,6 +102,12 @@ def plan_prune(
         reasons.append(kept)
     rank = pd.concat(ranks).reindex(plan.index).astype("Int64")
     reason = pd.concat(reasons).reindex(plan.index)
+    if "pinned" in plan.columns:  # kept whatever the rules: resume points, framework bests, link targets
+        pinned = settled & (plan["pinned"] != "").to_numpy(dtype=bool)
+        reason[pinned] = [
+            f"{r}; kept: {why}" if isinstance(r, str) else f"kept: {why}"
+            for r, why in zip(reason[pinned], plan.loc[pinned, "pinned"])
+        ]
     plan["rank"] = rank
     plan["keep"] = reason.notna().to_numpy(dtype=bool)
     plan["reason"] = reason.fillna("").to_numpy(dtype=object)
@@ -103,6 +128,7 @@ def plan_prune(
     plan["reason"] = plan["reason"].astype("str")
     refuse_runs_left_without_valid(plan)
     plan.attrs["monitor"] = ranking.monitor
+    plan.attrs["disagreements"] = disagreements(plan, ranking.monitor)
     return plan
 
 

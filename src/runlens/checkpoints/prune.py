@@ -3,10 +3,11 @@
 Safety rules, checked in this order; a rule that fails refuses the whole plan before anything
 is removed (:class:`PruneRefused`, exit code 1), unless said otherwise:
 
-1. Every file the plan drops must have a checkpoint's name, lie inside ``root`` once its folder is
-   resolved, and carry the identity :func:`runlens.read_checkpoints` recorded (device, inode,
-   size, mtime, ctime); every run must keep a valid checkpoint; a trash folder must lie outside
-   ``root`` and be safe to write in (:mod:`.trash`).
+1. Every file the plan drops must have a checkpoint's name (of its kind), lie inside ``root`` once
+   its folder is resolved, and carry the identity :func:`runlens.read_checkpoints` recorded
+   (device, inode, size, mtime, ctime; for a checkpoint folder also ``content_digest``); every
+   run must keep a valid checkpoint; a trash folder must lie outside ``root`` and be safe to
+   write in (:mod:`.trash`).
 2. Every folder holding a file of a run the plan deletes from (dropped or kept) is locked, in one
    global order, all before anything is removed (:func:`runlens.checkpoints.lock.lock_folders`):
    two prunes whose folders overlap never work at once. The folders are opened one component at
@@ -17,7 +18,9 @@ is removed (:class:`PruneRefused`, exit code 1), unless said otherwise:
    ranked ones must be unchanged; and every such run must keep at least one valid checkpoint.
 4. Each file is then removed by :func:`runlens.checkpoints.removal.remove_planned`: moved aside
    atomically, checked to be the inode held open, and only then unlinked (or moved to the trash);
-   a file replaced in that window is put back and reported (``skipped``), not removed.
+   a file replaced in that window is put back and reported (``skipped``), not removed. A
+   checkpoint folder goes the same way as a whole
+   (:func:`~runlens.checkpoints.removal.remove_planned_folder`).
 
 Kept files are never opened for writing, so a prune killed at any point leaves every kept file as
 it was, and planning again finishes the job (the remaining files plan the same way).
@@ -35,14 +38,15 @@ import numpy as np
 import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
+from runlens.checkpoints.folders import FolderIdentity, folder_identity
 from runlens.checkpoints.index import IDENTITY_COLUMNS
 from runlens.checkpoints.lock import lock_folders
-from runlens.checkpoints.names import checkpoint_kind
-from runlens.checkpoints.nofollow import FileIdentity, open_real_dir
+from runlens.checkpoints.names import HF_KIND, checkpoint_kind, folder_kind
+from runlens.checkpoints.nofollow import DIR_FLAGS, FileIdentity, open_real_dir
 from runlens.checkpoints.plan import refuse_runs_left_without_valid
-from runlens.checkpoints.removal import Removal, remove_planned
+from runlens.checkpoints.removal import Removal, remove_planned, remove_planned_folder
 from runlens.checkpoints.trash import Trash
-from runlens.checkpoints.validate import inspect_file
+from runlens.checkpoints.validate import inspect_entry
 from runlens.errors import RunlensError
 
 _STALE = "the plan is stale (another tool or prune changed the folder?): plan again; nothing was deleted"
@@ -68,7 +72,7 @@ class _Planned:
     path: str
     folder: str  # relative to root, '/'-separated, '' for root itself
     name: str
-    identity: FileIdentity
+    identity: FileIdentity  # a FolderIdentity for a checkpoint folder
     run: str
     kind: str
     keep: bool
@@ -124,7 +128,8 @@ def apply_prune(
                 if planned.path in gone:
                     result.skipped.append((planned.path, "already gone"))
                     continue
-                done = remove_planned(
+                remove = remove_planned_folder if planned.kind == HF_KIND else remove_planned
+                done = remove(
                     fds[planned.folder],
                     planned.name,
                     planned.identity,
@@ -153,14 +158,20 @@ def _locate(plan: pd.DataFrame, rows: np.ndarray, root_real: str) -> list[_Plann
     ranked = subset["rank"].notna().tolist() if "rank" in subset.columns else [True] * len(subset)
     names = ("path", "run", "kind", "keep", "valid", "device", "inode", "size_bytes")
     columns = [subset[c].tolist() for c in names] + [_nanoseconds(subset[c]) for c in ("mtime", "ctime")]
+    digests = (
+        subset["content_digest"].tolist() if "content_digest" in subset.columns else [None] * len(subset)
+    )
     folders: dict[str, str] = {}  # a folder resolved once, however many files it holds
     located = []
-    for (path, run, kind, keep, valid, device, inode, size, mtime, ctime), judged in zip(
-        zip(*columns), ranked
+    for (path, run, kind, keep, valid, device, inode, size, mtime, ctime), judged, digest in zip(
+        zip(*columns), ranked, digests
     ):
         name, verb = os.path.basename(path), "keeps" if keep else "drops"
-        if checkpoint_kind(name) is None:
-            raise PruneRefused(f"refusing: the plan {verb} {path!r}, which is not a checkpoint file")
+        named = folder_kind(name) if kind == HF_KIND else checkpoint_kind(name)
+        if named is None or named != kind:
+            raise PruneRefused(
+                f"refusing: the plan {verb} {path!r}, which is not a checkpoint file of kind {kind!r}"
+            )
         parent = os.path.dirname(os.path.abspath(path))
         if parent not in folders:
             folder = os.path.realpath(parent)
@@ -169,6 +180,13 @@ def _locate(plan: pd.DataFrame, rows: np.ndarray, root_real: str) -> list[_Plann
             relative = os.path.relpath(folder, root_real)
             folders[parent] = "" if relative == "." else relative
         identity = FileIdentity(int(device), int(inode), int(size), mtime, ctime)
+        if kind == HF_KIND:
+            if not isinstance(digest, str) or len(digest) != 64:
+                raise RunlensError(
+                    f"the plan has no content_digest for the checkpoint folder {path!r}: make it with "
+                    "plan_prune(read_checkpoints(...))"
+                )
+            identity = FolderIdentity(int(device), int(inode), int(size), mtime, ctime, digest)
         located.append(
             _Planned(path, folders[parent], name, identity, run, kind, bool(keep), bool(valid), judged)
         )
@@ -193,10 +211,12 @@ def _check_drops(drops: list[_Planned], fds: dict[str, int]) -> set[str]:
     gone = set()
     for planned in drops:
         try:
-            now = FileIdentity.of(os.stat(planned.name, dir_fd=fds[planned.folder], follow_symlinks=False))
+            now = _identity_now(planned, fds[planned.folder])
         except FileNotFoundError:
             gone.add(planned.path)
             continue
+        except OSError:  # a folder swapped for a symlink or a file, or one that cannot be read
+            now = None
         if now != planned.identity:
             raise PruneRefused(
                 f"refusing: {planned.path!r}, which the plan drops, is not the file planned "
@@ -205,12 +225,23 @@ def _check_drops(drops: list[_Planned], fds: dict[str, int]) -> set[str]:
     return gone
 
 
+def _identity_now(planned: _Planned, folder_fd: int) -> FileIdentity:
+    """The identity of what is at a planned name now (never through a symlink)."""
+    if planned.kind != HF_KIND:
+        return FileIdentity.of(os.stat(planned.name, dir_fd=folder_fd, follow_symlinks=False))
+    fd = os.open(planned.name, DIR_FLAGS, dir_fd=folder_fd)
+    try:
+        return folder_identity(fd)
+    finally:
+        os.close(fd)
+
+
 def _check_keeps(kept: list[_Planned], fds: dict[str, int]) -> None:
     """Re-read and re-validate the valid files kept in the runs with drops: a ranked one (the
     reason for the drops) must be unchanged and valid, and every run must keep a valid one."""
     still_valid = dict.fromkeys((row.run for row in kept), False)
     for row in kept:
-        identity, verdict = inspect_file(row.name, row.kind, dir_fd=fds[row.folder])
+        identity, verdict = inspect_entry(row.name, row.kind, dir_fd=fds[row.folder])
         ok = verdict.checkpoint is True and verdict.valid
         if row.ranked and not (ok and identity == row.identity):
             why = verdict.reason if not ok else "changed since the plan"

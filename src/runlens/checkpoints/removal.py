@@ -17,6 +17,15 @@ A prune killed between 2 and 3 leaves the planned file under its aside name (it 
 open the file and read it, or write into it through a descriptor it already holds, up to the
 unlink.
 
+A checkpoint folder (an HF Trainer ``checkpoint-N/``) goes the same way as a whole
+(:func:`remove_planned_folder`): opened without following links and held open, its identity
+(:mod:`.folders`: device, inode and a digest of every entry) checked, renamed aside atomically,
+checked again through the descriptor held, and only then emptied through descriptors -- never
+entering a symlinked sub-folder -- and removed, ``trainer_state.json`` first (the file the Trainer
+writes last), so a folder only partly emptied is never a whole checkpoint again. Killed while it
+is emptied, it stays under its aside name, which the HF Trainer never resumes from (it looks for
+``checkpoint-<digits>``) and runlens lists as "left aside", saying whether it is still whole.
+
 >>> remove_planned(folder_fd, "e_03.keras", identity)     # doctest: +SKIP
 Removal(removed=True, moved_to=None, skipped=None, failed=None)
 """
@@ -29,7 +38,9 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runlens.checkpoints.nofollow import FileIdentity, open_regular
+from runlens.checkpoints.folders import FolderIdentity, folder_identity, remove_contents
+from runlens.checkpoints.hf_folder import TRAINER_STATE
+from runlens.checkpoints.nofollow import DIR_FLAGS, FileIdentity, open_regular
 
 if TYPE_CHECKING:
     from runlens.checkpoints.trash import Trash
@@ -60,6 +71,11 @@ def aside_original(name: str) -> str | None:
     return match["name"] if match else None
 
 
+def aside_name(name: str) -> str:
+    """A fresh name to move ``name`` aside to, in the same folder."""
+    return f".{name[:_NAME_ROOM]}{_ASIDE_MARK}{secrets.token_hex(4)}"
+
+
 def remove_planned(
     folder_fd: int, name: str, planned: FileIdentity, *, trash: Trash | None = None, trash_folder: str = ""
 ) -> Removal:
@@ -86,7 +102,7 @@ def _remove_held(
     try:
         if trash is not None and not trash.same_device(info, trash_folder):
             copy = trash.copy_in(fd, info, trash_folder, name)  # before the source is touched
-        aside = f".{name[:_NAME_ROOM]}{_ASIDE_MARK}{secrets.token_hex(4)}"
+        aside = aside_name(name)
         os.rename(name, aside, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
     except OSError as exc:
         if copy is not None:
@@ -129,4 +145,94 @@ def _put_back(folder_fd: int, aside: str, name: str) -> str | None:
     except OSError as exc:
         return f"it could not be put back ({exc.strerror or exc}) and was left as {aside!r}"
     os.unlink(aside, dir_fd=folder_fd)
+    return None
+
+
+def remove_planned_folder(
+    parent_fd: int, name: str, planned: FolderIdentity, *, trash: Trash | None = None, trash_folder: str = ""
+) -> Removal:
+    """Remove the checkpoint folder ``name`` in the folder ``parent_fd`` is open on -- or move it
+    to ``trash_folder`` of ``trash`` -- if and only if it is the folder ``planned`` describes."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return Removal(skipped="already gone")
+    except OSError:
+        return Removal(skipped="no longer a folder (a symlink?): left alone")
+    try:
+        try:
+            now = folder_identity(fd)
+        except OSError as exc:
+            return Removal(failed=f"cannot read it: {exc.strerror or exc}")
+        if now != planned:
+            return Removal(skipped="changed since the plan: left alone")
+        return _remove_held_folder(parent_fd, name, fd, planned, trash, trash_folder)
+    finally:
+        os.close(fd)
+
+
+def _remove_held_folder(
+    parent_fd: int, name: str, fd: int, planned: FolderIdentity, trash: Trash | None, trash_folder: str
+) -> Removal:
+    held, copy = os.fstat(fd), None
+    try:
+        if trash is not None and not trash.same_device(held, trash_folder):
+            copy = trash.copy_folder_in(fd, trash_folder, name)  # before the source is touched
+        aside = aside_name(name)
+        os.rename(name, aside, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    except OSError as exc:
+        if copy is not None:
+            trash.discard_folder(copy)
+        return Removal(failed=exc.strerror or str(exc))
+    try:
+        moved = os.lstat(aside, dir_fd=parent_fd)
+        unchanged = (moved.st_dev, moved.st_ino) == (held.st_dev, held.st_ino) and folder_identity(
+            fd
+        ) == planned
+    except OSError as exc:
+        unchanged, moved = False, None
+        why = f"vanished or changed right after it was moved aside ({exc.strerror or exc})"
+    if not unchanged:
+        if copy is not None:
+            trash.discard_folder(copy)
+        if moved is None:
+            return Removal(failed=why)
+        problem = _put_back_folder(parent_fd, aside, name)
+        if problem is not None:
+            return Removal(failed=f"replaced or written to while being removed; {problem}")
+        return Removal(skipped="replaced or written to while being removed: put back, left alone")
+    target = None
+    try:
+        if trash is not None:
+            target = (
+                trash.publish_folder(copy)
+                if copy is not None
+                else trash.move_folder_in(parent_fd, aside, trash_folder, name)
+            )
+            if copy is None:
+                return Removal(removed=True, moved_to=target)
+        remove_contents(fd, first=(TRAINER_STATE,))  # the file a save writes last: gone, no longer whole
+        os.rmdir(aside, dir_fd=parent_fd)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if target is None and trash is not None:  # not in the trash: the whole folder is still aside
+            problem = _put_back_folder(parent_fd, aside, name)
+            return Removal(failed=why + (f"; {problem}" if problem else ""))
+        return Removal(failed=f"{why}; what is left of it is {aside!r} (delete it)")
+    return Removal(removed=True, moved_to=target)
+
+
+def _put_back_folder(parent_fd: int, aside: str, name: str) -> str | None:
+    """Give the folder at ``aside`` its name back unless something took the name; None when done.
+    (``rename`` would replace an empty folder that appeared under the name in between: no data.)"""
+    try:
+        os.lstat(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        pass
+    else:
+        return f"a new {name!r} appeared meanwhile, so the folder found there was left as {aside!r}"
+    try:
+        os.rename(aside, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    except OSError as exc:
+        return f"it could not be put back ({exc.strerror or exc}) and was left as {aside!r}"
     return None

@@ -50,6 +50,23 @@ def _reasons(series: pd.DataFrame, reasons: Any = None) -> Reasons:
     return pd.Series(reasons, index=series.index, dtype=object)
 
 
+def checkpoint_direction(monitor: str, mode: str) -> Direction:
+    """``"min"``/``"max"`` for ranking checkpoints by ``monitor``: ``mode`` when given; on auto,
+    Keras' ModelCheckpoint rule, and for the HF Trainer's ``eval_*`` metrics that Keras does not
+    know, the Trainer's own default (``greater_is_better = not name.endswith("loss")``,
+    transformers/training_args.py).
+
+    >>> checkpoint_direction("val_loss", "auto"), checkpoint_direction("eval_f1", "auto")
+    ('min', 'max')
+    """
+    try:
+        return metric_direction(monitor, mode, callback="ModelCheckpoint")
+    except RunlensError:
+        if mode != "auto" or not isinstance(monitor, str) or not monitor.startswith("eval_"):
+            raise
+    return "min" if monitor.endswith("loss") else "max"
+
+
 @dataclass(frozen=True)
 class Ranking:
     """Checkpoints ranked by ``monitor``, best first (``mode`` as Keras' ModelCheckpoint: auto
@@ -68,8 +85,7 @@ class Ranking:
     direction: Direction = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        direction = metric_direction(self.monitor, self.mode, callback="ModelCheckpoint")
-        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "direction", checkpoint_direction(self.monitor, self.mode))
 
     def rank(self, series: pd.DataFrame) -> pd.Series:
         """1-based rank of each row by ``monitor`` (``<NA>`` for rows without a value)."""
@@ -152,7 +168,7 @@ class KeepBestK:
 
 @dataclass(frozen=True)
 class KeepLastN:
-    """Keep the ``n`` latest checkpoints (by epoch, then batch, then modification time).
+    """Keep the ``n`` latest checkpoints (by epoch, then global step, batch, modification time).
 
     >>> KeepLastN(2)
     KeepLastN(n=2)
@@ -167,7 +183,7 @@ class KeepLastN:
         reasons = _reasons(series)
         unknown = series["epoch"].isna()
         reasons[unknown] = "epoch unknown (keep-last cannot place it)"
-        keys = [c for c in ("epoch", "batch", "mtime") if c in series.columns]
+        keys = [c for c in ("epoch", "step", "batch", "mtime") if c in series.columns]
         latest = series[~unknown].sort_values(keys).index[-self.n :]
         reasons[latest] = f"one of the last {self.n}"
         return reasons

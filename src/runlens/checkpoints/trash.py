@@ -15,6 +15,11 @@ so nothing in it is trusted:
   ``NAME (2).keras``) or, across filesystems, copied from the descriptor of the verified source
   into a new ``.NAME.XXXX.partial`` file created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, fsynced
   and linked into place; the source is removed only after that.
+- a checkpoint folder is published by creating a free name with ``mkdir`` (exclusive: an existing
+  name or a planted symlink is passed over, ``checkpoint-12 (2)``) and renaming the folder onto
+  that empty folder of ours; across filesystems its tree is first copied through descriptors into
+  a new ``.NAME.XXXX.partial`` folder (made with ``mkdir``, files with ``O_EXCL | O_NOFOLLOW``,
+  symlinks copied as links, never followed), fsynced, then published the same way.
 
 >>> trash = Trash.open("/tmp/old", root_real="/data/runs")     # doctest: +SKIP
 """
@@ -25,14 +30,17 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 
 from runlens.checkpoints.errors import PruneRefused
+from runlens.checkpoints.folders import MAX_DEPTH, FolderTooDeep, remove_contents
 from runlens.checkpoints.names import CHECKPOINT_SUFFIXES
 from runlens.checkpoints.nofollow import (
     DIR_FLAGS,
     open_dir,
     open_real_dir,
+    open_regular,
     resolve_trusted,
     writable_by_others,
 )
@@ -136,12 +144,7 @@ class Trash:
         else:
             raise OSError(errno.EEXIST, f"no free temporary name for {name} in the trash")
         try:
-            offset = 0
-            while chunk := os.pread(src_fd, _CHUNK, offset):
-                os.write(out, chunk)
-                offset += len(chunk)
-            os.utime(out, ns=(info.st_atime_ns, info.st_mtime_ns))
-            os.fsync(out)
+            _copy_file(src_fd, out, info)
         except BaseException:
             os.close(out)
             os.unlink(partial, dir_fd=dest)
@@ -172,6 +175,69 @@ class Trash:
         """Remove a copy that will not be published."""
         with contextlib.suppress(OSError):
             os.unlink(partial.name, dir_fd=partial.folder_fd)
+
+    def move_folder_in(self, src_dir_fd: int, src_name: str, folder: str, name: str) -> str:
+        """Move the folder ``src_name`` (on the trash's filesystem) in under a free name."""
+        return self._place_folder(src_dir_fd, src_name, self._fds[folder], folder, name)
+
+    def copy_folder_in(self, src_fd: int, folder: str, name: str) -> Partial:
+        """A complete, fsynced copy of the folder open at ``src_fd`` in a new temporary folder."""
+        dest = self._fds[folder]
+        for _ in range(_MAX_TRIES):
+            partial = f".{name[:200]}.{secrets.token_hex(4)}.partial"
+            try:
+                os.mkdir(partial, 0o700, dir_fd=dest)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise OSError(errno.EEXIST, f"no free temporary name for {name} in the trash")
+        out = os.open(partial, DIR_FLAGS, dir_fd=dest)
+        try:
+            _copy_tree(src_fd, out, 0)
+            os.fsync(out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                remove_contents(out)
+                os.rmdir(partial, dir_fd=dest)
+            raise
+        finally:
+            os.close(out)
+        return Partial(dest, partial, folder, name)
+
+    def publish_folder(self, partial: Partial) -> str:
+        """Give a complete folder copy a free final name."""
+        return self._place_folder(
+            partial.folder_fd, partial.name, partial.folder_fd, partial.folder, partial.final
+        )
+
+    def discard_folder(self, partial: Partial) -> None:
+        """Remove a folder copy that will not be published."""
+        with contextlib.suppress(OSError):
+            fd = os.open(partial.name, DIR_FLAGS, dir_fd=partial.folder_fd)
+            try:
+                remove_contents(fd)
+            finally:
+                os.close(fd)
+            os.rmdir(partial.name, dir_fd=partial.folder_fd)
+
+    def _place_folder(self, src_dir_fd: int, src_name: str, dest: int, folder: str, name: str) -> str:
+        """Rename a folder onto a free name of the trash: the name is made first with ``mkdir``
+        (exclusive; ours, empty), then the rename replaces that empty folder atomically."""
+        for candidate in _free_names(name):
+            try:
+                os.mkdir(candidate, 0o700, dir_fd=dest)
+            except FileExistsError:
+                continue
+            try:
+                os.rename(src_name, candidate, src_dir_fd=src_dir_fd, dst_dir_fd=dest)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.rmdir(candidate, dir_fd=dest)
+                raise
+            os.fsync(dest)
+            return os.path.join(self.real, folder, candidate)
+        raise OSError(errno.EEXIST, f"no free name for {name} in the trash")
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -222,6 +288,49 @@ class Trash:
                 "in it; choose another --trash; nothing was deleted"
             )
         return fd
+
+
+def _copy_file(src_fd: int, out: int, info: os.stat_result) -> None:
+    """Copy an open source into an open new file, with its times, fsynced."""
+    offset = 0
+    while chunk := os.pread(src_fd, _CHUNK, offset):
+        os.write(out, chunk)
+        offset += len(chunk)
+    os.utime(out, ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.fsync(out)
+
+
+def _copy_tree(src: int, dest: int, depth: int) -> None:
+    """Copy the folder open at ``src`` into the empty folder open at ``dest``: files into new
+    ``O_EXCL | O_NOFOLLOW`` files, symlinks as symlinks, sub-folders likewise; nothing followed."""
+    if depth >= MAX_DEPTH:
+        raise FolderTooDeep(errno.ELOOP, f"folders nested more than {MAX_DEPTH} deep")
+    for name in sorted(os.listdir(src)):
+        info = os.lstat(name, dir_fd=src)
+        if stat.S_ISLNK(info.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dest)
+        elif stat.S_ISDIR(info.st_mode):
+            os.mkdir(name, 0o700, dir_fd=dest)
+            inner_src = os.open(name, DIR_FLAGS, dir_fd=src)
+            try:
+                inner_dest = os.open(name, DIR_FLAGS, dir_fd=dest)
+                try:
+                    _copy_tree(inner_src, inner_dest, depth + 1)
+                    os.fsync(inner_dest)
+                finally:
+                    os.close(inner_dest)
+            finally:
+                os.close(inner_src)
+        else:
+            file_fd, file_info = open_regular(name, dir_fd=src)  # a FIFO or device: NotRegularFile
+            try:
+                out = os.open(name, _NEW_FILE, 0o600, dir_fd=dest)
+                try:
+                    _copy_file(file_fd, out, file_info)
+                finally:
+                    os.close(out)
+            finally:
+                os.close(file_fd)
 
 
 def _free_names(name: str):

@@ -9,6 +9,9 @@ A file is a checkpoint only when it positively is one:
 - ``.h5`` / ``.weights.h5``: an HDF5 file (read with h5py) carrying the markers Keras writes -- the
   legacy ``model.save`` layout, the legacy ``save_weights`` layout or the Keras 3 weights layout;
   see :mod:`.keras_hdf5`.
+- ``.ckpt``: a ``torch.save`` zip holding Lightning's checkpoint dict, read without torch and
+  without running its pickle; see :mod:`.lightning_ckpt`.
+- ``checkpoint-N/`` folders (HF Trainer) are judged as a whole by :mod:`.hf_folder`.
 
 Every file gets one of three verdicts (:attr:`Validity.checkpoint`):
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -37,18 +40,25 @@ from runlens.checkpoints.nofollow import FileIdentity, open_regular
 @dataclass(frozen=True)
 class Validity:
     """The verdict on one file: ``checkpoint`` (True, False: not one, None: cannot tell), whether
-    it is ``valid`` (whole), and ``reason`` when it is not a valid checkpoint."""
+    it is ``valid`` (whole), and ``reason`` when it is not a valid checkpoint. ``epoch`` (0-based)
+    and ``step`` (the global step) are what the checkpoint says about itself (Lightning, HF
+    Trainer), ``content`` the rest of what runlens read from it (its framework's own record of
+    the best checkpoint, say)."""
 
     valid: bool
     reason: str | None = None
     keras_version: str | None = None
     saved_at: pd.Timestamp | None = None
     checkpoint: bool | None = True
+    epoch: int | None = None
+    step: int | None = None
+    content: Any = None
 
 
 def check_checkpoint(path: str, kind: str) -> Validity:
     """Check the file at ``path`` (never through a symlink) as a ``kind`` checkpoint
-    (``"keras"``, ``"weights"`` or ``"h5"``, from :func:`runlens.checkpoints.names.checkpoint_kind`)."""
+    (``"keras"``, ``"weights"``, ``"h5"`` or ``"lightning"``, from
+    :func:`runlens.checkpoints.names.checkpoint_kind`)."""
     return inspect_file(path, kind)[1]
 
 
@@ -73,6 +83,16 @@ def inspect_file(name: str, kind: str, *, dir_fd: int | None = None) -> tuple[Fi
     return identity, verdict
 
 
+def inspect_entry(name: str, kind: str, *, dir_fd: int | None = None) -> tuple[FileIdentity | None, Validity]:
+    """:func:`inspect_file`, or for an HF Trainer checkpoint folder (kind ``"transformers"``)
+    :func:`runlens.checkpoints.hf_folder.inspect_hf_folder`."""
+    if kind == "transformers":
+        from runlens.checkpoints.hf_folder import inspect_hf_folder
+
+        return inspect_hf_folder(name, dir_fd=dir_fd)
+    return inspect_file(name, kind, dir_fd=dir_fd)
+
+
 def check_open(file: BinaryIO, kind: str, size: int) -> Validity:
     """The verdict on an open binary ``file`` of ``size`` bytes, as a ``kind`` checkpoint."""
     if size == 0:
@@ -81,6 +101,10 @@ def check_open(file: BinaryIO, kind: str, size: int) -> Validity:
         from runlens.checkpoints.keras_zip import check_keras_archive
 
         return check_keras_archive(file)
+    if kind == "lightning":
+        from runlens.checkpoints.lightning_ckpt import check_lightning_checkpoint
+
+        return check_lightning_checkpoint(file)
     from runlens.checkpoints.keras_hdf5 import check_keras_hdf5
 
     return check_keras_hdf5(file, size)

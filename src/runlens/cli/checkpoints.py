@@ -26,14 +26,15 @@ _LOGDIR = click.option(
     "--logdir",
     type=click.Path(),
     metavar="L",
-    help="TensorBoard logs of the same runs: full-precision metrics per epoch "
-    "(found on their own for RUN/checkpoints next to RUN/train).",
+    help="TensorBoard logs of the same runs: full-precision metrics per epoch or validation check "
+    "(found on their own for RUN/checkpoints next to RUN/train or Lightning's version_N).",
 )
 
 
 @click.group("checkpoints")
 def checkpoints_group() -> None:
-    """List checkpoint folders and prune them safely (dry run unless --apply).
+    """List checkpoint folders and prune them safely (dry run unless --apply): Keras .keras/.h5
+    files, Lightning .ckpt files and HF Trainer checkpoint-N/ folders.
 
     \b
     Examples:
@@ -47,8 +48,8 @@ def checkpoints_group() -> None:
 @_TEMPLATE
 @_LOGDIR
 def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> None:
-    """List the checkpoints under DIR: run, epoch (1-based, as Keras prints it), metrics, size,
-    and whether each file is whole.
+    """List the checkpoints under DIR: run, epoch (as the framework prints it: 1-based for Keras
+    and HF, 0-based for Lightning), global step, metrics, size, and whether each one is whole.
 
     \b
     Example:
@@ -59,6 +60,7 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
     table = read_checkpoints(dir, template=template or None, logdir=logdir)
     echo_frame(_for_humans(table, dir))
     _echo_notes(table, dir)
+    _echo_framework_best(table, None)
 
 
 @checkpoints_group.command("prune")
@@ -122,14 +124,17 @@ def prune_command(
 ) -> None:
     """Keep the best checkpoints under DIR and delete the rest -- a dry run unless --apply.
 
-    A file is a checkpoint only by its content (a Keras .keras archive or HDF5 save); other files
-    and damaged ones nothing proves Keras wrote are listed as skipped and never touched. Never
-    deletes or follows a symlink, never leaves DIR, keeps invalid checkpoints (unless
-    --delete-invalid) and those modified within --min-age, never deletes the best valid checkpoint
-    of a run and refuses a plan that would leave a run without a valid one. Right before deleting,
-    under a lock on every folder it deletes from, each file must still be the one planned and the
-    kept ones still valid, else nothing is deleted (a stale plan: run it again). A prune that is
-    killed can be re-run.
+    A checkpoint is one only by its content (a Keras .keras archive or HDF5 save, a Lightning
+    .ckpt read without running its pickle, an HF checkpoint-N/ folder with its trainer_state.json,
+    removed as a whole); other files and damaged ones nothing proves their framework wrote are
+    listed as skipped and never touched. Never deletes or follows a symlink, never leaves DIR, keeps
+    invalid checkpoints (unless --delete-invalid) and those modified within --min-age (a folder:
+    its newest file), never deletes the best valid checkpoint of a run, the resume point
+    (Lightning's last.ckpt, the newest HF folder), the best the framework recorded in its newest
+    checkpoint, or what a symlink points to, and refuses a plan that would leave a run without a
+    valid one. Right before deleting, under a lock on every folder it deletes from, each
+    checkpoint must still be the one planned and the kept ones still valid, else nothing is
+    deleted (a stale plan: run it again). A prune that is killed can be re-run.
 
     \b
     Exit codes: 0 done (or dry run), 1 refused (unsafe or stale plan, another prune running,
@@ -157,6 +162,7 @@ def prune_command(
     summary = plan_summary(plan)
     echo_frame(_for_humans(plan, dir))
     _echo_notes(table, dir)
+    _echo_framework_best(plan, monitor)
     unranked = plan["valid"] & (plan[monitor].isna() if monitor in plan.columns else True)
     if unranked.any():
         say(
@@ -190,17 +196,24 @@ def _for_humans(table: pd.DataFrame, root: str) -> pd.DataFrame:
     """The columns worth reading, epochs 1-based, paths relative to DIR, sizes readable."""
     import pandas as pd
 
-    from runlens.checkpoints.index import LEADING_COLUMNS, TRAILING_COLUMNS
+    from runlens.checkpoints.index import LEADING_COLUMNS, OPTIONAL_COLUMNS, TRAILING_COLUMNS
     from runlens.name_columns import NAME_DTYPE
 
-    fixed = {*LEADING_COLUMNS, "batch", *TRAILING_COLUMNS, "rank", "keep", "reason"}
+    fixed = {*LEADING_COLUMNS, *OPTIONAL_COLUMNS, *TRAILING_COLUMNS, "rank", "keep", "reason"}
     metrics = [c for c in table.columns if c not in fixed and table[c].notna().any()]
-    table = table.sort_values(["run", "kind", "epoch"], kind="stable", na_position="last")
-    out = pd.DataFrame({"run": table["run"], "epoch": (table["epoch"] + 1).astype("string").fillna("?")})
+    order = ["run", "kind", "epoch", *(["step"] if "step" in table.columns else [])]
+    table = table.sort_values(order, kind="stable", na_position="last")
+    shown = table["epoch"] + (table["kind"] != "lightning").astype(int)  # Lightning counts from 0
+    out = pd.DataFrame({"run": table["run"], "epoch": shown.astype("string").fillna("?")})
+    if "step" in table.columns:
+        out["step"] = table["step"].astype("string").fillna("")
     out["file"] = pd.array([os.path.relpath(p, root) for p in table["path"]], dtype=NAME_DTYPE)
     out["kind"], out["size"] = table["kind"], [nbytes(b) for b in table["size_bytes"]]
     for metric in metrics:
         out[metric] = [("" if pd.isna(v) else f"{v:.6g}") for v in table[metric]]
+    sources = table["metrics_from"].where(table[metrics].notna().any(axis=1), "") if metrics else None
+    if sources is not None and sources[sources != ""].nunique() > 1:  # say where each value came from
+        out["from"] = sources
     out["valid"] = ["yes" if ok else f"NO: {why}" for ok, why in zip(table["valid"], table["invalid_reason"])]
     if "keep" in table.columns:  # the reason already says why a file is invalid
         out["valid"] = ["yes" if ok else "NO" for ok in table["valid"]]
@@ -226,3 +239,11 @@ def _echo_notes(table: pd.DataFrame, root: str) -> None:
     if len(table):
         sources = ", ".join(sorted(metrics_from)) or "nowhere (no metrics in names or logs)"
         say(f"metrics from: {sources}")
+
+
+def _echo_framework_best(table: pd.DataFrame, monitor: str | None) -> None:
+    """What the newest Lightning/HF checkpoint of each series records as best, beside the ranking."""
+    from runlens.checkpoints.framework_state import comparison
+
+    for line, disagrees in comparison(table, monitor):
+        say(("DISAGREEMENT: " if disagrees else "") + line)

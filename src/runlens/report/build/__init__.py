@@ -26,7 +26,7 @@ from runlens.arguments import LRTiming, choice, count, finite_number
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
-from runlens.name_columns import name_codes
+from runlens.name_columns import as_names, name_codes
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.learning_rate import check_initial_lr
 from runlens.policies.runs import check_frame
@@ -154,7 +154,18 @@ def build_report(
     if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
     check_policy_frameworks(early_stopping, parts)
-    reports = [_build(source, parts_frame=frame, name=name, **options) for name, frame in parts.items()]
+    runs_of = {name: set(map(str, as_names(frame["run"]))) for name, frame in parts.items()}
+    reports = [
+        _build(
+            source,
+            parts_frame=frame,
+            name=name,
+            elsewhere=sorted(set().union(*(r for n, r in runs_of.items() if n != name))),
+            first=i == 0,
+            **options,
+        )
+        for i, (name, frame) in enumerate(parts.items())
+    ]
     reports[0].parts = reports[1:]
     return reports[0]
 
@@ -164,6 +175,8 @@ def _build(
     *,
     parts_frame: pd.DataFrame | None,
     name: str,
+    elsewhere: Sequence[str] = (),
+    first: bool = True,
     early_stopping: Any,
     reduce_lr: Any,
     monitor: str | None,
@@ -194,7 +207,6 @@ def _build(
         check_frame(frame, column=stopping.metric)
         monitor = stopping.metric
         asked_lr = lr_policy((policies or {}).get("torch"), direction=stopping.direction)
-        root = None  # checkpoints of Lightning/HF runs are not planned by the report (yet)
     choice("lr_timing", lr_timing, LRTiming)
     check_initial_lr(initial_lr)
     rules = [KeepBestK(keep_best, monitor, stopping.direction)]
@@ -242,7 +254,11 @@ def _build(
             runs=[r.run for r in records],
             rules=rules,
             min_age=checkpoint_min_age,
-            restored={r.run: r.restored_epoch for r in records},
+            # A Keras run's restored epoch names its checkpoint; another framework's evaluation
+            # index does not (its checkpoints are named by epoch and step): no restored pin there.
+            restored={r.run: r.restored_epoch for r in records} if name == "keras" else {},
+            elsewhere=elsewhere,
+            note_skipped=first,
         )
         for record in records:
             record.checkpoints = found.get(record.run)

@@ -7,7 +7,9 @@ a plan the checkpoint layer refuses (or cannot make) becomes a note on that run,
 of the report. Files modified within ``min_age`` are kept unranked, except in runs whose
 ``runlens.json`` says training ended (:func:`runlens.manifest.ended_runs`). Files named like
 checkpoints that are not Keras checkpoints by content (a ``predictions_001.h5``) are named in one
-warning line; other skipped files get a warning each.
+warning line; other skipped files get a warning each. Lightning ``.ckpt`` files and HF
+``checkpoint-N/`` folders are planned the same way; where the framework's own best (in its newest
+checkpoint) is not the plan's #1 by the same metric, a warning says so.
 
 >>> summaries, warnings = checkpoint_summaries("sample_logs", epochs, runs=["overfits"],
 ...     rules=[KeepBestK(3, "val_loss"), KeepLastN(1)], min_age=300,
@@ -25,11 +27,12 @@ import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.index import CHECKPOINTS_FOLDER, SKIPPED_NOT_CHECKPOINT, read_checkpoints
+from runlens.checkpoints.names import HF_KIND
 from runlens.checkpoints.plan import plan_prune, plan_summary
 from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
 from runlens.manifest import ended_runs
-from runlens.name_columns import as_names
+from runlens.name_columns import NAME_DTYPE, as_names
 from runlens.report.model import CheckpointSummary
 
 _NAMED = 5  # non-checkpoint files named in the report's one line about them
@@ -43,14 +46,26 @@ def checkpoint_summaries(
     rules: Sequence[RetentionRule],
     min_age: float,
     restored: dict[str, int | None],
+    elsewhere: Sequence[str] = (),
+    note_skipped: bool = True,
 ) -> tuple[dict[str, CheckpointSummary], list[str]]:
-    """``{run: CheckpointSummary}`` for the runs with checkpoints, and warnings for the report."""
+    """``{run: CheckpointSummary}`` for the runs with checkpoints, and warnings for the report.
+
+    ``elsewhere``: runs of the logdir reported apart (another framework's part of the report):
+    their checkpoints are theirs, not "in folders that hold no logged run". ``note_skipped``: say
+    which files were skipped (once per report: its first part)."""
     try:
         table = read_checkpoints(root, epochs=epochs)
     except RunlensError as exc:
         return {}, [f"checkpoints not read: {exc}"]
-    warnings = _skipped_notes(table.attrs.get("skipped", []), root)
-    others = sorted(set(table["run"]) - set(runs))
+    warnings = _skipped_notes(table.attrs.get("skipped", []), root) if note_skipped else []
+    owners = hf_logged_runs(table, [*runs, *elsewhere], epochs)
+    # by hand, not Series.map: a dict's keys would become an Arrow index, which cannot hold a
+    # name that is not UTF-8 (runlens.textsafe)
+    table["run"] = pd.array([owners[run] for run in table["run"]], dtype=NAME_DTYPE)
+    for record in table.attrs.get("framework_best", []):  # compared with the plan run by run
+        record["run"] = owners.get(record["run"], record["run"])
+    others = sorted(set(table["run"]) - set(runs) - set(elsewhere))
     if others:
         count = int(table["run"].isin(others).sum())
         warnings.append(
@@ -68,8 +83,35 @@ def checkpoint_summaries(
         in_folder = rows["path"].map(lambda p: Path(p).parent.name == CHECKPOINTS_FOLDER)
         if in_folder.any():
             rows = rows[in_folder]
-        out[run] = _summary(rows, root, rules, 0.0 if run in settled else min_age, now, restored.get(run))
+        out[run], disagreements = _summary(
+            rows, root, rules, 0.0 if run in settled else min_age, now, restored.get(run)
+        )
+        warnings += disagreements
     return out, warnings
+
+
+def hf_logged_runs(table: pd.DataFrame, runs: Sequence[str], logs: pd.DataFrame) -> dict[str, str]:
+    """Checkpoint run -> the logged run it is reported under: itself, except an HF Trainer output
+    dir that is no logged run of its own, whose checkpoints belong to the run its TensorBoard logs
+    are in (``OUTPUT/runs/<date>_<host>``, the Trainer's default ``logging_dir``): the only one,
+    or, after resumes wrote several, the one logged last (the checkpoints hold its state).
+
+    >>> hf_logged_runs(table, ["out/runs/May01_10-00-00_host"], evals)     # doctest: +SKIP
+    {'out': 'out/runs/May01_10-00-00_host'}
+    """
+    logged = set(runs)
+    owners = {run: run for run in table["run"].astype(object).unique()}
+    hf = table.loc[table["kind"] == HF_KIND, "run"].astype(object).unique()
+    last: dict[str, float] = {}
+    if "wall_time" in logs.columns and len(logs):
+        ends = logs.groupby("run", observed=True)["wall_time"].max()
+        last = {str(r): t.timestamp() for r, t in ends.items() if pd.notna(t)}
+    for run in (r for r in hf if r not in logged):
+        prefix = "runs/" if run == "." else f"{run}/runs/"
+        below = [r for r in runs if r.startswith(prefix) and "/" not in r[len(prefix) :]]
+        if below:
+            owners[run] = max(below, key=lambda r: (last.get(r, float("-inf")), r))
+    return owners
 
 
 def _skipped_notes(skipped: list[dict[str, str]], root: str | os.PathLike[str]) -> list[str]:
@@ -96,7 +138,7 @@ def _summary(
     min_age: float,
     now: pd.Timestamp,
     restored: int | None,
-) -> CheckpointSummary:
+) -> tuple[CheckpointSummary, list[str]]:
     folder = os.path.relpath(os.path.commonpath([os.path.dirname(p) for p in rows["path"]]), root)
     valid = rows["valid"].to_numpy(dtype=bool)
     summary = CheckpointSummary(
@@ -110,7 +152,7 @@ def _summary(
         plan = plan_prune(rows, rules=rules, min_age=min_age, now=now)
     except (PruneRefused, RunlensError) as exc:  # PruneRefused is a RunlensError; both become notes
         summary.note = str(exc)
-        return summary
+        return summary, []
     counts = plan_summary(plan)
     keep = plan["keep"].to_numpy(dtype=bool)
     fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)).to_numpy(dtype=bool)
@@ -122,4 +164,4 @@ def _summary(
     if restored is not None:
         at = (plan["epoch"] == restored).fillna(False).to_numpy(dtype=bool)
         summary.restored = "none" if not at.any() else ("kept" if keep[at].any() else "dropped")
-    return summary
+    return summary, [f"checkpoints of {line}" for line in plan.attrs.get("disagreements", [])]

@@ -21,7 +21,7 @@ from runlens.report.render.describe_sweep import (
     totals_lines,
     varied_keys,
 )
-from runlens.report.render.words import Lines, epoch, number, policy_name
+from runlens.report.render.words import Lines, epoch, number, policy_name, units
 
 # The flags of the runs table: the letter, and what it says (the legend under the table).
 FLAGS = {
@@ -77,17 +77,18 @@ def distribution_titles(report: Report) -> tuple[str, str]:
     """The titles of the stop-epoch and epochs-saved distributions."""
     setting = setting_text(report.settings.early_stopping, grid_keys(report), varied=varied_keys(report))
     name = policy_name(report.settings.early_stopping)
-    return (f"{name} ({setting}) stops after epoch", "epochs saved per run")
+    fw = report.settings.framework
+    return (f"{name} ({setting}) stops after {units(fw, 1)}", f"{units(fw)} saved per run")
 
 
-def spotlight_text(spotlight: Spotlight) -> str:
+def spotlight_text(spotlight: Spotlight, framework: str = "keras") -> str:
     """A run worth a look with what it is about: ``run (2 files)``, ``run (regret 0.013)``."""
     v = spotlight.value
     what = {
         "damaged": f"{v} file(s)",
         "disagrees": f"{v} difference(s)",
         "regret": f"regret {number(float(v))}",
-        "saved": f"{v} epochs saved",
+        "saved": f"{v} {units(framework, v)} saved",
     }[spotlight.reason]
     return f"{spotlight.run} ({what})"
 
@@ -99,7 +100,7 @@ def worth_a_look_lines(report: Report) -> Lines:
         found = [s for s in report.overview.worth_a_look if s.reason == reason]
         if not found:
             continue
-        text = ", ".join(spotlight_text(s) for s in found[:_SHOWN])
+        text = ", ".join(spotlight_text(s, report.settings.framework) for s in found[:_SHOWN])
         if len(found) > _SHOWN:
             text += f" and {len(found) - _SHOWN} more"
         lines.append((title, text))

@@ -1,0 +1,185 @@
+"""What Lightning and the HF Trainer recorded about their own checkpoints, beside runlens' view.
+
+The newest valid checkpoint of a series (one run, one kind; newest by global step, then mtime)
+holds the framework's own bookkeeping: Lightning's ``ModelCheckpoint`` state (``monitor``,
+``best_model_path``, ``best_model_score``, ``best_k_models``, ``last_model_path``), the HF
+Trainer's ``trainer_state.json`` (``best_model_checkpoint``, ``best_metric``). From it:
+
+- :func:`pins`: the checkpoints a prune never drops, whatever the rules, and why -- the resume
+  point (Lightning's ``last.ckpt`` and the file ``last_model_path`` names; the HF folder with the
+  highest step, which ``get_last_checkpoint`` resumes from and ``rotate_checkpoints`` keeps), the
+  framework's own best in that newest state, and every checkpoint a symlink under the folder points
+  to (a ``last.ckpt`` link made by ``save_last="link"`` would dangle otherwise);
+- :func:`best_records`: per series, the framework's best and its score, for
+  :func:`disagreements` to set beside runlens' ranking.
+
+Paths recorded by a framework are those of the machine that trained; they are matched by name in
+the newest checkpoint's folder.
+
+>>> records = best_records(table, contents)        # doctest: +SKIP
+>>> disagreements(plan, "val_loss")                 # doctest: +SKIP
+["run 'lightning_logs/version_0': ModelCheckpoint (val_loss) in last.ckpt names ..."]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+
+from runlens.checkpoints.hf_folder import TrainerContent
+from runlens.checkpoints.lightning_ckpt import LightningContent
+from runlens.checkpoints.names import HF_KIND, is_lightning_last
+
+LAST_PIN = "Lightning's last checkpoint (the resume point)"
+_HF_NEWEST_PIN = "the newest checkpoint (the HF Trainer resumes from it)"
+
+
+def pins(table: pd.DataFrame, contents: dict[Any, Any], links: dict[str, str]) -> pd.Series:
+    """Why each row must be kept whatever the rules ('' for none), by row."""
+    reasons: dict[Any, list[str]] = {i: [] for i in table.index}
+    by_path = {os.path.abspath(p): i for i, p in table["path"].items()}
+    for target, link in links.items():
+        if target in by_path:
+            reasons[by_path[target]].append(f"a symlink points to it ({os.path.basename(link)})")
+    for index, path, kind in zip(table.index, table["path"], table["kind"]):
+        if kind == "lightning" and is_lightning_last(os.path.basename(path)):
+            reasons[index].append(LAST_PIN)
+    for record in _newest(table, contents):
+        newest, content, series = record
+        if isinstance(content, TrainerContent):
+            reasons[newest].append(_HF_NEWEST_PIN)
+            best = _match(series, table.at[newest, "path"], content.best_model_checkpoint)
+            if best is not None:
+                reasons[best].append("trainer_state.json's best_model_checkpoint (in the newest checkpoint)")
+            continue
+        for state in content.model_checkpoints:
+            for recorded, why in (
+                (state.best_model_path, "ModelCheckpoint's best_model_path (in the newest checkpoint)"),
+                (state.last_model_path, "ModelCheckpoint's last_model_path (the resume point)"),
+            ):
+                found = _match(series, table.at[newest, "path"], recorded)
+                if found is not None and why not in reasons[found]:
+                    reasons[found].append(why)
+    return pd.Series(["; ".join(r) for r in reasons.values()], index=table.index, dtype="str")
+
+
+def best_records(table: pd.DataFrame, contents: dict[Any, Any]) -> list[dict[str, Any]]:
+    """Per series with a framework record: ``{"run", "kind", "newest", "source", "monitor",
+    "best", "recorded", "score", "best_k"}`` -- ``best`` is the table's path of the framework's
+    best (None when it is not in the folder), ``recorded`` the path as the framework wrote it,
+    ``best_k`` ModelCheckpoint's ``best_k_models`` (name -> score; empty for HF)."""
+    records = []
+    for newest, content, series in _newest(table, contents):
+        run, kind, path = table.at[newest, "run"], table.at[newest, "kind"], table.at[newest, "path"]
+        if isinstance(content, TrainerContent):
+            states = [
+                (
+                    "trainer_state.json",
+                    content.best_metric_name,
+                    content.best_model_checkpoint,
+                    content.best_metric,
+                    {},
+                )
+            ]
+        else:
+            states = [
+                ("ModelCheckpoint", s.monitor, s.best_model_path, s.best_model_score, s.best_k_models)
+                for s in content.model_checkpoints
+            ]
+        for source, monitor, recorded, score, best_k in states:
+            if recorded is None:
+                continue
+            best = _match(series, path, recorded)
+            records.append(
+                {
+                    "run": run,
+                    "kind": kind,
+                    "newest": path,
+                    "source": source,
+                    "monitor": monitor,
+                    "best": None if best is None else table.at[best, "path"],
+                    "recorded": recorded,
+                    "score": score,
+                    "best_k": {_name(k): v for k, v in best_k.items()},
+                }
+            )
+    return records
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line: what the framework's newest checkpoint says is best."""
+    monitor = f" ({record['monitor']})" if record["monitor"] else ""
+    score = "" if record["score"] is None else f", {record['score']:.6g}"
+    best = _name(record["recorded"]) + ("" if record["best"] is not None else " -- not in the folder")
+    text = f"{record['source']}{monitor} in {_name(record['newest'])}: best {best}{score}"
+    if record["best_k"]:
+        text += f"; best_k_models: {len(record['best_k'])} ({', '.join(sorted(record['best_k'])[:4])}"
+        text += ", ...)" if len(record["best_k"]) > 4 else ")"
+    return text
+
+
+def comparison(plan: pd.DataFrame, monitor: str | None) -> list[tuple[str, bool]]:
+    """One ``(line, disagrees)`` per framework record of the plan (or table): what the framework
+    calls best, and whether runlens' #1 by ``monitor`` is the same checkpoint (not compared when
+    the framework judged by another metric, or without a ranking)."""
+    out = []
+    for record in plan.attrs.get("framework_best", []):
+        line = f"run {record['run']!r}: {describe(record)}"
+        if monitor is None or "rank" not in plan.columns:
+            out.append((line, False))
+            continue
+        if record["monitor"] != monitor:
+            out.append((f"{line}; not compared with the ranking by {monitor}", False))
+            continue
+        series = plan[(plan["run"] == record["run"]) & (plan["kind"] == record["kind"])]
+        first = series.loc[(series["rank"] == 1).fillna(False).to_numpy(dtype=bool), "path"]
+        if first.empty:
+            out.append((f"{line}; runlens ranked none of this series", False))
+        elif record["best"] == first.iloc[0]:
+            out.append((f"{line}; runlens' #1 by {monitor} is the same", False))
+        else:
+            ours = _name(first.iloc[0])
+            out.append(
+                (
+                    f"{line}; but runlens' #1 by {monitor} is {ours} (the logs' values differ, or that best is gone)",
+                    True,
+                )
+            )
+    return out
+
+
+def disagreements(plan: pd.DataFrame, monitor: str) -> list[str]:
+    """The lines of :func:`comparison` where the framework's best is not runlens' #1."""
+    return [line for line, disagrees in comparison(plan, monitor) if disagrees]
+
+
+def _newest(table: pd.DataFrame, contents: dict[Any, Any]) -> list[tuple[Any, Any, pd.DataFrame]]:
+    """(row of the newest valid checkpoint with a record, its content, its series) per series."""
+    out = []
+    framework = table[table["kind"].isin(["lightning", HF_KIND])]
+    for _, series in framework.groupby(["run", "kind"], sort=False):
+        candidates = series[series.index.isin(list(contents)) & series["valid"].to_numpy(dtype=bool)]
+        if candidates.empty:
+            continue
+        order = candidates.sort_values(["step", "mtime"], na_position="first", kind="stable")
+        newest = order.index[-1]
+        if isinstance(contents[newest], (LightningContent, TrainerContent)):
+            out.append((newest, contents[newest], series))
+    return out
+
+
+def _match(series: pd.DataFrame, newest: str, recorded: str | None) -> Any:
+    """The row of ``series`` in ``newest``'s folder named like the ``recorded`` path, or None."""
+    if not recorded:
+        return None
+    folder, name = os.path.dirname(newest), _name(recorded)
+    for index, path in series["path"].items():
+        if os.path.dirname(path) == folder and os.path.basename(path) == name:
+            return index
+    return None
+
+
+def _name(path: str) -> str:
+    return os.path.basename(path.rstrip("/\\").replace("\\", "/"))
