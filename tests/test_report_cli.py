@@ -87,7 +87,8 @@ def check_text(text, table):
         if not pd.isna(row["run_best_epoch"]):
             assert f"at epoch {row['run_best_epoch'] + 1}" in block
         assert ("counterfactual" in block) == (not pd.isna(row["lr_diverges_at"]))
-    assert "== sweep" in text and "recommended" in text and "== totals" in text
+    assert "== overview" in text and "== sweep" in text and "recommended" in text and "== runs: " in text
+    assert text.index("== overview") < text.index("== sweep") < text.index("== runs: ")
 
 
 def check_html(document):
@@ -120,7 +121,7 @@ def test_every_format_on_sample_logs(fmt):
         check_text(result.stdout, table)
         assert "checkpoints" in result.stdout and "free" in result.stdout
     elif fmt == "markdown":
-        assert "| run | epochs | best epoch |" in result.stdout
+        assert "| run | epochs | stops | best |" in result.stdout
         for row in table.to_dict("records"):
             assert f"### {row['run'].replace('_', chr(92) + '_')}" in result.stdout
     else:
@@ -147,7 +148,7 @@ def test_every_format_on_real_keras_fits(request, name, fmt, tmp_path):
     elif fmt == "html":
         check_html(document)
     else:
-        assert "## Sweep" in document and "## Totals" in document
+        assert "## Overview" in document and "## Sweep" in document and "## Runs" in document
 
 
 def test_output_format_follows_the_extension(tmp_path):

@@ -29,6 +29,11 @@ CHECKPOINT_MIN_AGE = 300.0  # seconds: ModelCheckpoint may be writing a file thi
 SWEEP_PATIENCE = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30)  # the report's EarlyStopping sweep
 
 REPORT_FORMATS = ("text", "markdown", "json", "html")
+REPORT_SORTS = ("run", "saved", "regret", "stop", "best")  # orders of the report's runs table
+# Runs the report shows in detail: every run of a logdir of up to REPORT_SMALL_LOGDIR runs, else
+# REPORT_DETAIL (runlens.report.build.overview.detail_runs says why).
+REPORT_DETAIL = 5
+REPORT_SMALL_LOGDIR = 8
 REPORT_SUFFIXES = {
     ".txt": "text",
     ".md": "markdown",

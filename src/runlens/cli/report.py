@@ -12,7 +12,10 @@ from runlens.cli.output import say, say_text, write_output
 from runlens.cli.progress import delayed_notice
 from runlens.options import (
     CHECKPOINT_MIN_AGE,
+    REPORT_DETAIL,
     REPORT_FORMATS,
+    REPORT_SMALL_LOGDIR,
+    REPORT_SORTS,
     REPORT_SUFFIXES,
     STDOUT,
     SWEEP_PATIENCE,
@@ -39,8 +42,44 @@ class _NumberList(click.ParamType):
         return items
 
 
+class _Detail(click.ParamType):
+    """``--detail``: a whole number >= 0 or ``all``."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        text = str(value).strip().lower()
+        if text == "all":
+            return "all"
+        if text.isdigit():
+            return int(text)
+        self.fail(f"{value!r} is neither a whole number >= 0 nor 'all'", param, ctx)
+
+
 @click.command("report")
 @click.argument("logdir", type=click.Path())
+@click.option(
+    "--runs",
+    "run_patterns",
+    multiple=True,
+    metavar="GLOB",
+    help="Only the runs of this name or glob, as the report prints them (repeatable); an error "
+    "lists the runs there are when one matches nothing.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(REPORT_SORTS),
+    default="run",
+    show_default=True,
+    help="Order of the runs table: by name, most epochs saved, largest regret, earliest stop, "
+    "best monitored value.",
+)
+@click.option(
+    "--detail",
+    type=_Detail(),
+    help="Runs shown in detail below the runs table (text, Markdown): N (the runs worth a look "
+    f"first) or all.  [default: all of a logdir of up to {REPORT_SMALL_LOGDIR} runs, else {REPORT_DETAIL}]",
+)
 @click.option(
     "--monitor", metavar="M", help="Metric both policies watch.  [default: val_loss if logged, else loss]"
 )
@@ -184,6 +223,9 @@ class _NumberList(click.ParamType):
 )
 def report_command(
     logdir: str,
+    run_patterns: tuple[str, ...],
+    sort: str,
+    detail: int | str | None,
     fmt: str | None,
     output: str | None,
     no_checkpoints: bool,
@@ -215,6 +257,7 @@ def report_command(
         runlens report logs/ --patience 3 --min-delta 0.001 --monitor val_accuracy
         runlens report logs/ --lr-factor 0.5 --lr-patience 2 --lr-timing used
         runlens report logs/ --sweep-patience 1,2,3,5,10 --tolerance 0.01
+        runlens report sweep/ --sort regret --detail 10 --runs 'lr_1e-3*'
         runlens report logs/ -o report.html
         runlens report logs/ --format json | jq '.runs[] | {run, stopped_epoch}'
     """
@@ -240,6 +283,7 @@ def report_command(
     with delayed_notice(f"reading {logdir}...", stream=sys.stderr):
         report = build_report(
             logdir,
+            runs=list(run_patterns) or None,
             early_stopping=early_stopping,
             reduce_lr=lr_policy,
             sweep=sweep,
@@ -251,7 +295,7 @@ def report_command(
             lr_timing=lr_timing,
         )
     with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
-        rendered = render_report(report, fmt)
+        rendered = render_report(report, fmt, detail=detail, sort=sort)  # type: ignore[arg-type]
     if output is None:
         say_text(rendered)
         return

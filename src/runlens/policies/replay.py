@@ -26,7 +26,7 @@ from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
 from runlens.policies.base import check_kind
 from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
-from runlens.policies.runs import RunSeries, costs, decide, run_series
+from runlens.policies.runs import RunSeries, best_of_runs, costs, decide, run_series
 
 __all__ = ["LR_COLUMNS", "replay"]
 
@@ -66,8 +66,7 @@ def replay(
         check_kind("lr_policy", lr_policy, "lr", "a runlens.ReduceLROnPlateau")
     choice("logged_lr_timing", logged_lr_timing, LRTiming)
     series = run_series(epochs_frame, policy.metric)
-    rows = [_replay_run(s, policy) for s in series]
-    table = _table(rows)
+    table = _table(_replay_runs(series, policy))
     if lr_policy is not None:
         metric = lr_policy.metric or policy.metric  # torch's scheduler names no metric
         lr_rows = _replay_lr(epochs_frame, series, table, lr_policy, metric, initial_lr, logged_lr_timing)
@@ -77,31 +76,42 @@ def replay(
     return table
 
 
-def _replay_run(series: RunSeries, policy: Any) -> dict:
-    decision = decide(policy, series)
-    direction = policy.direction
-    cost = costs(series, np.array([decision.stopped]), np.array([decision.restored]), direction)
-    run_best = series.best(direction)
-    best = decision.best
+def _replay_runs(series: list[RunSeries], policy: Any) -> dict[str, list]:
+    """Each run's decisions (the policy's replay, run by run: the framework's own per-run logic),
+    then the costs and bests of all runs at once; columns of :data:`_DTYPES` as lists."""
+    decisions = [decide(policy, s) for s in series]
+    stopped = np.array([d.stopped for d in decisions], dtype=np.int64)
+    restored = np.array([d.restored for d in decisions], dtype=np.int64)
+    best = np.array([d.best for d in decisions], dtype=np.int64)
+    cost = {k: v[:, 0] for k, v in costs(series, stopped, restored, policy.direction).items()}
+    run_best_epoch, run_best_value = best_of_runs(series, policy.direction)
+    best_value = [
+        float(s.values[b]) if b >= 0 and s.present[b] else None for s, b in zip(series, best.tolist())
+    ]
 
-    def at(index: int) -> int | None:
-        return None if index < 0 else index
+    def at(indexes: np.ndarray) -> list[int | None]:
+        return [None if i < 0 else i for i in indexes.tolist()]
 
     return {
-        "run": series.run,
-        "epochs_logged": series.epochs_logged,
-        "epochs_trained": decision.trained,
-        "stopped_epoch": at(decision.stopped),
+        "run": [s.run for s in series],
+        "epochs_logged": [s.epochs_logged for s in series],
+        "epochs_trained": [d.trained for d in decisions],
+        "stopped_epoch": at(stopped),
         "best_epoch": at(best),
-        "best_value": float(series.values[best]) if best >= 0 and series.present[best] else None,
-        "restored_epoch": at(decision.restored),
-        "restored_value": float(cost["restored_value"][0]) if cost["restored_present"][0] else None,
-        "run_best_epoch": None if run_best is None else run_best[0],
-        "run_best_value": None if run_best is None else run_best[1],
-        "epochs_saved": int(cost["epochs_saved"][0]),
-        "fraction_saved": float(cost["fraction_saved"][0]),
-        "time_saved_s": float(cost["time_saved_s"][0]),
-        "regret": None if np.isnan(cost["regret"][0]) else float(cost["regret"][0]),
+        "best_value": best_value,
+        "restored_epoch": at(restored),
+        "restored_value": [
+            v if p else None
+            for v, p in zip(cost["restored_value"].tolist(), cost["restored_present"].tolist())
+        ],
+        "run_best_epoch": at(run_best_epoch),
+        "run_best_value": [
+            None if e < 0 else v for e, v in zip(run_best_epoch.tolist(), run_best_value.tolist())
+        ],
+        "epochs_saved": cost["epochs_saved"].tolist(),
+        "fraction_saved": cost["fraction_saved"].tolist(),
+        "time_saved_s": cost["time_saved_s"].tolist(),
+        "regret": [None if np.isnan(r) else r for r in cost["regret"].tolist()],
     }
 
 
@@ -123,10 +133,10 @@ _DTYPES = {
 }
 
 
-def _table(rows: list[dict]) -> pd.DataFrame:
+def _table(rows: dict[str, list]) -> pd.DataFrame:
     columns = {}
     for name, dtype in _DTYPES.items():
-        items = [r[name] for r in rows]
+        items = rows[name]
         if dtype == "Float64":  # built from a mask: a logged NaN must not turn into NA
             missing = np.array([v is None for v in items], dtype=bool)
             floats = np.array([np.nan if v is None else v for v in items], dtype=np.float64)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
-from runlens.name_columns import as_names
+from runlens.name_columns import name_codes
 from runlens.policies.monitor import Direction, as_epoch_values
 from runlens.times import unix_seconds
 
@@ -78,39 +78,51 @@ def check_frame(frame: pd.DataFrame, *, column: str, option: str = "monitor") ->
 
 
 def run_series(frame: pd.DataFrame, column: str, *, option: str = "monitor") -> list[RunSeries]:
-    """Split an epoch frame into one :class:`RunSeries` of ``column`` per run, sorted by run name."""
+    """Split an epoch frame into one :class:`RunSeries` of ``column`` per run, sorted by run name.
+
+    Vectorised across runs: one sort of the rows, every run's arrays slices of one buffer per
+    field (a sweep's 2,000 runs cost a few array operations, no Python work per row)."""
     check_frame(frame, column=column, option=option)
     epochs = frame["epoch"].to_numpy()
     if len(epochs) and (np.any(epochs < 0) or not np.all(np.mod(epochs, 1) == 0)):
         raise RunlensError("the epoch frame has epochs that are not whole numbers >= 0")
-    runs = as_names(frame["run"]).to_numpy()
+    if not len(epochs):
+        return []
+    codes, labels = name_codes(frame["run"])
+    if np.any(codes < 0):
+        raise RunlensError(
+            "the epoch frame has rows without a run name; pass a frame from runlens.read_epochs()"
+        )
     values, present = as_epoch_values(frame[column], name=column)
     wall = unix_seconds(frame["wall_time"])  # UTC datetimes (read_epochs) or Unix seconds
-    order = np.lexsort((epochs, runs))
-    names, starts = np.unique(runs[order], return_index=True)
-    bounds = np.append(starts, len(order))
-    out = []
-    for i, run in enumerate(names):
-        rows = order[bounds[i] : bounds[i + 1]]
-        ep = epochs[rows].astype(np.int64)
-        if len(np.unique(ep)) != len(ep):
-            raise RunlensError(
-                f"run {run!r} has more than one row for an epoch; pass a frame from runlens.read_epochs()"
-            )
-        n = int(ep.max()) + 1
-        series = RunSeries(
-            run=str(run),
-            values=np.full(n, np.nan),
-            present=np.zeros(n, dtype=bool),
-            logged=np.zeros(n, dtype=bool),
-            wall_time=np.full(n, np.nan),
+    epoch = epochs.astype(np.int64)
+    order = np.lexsort((epoch, codes))
+    run, epoch = codes[order], epoch[order]
+    repeated = np.flatnonzero((run[1:] == run[:-1]) & (epoch[1:] == epoch[:-1]))
+    if len(repeated):
+        raise RunlensError(
+            f"run {labels[run[repeated[0]]]!r} has more than one row for an epoch; "
+            "pass a frame from runlens.read_epochs()"
         )
-        series.values[ep] = values[rows]
-        series.present[ep] = present[rows]
-        series.logged[ep] = True
-        series.wall_time[ep] = wall[rows]
-        out.append(series)
-    return out
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+    ends = np.r_[starts[1:], len(run)]
+    lengths = epoch[ends - 1] + 1  # epochs 0 .. the last logged one
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+    at = np.repeat(offsets, ends - starts) + epoch
+    buffers = {
+        "values": np.full(int(lengths.sum()), np.nan),
+        "present": np.zeros(int(lengths.sum()), dtype=bool),
+        "logged": np.zeros(int(lengths.sum()), dtype=bool),
+        "wall_time": np.full(int(lengths.sum()), np.nan),
+    }
+    buffers["values"][at] = values[order]
+    buffers["present"][at] = present[order]
+    buffers["logged"][at] = True
+    buffers["wall_time"][at] = wall[order]
+    return [
+        RunSeries(run=labels[run[first]], **{k: b[o : o + n] for k, b in buffers.items()})
+        for first, o, n in zip(starts.tolist(), offsets.tolist(), lengths.tolist())
+    ]
 
 
 @dataclass(frozen=True)
@@ -142,35 +154,37 @@ def decide(policy: Any, series: RunSeries) -> Decision:
 
 
 def costs(
-    series: RunSeries, stopped: np.ndarray, restored: np.ndarray, direction: Direction
+    series: list[RunSeries], stopped: np.ndarray, restored: np.ndarray, direction: Direction
 ) -> dict[str, np.ndarray]:
-    """Savings and regret of stopping at ``stopped`` (-1: never) and ending with ``restored``'s weights.
+    """Savings and regret of stopping run ``i`` at ``stopped[i, j]`` (-1: never) and ending with
+    ``restored[i, j]``'s weights, for every run and setting ``j`` at once.
 
-    Vectorised over settings: ``stopped`` and ``restored`` are arrays of epochs (``series`` comes
-    from :func:`run_series`, so it has at least one logged epoch).
+    Vectorised over runs and settings: ``stopped`` and ``restored`` are (runs, settings) arrays
+    of epochs; each result is one too (``series`` come from :func:`run_series`, so each has at
+    least one logged epoch and its last epoch is logged).
     """
-    stopped = np.asarray(stopped, dtype=np.int64)
-    restored = np.asarray(restored, dtype=np.int64)
-    logged_epochs = np.flatnonzero(series.logged)
-    total = len(logged_epochs)
+    stopped = np.asarray(stopped, dtype=np.int64).reshape(len(series), -1)
+    restored = np.asarray(restored, dtype=np.int64).reshape(len(series), -1)
+    flat = _Flat(series)
+    offset = flat.offsets[:, None]
+    total = flat.total[:, None]
     stops = stopped >= 0
-    after = total - np.searchsorted(logged_epochs, stopped, side="right")
-    epochs_saved = np.where(stops, after, 0)
-    last_wall = series.wall_time[logged_epochs[-1]]
-    stop_wall = series.wall_time[np.maximum(stopped, 0)]
+    at_stop = offset + np.clip(stopped, 0, flat.lengths[:, None] - 1)
+    upto = flat.cumulative_logged[at_stop] - flat.logged_before[:, None]  # logged epochs <= stop
+    epochs_saved = np.where(stops, total - upto, 0)
+    last_wall = flat.wall_time[flat.offsets + flat.lengths - 1][:, None]
     with np.errstate(invalid="ignore"):
-        time_saved = np.where(stops, np.maximum(last_wall - stop_wall, 0.0), 0.0)
-    safe = np.maximum(restored, 0)
-    has_value = (restored >= 0) & series.present[safe]
-    restored_value = np.where(has_value, series.values[safe], np.nan)
-    best = series.best(direction)
-    regret = np.full(len(restored), np.nan)
-    if best is not None:
-        with np.errstate(invalid="ignore"):
-            gap = restored_value - best[1] if direction == "min" else best[1] - restored_value
-            gap = np.where(restored_value == best[1], 0.0, gap)
-            gap = np.where(np.isnan(restored_value), np.inf, np.maximum(gap, 0.0))
-        regret = np.where(has_value, gap, np.nan)
+        time_saved = np.where(stops, np.maximum(last_wall - flat.wall_time[at_stop], 0.0), 0.0)
+    at_restored = offset + np.clip(restored, 0, flat.lengths[:, None] - 1)
+    has_value = (restored >= 0) & flat.present[at_restored]
+    restored_value = np.where(has_value, flat.values[at_restored], np.nan)
+    _, best = flat.best(direction)
+    best = best[:, None]
+    with np.errstate(invalid="ignore"):
+        gap = restored_value - best if direction == "min" else best - restored_value
+        gap = np.where(restored_value == best, 0.0, gap)
+        gap = np.where(np.isnan(restored_value), np.inf, np.maximum(gap, 0.0))
+    regret = np.where(has_value & ~np.isnan(best), gap, np.nan)
     return {
         "epochs_saved": epochs_saved,
         "fraction_saved": epochs_saved / total,
@@ -179,3 +193,41 @@ def costs(
         "restored_present": has_value,
         "regret": regret,
     }
+
+
+def best_of_runs(series: list[RunSeries], direction: Direction) -> tuple[np.ndarray, np.ndarray]:
+    """(epoch, value) of each run's best non-NaN value (first on ties, as :meth:`RunSeries.best`);
+    epoch -1 and value NaN for a run without one."""
+    return _Flat(series).best(direction)
+
+
+class _Flat:
+    """Runs' series laid end to end, for work across runs without a Python loop per run."""
+
+    def __init__(self, series: list[RunSeries]) -> None:
+        self.lengths = np.array([len(s.values) for s in series], dtype=np.int64)
+        self.offsets = np.r_[0, np.cumsum(self.lengths)[:-1]].astype(np.int64)
+        self.values = np.concatenate([s.values for s in series]) if series else np.empty(0)
+        self.present = np.concatenate([s.present for s in series]) if series else np.empty(0, bool)
+        logged = np.concatenate([s.logged for s in series]) if series else np.empty(0, bool)
+        self.wall_time = np.concatenate([s.wall_time for s in series]) if series else np.empty(0)
+        self.cumulative_logged = np.cumsum(logged)
+        self.logged_before = self.cumulative_logged[self.offsets] - logged[self.offsets]
+        self.total = self.cumulative_logged[self.offsets + self.lengths - 1] - self.logged_before
+
+    def best(self, direction: Direction) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.lengths)
+        epochs, values = np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
+        if not n:
+            return epochs, values
+        usable = self.present & ~np.isnan(self.values)
+        worst = np.inf if direction == "min" else -np.inf
+        masked = np.where(usable, self.values, worst)
+        reduce = np.minimum if direction == "min" else np.maximum
+        extreme = reduce.reduceat(masked, self.offsets)
+        run = np.repeat(np.arange(n), self.lengths)
+        hits = np.flatnonzero(usable & (masked == extreme[run]))
+        found, first = np.unique(run[hits], return_index=True)
+        epochs[found] = hits[first] - self.offsets[found]
+        values[found] = self.values[hits[first]]
+        return epochs, values

@@ -177,21 +177,14 @@ def _decisions(traced: str | None, members: list, series: list[RunSeries]) -> tu
 
 def _aggregate(series: list, stopped: np.ndarray, restored: np.ndarray, direction: str) -> pd.DataFrame:
     """One row per setting (column of ``stopped``): the runs' savings and regrets summed up."""
-    n = stopped.shape[1]
-    saved, stopped_runs = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    time_saved = np.zeros(n)
-    time_known = np.zeros(n, dtype=bool)
-    regrets = np.full((len(series), n), np.nan)
-    logged = 0
-    for i, s in enumerate(series):
-        cost = costs(s, stopped[i], restored[i], direction)  # type: ignore[arg-type]
-        saved += cost["epochs_saved"]
-        stopped_runs += stopped[i] >= 0
-        known = ~np.isnan(cost["time_saved_s"])
-        time_saved += np.where(known, cost["time_saved_s"], 0.0)
-        time_known |= known
-        regrets[i] = cost["regret"]
-        logged += s.epochs_logged
+    cost = costs(series, stopped, restored, direction)  # type: ignore[arg-type]
+    saved = cost["epochs_saved"].sum(axis=0)
+    stopped_runs = (stopped >= 0).sum(axis=0)
+    known = ~np.isnan(cost["time_saved_s"])
+    time_saved = np.where(known, cost["time_saved_s"], 0.0).sum(axis=0)
+    time_known = known.any(axis=0)
+    regrets = cost["regret"]
+    logged = sum(s.epochs_logged for s in series)
     defined = ~np.isnan(regrets)
     with np.errstate(invalid="ignore"):
         lost = (np.where(defined, regrets, 0.0) > 0).sum(axis=0)

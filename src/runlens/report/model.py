@@ -170,6 +170,7 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     hparams: list[dict[str, Any]] = field(default_factory=list)  # {name, value}
     live: Live | None = None  # runlens.json's decisions vs the replay
+    damaged: list[dict[str, Any]] = field(default_factory=list)  # its files' problems: path, kind, ...
 
 
 @dataclass
@@ -207,6 +208,53 @@ class Totals:
     checkpoint_bytes_to_free: int | None
 
 
+# Why a run is worth a look, in the order the overview lists them: files that could not be read
+# whole, its own callbacks disagreeing with the replay, the largest regrets, the most epochs saved.
+REASONS = ("damaged", "disagrees", "regret", "saved")
+
+
+@dataclass
+class Histogram:
+    """Runs counted by a whole number, in bins of equal width: ``bins`` lists ``{"low": a, "high":
+    b, "runs": n}`` (``a..b`` inclusive; 0-based epochs where the number is an epoch), ``none``
+    the runs without a number (a stop epoch: the runs the policy never stops)."""
+
+    bins: list[dict[str, int]]
+    none: int = 0
+
+
+@dataclass
+class Spotlight:
+    """A run worth a look: ``reason`` (one of :data:`REASONS`) and ``value``, what it is about:
+    the number of damaged files, of disagreements, the regret, the epochs saved."""
+
+    run: str
+    reason: str
+    value: float | int
+
+
+@dataclass
+class Overview:
+    """The sweep-level picture every format shows before any run: how the report's policy stops
+    the runs and what it saves (``stop_epochs``, ``epochs_saved``), the sweep's frontier (its rows
+    with ``frontier`` true, by epochs saved: settings no other beats on both epochs saved and
+    runs lost), the ``recommended`` and the report's own (``current``) sweep rows, and the runs
+    worth a look (grouped by reason, in :data:`REASONS` order, each group ranked). The totals are
+    :attr:`Report.totals`. Built by :mod:`runlens.report.build.overview`, which also chooses the
+    runs shown in detail (:func:`~runlens.report.build.overview.detail_runs`).
+    """
+
+    runs: int
+    runs_stopped: int
+    stop_epochs: Histogram
+    epochs_saved: Histogram
+    frontier: list[dict[str, Any]]
+    recommended: dict[str, Any] | None
+    current: dict[str, Any] | None
+    worth_a_look: list[Spotlight]
+    damaged_files: int
+
+
 @dataclass
 class Report:
     """The whole report; render it with :func:`runlens.render_report`."""
@@ -216,6 +264,7 @@ class Report:
     runs: list[RunReport]
     sweep: SweepSummary
     totals: Totals
+    overview: Overview
     warnings: list[str] = field(default_factory=list)
     runlens_version: str = ""
 
@@ -239,6 +288,7 @@ class Report:
             "source": self.source,
             "epochs": "0-based",
             "settings": dataclasses.asdict(self.settings),
+            "overview": dataclasses.asdict(self.overview),
             "runs": [dataclasses.asdict(r) for r in self.runs],
             "sweep": dataclasses.asdict(self.sweep),
             "totals": dataclasses.asdict(self.totals),

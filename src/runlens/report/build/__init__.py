@@ -14,7 +14,7 @@ trained with ``runlens.keras`` (:mod:`~runlens.report.build.live`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from runlens.arguments import LRTiming, choice, count, finite_number
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
+from runlens.events.sources import matches, name_patterns
 from runlens.name_columns import as_names
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.learning_rate import check_initial_lr
@@ -32,6 +33,7 @@ from runlens.policies.runs import check_frame
 from runlens.policies.sweep import sweep as run_sweep
 from runlens.report.build.checkpoints import checkpoint_summaries
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
+from runlens.report.build.overview import attach_damage, build_overview
 from runlens.report.build.runs import python, run_reports
 from runlens.report.model import Report, RunReport, Settings, SweepSummary, Totals
 
@@ -47,6 +49,7 @@ _CLASSES = {"early_stopping": "keras.EarlyStopping", "reduce_lr": "keras.ReduceL
 def build_report(
     source: str | os.PathLike[str] | pd.DataFrame,
     *,
+    runs: str | Sequence[str] | None = None,
     early_stopping: Any = None,
     reduce_lr: Any = None,
     sweep: Mapping[str, Any] | None = None,
@@ -62,6 +65,9 @@ def build_report(
 
     Args:
         source: a logdir (read with :func:`runlens.read_epochs`) or an epoch frame already read.
+        runs: only the runs of these names or globs, as the report prints them (``"lr_3*"``), or
+            as folders (``"exp1/train"``) -- :func:`runlens.read_epochs`' ``runs=``; a pattern that
+            matches no run is an error listing the runs there are. Default: every run.
         early_stopping: the stopping policy, e.g. ``runlens.EarlyStopping(patience=3)``, or a dict
             of its Keras arguments (pasteable from ``runlens.sweep(...).recommended``) whose
             ``monitor`` defaults to val_loss when any run logged it, else loss. Default:
@@ -97,7 +103,7 @@ def build_report(
         ... )                                                                         # doctest: +SKIP
         >>> report.totals.epochs_saved, report.sweep.recommended                     # doctest: +SKIP
     """
-    frame, label, root = _source(source, checkpoints)
+    frame, label, root = _source(source, checkpoints, runs)
     stopping = _policy("early_stopping", early_stopping, "stopping", frame, label)
     monitor = stopping.metric
     asked_lr = None if reduce_lr is None else _policy("reduce_lr", reduce_lr, "lr", frame, label, monitor)
@@ -129,7 +135,10 @@ def build_report(
     for row in rows:
         row["current"] = all(row[k] == v for k, v in own.items())
     summary = SweepSummary(rows=rows, recommended=swept.recommended, tolerance=swept.tolerance)
-    warnings = [str(p.get("message", p)) for p in frame.attrs.get("problems", [])] + warnings
+    problems = frame.attrs.get("problems", [])
+    warnings = [str(p.get("message", p)) for p in problems] + warnings
+    if folder is not None:
+        attach_damage(records, problems, folder)
     if root is not None:
         found, notes = checkpoint_summaries(
             root,
@@ -164,19 +173,20 @@ def build_report(
         runs=records,
         sweep=summary,
         totals=_totals(records, summary),
+        overview=build_overview(records, summary),
         warnings=warnings,
         runlens_version=__version__,
     )
 
 
-def _source(source: Any, checkpoints: Any) -> tuple[pd.DataFrame, str, Path | None]:
+def _source(source: Any, checkpoints: Any, runs: Any) -> tuple[pd.DataFrame, str, Path | None]:
     """(epoch frame, how the report names its source, folder to look for checkpoints in)."""
     if isinstance(source, pd.DataFrame):
-        frame, label, root = source, "epoch frame", None
+        frame, label, root = _selected(source, runs), "epoch frame", None
     elif isinstance(source, (str, os.PathLike)):
         from runlens.epochs import read_epochs
 
-        frame, label, root = read_epochs(source), os.fspath(source), Path(source)
+        frame, label, root = read_epochs(source, runs=runs), os.fspath(source), Path(source)
     else:
         raise RunlensError(f"build_report needs a logdir path or an epoch frame, got {type(source).__name__}")
     if checkpoints is False:
@@ -194,6 +204,25 @@ def _source(source: Any, checkpoints: Any) -> tuple[pd.DataFrame, str, Path | No
             "runlens report needs epoch metrics such as epoch_loss"
         )
     return frame, label, root
+
+
+def _selected(frame: pd.DataFrame, runs: str | Sequence[str] | None) -> pd.DataFrame:
+    """The rows of the runs ``runs`` names (as :func:`runlens.read_epochs` selects them); every
+    pattern must match a run, or the error lists the runs there are."""
+    patterns = name_patterns(runs)
+    if patterns is None or "run" not in frame.columns:
+        return frame
+    names = sorted(set(map(str, as_names(frame["run"]))))
+    unmatched = [p for p in patterns if not any(matches(name, (p,)) for name in names)]
+    if unmatched:
+        raise RunlensError(
+            f"epoch frame: no run matches runs={', '.join(map(repr, unmatched))}; the runs are: "
+            f"{', '.join(names[:20])}" + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+        )
+    keep = [name for name in names if matches(name, patterns)]
+    selected = frame[as_names(frame["run"]).astype(str).isin(keep).to_numpy()]
+    selected.attrs = dict(frame.attrs)
+    return selected
 
 
 def _policy(

@@ -5,27 +5,49 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from runlens.errors import RunlensError
 from runlens.options import REPORT_FORMATS as FORMATS
+from runlens.report.build.overview import Sort, check_detail, check_sort
 from runlens.report.model import Report
 
 
-def render_report(report: Report, format: str = "text") -> str:
+def render_report(
+    report: Report,
+    format: str = "text",
+    *,
+    detail: int | Literal["all"] | None = None,
+    sort: Sort = "run",
+    width: int | None = None,
+) -> str:
     """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
     the README) or ``"html"`` (one self-contained file with plots).
 
+    ``detail``: the runs text and Markdown show in detail (``"all"``, a number: the runs worth a
+    look first, see :func:`~runlens.report.build.overview.detail_runs`; default all of a small
+    logdir, else a handful); ``sort``: the runs table's order (``run``, ``saved``, ``regret``,
+    ``stop``, ``best``); ``width``: the text's (default the terminal's). JSON holds every run
+    whole, in the report's order.
+
     Names from disk are shown escaped in text, Markdown and HTML (:mod:`runlens.textsafe`) and
     kept as they are in JSON (where ``json.dumps`` escapes them: the document is ASCII)."""
-    if format == "text":
-        from runlens.report.render.text import render_text as render
-    elif format == "markdown":
-        from runlens.report.render.markdown import render_markdown as render
-    elif format == "json":
-        from runlens.report.render.json_format import render_json as render
-    elif format == "html":
-        from runlens.report.render.html import render_html as render
-    else:
+    if format not in FORMATS:
         raise RunlensError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    check_sort(sort)  # a bad sort or detail is an error in every format
+    check_detail(detail)
+    if format == "text":
+        from runlens.report.render.text import render_text
+
+        return render_text(report, detail=detail, sort=sort, width=width)
+    if format == "markdown":
+        from runlens.report.render.markdown import render_markdown
+
+        return render_markdown(report, detail=detail, sort=sort)
+    if format == "json":
+        from runlens.report.render.json_format import render_json as render
+    else:
+        from runlens.report.render.html import render_html as render
     # Names from disk: text, Markdown and HTML show them escaped, every line through
     # runlens.textsafe.text_lines; JSON keeps them as data, and json.dumps escapes every character
     # that is not printable ASCII (a byte that is not UTF-8 is the lone surrogate \udcXX).

@@ -104,6 +104,7 @@ def run_lines(record: RunReport, settings: Settings) -> Lines:
     lines += hparams_lines(record)
     if record.live is not None:
         lines += live_lines(record.live)
+    lines += [("damaged file", str(problem["message"])) for problem in record.damaged]
     return lines + [("note", note) for note in record.notes]
 
 

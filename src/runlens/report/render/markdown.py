@@ -16,9 +16,11 @@ line), then Markdown's emphasis, code, link, heading, math and table characters 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
+from runlens.report.build.overview import Sort, detail_runs, sorted_runs
 from runlens.report.model import Report
-from runlens.report.render import describe
+from runlens.report.render import describe, describe_overview
 from runlens.textsafe import shown, text_lines
 
 _PUNCTUATION = re.compile(r"([\\`*_\[\]|~#$])")
@@ -36,18 +38,43 @@ def _item(text: str) -> str:
     return _LIST_MARKER.sub(lambda m: f"{m.group()[:-1]}\\{m.group()[-1]}", escape(text))
 
 
-def render_markdown(report: Report) -> str:
-    """The whole report as Markdown."""
-    s = report.settings
+def render_markdown(report: Report, *, detail: int | Literal["all"] | None = None, sort: Sort = "run") -> str:
+    """The whole report as Markdown, laid out as the text report (overview, sweep, runs table, the
+    runs shown in detail, warnings); ``detail`` and ``sort`` as there."""
+    o = report.overview
     out = [f"# runlens report: {escape(report.source)}", "", *_pairs(describe.header_lines(report))]
-    out += ["", f"_{escape(describe.EPOCHS_NOTE)}_", "", "## Runs", ""]
-    out += _table(describe.run_headers(s), [describe.run_cells(r) for r in report.runs])
-    for record in report.runs:
-        out += ["", f"### {escape(record.run)}", "", *_pairs(describe.run_lines(record, s))]
+    out += ["", f"_{escape(describe.EPOCHS_NOTE)}_", "", "## Overview", ""]
+    out += _pairs(describe_overview.overview_lines(report))
+    stops, saved = describe_overview.distribution_titles(report)
+    for title, rows in (
+        (stops, describe_overview.histogram_rows(o.stop_epochs, epochs=True)),
+        (saved, describe_overview.histogram_rows(o.epochs_saved)),
+    ):
+        out += ["", *_table([title, "runs"], [[label, str(n)] for label, n in rows])]
+    out += ["", "### Runs worth a look", "", *_pairs(describe_overview.worth_a_look_lines(report))]
     out += ["", f"## Sweep: {escape(describe.sweep_title(report))}", ""]
     out += _table(describe.sweep_headers(report), describe.sweep_cells(report))
-    out += ["", *_pairs(describe.sweep_lines(report))]
-    out += ["", "## Totals", "", *_pairs(describe.totals_lines(report))]
+    ordered = sorted_runs(report, sort)
+    detailed = {r.run for r in detail_runs(report, detail)}
+    out += [
+        "",
+        "## Runs",
+        "",
+        f"{len(ordered)} run(s), sorted by {sort}; {len(detailed)} shown in detail.",
+        "",
+    ]
+    out += _table(
+        describe_overview.compact_headers(report), [describe_overview.compact_cells(r) for r in ordered]
+    )
+    legend = describe_overview.flags_legend(ordered)
+    if legend:
+        out += ["", f"Flags: {escape(legend)}"]
+    for record in (r for r in ordered if r.run in detailed):
+        lines = describe.run_lines(record, report.settings)
+        reasons = describe_overview.reasons_of(report, record.run)
+        if reasons:
+            lines = [("worth a look", ", ".join(reasons)), *lines]
+        out += ["", f"### {escape(record.run)}", "", *_pairs(lines)]
     if report.warnings:
         out += ["", "## Warnings", "", *[f"- {_item(w)}" for w in report.warnings]]
     return text_lines(out)
