@@ -24,7 +24,7 @@ def render_report(
     """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
     the README) or ``"html"`` (one self-contained file with plots).
 
-    ``detail``: the runs text and Markdown show in detail (``"all"``, a number: the runs worth a
+    ``detail``: the runs text, Markdown and HTML show in detail (``"all"``, a number: the runs worth a
     look first, see :func:`~runlens.report.build.overview.detail_runs`; default all of a small
     logdir, else a handful); ``sort``: the runs table's order (``run``, ``saved``, ``regret``,
     ``stop``, ``best``); ``width``: the text's (default the terminal's). JSON holds every run
@@ -44,11 +44,13 @@ def render_report(
         from runlens.report.render.markdown import render_markdown
 
         return render_markdown(report, detail=detail, sort=sort)
-    if format == "json":
-        from runlens.report.render.json_format import render_json as render
-    else:
-        from runlens.report.render.html import render_html as render
+    if format == "html":
+        from runlens.report.render.html import render_html
+
+        return render_html(report, detail=detail, sort=sort)
+    from runlens.report.render.json_format import render_json
+
     # Names from disk: text, Markdown and HTML show them escaped, every line through
     # runlens.textsafe.text_lines; JSON keeps them as data, and json.dumps escapes every character
     # that is not printable ASCII (a byte that is not UTF-8 is the lone surrogate \udcXX).
-    return render(report)
+    return render_json(report)

@@ -5,7 +5,8 @@ The page opens with the sweep as a whole -- the key numbers, every run's monitor
 figure with each stop marked, how stops and savings are distributed, the saved-vs-lost frontier
 and the recommended setting, the totals, the runs worth a look -- then one table row per run with
 a sparkline of its curve (:mod:`~runlens.report.render.sparklines`), and full sections, with
-plots, only for the detailed runs (``detail``): 2,000 runs make a page of a few MB, not 112.
+plots, only for the runs shown in detail (``detail``, chosen as for the text report by
+:func:`~runlens.report.build.overview.detail_runs`): 2,000 runs make a page of a few MB, not 112.
 
 Figures are PNGs at twice the CSS pixel density (:mod:`~runlens.report.render.plots`) shown at the
 width of the page; wide tables scroll inside their own box, so nothing runs off the page; a
@@ -24,9 +25,11 @@ images and the inline style.
 from __future__ import annotations
 
 from html import escape
+from typing import Literal
 
+from runlens.report.build.overview import Sort, detail_runs, sorted_runs
 from runlens.report.model import WARNING, Report, RunReport
-from runlens.report.render import describe
+from runlens.report.render import describe, describe_overview
 from runlens.report.render.describe_sweep import setting_text, varied_keys
 from runlens.report.render.plots import Picture, run_plots
 from runlens.report.render.sparklines import sparkline
@@ -34,7 +37,6 @@ from runlens.report.render.sweep_plots import distribution_plot, frontier_plot, 
 from runlens.report.render.words import duration, percent
 from runlens.textsafe import shown, text_lines
 
-DETAIL = 5  # runs shown in full (text and plots) when the caller does not say
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _STYLE = """
 *, *::before, *::after { box-sizing: border-box; }
@@ -53,17 +55,12 @@ table.pairs th { width: 11em; background: none; overflow-wrap: anywhere; }
 table.runs, table.sweep { font-size: 0.9em; font-variant-numeric: tabular-nums; }
 table.runs th, table.runs td { padding: 2px 5px; }
 table.runs td, table.sweep td { white-space: nowrap; }
-table.runs td:first-child, table.runs td:nth-child(8), table.runs td:nth-child(9),
-table.runs td:nth-child(n+11), table.sweep td:last-child { white-space: normal; }
-table.runs td:nth-child(n+8), table.sweep td:last-child { overflow-wrap: normal; }
-table.runs td:nth-child(n+3):nth-child(-n+10), table.sweep td:not(:last-child) { text-align: right; }
+table.runs td:first-child, table.sweep td:last-child { white-space: normal; }
+table.sweep td:last-child { overflow-wrap: normal; }
+table.runs td:nth-child(n+3):nth-child(-n+9), table.sweep td:not(:last-child) { text-align: right; }
 table.runs td:first-child { min-width: 7em; max-width: 22em; }
 table.runs td:nth-child(2) { padding: 1px 3px; }
-@media (max-width: 1000px) {
-  body { padding: 0.8em 1em 2em; }
-  table.runs { font-size: 0.8em; }
-  svg.spark { width: 84px; height: 14px; }
-}
+@media (max-width: 1000px) { body { padding: 0.8em 1em 2em; } }
 tr.recommended td { font-weight: bold; background: #eefbe9; }
 tr.warning th, tr.warning td { background: #fde2e2; color: #a00; font-weight: bold; }
 figure { margin: 1em 0 1.5em; }
@@ -82,12 +79,16 @@ svg.spark { display: block; }
 """
 
 
-def render_html(report: Report, *, detail: int | None = DETAIL) -> str:
-    """The whole report as one HTML document; ``detail`` runs get a full section with plots
-    (None: every run)."""
+def render_html(report: Report, *, detail: int | Literal["all"] | None = None, sort: Sort = "run") -> str:
+    """The whole report as one HTML document, laid out as the text report (overview, sweep, runs
+    table, the runs shown in detail, warnings) with figures; ``detail`` and ``sort`` as
+    :func:`~runlens.report.build.overview.detail_runs` and
+    :func:`~runlens.report.build.overview.sorted_runs` take them."""
     s = report.settings
     title = f"runlens report: {report.source}"
-    detailed = _detailed(report, detail)
+    ordered = sorted_runs(report, sort)
+    detailed = {r.run for r in detail_runs(report, detail)}
+    anchors = {r.run: f"run-{i}" for i, r in enumerate(report.runs) if r.run in detailed}
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -105,29 +106,29 @@ def render_html(report: Report, *, detail: int | None = DETAIL) -> str:
             overlay_plot(report.runs, s),
             f"{s.monitor} of every run, one line each, and where the policy stops it",
             "Solid: the epochs the policy trains; red dot: where it stops; dotted grey: the epochs it "
-            "saves. The y axis leaves out the most extreme values (diverged runs) when there are many runs.",
+            "saves. With many runs the y axis leaves out the most extreme values (diverged runs).",
         ),
         _figure(
-            distribution_plot(report.runs),
+            distribution_plot(report.overview, describe_overview.distribution_titles(report)),
             "how many runs stop at each epoch, and how many epochs each run saves",
         ),
-        f"<h2>Sweep: {_text(describe.sweep_title(report))}</h2>",
-        _pairs(describe.sweep_lines(report)),
+        _pairs(describe_overview.overview_lines(report)),
         _figure(
             frontier_plot(report.sweep, describe.grid_keys(report)),
             "epochs saved vs runs lost and vs max regret, one point per setting",
-            "Labels name the setting at each point (p3: patience 3); the table below lists every setting.",
+            "Labels name the settings at each point (p3: patience 3); the sweep table lists every one.",
         ),
+        "<h3>Runs worth a look</h3>",
+        _worth_a_look(report, anchors),
+        f"<h2>Sweep: {_text(describe.sweep_title(report))}</h2>",
         _table(
             describe.sweep_headers(report),
             describe.sweep_cells(report),
             css="sweep",
             marked=[bool(r["recommended"]) for r in report.sweep.rows],
         ),
-        "<h2>Totals</h2>",
-        _pairs(describe.totals_lines(report)),
-        *_runs_table(report, detailed),
-        *_run_sections(report, detailed),
+        *_runs_table(report, ordered, sort, anchors),
+        *_run_sections(report, [r for r in ordered if r.run in detailed], anchors),
     ]
     if report.warnings:
         out += ["<h2>Warnings</h2><ul>", *(f"<li>{_text(w)}</li>" for w in report.warnings), "</ul>"]
@@ -135,16 +136,9 @@ def render_html(report: Report, *, detail: int | None = DETAIL) -> str:
     return text_lines(out)
 
 
-def _detailed(report: Report, detail: int | None) -> list[int]:
-    """Positions (in ``report.runs``) of the runs shown in full."""
-    if detail is None:
-        return list(range(len(report.runs)))
-    return list(range(min(detail, len(report.runs))))
-
-
 def _cards(report: Report) -> str:
     """The numbers a reader looks for first, one box each."""
-    t = report.totals
+    t, o = report.totals, report.overview
     keys, varied = describe.grid_keys(report), varied_keys(report)
     setting = setting_text(report.settings.early_stopping, keys, varied=varied)
     cards = [
@@ -155,7 +149,7 @@ def _cards(report: Report) -> str:
         ),
         (f"{t.runs_lost} run(s) lose", "regret > 0: the weights kept are worse than the run's best"),
     ]
-    best = next((r for r in report.sweep.rows if r["recommended"]), None)
+    best = o.recommended
     if best is None:
         cards.append(("no recommendation", "every setting loses more than the tolerance on some run"))
     else:
@@ -166,32 +160,50 @@ def _cards(report: Report) -> str:
                 f"{best['runs_lost']} run(s) lose",
             )
         )
+    if o.damaged_files:
+        cards.append((f"{o.damaged_files} damaged file(s)", "every intact record was read"))
     boxes = "".join(
         f'<div class="card"><b>{_text(big)}</b><small>{_text(small)}</small></div>' for big, small in cards
     )
     return f'<div class="cards">{boxes}</div>'
 
 
-def _runs_table(report: Report, detailed: list[int]) -> list[str]:
+def _worth_a_look(report: Report, anchors: dict[str, str]) -> str:
+    """The overview's runs worth a look by reason, each a link to its section where it has one."""
+    rows = []
+    for reason, title in describe_overview.REASON_TITLES.items():
+        found = [s for s in report.overview.worth_a_look if s.reason == reason]
+        if found:
+            items = ", ".join(_link(describe_overview.spotlight_text(s), anchors.get(s.run)) for s in found)
+            rows.append(f"<tr><th>{_text(title)}</th><td>{items}</td></tr>")
+    if not rows:
+        return _pairs(describe_overview.worth_a_look_lines(report))  # says there is none
+    return f'<table class="pairs">{"".join(rows)}</table>'
+
+
+def _runs_table(report: Report, ordered: list[RunReport], sort: str, anchors: dict[str, str]) -> list[str]:
     """One row per run: its name (a link to its section when it has one), a sparkline, its numbers."""
     s = report.settings
     longest = max((r.last_epoch + 1 for r in report.runs), default=1)
-    anchors = set(detailed)
-    headers = describe.run_headers(s)
+    headers = describe_overview.compact_headers(report)
     head = "".join(f"<th>{_text(h)}</th>" for h in [headers[0], s.monitor, *headers[1:]])
     rows = []
-    for i, record in enumerate(report.runs):
-        cells = [_text(c) for c in describe.run_cells(record)]
-        if i in anchors:
-            cells[0] = f'<a href="#run-{i}">{cells[0]}</a>'
+    for record in ordered:
+        cells = [_text(c) for c in describe_overview.compact_cells(record)]
+        cells[0] = _link(record.run, anchors.get(record.run))
         cells.insert(1, _spark(record, s.monitor, longest))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    shown_in_full = "every run" if len(detailed) == len(report.runs) else f"{len(detailed)} of them"
+    in_full = "every run" if len(anchors) == len(ordered) else f"{len(anchors)} of them (linked)"
+    legend = describe_overview.flags_legend(ordered)
+    notes = [
+        f"Sorted by {sort}. Shown in full below: {in_full}.",
+        f"{s.monitor} per epoch: blue while trained, grey after the stop (saved), red tick at the stop, "
+        "green dot at the run's best.",
+        *([f"Flags: {legend}."] if legend else []),
+    ]
     return [
-        f"<h2>Runs ({len(report.runs)})</h2>",
-        f'<p class="note">{_text(s.monitor)} per epoch: blue while trained, grey after the stop '
-        f"(saved), red tick at the stop, green dot at the run's best. Shown in full below: "
-        f"{_text(shown_in_full)}.</p>",
+        f"<h2>Runs ({len(ordered)})</h2>",
+        *(f'<p class="note">{_text(note)}</p>' for note in notes),
         f'<div class="wide"><table class="runs"><thead><tr>{head}</tr></thead>',
         f"<tbody>{''.join(rows)}</tbody></table></div>",
     ]
@@ -208,20 +220,28 @@ def _spark(record: RunReport, monitor: str, longest: int) -> str:
     )
 
 
-def _run_sections(report: Report, detailed: list[int]) -> list[str]:
-    if not detailed:
+def _run_sections(report: Report, records: list[RunReport], anchors: dict[str, str]) -> list[str]:
+    if not records:
         return []
     s = report.settings
-    records = [report.runs[i] for i in detailed]
     out = ["<h2>Runs in full</h2>"]
-    for i, record, image in zip(detailed, records, run_plots(records, s)):
+    for record, image in zip(records, run_plots(records, s)):
+        lines = describe.run_lines(record, s)
+        reasons = describe_overview.reasons_of(report, record.run)
+        if reasons:
+            lines = [("worth a look", ", ".join(reasons)), *lines]
         out += [
-            f'<section class="run" id="run-{i}"><h3>{_text(record.run)}</h3>',
-            _pairs(describe.run_lines(record, s)),
+            f'<section class="run" id="{anchors[record.run]}"><h3>{_text(record.run)}</h3>',
+            _pairs(lines),
             _figure(image, f"{s.monitor}, train vs validation and learning rate of run {record.run}"),
             "</section>",
         ]
     return out
+
+
+def _link(text: str, anchor: str | None) -> str:
+    """``text`` escaped, a link to ``#anchor`` when there is one (anchors are ``run-N``: no name)."""
+    return f'<a href="#{anchor}">{_text(text)}</a>' if anchor else _text(text)
 
 
 def _text(text: str) -> str:

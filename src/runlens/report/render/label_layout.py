@@ -20,7 +20,7 @@ from typing import Any
 MARKER_PX = 6.0  # half the side of the box kept clear around every point, in display pixels
 GAP_PX = 2.0  # kept between two labels
 _DIRECTIONS = [(1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
-_DISTANCES = (5, 12, 22)  # points from the marker's centre to the label's near edge
+_DISTANCES = (5, 12, 22, 34, 50)  # points from the marker's centre to the label's near edge
 _ALIGN = {-1: "right", 0: "center", 1: "left"}
 _VALIGN = {-1: "top", 0: "center", 1: "bottom"}
 
@@ -75,7 +75,7 @@ def place_labels(
         if label is None:
             left_out.append(i)
         else:
-            occupied.append(label.get_window_extent(renderer).padded(GAP_PX))
+            occupied.append(_text_box(label, renderer).padded(GAP_PX))
     return left_out
 
 
@@ -94,9 +94,18 @@ def _place(ax: Any, point: tuple[float, float], text: str, renderer, frame, occu
                 **style,
                 **({"arrowprops": {"arrowstyle": "-", "color": "0.6", "lw": 0.6}} if distance > 5 else {}),
             )
-            box = label.get_window_extent(renderer)
+            box = _text_box(label, renderer)
             inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
             if inside and not any(box.overlaps(other) for other in occupied):
                 return label
             label.remove()
     return None
+
+
+def _text_box(label: Any, renderer: Any) -> Any:
+    """The box of an annotation's text alone (``Annotation.get_window_extent`` adds its leader
+    line, which always touches its own point)."""
+    from matplotlib.text import Text
+
+    label.update_positions(renderer)  # where its offset puts the text (as drawing does)
+    return Text.get_window_extent(label, renderer)

@@ -32,11 +32,12 @@ PARALLEL_FROM = 16  # runs; below this, spawning plotting processes costs more t
 PX_PER_INCH = 96  # CSS pixels per figure inch (CSS' own: 1 in = 96 px), so 10 pt text is 13.3 px
 SCALE = 2  # device pixels per CSS pixel in the PNGs: sharp on high-density screens
 COLORS = 64  # in the palette of each PNG
-# inches: 864 CSS px, the page's content width in a 900 px window. The page shows every figure
-# at its full content width (up to 1112 px), so the figures' text is never smaller than laid out
-# here: 10 pt ticks = 13.3 px, about the page's own small text (matplotlib's defaults at the old
-# 72 dpi, shrunk to the page, drew 6-7 px tick labels).
-WIDTH = 9.0
+# CSS px: the page's content width in a 900 px window. The page shows every figure at its full
+# content width (up to 1112 px), so the figures' text is never smaller than laid out here: 10 pt
+# ticks = 13.3 px, about the page's own small text (matplotlib's defaults at the old 72 dpi,
+# shrunk to the page, drew 6-7 px tick labels). Sizes are whole CSS px, so the PNGs are exactly
+# SCALE times their size on the page.
+WIDTH = 864
 RC = {
     "font.size": 10.5,
     "axes.titlesize": 11,
@@ -60,8 +61,8 @@ def run_plot(record: RunReport, settings: Settings) -> Picture:
     """Three panels: the monitor with best/stop/restored marked, train vs validation, learning rate."""
     from matplotlib import rc_context
 
-    with rc_context(RC):
-        fig, (ax_m, ax_tv, ax_lr) = figure(3, height=3.0)
+    with rc_context({**RC, "legend.fontsize": 8.5, "legend.framealpha": 0.7}):  # three small panels
+        fig, (ax_m, ax_tv, ax_lr) = figure(3, height=288)
         _monitor_panel(ax_m, record, settings)
         _pair_panel(ax_tv, record, settings.monitor)
         _lr_panel(ax_lr, record)
@@ -86,16 +87,16 @@ def run_plots(
         return list(pool.map(run_plot, records, [settings] * len(records), chunksize=chunk))
 
 
-def figure(panels: int, *, height: float = 3.6, width: float = WIDTH) -> tuple[Any, Any]:
-    """A ``width`` x ``height`` inch figure of ``panels`` axes side by side, fixed margins
+def figure(panels: int, *, height: int, width: int = WIDTH) -> tuple[Any, Any]:
+    """A ``width`` x ``height`` CSS px figure of ``panels`` axes side by side, fixed margins
     (matplotlib's layout engines would double the drawing time)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=PX_PER_INCH)
+    fig = Figure(figsize=(width / PX_PER_INCH, height / PX_PER_INCH), dpi=PX_PER_INCH)
     FigureCanvasAgg(fig)  # its own canvas: text can be measured before the figure is saved
-    left = 0.8 / width  # inches for the y tick labels and label
-    fig.subplots_adjust(left=left, right=0.985, bottom=0.62 / height, top=1 - 0.35 / height, wspace=0.3)
+    # px for the y tick labels and label, the x's, the title
+    fig.subplots_adjust(left=77 / width, right=0.985, bottom=60 / height, top=1 - 34 / height, wspace=0.3)
     return fig, fig.subplots(1, panels)
 
 
@@ -135,13 +136,13 @@ def _monitor_panel(ax: Any, record: RunReport, settings: Settings) -> None:
     m = settings.monitor
     values = record.curves.get(m, [])
     x, y = _points(values)
-    ax.plot(x, y, marker=".", color="C0", label=plain(m))
+    ax.plot(x, y, marker=".", ms=4, color="C0", label=plain(m))
     if record.run_best_epoch is not None:
         ax.plot(
             [record.run_best_epoch + 1],
             [record.run_best_value],
             "*",
-            ms=13,
+            ms=11,
             color="C2",
             label=f"best (epoch {record.run_best_epoch + 1})",
         )
@@ -154,22 +155,22 @@ def _monitor_panel(ax: Any, record: RunReport, settings: Settings) -> None:
             [restored + 1],
             [values[restored]],
             "o",
-            ms=9,
+            ms=8,
             mfc="none",
             color="C3",
             label=f"restored (epoch {restored + 1})",
         )
     es = settings.early_stopping
     patience = f" patience {es['patience']}" if "patience" in es else ""
-    _finish(ax, f"{plain(m)}: {policy_name(es)}{patience}", plain(m))
+    _finish(ax, f"{policy_name(es)}{patience}", plain(m))
 
 
 def _pair_panel(ax: Any, record: RunReport, monitor: str) -> None:
     base = monitor.removeprefix("val_")
     for i, name in enumerate([base, f"val_{base}"]):
         if name in record.curves:
-            ax.plot(*_points(record.curves[name]), marker=".", color=f"C{i}", label=plain(name))
-    _finish(ax, f"train vs validation: {plain(base)}", plain(base))
+            ax.plot(*_points(record.curves[name]), marker=".", ms=4, color=f"C{i}", label=plain(name))
+    _finish(ax, "train vs validation", plain(base))
 
 
 def _lr_panel(ax: Any, record: RunReport) -> None:
@@ -191,7 +192,7 @@ def _lr_panel(ax: Any, record: RunReport) -> None:
         ax.set_yscale("log")
     if not values:
         ax.text(0.5, 0.5, "no learning rate logged", ha="center", va="center", transform=ax.transAxes)
-    _finish(ax, "learning rate: logged vs replayed", "learning rate")
+    _finish(ax, "learning rate", "learning rate")
 
 
 def _finish(ax: Any, title: str, ylabel: str) -> None:

@@ -44,7 +44,7 @@ def sparkline(
     for css, part in (("t", points[:cut]), ("s", points[max(0, cut - 1) :] if cut < len(points) else [])):
         if len(part) > 1:
             shapes.append(
-                f'<polyline class="{css}" points="{" ".join(xy(i, v) for i, v in _thin(part, w))}"/>'
+                f'<polyline class="{css}" points="{" ".join(xy(i, v) for i, v in _thin(part, WIDTH))}"/>'
             )
     if stop is not None:
         x = round(_PAD + stop * step)
@@ -57,15 +57,14 @@ def sparkline(
 
 
 def _thin(points: list[tuple[int, float]], columns: int) -> list[tuple[int, float]]:
-    """At most about two points per x column (the first, lowest and highest of each column in
-    epoch order), so a 10,000-epoch run costs as much as a 120-epoch one and keeps its spikes."""
-    if len(points) <= columns:
+    """At most two points per CSS pixel column (its lowest and highest, in epoch order), so a
+    10,000-epoch run costs as much as a 240-epoch one and keeps its spikes."""
+    if len(points) <= 2 * columns:
         return points
     per = len(points) / columns
     kept: list[tuple[int, float]] = []
     for c in range(columns):
         chunk = points[int(c * per) : int((c + 1) * per)]
         if chunk:
-            ends = {chunk[0], min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1]), chunk[-1]}
-            kept += sorted(ends)
+            kept += sorted({min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1])})
     return kept

@@ -2,8 +2,8 @@
 
 - :func:`overlay_plot`: every run's monitored curve in one axes (one ``LineCollection``, so 2,000
   runs draw as fast as 20), each run's stop marked where the policy stops it;
-- :func:`distribution_plot`: how many runs stop at each epoch (and how many never stop), and how
-  many epochs each run saves;
+- :func:`distribution_plot`: the overview's histograms (:class:`~runlens.report.model.Overview`):
+  how many runs stop at each epoch (and how many never stop), how many epochs each run saves;
 - :func:`frontier_plot`: epochs saved vs runs lost and vs max regret, one point per setting tried,
   labels placed apart (:mod:`~runlens.report.render.label_layout`).
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from runlens.report.model import RunReport, Settings, SweepSummary
+from runlens.report.model import Histogram, Overview, RunReport, Settings, SweepSummary
 from runlens.report.render.label_layout import compact_values, place_labels
 from runlens.report.render.plots import RC, Picture, figure, picture, plain
 from runlens.report.render.words import policy_name
@@ -59,7 +59,7 @@ def overlay_plot(runs: Sequence[RunReport], settings: Settings) -> Picture:
         if stop is not None and stop < len(values) and finite[stop]:
             stops.append((stop + 1, values[stop]))
     with rc_context(RC):
-        fig, ax = figure(1, height=3.8)
+        fig, ax = figure(1, height=365)
         alpha = min(0.8, max(0.06, 12 / max(1, len(runs)) ** 0.75))
         ax.add_collection(LineCollection(trained, colors="C0", linewidths=0.9, alpha=alpha))
         ax.add_collection(LineCollection(saved, colors="0.55", linewidths=0.8, alpha=alpha, linestyles=":"))
@@ -95,43 +95,43 @@ def overlay_plot(runs: Sequence[RunReport], settings: Settings) -> Picture:
         return picture(fig)
 
 
-def distribution_plot(runs: Sequence[RunReport]) -> Picture:
-    """Two histograms: the epoch each run stops after (runs that never stop in a bar of their
-    own, "never"), and the epochs each run saves."""
+def distribution_plot(overview: Overview, titles: tuple[str, str]) -> Picture:
+    """The overview's two histograms as bar charts, titled ``titles``: the epoch the policy stops
+    each run after (1-based; the runs it never stops in a bar of their own, "never"), and the
+    epochs each run saves."""
     from matplotlib import rc_context
+    from matplotlib.ticker import MaxNLocator
 
-    stops = [r.stopped_epoch + 1 for r in runs if r.stopped_epoch is not None]
-    never = len(runs) - len(stops)
-    saved = [r.epochs_saved for r in runs]
-    longest = max((r.last_epoch + 1 for r in runs), default=1)
     with rc_context(RC):
-        fig, (ax_stop, ax_saved) = figure(2, height=3.0)
-        from matplotlib.ticker import MaxNLocator
-
-        _histogram(ax_stop, stops, 1, longest, _STOP)
-        if never:  # a bar of its own past the last epoch, its tick labelled "never"
-            at = longest + max(3, longest // 6)
-            ax_stop.bar([at], [never], width=max(1, math.ceil(longest / 60)) * 0.9, color="0.55")
-            ticks = [t for t in MaxNLocator(5, integer=True).tick_values(1, longest) if 0 <= t <= longest]
+        fig, (ax_stop, ax_saved) = figure(2, height=288)
+        last = _bars(ax_stop, overview.stop_epochs, 1, _STOP)
+        never = overview.stop_epochs.none
+        if never:  # a bar of its own past the last bin, its tick labelled "never"
+            width = max(1, (last or 1) // 20)
+            at = last + max(3, last // 6)
+            ax_stop.bar([at], [never], width=width, color="0.55")
+            ticks = [t for t in MaxNLocator(5, integer=True).tick_values(1, last) if 0 <= t <= last]
             ax_stop.set_xticks([*ticks, at], [f"{t:g}" for t in ticks] + ["never"])
-        _axes(ax_stop, f"epoch the policy stops after ({never} run(s) never stop)", "runs", "epoch")
-        _histogram(ax_saved, saved, 0, max(saved, default=0), "C0")
-        _axes(ax_saved, f"epochs saved per run (total {sum(saved)})", "runs", "epochs saved")
+        _axes(ax_stop, f"{titles[0]} ({never} run(s) never)", "runs", "epoch")
+        _bars(ax_saved, overview.epochs_saved, 0, "C0")
+        _axes(ax_saved, titles[1], "runs", "epochs saved")
         for ax in (ax_stop, ax_saved):
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax_saved.xaxis.set_major_locator(MaxNLocator(integer=True))
         return picture(fig)
 
 
-def _histogram(ax: Any, values: list[int], first: int, last: int, color: str) -> None:
-    """One bar per integer value (grouped into at most 60 bars)."""
-    if not values:
+def _bars(ax: Any, histogram: Histogram, shift: int, color: str) -> int:
+    """One bar per bin, over ``low - 0.5 .. high + 0.5`` (+ ``shift``); returns the last value shown."""
+    if not histogram.bins:
         ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
-        return
-    width = max(1, math.ceil((last - first + 1) / 60))
-    edges = np.arange(first, last + width + 1, width) - 0.5
-    counts, edges = np.histogram(values, bins=edges)
-    ax.bar(edges[:-1] + width / 2, counts, width=width * 0.9, color=color)
+        return 0
+    lows = [b["low"] + shift - 0.5 for b in histogram.bins]
+    widths = [b["high"] - b["low"] + 1 for b in histogram.bins]
+    ax.bar(
+        lows, [b["runs"] for b in histogram.bins], width=[w * 0.92 for w in widths], align="edge", color=color
+    )
+    return histogram.bins[-1]["high"] + shift
 
 
 def frontier_plot(sweep: SweepSummary, keys: Sequence[str] = ("patience",)) -> Picture:
@@ -144,7 +144,7 @@ def frontier_plot(sweep: SweepSummary, keys: Sequence[str] = ("patience",)) -> P
 
     shown = [k for i, k in enumerate(keys) if i == 0 or len({r[k] for r in sweep.rows}) > 1]
     with rc_context(RC):
-        fig, (ax_lost, ax_regret) = figure(2, height=3.8)
+        fig, (ax_lost, ax_regret) = figure(2, height=365)
         fig.subplots_adjust(wspace=0.2)
         _frontier_panel(ax_lost, sweep.rows, "runs_lost", "runs lost (regret > 0)", shown)
         _frontier_panel(ax_regret, sweep.rows, "max_regret", "max regret", shown)
