@@ -20,6 +20,7 @@ networking (the machine has no network: every attempt would be refused), a new e
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -44,9 +45,12 @@ _FLAGS = [
 
 
 def report(source: Path, target: Path) -> None:
-    """``runlens report SOURCE -o TARGET`` in a fresh interpreter, as a user types it."""
-    command = [sys.executable, "-m", "runlens", "report", str(source), "-o", str(target)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    """``runlens report SOURCE -o TARGET`` in a fresh interpreter, as a user types it in the
+    repository (``runlens report sample_logs``: the page's title names the folder as typed)."""
+    root = HERE.parent
+    name = os.path.relpath(source, root) if source.is_relative_to(root) else str(source)
+    command = [sys.executable, "-m", "runlens", "report", name, "-o", str(target.resolve())]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=root)
 
 
 def screenshot(page: Path, target: Path, width: int, height: int, scale: float) -> None:
