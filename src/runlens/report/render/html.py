@@ -71,7 +71,7 @@ figcaption, .note { color: #555; font-size: 0.92em; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.8em; overflow-wrap: anywhere; }
 .card b { display: block; font-size: 1.35em; }
 .card small { color: #555; }
-section.run { border-top: 2px solid #ddd; margin-top: 1.5em; }
+section.run { border-top: 1px solid #e4e4e4; margin-top: 1.5em; }
 svg.spark { display: block; }
 .spark polyline { fill: none; stroke-width: 3; stroke-linejoin: round; }
 .spark .t { stroke: #1f77b4; } .spark .s { stroke: #bbb; } .spark circle { fill: #2ca02c; }

@@ -52,7 +52,7 @@ def sparkline(
     value = dict(points).get(best) if best is not None else None
     if value is not None:
         x, y = xy(best, value).split(",")
-        shapes.append(f'<circle cx="{x}" cy="{y}" r="3"/>')
+        shapes.append(f'<circle cx="{x}" cy="{y}" r="4"/>')
     return f'{head} aria-label="{label}">{"".join(shapes)}</svg>'
 
 
