@@ -150,7 +150,9 @@ def test_frontier_labels_never_overlap_each_other_or_leave_the_axes():
     ax.set_xlim(0, 2)  # points on the axes' edges
     ax.set_ylim(0, 45)
     texts = [f"p{i},p{i + 1}" for i in range(len(points))]
-    left_out = place_labels(ax, points, texts, fontsize=9)
+    others = [(1.08, 24.6), (1.9, 3), (0.1, 42)]  # unlabelled settings: no label may cover them
+    ax.scatter(*zip(*others))
+    left_out = place_labels(ax, points, texts, others=others, fontsize=9)
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     fig.draw_without_rendering()
@@ -159,3 +161,4 @@ def test_frontier_labels_never_overlap_each_other_or_leave_the_axes():
     for i, box in enumerate(boxes):
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
         assert not any(box.overlaps(other) for other in boxes[i + 1 :])
+        assert not any(box.contains(*ax.transData.transform(p)) for p in [*points, *others])

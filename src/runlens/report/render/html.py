@@ -54,13 +54,16 @@ table.pairs { width: 100%; }
 table.pairs th { width: 11em; background: none; overflow-wrap: anywhere; }
 table.runs, table.sweep { font-size: 0.9em; font-variant-numeric: tabular-nums; }
 table.runs th, table.runs td { padding: 2px 5px; }
-table.runs td, table.sweep td { white-space: nowrap; }
+table.runs td, table.sweep td { overflow-wrap: normal; white-space: nowrap; }
 table.runs td:first-child, table.sweep td:last-child { white-space: normal; }
-table.sweep td:last-child { overflow-wrap: normal; }
 table.runs td:nth-child(n+3):nth-child(-n+9), table.sweep td:not(:last-child) { text-align: right; }
-table.runs td:first-child { min-width: 7em; max-width: 22em; }
+table.runs td:first-child { overflow-wrap: anywhere; min-width: 7em; max-width: 22em; }
 table.runs td:nth-child(2) { padding: 1px 3px; }
-@media (max-width: 1000px) { body { padding: 0.8em 1em 2em; } }
+@media (max-width: 1000px) {
+  body { padding: 0.8em 1em 2em; }
+  table.runs, table.sweep { font-size: 0.8em; }
+  table.sweep th, table.sweep td { padding: 2px 4px; }
+}
 tr.recommended td { font-weight: bold; background: #eefbe9; }
 tr.warning th, tr.warning td { background: #fde2e2; color: #a00; font-weight: bold; }
 figure { margin: 1em 0 1.5em; }
@@ -116,7 +119,7 @@ def render_html(report: Report, *, detail: int | Literal["all"] | None = None, s
         _figure(
             frontier_plot(report.sweep, describe.grid_keys(report)),
             "epochs saved vs runs lost and vs max regret, one point per setting",
-            "Labels name the settings at each point (p3: patience 3); the sweep table lists every one.",
+            _frontier_caption(report),
         ),
         "<h3>Runs worth a look</h3>",
         _worth_a_look(report, anchors),
@@ -134,6 +137,19 @@ def render_html(report: Report, *, detail: int | Literal["all"] | None = None, s
         out += ["<h2>Warnings</h2><ul>", *(f"<li>{_text(w)}</li>" for w in report.warnings), "</ul>"]
     out.append("</body></html>")
     return text_lines(out)
+
+
+def _frontier_caption(report: Report) -> str:
+    """How the frontier's labels read, with an example from the grid (``p3: patience=3``)."""
+    keys = describe.grid_keys(report)
+    example = ""
+    if report.sweep.rows and keys:
+        value = describe.sweep_cells(report)[0][0]
+        example = f" ({keys[0][0]}{value}: {keys[0]}={value})"
+    return (
+        f"Labels name the settings at each point by their initials{example}; the sweep table lists "
+        "every setting, also those whose label found no free place."
+    )
 
 
 def _cards(report: Report) -> str:

@@ -51,10 +51,15 @@ def compact_values(values: Sequence[int | float | str]) -> str:
 
 
 def place_labels(
-    ax: Any, points: Sequence[tuple[float, float]], texts: Sequence[str], **style: Any
+    ax: Any,
+    points: Sequence[tuple[float, float]],
+    texts: Sequence[str],
+    *,
+    others: Sequence[tuple[float, float]] = (),
+    **style: Any,
 ) -> list[int]:
-    """Annotate ``points`` (data coordinates) with ``texts`` where they collide with nothing;
-    returns the indices of the labels that found no place. Call once the axes are complete,
+    """Annotate ``points`` (data coordinates) with ``texts`` where they collide with nothing (nor
+    cover the unlabelled points ``others``); returns the indices of the labels that found no place. Call once the axes are complete,
     legend included (the boxes are measured in display pixels, after a layout pass)."""
     from matplotlib.transforms import Bbox
 
@@ -62,7 +67,7 @@ def place_labels(
     fig.draw_without_rendering()  # fixes the limits and where the legend goes
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    shown = [ax.transData.transform(p) for p in points]
+    shown = [ax.transData.transform(p) for p in [*points, *others]]
     occupied = [
         Bbox.from_extents(x - MARKER_PX, y - MARKER_PX, x + MARKER_PX, y + MARKER_PX) for x, y in shown
     ]

@@ -23,7 +23,7 @@ import numpy as np
 
 from runlens.report.model import Histogram, Overview, RunReport, Settings, SweepSummary
 from runlens.report.render.label_layout import compact_values, place_labels
-from runlens.report.render.plots import RC, Picture, figure, picture, plain
+from runlens.report.render.plots import RC, Picture, figure, log_axis, picture, plain
 from runlens.report.render.words import policy_name
 
 _STOP = "C3"
@@ -31,6 +31,7 @@ _MARKS = {
     "recommended": {"marker": "*", "s": 170, "color": "C2", "zorder": 4},
     "current": {"marker": "s", "s": 70, "facecolors": "none", "edgecolors": _STOP, "lw": 1.5, "zorder": 4},
 }
+LABEL_ALL = 12  # points in a frontier panel up to which every point is labelled
 CLIP = 0.5  # percent of the values cut off at each end of the overlay's y axis (outliers, diverged runs)
 
 
@@ -72,7 +73,7 @@ def overlay_plot(runs: Sequence[RunReport], settings: Settings) -> Picture:
             np.percentile(every, [CLIP, 100 - CLIP]) if len(lines) > 20 else (every.min(), every.max())
         )
         if low > 0 and high / low > 100:
-            ax.set_yscale("log")
+            log_axis(ax)
             ax.set_ylim(low / 1.15, high * 1.15)
         else:
             pad = (high - low) * 0.05 or 0.5
@@ -182,7 +183,9 @@ def _frontier_panel(ax: Any, rows: list[dict], column: str, label: str, keys: li
 
 
 def _label_points(ax: Any, rows: list[dict], column: str, keys: list[str]) -> None:
-    """One label per point (the settings there), the marked and frontier points' placed first."""
+    """One label per point (the settings there), the marked and frontier points' placed first;
+    past :data:`LABEL_ALL` points only those (a grid of 30 settings labelled in full is a thicket
+    of leader lines; the sweep table lists every setting)."""
     groups: dict[tuple[float, int], list[dict]] = {}
     for r in _usable(rows, column):
         groups.setdefault((r[column], r["epochs_saved"]), []).append(r)
@@ -192,8 +195,11 @@ def _label_points(ax: Any, rows: list[dict], column: str, keys: list[str]) -> No
         return tuple(-any(r[flag] for r in members) for flag in ("recommended", "current", "frontier"))
 
     ordered = sorted(groups.items(), key=rank)  # stable: the sweep's order within a rank
+    if len(ordered) > LABEL_ALL:
+        ordered = [item for item in ordered if any(rank(item))]
     texts = [_label_text(members, keys) for _, members in ordered]
-    place_labels(ax, [point for point, _ in ordered], texts, fontsize=9.5, color="0.15")
+    points = [point for point, _ in ordered]
+    place_labels(ax, points, texts, others=list(groups.keys() - set(points)), fontsize=9.5, color="0.15")
 
 
 def _label_text(members: list[dict], keys: list[str]) -> str:
