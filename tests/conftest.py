@@ -14,6 +14,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The text report follows COLUMNS (issue 13); pytest-xdist's workers set it to 80. The tests quote
+# text as the report lays it out when the width is unknown (110); the width tests set their own.
+os.environ["COLUMNS"] = "110"
 sys.path.insert(0, str(Path(__file__).parent))  # `import writers` from any test module
 
 import writers
@@ -90,3 +93,23 @@ def copy_logdir(tmp_path):
         return Path(shutil.copytree(src, tmp_path / Path(src).name))
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def sweep_logdir(tmp_path_factory) -> Path:
+    """50 trials x at most 30 epochs of benchmarks/make_sweep.py's Keras sweep (its files are
+    checked record by record against a real Keras fit), hparams recorded: the report's layout at
+    sweep scale."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from make_sweep import make_keras_sweep
+
+    root = tmp_path_factory.mktemp("sweep") / "sweep"
+    make_keras_sweep(root, 50, 30, hparams=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sweep_report(sweep_logdir):
+    import runlens
+
+    return runlens.build_report(sweep_logdir)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import runlens
@@ -26,22 +26,15 @@ from runlens.report.build.overview import (
 )
 from runlens.report.render.json_format import render_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from make_sweep import make_keras_sweep
-
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
 
 
-@pytest.fixture(scope="session")
-def sweep_logdir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sweep") / "sweep"
-    make_keras_sweep(root, 50, 30, hparams=True)
-    return root
-
-
-@pytest.fixture(scope="session")
-def sweep_report(sweep_logdir):
-    return runlens.build_report(sweep_logdir)
+def test_hparams_are_read_from_the_folders_that_hold_them(sweep_logdir, sweep_report):
+    recorded = runlens.read_hparams(sweep_logdir).set_index("run")
+    assert len(recorded) == 50
+    for record in sweep_report.runs:
+        expected = {k: v for k, v in recorded.loc[record.run].items() if not pd.isna(v)}
+        assert {h["name"]: h["value"] for h in record.hparams} == pytest.approx(expected)
 
 
 def test_sorts_are_the_options_vocabulary():

@@ -295,7 +295,7 @@ def report_command(
             lr_timing=lr_timing,
         )
     with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
-        rendered = render_report(report, fmt, detail=detail, sort=sort)  # type: ignore[arg-type]
+        rendered = render_report(report, fmt, detail=detail, sort=sort)
     if output is None:
         say_text(rendered)
         return

@@ -4,7 +4,8 @@ Epochs are 0-based here, as everywhere in runlens' data; renderers for humans ad
 Python floats (NaN = a logged NaN) or None (nothing logged / not defined). Each record is a
 dataclass, so a new field shows up in :meth:`Report.to_dict` (and the JSON) on its own; the
 human-facing renderers show the fields they know. :mod:`runlens.report.build` fills them in,
-:mod:`runlens.report.render` shows them; this module imports neither.
+:mod:`runlens.report.render` shows them; this module imports neither at load time (a
+report's :meth:`Report.runs_frame` and its notebook view, :meth:`Report._repr_html_`, call them).
 
 >>> report = runlens.build_report("sample_logs")          # doctest: +SKIP
 >>> [(r.run, r.stopped_epoch) for r in report.runs]       # doctest: +SKIP
@@ -274,6 +275,23 @@ class Report:
             if record.run == name:
                 return record
         raise KeyError(name)
+
+    def runs_frame(self) -> Any:
+        """The runs as a DataFrame, one row per run (see
+        :func:`runlens.report.build.overview.runs_frame`).
+
+        >>> runlens.build_report("sample_logs").runs_frame()[["run", "epochs_saved"]]  # doctest: +SKIP
+        """
+        from runlens.report.build.overview import runs_frame  # the records import no pandas
+
+        return runs_frame(self)
+
+    def _repr_html_(self) -> str:
+        """How Jupyter shows a report: the overview and the runs table, no plots
+        (:func:`runlens.report.render.notebook.render_notebook`)."""
+        from runlens.report.render.notebook import render_notebook
+
+        return render_notebook(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python data (floats may be NaN/inf; :mod:`runlens.report.render.json_format` encodes

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runlens import __version__
@@ -26,7 +27,7 @@ from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
-from runlens.name_columns import as_names
+from runlens.name_columns import as_names, name_codes
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.learning_rate import check_initial_lr
 from runlens.policies.runs import check_frame
@@ -115,7 +116,8 @@ def build_report(
         raise RunlensError(f"checkpoint_min_age must be >= 0 seconds, got {checkpoint_min_age!r}")
     grid, tolerance = _grid(sweep, stopping)
     folder = None if isinstance(source, pd.DataFrame) or not Path(source).is_dir() else source
-    runs = sorted(set(map(str, as_names(frame["run"]))))
+    codes, names = name_codes(frame["run"])
+    runs = [names[i] for i in np.unique(codes[codes >= 0]).tolist()]
     manifests, warnings = read_run_manifests(folder, runs) if folder is not None else ({}, [])
     records = run_reports(
         frame,

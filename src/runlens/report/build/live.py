@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
-from runlens.hparams import read_hparams
+from runlens.events.sources import find_event_files, is_url, open_binary
+from runlens.hparams import SESSION_START_TAG, read_hparams
 from runlens.manifest import find_manifests, read_manifest
 from runlens.policies.base import policy_class
 from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
@@ -81,10 +82,7 @@ def attach_live(
 ) -> list[str]:
     """Set ``hparams`` and ``live`` on ``records``; return the warnings for the report."""
     warnings: list[str] = []
-    try:
-        recorded = read_hparams(root).set_index("run")
-    except RunlensError:
-        recorded = pd.DataFrame()
+    recorded = recorded_hparams(root)
     for record in records:
         hparams = _row(recorded, record.run)
         if record.run in manifests:
@@ -99,6 +97,45 @@ def attach_live(
                 )
         record.hparams = [{"name": k, "value": v} for k, v in sorted(hparams.items())]
     return warnings
+
+
+def recorded_hparams(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """:func:`runlens.read_hparams` of ``root``, indexed by run, read only from the run folders
+    whose event files hold the hparams plugin's tag at all.
+
+    A sweep's event files are mostly scalars: looking for the tag's bytes (the test
+    :func:`runlens.read_hparams` applies to each block before it parses a record) costs a scan of
+    the bytes, where reading every file again would frame and check every record. A file that
+    cannot be scanned is read by :func:`runlens.read_hparams`, which reports what is wrong."""
+    try:
+        files = find_event_files(root)
+        if is_url(os.fspath(root)):
+            folders = None  # remote files: no scan first, read_hparams streams them once
+        else:
+            folders = sorted({f.run for f in files if _may_hold_hparams(f.path)})
+            if not folders:
+                return pd.DataFrame()
+        return read_hparams(root, runs=folders).set_index("run")
+    except RunlensError:
+        return pd.DataFrame()
+
+
+_CHUNK = 1 << 20
+
+
+def _may_hold_hparams(path: str) -> bool:
+    """Whether the file's bytes hold the session_start_info tag (True when it cannot be read)."""
+    tag = SESSION_START_TAG.encode()
+    try:
+        with open_binary(path) as stream:
+            tail = b""
+            while chunk := stream.read(_CHUNK):
+                if tag in tail + chunk[: len(tag) - 1] or tag in chunk:
+                    return True
+                tail = chunk[-(len(tag) - 1) :]
+    except OSError:
+        return True
+    return False
 
 
 def compare(

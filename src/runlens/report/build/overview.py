@@ -19,8 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
+
 from runlens.errors import RunlensError
 from runlens.events.sources import run_names
+from runlens.name_columns import NAME_DTYPE
 from runlens.options import REPORT_DETAIL, REPORT_SMALL_LOGDIR, REPORT_SORTS
 from runlens.report.model import REASONS, Histogram, Overview, Report, RunReport, Spotlight, SweepSummary
 
@@ -35,6 +39,7 @@ __all__ = [
     "check_sort",
     "detail_runs",
     "histogram",
+    "runs_frame",
     "sorted_runs",
 ]
 
@@ -182,3 +187,67 @@ def _run_folder(path: str, root: str) -> str | None:
         return path[len(base) + 1 :].rpartition("/")[0] or "." if path.startswith(base + "/") else None
     relative = os.path.relpath(os.path.dirname(path) or ".", root)
     return None if relative == ".." or relative.startswith(".." + os.sep) else Path(relative).as_posix()
+
+
+def runs_frame(report: Report) -> pd.DataFrame:
+    """One row per run (the report's order), its numbers as columns -- what a notebook filters,
+    sorts and plots. Epochs 0-based, as in every runlens frame; nullable dtypes where a value can
+    be missing (``<NA>``), a logged NaN stays NaN.
+
+    Columns: ``run``, ``epochs_logged``, ``stopped_epoch`` (NA: never stops), ``best_epoch``,
+    ``best_value``, ``restored_epoch``, ``restored_value``, ``run_best_epoch``,
+    ``run_best_value``, ``epochs_saved``, ``fraction_saved``, ``wall_time_s``, ``time_saved_s``,
+    ``regret``, ``lr_diverges_at``, ``checkpoint_files``, ``checkpoint_bytes_to_free``,
+    ``damaged_files``, ``live_agrees`` (NA: no runlens.json), ``worth_a_look`` (the reasons,
+    comma-separated; ``""``: none), then one ``hparams.NAME`` column per hyperparameter any run
+    recorded (None where a run did not), to group the runs by.
+
+    >>> runlens.build_report("sample_logs").runs_frame().sort_values("epochs_saved").tail(2)  # doctest: +SKIP
+    """
+    reasons: dict[str, list[str]] = {}
+    for s in report.overview.worth_a_look:
+        reasons.setdefault(s.run, []).append(s.reason)
+    runs = report.runs
+
+    def ints(items: list[int | None]) -> pd.arrays.IntegerArray:
+        return pd.array(items, dtype="Int64")
+
+    def floats(items: list[float | None]) -> pd.arrays.FloatingArray:
+        missing = np.array([v is None for v in items], dtype=bool)
+        return pd.arrays.FloatingArray(
+            np.array([np.nan if v is None else v for v in items], dtype=float), missing
+        )
+
+    lr = [r.learning_rate for r in runs]
+    plans = [r.checkpoints for r in runs]
+    frame = pd.DataFrame(
+        {
+            "run": pd.array([r.run for r in runs], dtype=NAME_DTYPE),
+            "epochs_logged": np.array([r.epochs_logged for r in runs], dtype=np.int64),
+            "stopped_epoch": ints([r.stopped_epoch for r in runs]),
+            "best_epoch": ints([r.best_epoch for r in runs]),
+            "best_value": floats([r.best_value for r in runs]),
+            "restored_epoch": ints([r.restored_epoch for r in runs]),
+            "restored_value": floats([r.restored_value for r in runs]),
+            "run_best_epoch": ints([r.run_best_epoch for r in runs]),
+            "run_best_value": floats([r.run_best_value for r in runs]),
+            "epochs_saved": np.array([r.epochs_saved for r in runs], dtype=np.int64),
+            "fraction_saved": np.array([r.fraction_saved for r in runs], dtype=np.float64),
+            "wall_time_s": floats([r.wall_time_s for r in runs]),
+            "time_saved_s": floats([r.time_saved_s for r in runs]),
+            "regret": floats([r.regret for r in runs]),
+            "lr_diverges_at": ints([None if x is None else x.diverges_at for x in lr]),
+            "checkpoint_files": ints([None if c is None else c.files for c in plans]),
+            "checkpoint_bytes_to_free": ints([None if c is None else c.bytes_to_free for c in plans]),
+            "damaged_files": np.array([len({p["path"] for p in r.damaged}) for r in runs], dtype=np.int64),
+            "live_agrees": pd.array(
+                [None if r.live is None else r.live.agrees for r in runs], dtype="boolean"
+            ),
+            "worth_a_look": pd.Series([",".join(reasons.get(r.run, [])) for r in runs], dtype=object),
+        }
+    )
+    recorded = [{h["name"]: h["value"] for h in r.hparams} for r in runs]
+    for name in sorted({name for found in recorded for name in found}):
+        values = pd.Series([found.get(name) for found in recorded], dtype=object)
+        frame[f"hparams.{name}"] = values.infer_objects()
+    return frame

@@ -8,7 +8,7 @@ learning rate (:mod:`runlens.report.build.learning_rate`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ import pandas as pd
 
 from runlens.policies.learning_rate import LR_COLUMNS, LRTiming
 from runlens.policies.replay import replay
-from runlens.policies.runs import RunSeries, run_series
+from runlens.policies.runs import RunSeries, run_series, runs_series
 from runlens.report.build.learning_rate import learning_rate
 from runlens.report.model import RunReport
 
@@ -38,7 +38,8 @@ def run_reports(
     base = monitor.removeprefix("val_")
     lr_column = next((c for c in LR_COLUMNS if c in frame.columns), None)
     plotted = [c for c in dict.fromkeys([monitor, base, f"val_{base}", lr_column]) if c in frame.columns]
-    series: dict[str, dict[str, RunSeries]] = {}
+    series = {column: {s.run: s for s in found} for column, found in runs_series(frame, plotted).items()}
+    curves = {column: _curves(found.values()) for column, found in series.items()}
 
     def of(column: str | None, run: str) -> RunSeries | None:
         if column is None or column not in frame.columns:
@@ -70,7 +71,7 @@ def run_reports(
             wall_time_s=_span(monitored),
             time_saved_s=python(row["time_saved_s"], nan_is_none=True),
             regret=row["regret"],
-            curves={c: _curve(s) for c in plotted if (s := of(c, run)) is not None},
+            curves={c: curves[c][run] for c in plotted if run in curves[c]},
         )
         replayed_policy, settings_from = lr_policy(run)
         record.learning_rate, replayed = learning_rate(
@@ -98,8 +99,19 @@ def _span(series: RunSeries) -> float | None:
     return float(walls.max() - walls.min()) if len(walls) else None
 
 
-def _curve(series: RunSeries) -> list[float | None]:
-    return [float(v) if p else None for v, p in zip(series.values.tolist(), series.present.tolist())]
+def _curves(series: Iterable[RunSeries]) -> dict[str, list[float | None]]:
+    """Each run's values per epoch (None where not logged), converted in one pass over all runs."""
+    found = list(series)
+    if not found:
+        return {}
+    values = np.concatenate([s.values for s in found]).tolist()
+    present = np.concatenate([s.present for s in found]).tolist()
+    flat = [v if p else None for v, p in zip(values, present)]
+    out, at = {}, 0
+    for s in found:
+        out[s.run] = flat[at : at + len(s.values)]
+        at += len(s.values)
+    return out
 
 
 def python(value: Any, *, nan_is_none: bool = False) -> Any:

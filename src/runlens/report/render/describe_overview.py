@@ -11,6 +11,8 @@ totals, the recommended setting and the frontier in sentences, the two distribut
 
 from __future__ import annotations
 
+import math
+
 from runlens.report.model import Histogram, Report, RunReport, Spotlight
 from runlens.report.render.describe_sweep import (
     grid_keys,
@@ -136,6 +138,15 @@ def compact_headers(report: Report) -> list[str]:
     ]
 
 
+def short(value: float | None) -> str:
+    """A value to 3 significant digits, for the compact table (its section has 6).
+
+    >>> short(0.00751524), short(None), short(float("inf"))
+    ('0.00752', 'n/a', 'inf')
+    """
+    return number(value) if value is None or math.isnan(value) else f"{value:.3g}"
+
+
 def compact_cells(record: RunReport) -> list[str]:
     """One row of the compact runs table, in :func:`compact_headers` order."""
     return [
@@ -143,10 +154,10 @@ def compact_cells(record: RunReport) -> list[str]:
         str(record.epochs_logged),
         "never" if record.stopped_epoch is None else epoch(record.stopped_epoch),
         epoch(record.run_best_epoch),
-        number(record.run_best_value),
+        short(record.run_best_value),
         epoch(record.restored_epoch),
         str(record.epochs_saved),
-        number(record.regret),
+        short(record.regret),
         flags(record),
     ]
 

@@ -73,7 +73,7 @@ def render_markdown(report: Report, *, detail: int | Literal["all"] | None = Non
         lines = describe.run_lines(record, report.settings)
         reasons = describe_overview.reasons_of(report, record.run)
         if reasons:
-            lines = [("worth a look", ", ".join(reasons)), *lines]
+            lines = [*lines, ("worth a look", ", ".join(reasons))]
         out += ["", f"### {escape(record.run)}", "", *_pairs(lines)]
     if report.warnings:
         out += ["", "## Warnings", "", *[f"- {_item(w)}" for w in report.warnings]]

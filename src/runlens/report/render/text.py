@@ -20,7 +20,8 @@ start a line of its own (``== forged run``).
 
 from __future__ import annotations
 
-import shutil
+import os
+import sys
 import textwrap
 from typing import Literal
 
@@ -31,14 +32,24 @@ from runlens.textsafe import shown, text_lines
 
 WIDTH = 110  # when the width is not known (not a terminal, no COLUMNS)
 MIN_WIDTH = 60  # narrower terminals get lines of this width (wrapped by the terminal)
-_NAME_MIN = 12  # the run column is never cut below this
+_NAME_MIN = 8  # the run column is never cut below this (the table fits 80 columns)
 _BAR = 50  # the longest bar of a histogram
 
 
 def terminal_width() -> int:
-    """The width to lay the report out in: ``COLUMNS``, else the terminal's, else :data:`WIDTH`
-    (:func:`shutil.get_terminal_size`); at least :data:`MIN_WIDTH`."""
-    return max(MIN_WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
+    """The width to lay the report out in: ``COLUMNS`` when set (as
+    :func:`shutil.get_terminal_size` reads it), else the terminal's when standard output is one,
+    else :data:`WIDTH` (a file or a pipe gets the same report wherever it is written); at least
+    :data:`MIN_WIDTH`."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else WIDTH
+        except (AttributeError, OSError, ValueError):  # no real file behind stdout (a test runner's)
+            width = WIDTH
+    return max(MIN_WIDTH, width)
 
 
 def render_text(
@@ -54,7 +65,8 @@ def render_text(
     width = max(MIN_WIDTH, width or terminal_width())
     o = report.overview
     out = [f"runlens report: {report.source}", *_block(describe.header_lines(report), width)]
-    out += [describe.EPOCHS_NOTE, "", "== overview", *_block(describe_overview.overview_lines(report), width)]
+    out += [*_wrap(describe.EPOCHS_NOTE, width, "", ""), ""]
+    out += ["== overview", *_block(describe_overview.overview_lines(report), width)]
     stops, saved = describe_overview.distribution_titles(report)
     out += ["", *bars(stops, describe_overview.histogram_rows(o.stop_epochs, epochs=True), width)]
     out += ["", *bars(saved, describe_overview.histogram_rows(o.epochs_saved), width)]
@@ -74,12 +86,10 @@ def render_text(
         lines = describe.run_lines(record, report.settings)
         reasons = describe_overview.reasons_of(report, record.run)
         if reasons:
-            lines = [("worth a look", ", ".join(reasons)), *lines]
+            lines = [*lines, ("worth a look", ", ".join(reasons))]
         out += ["", f"== {record.run}", *_block(lines, width)]
-    if report.warnings:
-        out += ["", "== warnings"]
-        for warning in report.warnings:
-            out += _wrap(warning, width, "  - ", "    ")
+    if report.warnings:  # one line each, not wrapped: a warning names a path, found with grep
+        out += ["", "== warnings", *[f"  - {w}" for w in report.warnings]]
     return text_lines(out)
 
 
@@ -105,7 +115,7 @@ def _block(lines: describe.Lines, width: int = WIDTH) -> list[str]:
         if len(label) >= column:  # a long label on a line of its own, its text below
             out.append(f"  {label}")
             label = ""
-        out += _wrap(text, width, f"  {label:<{column}}", " " * (column + 2))
+        out += _wrap(text, width, f"  {label:<{column}}", " " * (column + 4))  # hanging indent
     return out
 
 
