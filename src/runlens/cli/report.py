@@ -77,7 +77,7 @@ class _Detail(click.ParamType):
 @click.option(
     "--detail",
     type=_Detail(),
-    help="Runs shown in detail below the runs table (text, Markdown): N (the runs worth a look "
+    help="Runs shown in detail below the runs table (text, Markdown, HTML): N (the runs worth a look "
     f"first) or all.  [default: all of a logdir of up to {REPORT_SMALL_LOGDIR} runs, else {REPORT_DETAIL}]",
 )
 @click.option(

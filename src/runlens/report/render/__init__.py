@@ -24,7 +24,7 @@ def render_report(
     """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
     the README) or ``"html"`` (one self-contained file with plots).
 
-    ``detail``: the runs text and Markdown show in detail (``"all"``, a number: the runs worth a
+    ``detail``: the runs text, Markdown and HTML show in detail (``"all"``, a number: the runs worth a
     look first, see :func:`~runlens.report.build.overview.detail_runs`; default all of a small
     logdir, else a handful); ``sort``: the runs table's order (``run``, ``saved``, ``regret``,
     ``stop``, ``best``); ``width``: the text's (default the terminal's). JSON holds every run
@@ -49,7 +49,11 @@ def render_report(
     elif format == "json":
         from runlens.report.render.json_format import render_json as render
     else:
-        from runlens.report.render.html import render_html as render
+        from runlens.report.render.html import render_html
+
+        def render(part: Report) -> str:
+            return render_html(part, detail=detail, sort=sort)
+
     # Names from disk: text, Markdown and HTML show them escaped, every line through
     # runlens.textsafe.text_lines; JSON keeps them as data, and json.dumps escapes every character
     # that is not printable ASCII (a byte that is not UTF-8 is the lone surrogate \udcXX).

@@ -1,13 +1,17 @@
-"""The HTML report's plots: matplotlib (Agg canvas, imported only here, inside the functions) to PNG.
+"""The HTML report's per-run plots, and the figure machinery every plot shares: matplotlib (Agg
+canvas, imported only inside the functions) to PNG.
 
-Each function returns the PNG as base64 text for a ``data:image/png;base64,...`` URL. Figures are
-drawn on their own Agg canvas (no pyplot, no global backend switch); names from the logs go
-through :func:`_plain`, so a ``$`` in a metric name is just a character, not mathtext. Run names
-are not drawn (the HTML around the image carries them, escaped). Epochs on the axes are 1-based,
-as Keras prints them.
+Each function returns a :class:`Picture`: the PNG as base64 text for a ``data:image/png;base64,...``
+URL and its size in CSS pixels. Figures are laid out at :data:`PX_PER_INCH` CSS pixels per inch
+(so a 10 pt label is 13 CSS px on the page) and rendered at :data:`SCALE` device pixels per CSS
+pixel: crisp on high-density screens, the text as legible as the page's. Figures are drawn on their
+own Agg canvas (no pyplot, no global backend switch); names from the logs go through
+:func:`plain`, so a ``$`` in a metric name is just a character, not mathtext. Run names are not
+drawn (the HTML around the image carries them, escaped). Epochs on the axes are 1-based, as Keras
+prints them. The sweep-level figures are in :mod:`~runlens.report.render.sweep_plots`.
 
->>> png = run_plot(report.runs[0], report.settings)      # doctest: +SKIP
->>> base64.b64decode(png)[:8] == b"\\x89PNG\\r\\n\\x1a\\n"   # doctest: +SKIP
+>>> picture = run_plot(report.runs[0], report.settings)      # doctest: +SKIP
+>>> base64.b64decode(picture.png)[:8] == b"\\x89PNG\\r\\n\\x1a\\n"   # doctest: +SKIP
 True
 """
 
@@ -18,34 +22,59 @@ import io
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from runlens.report.model import RunReport, Settings, SweepSummary
+from runlens.report.model import RunReport, Settings
 from runlens.report.render.words import policy_name
 from runlens.textsafe import shown
 
 PARALLEL_FROM = 16  # runs; below this, spawning plotting processes costs more than it saves
-_DPI = 72
-_MARKS = {
-    "recommended": {"marker": "*", "s": 160, "color": "C2"},
-    "current": {"marker": "s", "s": 60, "facecolors": "none", "edgecolors": "C3"},
+PX_PER_INCH = 96  # CSS pixels per figure inch (CSS' own: 1 in = 96 px), so 10 pt text is 13.3 px
+SCALE = 2  # device pixels per CSS pixel in the PNGs: sharp on high-density screens
+COLORS = 64  # in the palette of each PNG
+# CSS px: the page's content width in a 900 px window. The page shows every figure at its full
+# content width (up to 1112 px), so the figures' text is never smaller than laid out here: 10 pt
+# ticks = 13.3 px, about the page's own small text (matplotlib's defaults at the old 72 dpi,
+# shrunk to the page, drew 6-7 px tick labels). Sizes are whole CSS px, so the PNGs are exactly
+# SCALE times their size on the page.
+WIDTH = 864
+RC = {
+    "font.size": 10.5,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10.5,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9.5,
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs on every machine
+    # titles at a fixed height: matplotlib otherwise measures every axis' ticks to place each
+    # title clear of them (a quarter of a plot's drawing time; the margins keep them clear here)
+    "axes.titley": 1.0,
 }
-_RC = {"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8}
 
 
-def run_plot(record: RunReport, settings: Settings) -> str:
+class Picture(NamedTuple):
+    """A PNG (base64 text) and the size it is laid out at on the page, in CSS pixels."""
+
+    png: str
+    width: int
+    height: int
+
+
+def run_plot(record: RunReport, settings: Settings) -> Picture:
     """Three panels: the monitor with best/stop/restored marked, train vs validation, learning rate."""
     from matplotlib import rc_context
 
-    with rc_context(_RC):
-        fig, (ax_m, ax_tv, ax_lr) = _figure(3)
+    with rc_context({**RC, "legend.fontsize": 8.5, "legend.framealpha": 0.7}):  # three small panels
+        fig, (ax_m, ax_tv, ax_lr) = figure(3, height=288)
         _monitor_panel(ax_m, record, settings)
         _pair_panel(ax_tv, record, settings.monitor)
         _lr_panel(ax_lr, record)
-        return _png(fig)
+        return picture(fig)
 
 
-def run_plots(records: Sequence[RunReport], settings: Settings, *, workers: int | None = None) -> list[str]:
+def run_plots(
+    records: Sequence[RunReport], settings: Settings, *, workers: int | None = None
+) -> list[Picture]:
     """:func:`run_plot` of every run; many runs are drawn in parallel processes (``workers``:
     default one per core once there are :data:`PARALLEL_FROM` runs; 1 = in this process), with
     the platform's default start method, as ``runlens.read_scalars`` reads files.
@@ -61,39 +90,50 @@ def run_plots(records: Sequence[RunReport], settings: Settings, *, workers: int 
         return list(pool.map(run_plot, records, [settings] * len(records), chunksize=chunk))
 
 
-def sweep_plot(sweep: SweepSummary, keys: Sequence[str] = ("patience",)) -> str:
-    """The sweep frontier: epochs saved vs runs lost, and vs max regret, one point per setting,
-    labelled by the settings ``keys`` (the grid's: the first always, the others where they vary;
-    ``p3/d0.01`` for patience 3, min_delta 0.01)."""
-    from matplotlib import rc_context
-
-    shown = [k for i, k in enumerate(keys) if i == 0 or len({r[k] for r in sweep.rows}) > 1]
-    with rc_context(_RC):
-        fig, (ax_lost, ax_regret) = _figure(2)
-        _frontier_panel(ax_lost, sweep.rows, "runs_lost", "runs lost (regret > 0)", shown)
-        _frontier_panel(ax_regret, sweep.rows, "max_regret", "max regret", shown)
-        return _png(fig)
-
-
-def _figure(panels: int) -> tuple[Any, Any]:
+def figure(panels: int, *, height: int, width: int = WIDTH) -> tuple[Any, Any]:
+    """A ``width`` x ``height`` CSS px figure of ``panels`` axes side by side, fixed margins
+    (matplotlib's layout engines would double the drawing time)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(3.9 * panels, 3.0), dpi=_DPI)
-    # fixed margins: matplotlib's layout engines would double the drawing time
-    fig.subplots_adjust(left=0.25 / panels, right=0.98, bottom=0.15, top=0.9, wspace=0.32)
+    fig = Figure(figsize=(width / PX_PER_INCH, height / PX_PER_INCH), dpi=PX_PER_INCH)
+    FigureCanvasAgg(fig)  # its own canvas: text can be measured before the figure is saved
+    # px for the y tick labels and label, the x's, the title
+    fig.subplots_adjust(left=77 / width, right=0.985, bottom=60 / height, top=1 - 34 / height, wspace=0.3)
     return fig, fig.subplots(1, panels)
 
 
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def picture(fig: Any) -> Picture:
+    """``fig`` as a PNG at :data:`SCALE` device pixels per CSS pixel, in :data:`COLORS` colours (a
+    palette PNG: a third of the bytes of full colour, which matters for a figure of 2,000
+    anti-aliased curves; lines, text and flat fills show no difference)."""
+    from PIL import Image  # matplotlib's own dependency
 
-    FigureCanvasAgg(fig)
+    width, height = fig.get_size_inches() * PX_PER_INCH
+    fig.set_dpi(PX_PER_INCH * SCALE)
+    fig.canvas.draw()
+    image = Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba()).convert("RGB")
+    image = image.quantize(colors=COLORS, method=Image.Quantize.FASTOCTREE)
+    palette = image.getpalette()
+    white = image.getpixel((0, 0))  # the figure's background: exactly white again, like the page's
+    palette[3 * white : 3 * white + 3] = [255, 255, 255]
+    image.putpalette(palette)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.save(buffer, format="PNG")
+    return Picture(base64.b64encode(buffer.getvalue()).decode("ascii"), round(width), round(height))
 
 
-def _plain(text: str) -> str:
+def log_axis(ax: Any) -> None:
+    """A log-scaled y axis labelled in plain numbers (``0.001``, ``1e-05``): matplotlib's default
+    ``10^{-3}`` labels are mathtext, whose parser costs a quarter of a run plot's drawing time."""
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))  # labels minor ticks when few decades
+
+
+def plain(text: str) -> str:
     """``text`` drawn as it reads in the report: control characters shown escaped, and ``$``
     escaped (matplotlib reads ``$...$`` as mathtext)."""
     return shown(text).replace("$", r"\$")
@@ -109,13 +149,13 @@ def _monitor_panel(ax: Any, record: RunReport, settings: Settings) -> None:
     m = settings.monitor
     values = record.curves.get(m, [])
     x, y = _points(values)
-    ax.plot(x, y, marker=".", color="C0", label=_plain(m))
+    ax.plot(x, y, marker=".", ms=4, color="C0", label=plain(m))
     if record.run_best_epoch is not None:
         ax.plot(
             [record.run_best_epoch + 1],
             [record.run_best_value],
             "*",
-            ms=13,
+            ms=11,
             color="C2",
             label=f"best (epoch {record.run_best_epoch + 1})",
         )
@@ -128,22 +168,22 @@ def _monitor_panel(ax: Any, record: RunReport, settings: Settings) -> None:
             [restored + 1],
             [values[restored]],
             "o",
-            ms=9,
+            ms=8,
             mfc="none",
             color="C3",
             label=f"restored (epoch {restored + 1})",
         )
     es = settings.early_stopping
     patience = f" patience {es['patience']}" if "patience" in es else ""
-    _finish(ax, f"{_plain(m)}: {policy_name(es)}{patience}", _plain(m))
+    _finish(ax, f"{policy_name(es)}{patience}", plain(m))
 
 
 def _pair_panel(ax: Any, record: RunReport, monitor: str) -> None:
     base = monitor.removeprefix("val_")
     for i, name in enumerate([base, f"val_{base}"]):
         if name in record.curves:
-            ax.plot(*_points(record.curves[name]), marker=".", color=f"C{i}", label=_plain(name))
-    _finish(ax, f"train vs validation: {_plain(base)}", _plain(base))
+            ax.plot(*_points(record.curves[name]), marker=".", ms=4, color=f"C{i}", label=plain(name))
+    _finish(ax, "train vs validation", plain(base))
 
 
 def _lr_panel(ax: Any, record: RunReport) -> None:
@@ -162,41 +202,10 @@ def _lr_panel(ax: Any, record: RunReport) -> None:
     if lr is not None and lr.diverges_at is not None:
         ax.axvline(lr.diverges_at + 1, color="C3", ls=":", label=f"departs (epoch {lr.diverges_at + 1})")
     if values and min(values) > 0:
-        ax.set_yscale("log")
+        log_axis(ax)
     if not values:
         ax.text(0.5, 0.5, "no learning rate logged", ha="center", va="center", transform=ax.transAxes)
-    _finish(ax, "learning rate: logged vs replayed", "learning rate")
-
-
-def _frontier_panel(ax: Any, rows: list[dict], column: str, label: str, keys: list[str]) -> None:
-    usable = [r for r in rows if r[column] is not None and math.isfinite(r[column])]
-    ax.scatter(
-        [r[column] for r in usable], [r["epochs_saved"] for r in usable], color="0.6", s=18, label="setting"
-    )
-    front = sorted((r for r in usable if r["frontier"]), key=lambda r: (r[column], r["epochs_saved"]))
-    if front:
-        ax.plot(
-            [r[column] for r in front], [r["epochs_saved"] for r in front], "o-", color="C0", label="frontier"
-        )
-    labels: dict[tuple[float, int], list[str]] = {}  # settings at the same point share one label
-    for r in usable:
-        text = "/".join(f"{k[0]}{r[k]:g}" if isinstance(r[k], float) else f"{k[0]}{r[k]}" for k in keys)
-        labels.setdefault((r[column], r["epochs_saved"]), []).append(text)
-    for point, texts in labels.items():
-        ax.annotate(",".join(texts), point, textcoords="offset points", xytext=(4, 3), fontsize=7)
-    for flag, style in _MARKS.items():
-        picked = [r for r in usable if r[flag]]
-        if picked:
-            ax.scatter([r[column] for r in picked], [r["epochs_saved"] for r in picked], label=flag, **style)
-    if column == "runs_lost":
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(label)
-    ax.set_ylabel("epochs saved")
-    ax.set_title(f"epochs saved vs {label}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    _finish(ax, "learning rate", "")  # the title says it: the log labels need the room
 
 
 def _finish(ax: Any, title: str, ylabel: str) -> None:
