@@ -292,3 +292,13 @@ def test_a_policy_object_is_used_for_its_own_frameworks_runs_and_never_silently_
     assert report.settings.early_stopping["patience"] == 1 and report.runs[0].stopped_epoch == 4
     with pytest.raises(runlens.RunlensError, match="no run here is replayed with one"):
         runlens.build_report(SAMPLE / "lightning", early_stopping=runlens.EarlyStopping())
+
+
+def test_the_html_report_lays_out_every_frameworks_part(logdir):
+    report = runlens.build_report(logdir[0], checkpoints=False)
+    page = runlens.render_report(report, "html")
+    assert len(report.parts) == 2
+    assert page.count("<h1>") == 3 and page.count("<html") == 1
+    assert "(lightning runs)</h1>" in page and "(transformers runs)</h1>" in page
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # each part's run sections have anchors of their own

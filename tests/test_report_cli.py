@@ -125,9 +125,10 @@ def test_every_format_on_sample_logs(fmt):
             assert f"### {row['run'].replace('_', chr(92) + '_')}" in result.stdout
     else:
         sources = check_html(result.stdout)
-        # the overlay of every run, the stop/saved distributions, the frontier; a figure per run
-        # shown in detail (the sample's 5 runs, a small logdir: all of them)
-        assert len(sources) == 3 + len(table) == 8
+        # per framework part (the sample's Keras runs, then its Lightning and its HF run): the
+        # overlay of every run, the stop/saved distributions, the frontier; a figure per run shown
+        # in detail (a small logdir: all of them)
+        assert len(sources) == (3 + len(table)) + 2 * (3 + 1) == 16
 
 
 @pytest.mark.parametrize("name", KERAS_FIXTURES)

@@ -57,7 +57,7 @@ def render_report(
     # Names from disk: text, Markdown and HTML show them escaped, every line through
     # runlens.textsafe.text_lines; JSON keeps them as data, and json.dumps escapes every character
     # that is not printable ASCII (a byte that is not UTF-8 is the lone surrogate \udcXX).
-    if not report.parts or format in ("json", "html"):  # JSON nests the parts (Report.to_dict)
+    if not report.parts or format in ("json", "html"):  # JSON nests the parts, HTML lays them out
         return render(report)
     # One report per framework, one after the other (each with its own policy, sweep and totals).
     return "\n".join(render(part) for part in (report, *report.parts))

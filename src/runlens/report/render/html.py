@@ -84,14 +84,11 @@ svg.spark { display: block; }
 
 def render_html(report: Report, *, detail: int | Literal["all"] | None = None, sort: Sort = "run") -> str:
     """The whole report as one HTML document, laid out as the text report (overview, sweep, runs
-    table, the runs shown in detail, warnings) with figures; ``detail`` and ``sort`` as
+    table, the runs shown in detail, warnings) with figures, then each other framework's part
+    (:attr:`Report.parts`) the same way; ``detail`` and ``sort`` as
     :func:`~runlens.report.build.overview.detail_runs` and
     :func:`~runlens.report.build.overview.sorted_runs` take them."""
-    s = report.settings
     title = f"runlens report: {report.source}"
-    ordered = sorted_runs(report, sort)
-    detailed = {r.run for r in detail_runs(report, detail)}
-    anchors = {r.run: f"run-{i}" for i, r in enumerate(report.runs) if r.run in detailed}
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -100,7 +97,22 @@ def render_html(report: Report, *, detail: int | Literal["all"] | None = None, s
         f"<title>{_text(title)}</title><style>",
         *_STYLE.strip().split("\n"),
         "</style></head><body>",
-        f"<h1>{_text(title)}</h1>",
+    ]
+    for i, part in enumerate((report, *report.parts)):
+        out += _part(part, detail, sort, anchor=f"part{i}-run-" if i else "run-")
+    out.append("</body></html>")
+    return text_lines(out)
+
+
+def _part(report: Report, detail: int | Literal["all"] | None, sort: Sort, *, anchor: str) -> list[str]:
+    """One framework's report: its heading, cards, overview, sweep, runs and warnings."""
+    s = report.settings
+    heading = "" if anchor == "run-" else f" ({s.framework} runs)"
+    ordered = sorted_runs(report, sort)
+    detailed = {r.run for r in detail_runs(report, detail)}
+    anchors = {r.run: f"{anchor}{i}" for i, r in enumerate(report.runs) if r.run in detailed}
+    out = [
+        f"<h1>{_text(f'runlens report: {report.source}{heading}')}</h1>",
         _cards(report),
         _pairs(describe.header_lines(report)),
         f'<p class="note">{_text(describe.numbering_note(report))}</p>',
@@ -135,8 +147,7 @@ def render_html(report: Report, *, detail: int | Literal["all"] | None = None, s
     ]
     if report.warnings:
         out += ["<h2>Warnings</h2><ul>", *(f"<li>{_text(w)}</li>" for w in report.warnings), "</ul>"]
-    out.append("</body></html>")
-    return text_lines(out)
+    return out
 
 
 def _frontier_caption(report: Report) -> str:
