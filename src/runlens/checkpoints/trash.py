@@ -1,6 +1,6 @@
 """``--trash``: move pruned checkpoints into a folder without ever writing through a symlink.
 
-A trash folder may lie where other users can write (the README's own example is ``/tmp/old``),
+A trash folder may lie where other users can write (docs/checkpoints.md's own example is ``/tmp/old``),
 so nothing in it is trusted:
 
 - the path is resolved following only symlinks owned by this user or root (a symlink someone

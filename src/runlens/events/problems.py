@@ -15,7 +15,7 @@ from runlens.textsafe import shown
 
 class ProblemKind(str, Enum):
     """The kinds of problem, by the strings ``df.attrs["problems"]`` and JSON hold
-    (see the README's "Damaged input")."""
+    (see docs/reading.md, "Damaged input")."""
 
     TRUNCATED = "truncated"  # the last record cut short, or a length past the end of the file
     BAD_PAYLOAD_CRC = "bad-payload-crc"  # records skipped, reading went on (one problem, counted)

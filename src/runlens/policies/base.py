@@ -30,7 +30,7 @@ Optional capabilities (a policy without them still works everywhere, only slower
   settings that save the same, the smaller is recommended (e.g. the more patient one).
 
 Adding a policy is one module (under a framework folder when it is not Keras') holding the class
-and its result, plus one line in :data:`POLICIES`; see the README's contributor notes.
+and its result, plus one line in :data:`POLICIES`; see docs/policies.md ("Adding a policy").
 
 >>> from runlens.policies.base import StoppingResult
 >>> import runlens

@@ -309,7 +309,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python data (floats may be NaN/inf; :mod:`runlens.report.render.json_format` encodes
-        them). Keys are documented in the README's "Report" section.
+        them). Keys are documented in docs/report.md ("JSON") and docs/report-at-scale.md.
 
         >>> runlens.build_report("sample_logs").to_dict()["schema"]       # doctest: +SKIP
         'runlens.report/2'

@@ -22,7 +22,7 @@ def render_report(
     width: int | None = None,
 ) -> str:
     """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
-    the README) or ``"html"`` (one self-contained file with plots).
+    docs/report.md) or ``"html"`` (one self-contained file with plots).
 
     ``detail``: the runs text, Markdown and HTML show in detail (``"all"``, a number: the runs worth a
     look first, see :func:`~runlens.report.build.overview.detail_runs`; default all of a small

@@ -2,7 +2,7 @@
 
 Epochs are 0-based (as in every runlens frame). JSON has no NaN or infinity, so they are the
 strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (:func:`runlens.export.json_value`); ``null``
-means "not logged" or "not defined". The keys are documented in the README ("Report").
+means "not logged" or "not defined". The keys are documented in docs/report.md ("JSON").
 
 >>> import json
 >>> json.loads(render_json(runlens.build_report("sample_logs")))["schema"]   # doctest: +SKIP
