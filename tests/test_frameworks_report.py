@@ -302,3 +302,11 @@ def test_the_html_report_lays_out_every_frameworks_part(logdir):
     assert "(lightning runs)</h1>" in page and "(transformers runs)</h1>" in page
     ids = re.findall(r'id="([^"]+)"', page)
     assert len(ids) == len(set(ids))  # each part's run sections have anchors of their own
+
+
+def test_build_report_leaves_the_callers_frame_and_its_attrs_as_they_were():
+    evals = runlens.read_evals(SAMPLE / "lightning")
+    before = (evals.copy(), dict(evals.attrs))
+    runlens.build_report(evals, checkpoints=False)
+    pd.testing.assert_frame_equal(evals, before[0])
+    assert evals.attrs == before[1] and "frameworks" in evals.attrs

@@ -194,6 +194,12 @@ def framework_frames(
             frame = read_evals(source, framework=framework, monitor=monitor, runs=runs)
     else:
         return None  # build_report says what it needs
+    # pandas deep-copies attrs at every step; read_evals' (every run's folder and framework) are
+    # big on a sweep: split a frame without them, each part getting only the problems.
+    problems = frame.attrs.get("problems", [])
+    if frame is source:  # the caller's frame: its attrs stay as they are
+        frame = frame.copy(deep=False)
+    frame.attrs = {}
     names = frame["framework"].astype(str)
     parts = {}
     for name in (n for n in _ORDER if (names == n).any()):
@@ -201,7 +207,7 @@ def framework_frames(
         part = part.loc[:, [c for c in part.columns if c in _KEYS or part[c].notna().any()]]
         if name == "keras":
             part = _epoch_frame(part)
-        part.attrs = {"problems": frame.attrs.get("problems", [])}
+        part.attrs = {"problems": problems}
         parts[name] = part
     return parts
 
