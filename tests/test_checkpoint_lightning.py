@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from framework_checkpoint_fits import NOW, OLD, SCRIPT, facts
+from hostile_pickles import Exec, SystemCall
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -277,24 +278,6 @@ def test_any_damage_to_a_real_checkpoint_is_reported_never_raised(real_ckpts, tm
     assert listed == [str(folder / name)]
     if len(table) and bytes(damaged) == content:
         assert table["valid"].all()
-
-
-class SystemCall:
-    def __init__(self, command):
-        self.command = command
-
-    def __reduce__(self):
-        return (os.system, (self.command,))
-
-
-class Exec:
-    def __init__(self, code):
-        self.code = code
-
-    def __reduce__(self):
-        import builtins
-
-        return (builtins.exec, (self.code,))
 
 
 def test_a_crafted_checkpoint_whose_pickle_would_run_code_runs_nothing(lightning_copy, tmp_path):

@@ -15,6 +15,7 @@ import tracemalloc
 import zipfile
 
 import pytest
+from hostile_pickles import Exec, SystemCall
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,26 +27,6 @@ PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 @pytest.fixture
 def sentinel(tmp_path):
     return tmp_path / "SENTINEL"
-
-
-class SystemCall:
-    """An object whose pickle runs os.system when loaded (what a crafted checkpoint holds)."""
-
-    def __init__(self, command):
-        self.command = command
-
-    def __reduce__(self):
-        return (os.system, (self.command,))
-
-
-class Exec:
-    def __init__(self, code):
-        self.code = code
-
-    def __reduce__(self):
-        import builtins
-
-        return (builtins.exec, (self.code,))
 
 
 class Popen:
