@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from checkpoint_damage import write_damaged
 from checkpoint_fits import KERAS_HDF5, OLD, keras_hdf5_once, write_data_h5
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -253,13 +254,7 @@ def saves(keras_hdf5, fitted):
 @given(data=st.data())
 def test_any_damage_to_a_real_save_is_reported_never_raised(saves, tmp_path_factory, data):
     name, content = data.draw(st.sampled_from(saves))
-    damaged = bytearray(content)
-    for _ in range(data.draw(st.integers(1, 30))):
-        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
-    if data.draw(st.booleans()):
-        damaged = damaged[: data.draw(st.integers(0, len(damaged)))]
-    folder = tmp_path_factory.mktemp("damaged")
-    (folder / name).write_bytes(bytes(damaged))
+    _, folder = write_damaged(data, tmp_path_factory, name, content, flips=(1, 30))
     table = runlens.read_checkpoints(folder)
     listed = list(table["path"]) + [s["path"] for s in table.attrs["skipped"]]
     assert listed == [str(folder / name)]  # in the table, or skipped with a reason: never an error

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_damage import write_damaged
 from click.testing import CliRunner
 from framework_checkpoint_fits import NOW, OLD, SCRIPT, facts
 from hostile_pickles import Exec, SystemCall
@@ -266,17 +267,11 @@ def real_ckpts(framework_fits):
 @given(data=st.data())
 def test_any_damage_to_a_real_checkpoint_is_reported_never_raised(real_ckpts, tmp_path_factory, data):
     name, content = data.draw(st.sampled_from(real_ckpts))
-    damaged = bytearray(content)
-    for _ in range(data.draw(st.integers(0, 20))):
-        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
-    if data.draw(st.booleans()):
-        damaged = damaged[: data.draw(st.integers(0, len(damaged)))]
-    folder = tmp_path_factory.mktemp("damaged")
-    (folder / name).write_bytes(bytes(damaged))
+    damaged, folder = write_damaged(data, tmp_path_factory, name, content, flips=(0, 20))
     table = runlens.read_checkpoints(folder)
     listed = list(table["path"]) + [s["path"] for s in table.attrs["skipped"]]
     assert listed == [str(folder / name)]
-    if len(table) and bytes(damaged) == content:
+    if len(table) and damaged == content:
         assert table["valid"].all()
 
 
