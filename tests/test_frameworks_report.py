@@ -310,3 +310,12 @@ def test_build_report_leaves_the_callers_frame_and_its_attrs_as_they_were():
     runlens.build_report(evals, checkpoints=False)
     pd.testing.assert_frame_equal(evals, before[0])
     assert evals.attrs == before[1] and "frameworks" in evals.attrs
+
+
+def test_every_format_counts_runs_worth_a_look_in_each_frameworks_unit():
+    report = runlens.build_report(SAMPLE / "transformers", checkpoints=False)
+    saved = next(s for s in report.overview.worth_a_look if s.reason == "saved")
+    unit = "evaluation saved" if saved.value == 1 else "evaluations saved"
+    for fmt in ("text", "markdown", "html"):
+        page = runlens.render_report(report, fmt)
+        assert f"({saved.value} {unit})" in page and "epochs saved)" not in page, fmt

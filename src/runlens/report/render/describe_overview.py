@@ -81,7 +81,7 @@ def distribution_titles(report: Report) -> tuple[str, str]:
     return (f"{name} ({setting}) stops after {units(fw, 1)}", f"{units(fw)} saved per run")
 
 
-def spotlight_text(spotlight: Spotlight, framework: str = "keras") -> str:
+def spotlight_text(spotlight: Spotlight, framework: str) -> str:
     """A run worth a look with what it is about: ``run (2 files)``, ``run (regret 0.013)``."""
     v = spotlight.value
     what = {

@@ -99,15 +99,16 @@ def render_html(report: Report, *, detail: int | Literal["all"] | None = None, s
         "</style></head><body>",
     ]
     for i, part in enumerate((report, *report.parts)):
-        out += _part(part, detail, sort, anchor=f"part{i}-run-" if i else "run-")
+        out += _part(part, detail, sort, index=i)
     out.append("</body></html>")
     return text_lines(out)
 
 
-def _part(report: Report, detail: int | Literal["all"] | None, sort: Sort, *, anchor: str) -> list[str]:
-    """One framework's report: its heading, cards, overview, sweep, runs and warnings."""
+def _part(report: Report, detail: int | Literal["all"] | None, sort: Sort, *, index: int) -> list[str]:
+    """One framework's report (``index`` 0: the report itself, then its parts): its heading,
+    cards, overview, sweep, runs and warnings."""
     s = report.settings
-    heading = "" if anchor == "run-" else f" ({s.framework} runs)"
+    heading, anchor = (f" ({s.framework} runs)", f"part{index}-run-") if index else ("", "run-")
     ordered = sorted_runs(report, sort)
     detailed = {r.run for r in detail_runs(report, detail)}
     anchors = {r.run: f"{anchor}{i}" for i, r in enumerate(report.runs) if r.run in detailed}
@@ -201,7 +202,10 @@ def _worth_a_look(report: Report, anchors: dict[str, str]) -> str:
     for reason, title in describe_overview.REASON_TITLES.items():
         found = [s for s in report.overview.worth_a_look if s.reason == reason]
         if found:
-            items = ", ".join(_link(describe_overview.spotlight_text(s), anchors.get(s.run)) for s in found)
+            items = ", ".join(
+                _link(describe_overview.spotlight_text(s, report.settings.framework), anchors.get(s.run))
+                for s in found
+            )
             rows.append(f"<tr><th>{_text(title)}</th><td>{items}</td></tr>")
     if not rows:
         return _pairs(describe_overview.worth_a_look_lines(report))  # says there is none
