@@ -85,7 +85,7 @@ def hf_fit(out: Path, steps: int) -> None:
     sys.path.insert(0, str(HERE.parent / "tests"))
     import torch
     import transformers
-    from framework_fits import _Points, _Regressor
+    from framework_fits import Regressor, _Points
     from transformers import Trainer, TrainingArguments
 
     transformers.logging.set_verbosity_error()
@@ -105,7 +105,7 @@ def hf_fit(out: Path, steps: int) -> None:
         disable_tqdm=True,
         log_level="error",
     )
-    Trainer(model=_Regressor(), args=args, train_dataset=_Points(16), eval_dataset=_Points(8)).train()
+    Trainer(model=Regressor(), args=args, train_dataset=_Points(16), eval_dataset=_Points(8)).train()
 
 
 def fresh_copy(source: Path, scratch: Path) -> Path:

@@ -113,7 +113,7 @@ def lightning_fits(out: Path) -> dict:
 def transformers_fit(out: Path) -> dict:
     import torch
     import transformers
-    from torch import nn
+    from framework_fits import Regressor
     from transformers import Trainer, TrainingArguments
 
     transformers.logging.set_verbosity_error()
@@ -129,15 +129,6 @@ def transformers_fit(out: Path) -> dict:
 
         def __getitem__(self, i):
             return {"x": x[i], "labels": y[i]}
-
-    class Regressor(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layer = nn.Linear(2, 1)
-
-        def forward(self, x, labels=None):
-            out = self.layer(x).squeeze(-1)
-            return {"loss": nn.functional.mse_loss(out, labels), "logits": out}
 
     evaluations = []
 

@@ -163,7 +163,9 @@ class _Points(torch.utils.data.Dataset):
         return {"x": self.x[i], "labels": self.y[i]}
 
 
-class _Regressor(nn.Module):
+class Regressor(nn.Module):
+    """A linear model on two inputs, as the HF Trainer takes one (a dict with its loss)."""
+
     def __init__(self):
         super().__init__()
         self.layer = nn.Linear(2, 1)
@@ -220,7 +222,7 @@ def trainer_fit(
     )
     stopping = EarlyStoppingCallback(patience, threshold)
     trainer = Trainer(
-        model=_Regressor(),
+        model=Regressor(),
         args=args,
         train_dataset=_Points(16),
         eval_dataset=_Points(8),
