@@ -25,7 +25,7 @@ from runlens.epochs import split_keras_run
 from runlens.errors import DamagedDataWarning
 from runlens.events.problems import Problem
 from runlens.events.records import Block, ReadState, read_blocks
-from runlens.events.sources import find_event_files, open_binary, open_problem
+from runlens.events.sources import EventFile, find_event_files, open_binary, open_problem
 from runlens.name_columns import NAME_DTYPE
 
 __all__ = ["SESSION_START_TAG", "read_hparams"]
@@ -62,6 +62,20 @@ def read_hparams(
         >>> read_hparams("sample_logs")[["run", "learning_rate"]]        # doctest: +SKIP
     """
     files = find_event_files(path, runs=runs, storage_options=storage_options)
+    return hparams_of_files(files, storage_options=storage_options)
+
+
+def hparams_of_files(
+    files: Sequence[EventFile], *, storage_options: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """:func:`read_hparams`' frame from event files already listed (in the order
+    :func:`~runlens.events.sources.find_event_files` gives them: the last one written wins), e.g.
+    only those a read of the logdir found holding the session_start_info tag
+    (:meth:`runlens.events.logdir.ReadFound.files_with`).
+
+    >>> hparams_of_files([]).empty
+    True
+    """
     problems: list[Problem] = []
     found: dict[str, dict[str, Any]] = {}
     parents, _ = split_keras_run(pd.Series([f.run for f in files], dtype=object))
@@ -69,7 +83,7 @@ def read_hparams(
         for hparams in _sessions(file.path, problems, storage_options):
             found[run] = hparams
     for problem in problems:
-        warnings.warn(problem.message, DamagedDataWarning, stacklevel=2)
+        warnings.warn(problem.message, DamagedDataWarning, stacklevel=3)
     frame = _frame(found)
     frame.attrs["problems"] = [p.as_dict() for p in problems]
     return frame

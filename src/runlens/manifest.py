@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ __all__ = [
     "ended_runs",
     "find_manifests",
     "read_manifest",
+    "run_manifest",
     "write_manifest",
 ]
 
@@ -174,6 +176,27 @@ def find_manifests(path: str | os.PathLike[str]) -> dict[str, Path]:
         if MANIFEST_NAME in files:
             found[Path(folder).relative_to(root).as_posix()] = Path(folder, MANIFEST_NAME)
     return found
+
+
+def run_manifest(root: str | os.PathLike[str], run: str) -> Path | None:
+    """``run``'s manifest file under ``root`` (``root/run/runlens.json``; run ``"."``: ``root``'s
+    own), or None when it has none: what :func:`find_manifests` gives for ``run``, without walking
+    ``root``. As that walk lists files, any entry named ``runlens.json`` that is not a folder
+    counts (a broken link too: reading it then says what is wrong).
+
+    >>> run_manifest("sample_logs", "improving")          # doctest: +SKIP
+    PosixPath('sample_logs/improving/runlens.json')
+    """
+    file = Path(root, run, MANIFEST_NAME)
+    try:
+        mode = os.lstat(file).st_mode
+        if stat.S_ISLNK(mode):
+            mode = os.stat(file).st_mode  # os.walk files a link by its target (a folder: not a file)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a broken link (os.walk lists it as a file), or a folder that cannot be looked in
+        return file if os.path.lexists(file) else None
+    return None if stat.S_ISDIR(mode) else file
 
 
 def ended_runs(root: str | os.PathLike[str], runs: Iterable[str]) -> set[str]:

@@ -150,16 +150,22 @@ def read_checkpoints(
     table = _frame(rows)
     table["pinned"] = pins(table, contents, listing.links)
     records = best_records(table, contents)
-    table = _join_logs(table, root, logdir, epochs)
+    table = table_order(_join_logs(table, root, logdir, epochs))
+    table.attrs["skipped"] = sorted(skipped, key=lambda s: s["path"])
+    table.attrs["framework_best"] = records
+    return table
+
+
+def table_order(table: pd.DataFrame) -> pd.DataFrame:
+    """The table's columns and rows in :func:`read_checkpoints`' order (metric columns by name,
+    rows by run, epoch and path), e.g. after logs were joined to it
+    (:func:`runlens.checkpoints.join.join_logged`)."""
     fixed = {*LEADING_COLUMNS, *OPTIONAL_COLUMNS, *TRAILING_COLUMNS}
     metrics = [c for c in table.columns if c not in fixed]
     optional = [c for c in ("batch", "step") if c in table.columns]
     digest = ["content_digest"] if "content_digest" in table.columns else []
     table = table[[*LEADING_COLUMNS, *optional, *sorted(metrics), *TRAILING_COLUMNS, *digest]]
-    table = table.sort_values(["run", "epoch", "path"], na_position="last", ignore_index=True)
-    table.attrs["skipped"] = sorted(skipped, key=lambda s: s["path"])
-    table.attrs["framework_best"] = records
-    return table
+    return table.sort_values(["run", "epoch", "path"], na_position="last", ignore_index=True)
 
 
 def _join_logs(

@@ -25,7 +25,7 @@ import pandas as pd
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.evals import generic, keras, lightning, transformers
 from runlens.evals.detect import FRAMEWORKS, Detected, check_framework, detect_folders
-from runlens.events.logdir import read_scalars
+from runlens.events.logdir import ReadFound, read_logdir
 from runlens.events.sources import is_url
 from runlens.name_columns import as_names, name_codes
 
@@ -72,18 +72,35 @@ def read_evals(
 
     >>> evals = read_evals("runs/", monitor="val/loss")   # doctest: +SKIP
     """
+    return read_evals_found(path, framework=framework, runs=runs, monitor=monitor, **read_options)[0]
+
+
+def read_evals_found(
+    path: str | os.PathLike[str],
+    *,
+    framework: str = "auto",
+    runs: str | Sequence[str] | None = None,
+    monitor: str | None = None,
+    **read_options: Any,
+) -> tuple[pd.DataFrame, ReadFound]:
+    """:func:`read_evals`' frame and what the read found beside it
+    (:class:`runlens.events.logdir.ReadFound`: the files read and their plugins' tags), from one
+    listing and one read of the logdir.
+
+    >>> evals, found = read_evals_found("sample_logs")            # doctest: +SKIP
+    """
     check_framework(framework)
     if "tags" in read_options:
         raise RunlensError(
             "read_evals reads every tag of a run (to detect its framework); tags= is not an option"
         )
     _check_monitor(framework, monitor)
-    scalars = read_scalars(path, runs=runs, **read_options)
+    scalars, found = read_logdir(path, runs=runs, **read_options)
     frame = evals_from_scalars(
         scalars, framework=framework, monitor=monitor, root=path, label=os.fspath(path)
     )
     frame.attrs["problems"] = scalars.attrs.get("problems", [])
-    return frame
+    return frame, found
 
 
 def evals_from_scalars(

@@ -76,6 +76,58 @@ def read_scalars(
     >>> df = read_scalars("sample_logs", tags="epoch_*")          # doctest: +SKIP
     >>> df.groupby(["run", "tag"], observed=True).size()            # doctest: +SKIP
     """
+    return read_logdir(
+        path,
+        runs=runs,
+        tags=tags,
+        workers=workers,
+        executor=executor,
+        cache=cache,
+        storage_options=storage_options,
+    )[0]
+
+
+@dataclass(frozen=True)
+class ReadFound:
+    """What a read of a logdir found beside its frame, for callers that would otherwise list and
+    read the logdir again (the report: which event files hold hparams).
+
+    ``files``: the event files read, as :func:`~runlens.events.sources.find_event_files` listed
+    them; ``plugins``: for each file (by path) whose tags carry plugin metadata other than the
+    scalars plugin's, tag -> the plugin named by the first value of that tag in the file (the
+    decoder's plugin marks, kept in the cache's pack too); ``complete``: every event file under
+    the path was read (no ``runs=`` selection). Small on purpose: it is not put in
+    ``frame.attrs``, which pandas deep-copies at every operation.
+
+    >>> ReadFound((), {}, complete=True).files_with("_hparams_/session_start_info", "hparams")
+    []
+    """
+
+    files: tuple[EventFile, ...]
+    plugins: dict[str, dict[str, str]]
+    complete: bool
+
+    def files_with(self, tag: str, plugin: str) -> list[EventFile]:
+        """The files holding a value of ``tag`` marked as ``plugin``'s, in the listing's order."""
+        return [f for f in self.files if self.plugins.get(f.path, {}).get(tag) == plugin]
+
+
+def read_logdir(
+    path: str | os.PathLike[str],
+    *,
+    runs: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    cache: bool | str | os.PathLike[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> tuple[pd.DataFrame, ReadFound]:
+    """:func:`read_scalars`' frame and what the read found beside it (:class:`ReadFound`): one
+    listing and one read of the files, for callers that need both (the report).
+
+    >>> frame, found = read_logdir("sample_logs")                    # doctest: +SKIP
+    >>> found.files_with("_hparams_/session_start_info", "hparams")   # doctest: +SKIP
+    """
     files = find_event_files(path, runs=runs, storage_options=storage_options)
     pack = _cache(cache, path)
     chunks, where = _read_all(
@@ -87,20 +139,37 @@ def read_scalars(
         storage_options=storage_options,
     )
     for note in pack.notes if pack is not None else ():
-        warnings.warn(note, CacheWarning, stacklevel=2)
+        warnings.warn(note, CacheWarning, stacklevel=3)
     order = written_order(files, opened=[chunks[c].first_wall_times[p] for c, p in where])
     problems = [p.as_dict() for i in order for p in _state(chunks, where[i]).problems]
     for problem in problems:
-        warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=2)
+        warnings.warn(str(problem["message"]), DamagedDataWarning, stacklevel=3)
     run_names = sorted({f.run for f in files})
     run_codes = {run: code for code, run in enumerate(run_names)}
     pieces, tag_names = _pieces(
         [(where[i], run_codes[files[i].run]) for i in order], chunks, name_patterns(tags)
     )
+    found = ReadFound(tuple(files), _plugin_tags(files, chunks, where), complete=runs is None)
     frame = _assemble(pieces, tag_names, run_names)
     frame.attrs["problems"] = problems
     frame.attrs["runs"] = run_names
-    return frame
+    return frame, found
+
+
+def _plugin_tags(
+    files: list[EventFile], chunks: list[ChunkRows], where: list[tuple[int, int]]
+) -> dict[str, dict[str, str]]:
+    """file path -> {tag: plugin} of the plugin marks other than the scalars plugin's (taken
+    before the frame is built, which frees the chunks' columns but not their tags and marks)."""
+    out: dict[str, dict[str, str]] = {}
+    for file, (number, position) in zip(files, where):
+        marks = chunks[number].plugins[position]
+        if marks and not _SCALAR_PLUGINS.issuperset(marks.values()):
+            names = chunks[number].tags
+            out[file.path] = {
+                names[code]: plugin for code, plugin in marks.items() if plugin not in _SCALAR_PLUGINS
+            }
+    return out
 
 
 def _cache(cache: bool | str | os.PathLike[str] | None, path: str | os.PathLike[str]) -> LogdirCache | None:

@@ -19,6 +19,7 @@ checkpoint) is not the plan's #1 by the same metric, a warning says so.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,13 @@ from pathlib import Path
 import pandas as pd
 
 from runlens.checkpoints.errors import PruneRefused
-from runlens.checkpoints.index import CHECKPOINTS_FOLDER, SKIPPED_NOT_CHECKPOINT, read_checkpoints
+from runlens.checkpoints.index import (
+    CHECKPOINTS_FOLDER,
+    SKIPPED_NOT_CHECKPOINT,
+    read_checkpoints,
+    table_order,
+)
+from runlens.checkpoints.join import join_logged
 from runlens.checkpoints.names import HF_KIND
 from runlens.checkpoints.plan import plan_prune, plan_summary
 from runlens.checkpoints.retention import RetentionRule
@@ -36,6 +43,25 @@ from runlens.name_columns import NAME_DTYPE, as_names
 from runlens.report.model import CheckpointSummary
 
 _NAMED = 5  # non-checkpoint files named in the report's one line about them
+
+
+def read_report_checkpoints(root: str | os.PathLike[str]) -> pd.DataFrame | str:
+    """Every checkpoint under ``root`` as :func:`runlens.read_checkpoints` gives it without logs
+    (one listing and one validation of every checkpoint for the whole report: each framework part
+    joins its own runs' logs in :func:`checkpoint_summaries`), or the report's note saying why
+    none could be read.
+
+    >>> read_report_checkpoints("no/such/folder")
+    "checkpoints not read: checkpoint path 'no/such/folder' does not exist; pass a checkpoint folder"
+    """
+    try:
+        return read_checkpoints(root, epochs=_NO_LOGS)
+    except RunlensError as exc:
+        return f"checkpoints not read: {exc}"
+
+
+# An epoch frame without rows: read_checkpoints joins nothing (and does not look for logs itself).
+_NO_LOGS = pd.DataFrame({"run": pd.Series([], dtype=object), "epoch": pd.Series([], dtype="Int64")})
 
 
 def checkpoint_summaries(
@@ -48,16 +74,21 @@ def checkpoint_summaries(
     restored: dict[str, int | None],
     elsewhere: Sequence[str] = (),
     note_skipped: bool = True,
+    listed: pd.DataFrame | str | None = None,
 ) -> tuple[dict[str, CheckpointSummary], list[str]]:
     """``{run: CheckpointSummary}`` for the runs with checkpoints, and warnings for the report.
 
     ``elsewhere``: runs of the logdir reported apart (another framework's part of the report):
     their checkpoints are theirs, not "in folders that hold no logged run". ``note_skipped``: say
-    which files were skipped (once per report: its first part)."""
-    try:
-        table = read_checkpoints(root, epochs=epochs)
-    except RunlensError as exc:
-        return {}, [f"checkpoints not read: {exc}"]
+    which files were skipped (once per report: its first part). ``listed``: what
+    :func:`read_report_checkpoints` gave for ``root`` (read here when None), shared by the parts
+    of one report; ``epochs`` (this part's frame) is joined to it as
+    ``read_checkpoints(root, epochs=epochs)`` would have."""
+    if listed is None:
+        listed = read_report_checkpoints(root)
+    if isinstance(listed, str):
+        return {}, [listed]
+    table = _with_logs(listed, epochs)
     warnings = _skipped_notes(table.attrs.get("skipped", []), root) if note_skipped else []
     owners = hf_logged_runs(table, [*runs, *elsewhere], epochs)
     # by hand, not Series.map: a dict's keys would become an Arrow index, which cannot hold a
@@ -72,10 +103,11 @@ def checkpoint_summaries(
             f"{count} checkpoint file(s) in folders that hold no logged run, left out: {', '.join(others)}"
         )
     now = pd.Timestamp.now(tz="UTC")
-    settled = ended_runs(root, runs)  # after the listing: see ended_runs
-    out = {}
     # The rows of each run, grouped once (a sweep of 2,000 runs: no mask over the table per run).
     by_run = {str(run): rows for run, rows in table.groupby(as_names(table["run"]), sort=False)}
+    # after the listing (see ended_runs); only runs with checkpoints can be settled
+    settled = ended_runs(root, [run for run in runs if run in by_run])
+    out = {}
     for run in runs:
         rows = by_run.get(run)
         if rows is None:
@@ -88,6 +120,16 @@ def checkpoint_summaries(
         )
         warnings += disagreements
     return out, warnings
+
+
+def _with_logs(listed: pd.DataFrame, logs: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the table read once (its attrs too: this part changes their runs) with ``logs``
+    joined to it, in read_checkpoints' order. Without rows nothing is joined: no summary comes
+    of it either way."""
+    attrs = copy.deepcopy(listed.attrs)
+    table = table_order(join_logged(listed.copy(), logs)) if len(listed) else listed.copy()
+    table.attrs = attrs
+    return table
 
 
 def hf_logged_runs(table: pd.DataFrame, runs: Sequence[str], logs: pd.DataFrame) -> dict[str, str]:

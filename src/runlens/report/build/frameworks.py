@@ -39,7 +39,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,9 @@ import pandas as pd
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.runs import is_evals_frame
+
+if TYPE_CHECKING:
+    from runlens.events.logdir import ReadFound
 
 __all__ = [
     "STOPPING_CLASSES",
@@ -176,24 +179,27 @@ _EVAL_ONLY = ("framework", "eval", "step")
 
 def framework_frames(
     source: Any, *, framework: str = "auto", monitor: str | None = None, runs: Any = None
-) -> dict[str, pd.DataFrame] | None:
+) -> tuple[dict[str, pd.DataFrame] | None, ReadFound | None]:
     """The runs of ``source`` by framework (Keras first): a logdir read with
     :func:`runlens.read_evals`, or an evaluation frame split by its ``framework`` column. Keras runs
     come back as an epoch frame (as :func:`runlens.read_epochs` gives it), the others as evaluation
     frames (``runs``: read only those, as :func:`runlens.read_evals` selects them). None for an
-    epoch frame (nothing to split)."""
+    epoch frame (nothing to split). Beside the parts, what the read of a logdir found
+    (:class:`runlens.events.logdir.ReadFound`; None for a frame): the report takes the runs'
+    hparams from it instead of listing and scanning the logdir again."""
+    found = None
     if isinstance(source, pd.DataFrame):
         if not is_evals_frame(source):
-            return None
+            return None, None
         frame = source
     elif isinstance(source, (str, os.PathLike)):
-        from runlens.evals import read_evals
+        from runlens.evals import read_evals_found
 
         with warnings.catch_warnings():  # the report says itself which monitor is not logged
             warnings.filterwarnings("ignore", ".*no run logged monitor", RunlensWarning)
-            frame = read_evals(source, framework=framework, monitor=monitor, runs=runs)
+            frame, found = read_evals_found(source, framework=framework, monitor=monitor, runs=runs)
     else:
-        return None  # build_report says what it needs
+        return None, None  # build_report says what it needs
     # pandas deep-copies attrs at every step; read_evals' (every run's folder and framework) are
     # big on a sweep: split a frame without them, each part getting only the problems.
     problems = frame.attrs.get("problems", [])
@@ -209,7 +215,7 @@ def framework_frames(
             part = _epoch_frame(part)
         part.attrs = {"problems": problems}
         parts[name] = part
-    return parts
+    return parts, found
 
 
 _KEYS = ("run", "framework", "eval", "step", "epoch", "wall_time")

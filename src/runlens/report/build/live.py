@@ -23,18 +23,21 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
 from runlens.events.sources import find_event_files, is_url, open_binary
-from runlens.hparams import SESSION_START_TAG, read_hparams
-from runlens.manifest import find_manifests, read_manifest
+from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG, hparams_of_files
+from runlens.manifest import read_manifest, run_manifest
 from runlens.policies.base import policy_class
 from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
 from runlens.report.model import WARNING, Live, PolicyDecisions, RunReport
+
+if TYPE_CHECKING:
+    from runlens.events.logdir import ReadFound
 
 _NOT_REPLAYED = ("verbose",)  # Keras arguments that change no decision
 # runlens.json's config key -> the registered policy the bundle's Keras callback is
@@ -44,12 +47,17 @@ Manifests = dict[str, tuple[str, dict[str, Any]]]  # run -> (path relative to th
 
 
 def read_run_manifests(root: str | os.PathLike[str], runs: list[str]) -> tuple[Manifests, list[str]]:
-    """The ``runlens.json`` of every run that has one, and a warning per one that cannot be read."""
+    """The ``runlens.json`` of every run that has one, and a warning per one that cannot be read.
+
+    Looked for only where the report's runs are (``ROOT/RUN/runlens.json``, one ``lstat`` per run,
+    :func:`runlens.manifest.run_manifest`), not by walking the logdir: the same manifests as
+    :func:`runlens.manifest.find_manifests` finds for every run that walk reaches. What differs: a
+    run whose folder is reached through a symlinked folder (the event-file listing follows such
+    links, ``os.walk`` does not) has its manifest read here, where the walk never saw it."""
     manifests: Manifests = {}
     warnings = []
-    found = find_manifests(root)
     for run in runs:
-        path = found.get(run)
+        path = run_manifest(root, run)
         if path is None:
             continue
         try:
@@ -79,10 +87,12 @@ def attach_live(
     manifests: Manifests,
     *,
     initial_lr: float | None,
+    found: ReadFound | None = None,
 ) -> list[str]:
-    """Set ``hparams`` and ``live`` on ``records``; return the warnings for the report."""
+    """Set ``hparams`` and ``live`` on ``records``; return the warnings for the report (``found``:
+    what the report's read of ``root`` found, see :func:`recorded_hparams`)."""
     warnings: list[str] = []
-    recorded = recorded_hparams(root)
+    recorded = recorded_hparams(root, found)
     for record in records:
         hparams = _row(recorded, record.run)
         if record.run in manifests:
@@ -99,23 +109,38 @@ def attach_live(
     return warnings
 
 
-def recorded_hparams(root: str | os.PathLike[str]) -> pd.DataFrame:
-    """:func:`runlens.read_hparams` of ``root``, indexed by run, read only from the run folders
-    whose event files hold the hparams plugin's tag at all.
+def recorded_hparams(root: str | os.PathLike[str], found: ReadFound | None = None) -> pd.DataFrame:
+    """:func:`runlens.read_hparams` of ``root``, indexed by run, read only from the event files
+    that hold the hparams plugin's session_start_info tag.
 
-    A sweep's event files are mostly scalars: looking for the tag's bytes (the test
-    :func:`runlens.read_hparams` applies to each block before it parses a record) costs a scan of
-    the bytes, where reading every file again would frame and check every record. A file that
-    cannot be scanned is read by :func:`runlens.read_hparams`, which reports what is wrong."""
+    Which files hold it, the report's read of the logdir already knows (``found``: the decoder
+    marks every tag whose value carries plugin metadata): when that read took every event file
+    under ``root``, nothing is listed or scanned again. After a ``runs=`` selection (or without
+    ``found``) the logdir is listed again, as hparams written beside a run's selected folder
+    count too: the files the read took are judged by its marks, the others by a scan of their
+    bytes for the tag (the test :func:`runlens.read_hparams` applies to each block before it
+    parses a record; a file that cannot be scanned is read, which reports what is wrong; files
+    behind a URL are read whole). Either way the files holding the tag are read a second time,
+    to decode the hparams themselves."""
     try:
-        files = find_event_files(root)
-        if is_url(os.fspath(root)):
-            folders = None  # remote files: no scan first, read_hparams streams them once
+        if found is not None and found.complete:
+            files = found.files_with(SESSION_START_TAG, PLUGIN_NAME)
         else:
-            folders = sorted({f.run for f in files if _may_hold_hparams(f.path)})
-            if not folders:
-                return pd.DataFrame()
-        return read_hparams(root, runs=folders).set_index("run")
+            read = {f.path for f in found.files} if found is not None else set()
+            marked = (
+                {f.path for f in found.files_with(SESSION_START_TAG, PLUGIN_NAME)}
+                if found is not None
+                else set()
+            )
+            remote = is_url(os.fspath(root))
+            files = [
+                f
+                for f in find_event_files(root)
+                if f.path in marked or (f.path not in read and (remote or _may_hold_hparams(f.path)))
+            ]
+        if not files:
+            return pd.DataFrame()
+        return hparams_of_files(files).set_index("run")
     except RunlensError:
         return pd.DataFrame()
 
