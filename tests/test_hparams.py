@@ -81,3 +81,21 @@ def test_a_damaged_file_keeps_what_is_intact_and_warns(tf_hparams_logdir, copy_l
     assert hp.loc["exp1", "lr"] == 0.1  # the damaged second session is skipped: the first stays
     assert any(issubclass(w.category, runlens.DamagedDataWarning) for w in caught)
     assert [p["kind"] for p in hp.attrs["problems"]] == ["bad-payload-crc"]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_the_read_of_a_logdir_marks_the_files_holding_hparams(tf_hparams_logdir, tmp_path, cache):
+    """The report takes the hparams files from its read's plugin marks (no second listing, no
+    byte scan): they give read_hparams' frame, on TensorBoard's own hparams API (a resumed run's
+    two sessions in one file) and tensorboardX's add_hparams, read fresh or from the cache."""
+    from runlens.events.logdir import read_logdir
+    from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG, hparams_of_files
+
+    writers.write_tensorboardx(tmp_path / "tbx")
+    for root in (tf_hparams_logdir, tmp_path / "tbx"):
+        for _ in range(2 if cache else 1):  # the second read comes from the pack
+            _, found = read_logdir(root, cache=tmp_path / "cache" if cache else None)
+            files = found.files_with(SESSION_START_TAG, PLUGIN_NAME)
+            assert files and found.complete
+            assert {f.path for f in files} < {f.path for f in found.files}  # not every file
+            pandas.testing.assert_frame_equal(hparams_of_files(files), runlens.read_hparams(root))

@@ -187,16 +187,17 @@ def run_manifest(root: str | os.PathLike[str], run: str) -> Path | None:
     >>> run_manifest("sample_logs", "improving")          # doctest: +SKIP
     PosixPath('sample_logs/improving/runlens.json')
     """
-    file = Path(root, run, MANIFEST_NAME)
+    file = os.path.join(root, run, MANIFEST_NAME)  # a string: a sweep asks this of thousands of runs
     try:
         mode = os.lstat(file).st_mode
-        if stat.S_ISLNK(mode):
-            mode = os.stat(file).st_mode  # os.walk files a link by its target (a folder: not a file)
-    except FileNotFoundError:
+    except OSError:  # none there, or a folder that cannot be looked in (the walk skips it too)
         return None
-    except OSError:  # a broken link (os.walk lists it as a file), or a folder that cannot be looked in
-        return file if os.path.lexists(file) else None
-    return None if stat.S_ISDIR(mode) else file
+    if stat.S_ISLNK(mode):  # os.walk files a link by its target: a folder's is no file
+        try:
+            mode = os.stat(file).st_mode
+        except OSError:  # a broken link: listed as a file by the walk
+            return Path(file)
+    return None if stat.S_ISDIR(mode) else Path(file)
 
 
 def ended_runs(root: str | os.PathLike[str], runs: Iterable[str]) -> set[str]:

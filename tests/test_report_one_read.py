@@ -1,0 +1,101 @@
+"""The report lists and reads a logdir once (issue 13): hparams from the main read's plugin marks,
+runlens.json looked up per run, checkpoints read once for every framework part. Counted with spies
+that wrap the real functions (each call still runs them)."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import runlens
+import runlens.checkpoints.index
+import runlens.events.logdir
+import runlens.hparams
+import runlens.report.build.checkpoints
+import runlens.report.build.live
+from runlens.report.build.live import read_run_manifests
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
+
+
+def spy(monkeypatch, modules, name):
+    """Wrap ``name`` (the real function) wherever ``modules`` hold it; the list of calls' args."""
+    calls = []
+    for module in modules:
+        if not hasattr(module, name):
+            continue
+        real = getattr(module, name)
+
+        @functools.wraps(real)
+        def counted(*args, _real=real, **kwargs):
+            calls.append(args)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_a_sweep_report_lists_its_event_files_once_and_finds_every_runs_hparams(sweep_logdir, monkeypatch):
+    listed = spy(
+        monkeypatch,
+        [runlens.events.logdir, runlens.report.build.live, runlens.hparams],
+        "find_event_files",
+    )
+    report = runlens.build_report(sweep_logdir)
+    assert len(listed) == 1  # the main read's listing: no second one for hparams, no byte scan
+    recorded = runlens.read_hparams(sweep_logdir).set_index("run")
+    assert len(recorded) == len(report.runs) == 50
+    for record in report.runs:
+        expected = {k: v for k, v in recorded.loc[record.run].items() if not pd.isna(v)}
+        assert {h["name"]: h["value"] for h in record.hparams} == pytest.approx(expected)
+
+
+def test_a_selected_folder_still_shows_the_hparams_written_beside_it(sweep_logdir):
+    """runs= reads run-0003's train and validation folders only; its hparams file is in run-0003
+    itself (as runlens.keras writes it): the report looks for it there too."""
+    report = runlens.build_report(sweep_logdir, runs=["run-0003/train", "run-0003/validation"])
+    recorded = runlens.read_hparams(sweep_logdir, runs="run-0003").set_index("run").loc["run-0003"]
+    assert [r.run for r in report.runs] == ["run-0003"]
+    assert {h["name"]: h["value"] for h in report.runs[0].hparams} == pytest.approx(dict(recorded))
+
+
+def test_a_mixed_logdir_reads_its_checkpoints_once_for_every_framework_part(monkeypatch):
+    read = spy(monkeypatch, [runlens.report.build.checkpoints, runlens.checkpoints.index], "read_checkpoints")
+    report = runlens.build_report(SAMPLE)
+    frameworks = [report.settings.framework, *(part.settings.framework for part in report.parts)]
+    assert frameworks == ["keras", "lightning", "transformers"]
+    assert len(read) == 1
+    for part in (report, *report.parts):  # every part still has its checkpoints
+        assert any(r.checkpoints is not None for r in part.runs)
+
+
+def test_manifests_are_found_where_the_runs_are_also_through_a_symlinked_run_folder(tmp_path):
+    """runlens.json is looked up per run (no walk of the logdir): for the runs a walk sees, the
+    same manifests; a run folder linked into the logdir (whose event files the read follows) now
+    has its manifest read too, where os.walk never went."""
+    logdir = tmp_path / "logdir"
+    shutil.copytree(SAMPLE / "overfits", logdir / "overfits")
+    shutil.copytree(SAMPLE / "improving", tmp_path / "elsewhere" / "improving")
+    (logdir / "improving").symlink_to(tmp_path / "elsewhere" / "improving", target_is_directory=True)
+    (logdir / "no_manifest").mkdir()
+    walked = runlens.manifest.find_manifests(logdir)
+    assert set(walked) == {"overfits"}
+    manifests, warnings = read_run_manifests(logdir, ["overfits", "improving", "no_manifest"])
+    assert warnings == [] and set(manifests) == {"overfits", "improving"}
+    assert manifests["overfits"] == ("overfits/runlens.json", runlens.read_manifest(walked["overfits"]))
+    report = runlens.build_report(logdir)
+    assert {r.run: r.live is not None for r in report.runs} == {"overfits": True, "improving": True}
+
+
+def test_a_broken_manifest_link_is_named_as_the_walk_named_it(tmp_path):
+    logdir = tmp_path / "logdir"
+    shutil.copytree(SAMPLE / "overfits", logdir / "overfits")
+    (logdir / "overfits" / "runlens.json").unlink()
+    (logdir / "overfits" / "runlens.json").symlink_to(tmp_path / "gone.json")
+    assert set(runlens.manifest.find_manifests(logdir)) == {"overfits"}
+    manifests, warnings = read_run_manifests(logdir, ["overfits"])
+    assert manifests == {} and len(warnings) == 1 and "runlens.json" in warnings[0]
