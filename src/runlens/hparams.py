@@ -71,7 +71,7 @@ def hparams_of_files(
     """:func:`read_hparams`' frame from event files already listed (in the order
     :func:`~runlens.events.sources.find_event_files` gives them: the last one written wins), e.g.
     only those a read of the logdir found holding the session_start_info tag
-    (:meth:`runlens.events.logdir.ReadFound.files_with`).
+    (:meth:`runlens.events.found.ReadFound.files_with`).
 
     >>> hparams_of_files([]).empty
     True

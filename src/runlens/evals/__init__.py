@@ -25,7 +25,8 @@ import pandas as pd
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.evals import generic, keras, lightning, transformers
 from runlens.evals.detect import FRAMEWORKS, Detected, check_framework, detect_folders
-from runlens.events.logdir import ReadFound, read_logdir
+from runlens.events.found import ReadFound
+from runlens.events.logdir import read_logdir
 from runlens.events.sources import is_url
 from runlens.name_columns import as_names, name_codes
 
@@ -84,7 +85,7 @@ def read_evals_found(
     **read_options: Any,
 ) -> tuple[pd.DataFrame, ReadFound]:
     """:func:`read_evals`' frame and what the read found beside it
-    (:class:`runlens.events.logdir.ReadFound`: the files read and their plugins' tags), from one
+    (:class:`runlens.events.found.ReadFound`: the files read and their plugins' tags), from one
     listing and one read of the logdir.
 
     >>> evals, found = read_evals_found("sample_logs")            # doctest: +SKIP

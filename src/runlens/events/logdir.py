@@ -22,6 +22,7 @@ import pandas as pd
 from runlens.errors import CacheWarning, DamagedDataWarning
 from runlens.events.cache import LogdirCache, Lookup, ScalarCache
 from runlens.events.files import ChunkRows, read_event_files
+from runlens.events.found import SCALAR_PLUGINS, ReadFound, plugin_tags
 from runlens.events.records import ReadState
 from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
@@ -32,8 +33,6 @@ _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every
 _PARALLEL_MIN_BYTES = (
     8 << 20
 )  # below this, worker processes (forked in ms, but results are pickled back) save nothing
-# Plugins whose rank-0 tensors are scalars; tensors of tags owned by any other plugin are not.
-_SCALAR_PLUGINS = frozenset({"scalars"})
 
 
 def read_scalars(
@@ -87,31 +86,6 @@ def read_scalars(
     )[0]
 
 
-@dataclass(frozen=True)
-class ReadFound:
-    """What a read of a logdir found beside its frame, for callers that would otherwise list and
-    read the logdir again (the report: which event files hold hparams).
-
-    ``files``: the event files read, as :func:`~runlens.events.sources.find_event_files` listed
-    them; ``plugins``: for each file (by path) whose tags carry plugin metadata other than the
-    scalars plugin's, tag -> the plugin named by the first value of that tag in the file (the
-    decoder's plugin marks, kept in the cache's pack too); ``complete``: every event file under
-    the path was read (no ``runs=`` selection). Small on purpose: it is not put in
-    ``frame.attrs``, which pandas deep-copies at every operation.
-
-    >>> ReadFound((), {}, complete=True).files_with("_hparams_/session_start_info", "hparams")
-    []
-    """
-
-    files: tuple[EventFile, ...]
-    plugins: dict[str, dict[str, str]]
-    complete: bool
-
-    def files_with(self, tag: str, plugin: str) -> list[EventFile]:
-        """The files holding a value of ``tag`` marked as ``plugin``'s, in the listing's order."""
-        return [f for f in self.files if self.plugins.get(f.path, {}).get(tag) == plugin]
-
-
 def read_logdir(
     path: str | os.PathLike[str],
     *,
@@ -122,7 +96,8 @@ def read_logdir(
     cache: bool | str | os.PathLike[str] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, ReadFound]:
-    """:func:`read_scalars`' frame and what the read found beside it (:class:`ReadFound`): one
+    """:func:`read_scalars`' frame and what the read found beside it
+    (:class:`~runlens.events.found.ReadFound`): one
     listing and one read of the files, for callers that need both (the report).
 
     >>> frame, found = read_logdir("sample_logs")                    # doctest: +SKIP
@@ -149,27 +124,11 @@ def read_logdir(
     pieces, tag_names = _pieces(
         [(where[i], run_codes[files[i].run]) for i in order], chunks, name_patterns(tags)
     )
-    found = ReadFound(tuple(files), _plugin_tags(files, chunks, where), complete=runs is None)
+    found = ReadFound(tuple(files), plugin_tags(files, chunks, where), complete=runs is None)
     frame = _assemble(pieces, tag_names, run_names)
     frame.attrs["problems"] = problems
     frame.attrs["runs"] = run_names
     return frame, found
-
-
-def _plugin_tags(
-    files: list[EventFile], chunks: list[ChunkRows], where: list[tuple[int, int]]
-) -> dict[str, dict[str, str]]:
-    """file path -> {tag: plugin} of the plugin marks other than the scalars plugin's (taken
-    before the frame is built, which frees the chunks' columns but not their tags and marks)."""
-    out: dict[str, dict[str, str]] = {}
-    for file, (number, position) in zip(files, where):
-        marks = chunks[number].plugins[position]
-        if marks and not _SCALAR_PLUGINS.issuperset(marks.values()):
-            names = chunks[number].tags
-            out[file.path] = {
-                names[code]: plugin for code, plugin in marks.items() if plugin not in _SCALAR_PLUGINS
-            }
-    return out
 
 
 def _cache(cache: bool | str | os.PathLike[str] | None, path: str | os.PathLike[str]) -> LogdirCache | None:
@@ -313,7 +272,7 @@ def _pieces(
             last.runs.append(run)
         else:
             pieces.append(_Piece(chunks[number], recodes[number], position, position + 1, [run]))
-    foreign = {key for key, plugin in plugins.items() if plugin not in _SCALAR_PLUGINS}
+    foreign = {key for key, plugin in plugins.items() if plugin not in SCALAR_PLUGINS}
     wanted = np.array(
         [tag_patterns is None or matches(t, tag_patterns) for t in names.names] or [True], dtype=bool
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from runlens.policies.base import check_kind, policy_class
 from runlens.policies.learning_rate import check_initial_lr
 from runlens.policies.runs import check_frame
 from runlens.policies.sweep import sweep as run_sweep
-from runlens.report.build.checkpoints import checkpoint_summaries, read_report_checkpoints
+from runlens.report.build.checkpoints import checkpoint_summaries
 from runlens.report.build.frameworks import (
     STOPPING_CLASSES,
     check_policy_frameworks,
@@ -44,11 +44,8 @@ from runlens.report.build.frameworks import (
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
 from runlens.report.build.overview import attach_damage, build_overview
 from runlens.report.build.runs import python, run_reports
-from runlens.report.build.source import report_source, selected_runs
+from runlens.report.build.source import ReportReads, report_source, selected_runs
 from runlens.report.model import Report, RunReport, Settings, SweepSummary, Totals
-
-if TYPE_CHECKING:
-    from runlens.events.logdir import ReadFound
 
 __all__ = ["build_report"]
 
@@ -156,8 +153,7 @@ def build_report(
     parts, found = framework_frames(source, framework=framework, monitor=monitor, runs=runs)
     if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
-    options["read_found"] = found
-    options["checkpoint_tables"] = {}  # root -> its checkpoints, read once for every part
+    options["reads"] = ReportReads(found)  # shared by the parts: the logdir is read once
     check_policy_frameworks(early_stopping, parts)
     runs_of = {name: set(map(str, as_names(frame["run"]))) for name, frame in parts.items()}
     reports = [
@@ -193,12 +189,11 @@ def _build(
     checkpoint_min_age: float,
     initial_lr: float | None,
     lr_timing: LRTiming,
-    read_found: ReadFound | None = None,
-    checkpoint_tables: dict[Path, pd.DataFrame | str] | None = None,
+    reads: ReportReads | None = None,
 ) -> Report:
     """The report on the runs of one framework (``parts_frame``; None: read ``source`` as an epoch
-    frame, the Keras report); ``read_found``: what the read of the logdir found beside the frame;
-    ``checkpoint_tables``: the checkpoints read by an earlier part of the same report."""
+    frame, the Keras report); ``reads``: what the report read once for all its parts."""
+    reads = ReportReads(None) if reads is None else reads
     frame, label, root = report_source(source, checkpoints, parts_frame)
     if name == "keras":
         given = early_stopping
@@ -256,9 +251,6 @@ def _build(
     if name == "transformers" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         trainer_state_notes(Path(source), records, stopping)  # the Trainer's own callback settings
     if root is not None:
-        tables = {} if checkpoint_tables is None else checkpoint_tables
-        if root not in tables:
-            tables[root] = read_report_checkpoints(root)
         found, notes = checkpoint_summaries(
             root,
             frame,
@@ -270,13 +262,13 @@ def _build(
             restored={r.run: r.restored_epoch for r in records} if name == "keras" else {},
             elsewhere=elsewhere,
             note_skipped=first,
-            listed=tables[root],
+            listed=reads.checkpoints(root),
         )
         for record in records:
             record.checkpoints = found.get(record.run)
         warnings += notes
     if folder is not None:  # runs trained with runlens.keras: hparams, live vs replayed
-        warnings += attach_live(records, folder, frame, manifests, initial_lr=initial_lr, found=read_found)
+        warnings += attach_live(records, folder, frame, manifests, initial_lr=initial_lr, found=reads.found)
     settings = Settings(
         monitor=monitor,
         direction=stopping.direction,

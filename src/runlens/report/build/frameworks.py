@@ -49,7 +49,7 @@ from runlens.policies.base import check_kind, policy_class
 from runlens.policies.runs import is_evals_frame
 
 if TYPE_CHECKING:
-    from runlens.events.logdir import ReadFound
+    from runlens.events.found import ReadFound
 
 __all__ = [
     "STOPPING_CLASSES",
@@ -185,7 +185,7 @@ def framework_frames(
     come back as an epoch frame (as :func:`runlens.read_epochs` gives it), the others as evaluation
     frames (``runs``: read only those, as :func:`runlens.read_evals` selects them). None for an
     epoch frame (nothing to split). Beside the parts, what the read of a logdir found
-    (:class:`runlens.events.logdir.ReadFound`; None for a frame): the report takes the runs'
+    (:class:`runlens.events.found.ReadFound`; None for a frame): the report takes the runs'
     hparams from it instead of listing and scanning the logdir again."""
     found = None
     if isinstance(source, pd.DataFrame):

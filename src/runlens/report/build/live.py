@@ -37,7 +37,7 @@ from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
 from runlens.report.model import WARNING, Live, PolicyDecisions, RunReport
 
 if TYPE_CHECKING:
-    from runlens.events.logdir import ReadFound
+    from runlens.events.found import ReadFound
 
 _NOT_REPLAYED = ("verbose",)  # Keras arguments that change no decision
 # runlens.json's config key -> the registered policy the bundle's Keras callback is

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,6 +18,30 @@ from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
 from runlens.name_columns import as_names
 from runlens.policies.runs import check_frame, is_evals_frame
+from runlens.report.build.checkpoints import read_report_checkpoints
+
+if TYPE_CHECKING:
+    from runlens.events.found import ReadFound
+
+
+class ReportReads:
+    """What a report reads once for all its framework parts: what the read of its logdir found
+    beside the frame (``found``, :class:`runlens.events.found.ReadFound`; None for a frame given),
+    and the checkpoints under each folder looked in, read when a part first asks for them.
+
+    >>> ReportReads(None).checkpoints(Path("no/such/folder"))[:21]
+    'checkpoints not read:'
+    """
+
+    def __init__(self, found: ReadFound | None) -> None:
+        self.found = found
+        self._checkpoints: dict[Path, pd.DataFrame | str] = {}
+
+    def checkpoints(self, root: Path) -> pd.DataFrame | str:
+        """:func:`~runlens.report.build.checkpoints.read_report_checkpoints` of ``root``, once."""
+        if root not in self._checkpoints:
+            self._checkpoints[root] = read_report_checkpoints(root)
+        return self._checkpoints[root]
 
 
 def report_source(
