@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from runlens import __version__
@@ -26,7 +25,6 @@ from runlens.arguments import LRTiming, choice, count, finite_number
 from runlens.checkpoints.plan import DEFAULT_MIN_AGE
 from runlens.checkpoints.retention import KeepBestK, KeepLastN
 from runlens.errors import RunlensError
-from runlens.name_columns import as_names, name_codes
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.learning_rate import check_initial_lr
 from runlens.policies.runs import check_frame
@@ -44,7 +42,7 @@ from runlens.report.build.frameworks import (
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
 from runlens.report.build.overview import attach_damage, build_overview
 from runlens.report.build.runs import python, run_reports
-from runlens.report.build.source import ReportReads, report_source, selected_runs
+from runlens.report.build.source import ReportReads, frame_runs, report_source, selected_runs
 from runlens.report.model import Report, RunReport, Settings, SweepSummary, Totals
 
 __all__ = ["build_report"]
@@ -155,7 +153,7 @@ def build_report(
         return _build(source, parts_frame=None, name="keras", **options)
     options["reads"] = ReportReads(found)  # shared by the parts: the logdir is read once
     check_policy_frameworks(early_stopping, parts)
-    runs_of = {name: set(map(str, as_names(frame["run"]))) for name, frame in parts.items()}
+    runs_of = {name: set(frame_runs(frame)) for name, frame in parts.items()}
     reports = [
         _build(
             source,
@@ -220,8 +218,7 @@ def _build(
     folder = (
         None if isinstance(source, pd.DataFrame) or not Path(source).is_dir() or name != "keras" else source
     )
-    codes, names = name_codes(frame["run"])
-    runs = [names[i] for i in np.unique(codes[codes >= 0]).tolist()]
+    runs = frame_runs(frame)
     manifests, warnings = read_run_manifests(folder, runs) if folder is not None else ({}, [])
     records = run_reports(
         frame,

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
-from runlens.name_columns import as_names
+from runlens.name_columns import as_names, name_codes
 from runlens.policies.runs import check_frame, is_evals_frame
 from runlens.report.build.checkpoints import read_report_checkpoints
 
@@ -74,6 +75,16 @@ def report_source(
             "runlens report needs epoch metrics such as epoch_loss"
         )
     return frame, label, root
+
+
+def frame_runs(frame: pd.DataFrame) -> list[str]:
+    """The runs with rows in ``frame``, sorted (by the run column's codes: no string per row).
+
+    >>> frame_runs(pd.DataFrame({"run": pd.Categorical(["b", "a"], categories=["a", "b", "c"])}))
+    ['a', 'b']
+    """
+    codes, names = name_codes(frame["run"])
+    return [names[i] for i in np.unique(codes[codes >= 0]).tolist()]
 
 
 def selected_runs(frame: pd.DataFrame, runs: str | Sequence[str] | None) -> pd.DataFrame:
