@@ -124,8 +124,10 @@ def evals_from_scalars(
     seen = np.zeros((len(folder_names), len(tag_names)), dtype=bool)  # (folder, tag) pairs with rows
     seen[folder[known], tag[known]] = True
     tags_by_folder: dict[str, set[str]] = {name: set() for name in folders}
-    for i, name in enumerate(folder_names):
-        tags_by_folder.setdefault(name, set()).update(tag_names[j] for j in np.flatnonzero(seen[i]))
+    for name in folder_names:
+        tags_by_folder.setdefault(name, set())
+    for i, j in zip(*(a.tolist() for a in np.nonzero(seen))):  # one pass over the pairs, not per folder
+        tags_by_folder[folder_names[i]].add(tag_names[j])
     found = detect_folders(tags_by_folder, framework=framework, has_hparams=_hparams_finder(root))
     parts = []
     for name, reader in _READERS.items():
