@@ -97,8 +97,8 @@ def read_logdir(
     storage_options: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, ReadFound]:
     """:func:`read_scalars`' frame and what the read found beside it
-    (:class:`~runlens.events.found.ReadFound`): one
-    listing and one read of the files, for callers that need both (the report).
+    (:class:`~runlens.events.found.ReadFound`): one listing and one read of the files, for
+    callers that need both (the report).
 
     >>> frame, found = read_logdir("sample_logs")                    # doctest: +SKIP
     >>> found.files_with("_hparams_/session_start_info", "hparams")   # doctest: +SKIP
