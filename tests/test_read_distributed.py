@@ -105,3 +105,34 @@ def test_s3_logdir_streamed_from_a_real_server(mixed_logdir, s3_server):
     assert_same(remote, runlens.read_scalars(mixed_logdir))
     epochs = runlens.read_epochs("s3://runs-bucket/logs/resumed", storage_options=s3_server, cache=False)
     pd.testing.assert_frame_equal(epochs, runlens.read_epochs(mixed_logdir / "resumed"))
+
+
+def test_a_read_ahead_gives_the_serial_result_from_the_reads_it_started(mixed_logdir):
+    from runlens.events.read_ahead import ReadAhead
+
+    with ReadAhead(mixed_logdir) as ahead:
+        started = dict(ahead._started)
+        assert started  # every task was submitted when the read-ahead was made
+        frame = runlens.read_scalars(mixed_logdir, executor=ahead)
+        assert not ahead._started  # ... and the read took those, none was read twice
+    assert_same(frame, runlens.read_scalars(mixed_logdir, workers=1))
+    assert frame.attrs == runlens.read_scalars(mixed_logdir, workers=1).attrs
+
+
+def test_a_read_ahead_reads_what_the_listing_gained_since_and_leaves_errors_to_the_read(
+    tmp_path, mixed_logdir
+):
+    import shutil
+
+    from runlens.events.read_ahead import ReadAhead
+
+    root = tmp_path / "growing"
+    shutil.copytree(mixed_logdir / "tf", root / "tf")
+    with ReadAhead(root) as ahead:
+        shutil.copytree(mixed_logdir / "sv", root / "sv")  # a run added after the read-ahead listed
+        frame = runlens.read_scalars(root, executor=ahead)
+    assert {str(r).split("/")[0] for r in frame["run"].cat.categories} == {"sv", "tf"}
+    assert_same(frame, runlens.read_scalars(root, workers=1))
+
+    with ReadAhead(tmp_path / "missing") as ahead, pytest.raises(runlens.RunlensError, match="no such file"):
+        runlens.read_scalars(tmp_path / "missing", executor=ahead)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from runlens.errors import CacheWarning, DamagedDataWarning
 from runlens.events.cache import LogdirCache, Lookup, ScalarCache
-from runlens.events.files import ChunkRows, read_event_files
+from runlens.events.files import ChunkRows, group_files, read_event_files
 from runlens.events.records import ReadState
 from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
@@ -136,13 +136,19 @@ def _read_all(
         if look.chunk is not None:
             place(i, look.chunk, look.position)
     todo = [i for i, (chunk, _) in enumerate(where) if chunk < 0]
-    groups = _tasks(todo, [files[i].size for i in todo])
+    groups = group_files([files[i].size for i in todo], todo)
     checksum = cache is not None  # the cache proves a file only grew by the CRC-32C of what was read
     tasks = [
         [lookups[i].resume or ReadState(files[i].path, track_checksum=checksum) for i in group]
         for group in groups
     ]
-    read = partial(read_event_files, storage_options=storage_options)
+    # The plain function when there are no storage options: a read-ahead executor recognises it
+    # (runlens.events.read_ahead).
+    read = (
+        read_event_files
+        if storage_options is None
+        else partial(read_event_files, storage_options=storage_options)
+    )
     sizes = [sum(files[i].size for i in group) for group in groups]
     remote = any(is_url(f.path) for f in files)
     for group, fresh in zip(groups, _map(read, tasks, sizes, workers, executor, remote=remote)):
@@ -156,23 +162,6 @@ def _read_all(
     if cache is not None:
         cache.save(files, [(chunks[c], p) for c, p in where], everything=everything)
     return chunks, where
-
-
-def _tasks(
-    indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, max_files: int = 512
-) -> list[list[int]]:
-    """Consecutive files grouped into tasks of up to ``max_bytes`` / ``max_files``, each read into
-    one chunk: one task per big file, many small files per task (their records are then decoded
-    together)."""
-    tasks: list[list[int]] = []
-    size = 0
-    for index, file_size in zip(indices, sizes):
-        if not tasks or size + file_size > max_bytes or len(tasks[-1]) >= max_files:
-            tasks.append([])
-            size = 0
-        tasks[-1].append(index)
-        size += file_size
-    return tasks
 
 
 def _map(

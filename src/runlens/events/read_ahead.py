@@ -1,0 +1,95 @@
+"""Reading a local logdir's event files in worker processes while the caller is still busy.
+
+``runlens report`` spends its first 0.4 s importing pandas and the library, on one core. A
+:class:`ReadAhead` made before those imports (this module needs numpy only) lists the event files
+and starts reading them in worker processes at once; :func:`runlens.read_scalars` given it as its
+``executor`` then takes the reads it already started instead of starting them again. On the
+2,000-run benchmark sweep that overlaps most of the read with the imports (see
+docs/report-at-scale.md).
+
+What it reads is exactly what :func:`runlens.read_scalars` would: the same listing
+(:func:`~runlens.events.sources.find_event_files`, with the same ``runs``), the same tasks
+(:func:`~runlens.events.files.group_files`) of fresh read states, the same function. A task the
+read asks for that was not started ahead (the listing changed in between: a file was added) is
+read then, by the same workers; a listing that fails here (no such folder) is left for the read to
+report in its own words. Only for local paths without a cache: a cached read asks for other tasks
+(a pack proves most files current), and the cache must see each file as it lists it.
+
+>>> with ReadAhead("sample_logs") as ahead:                      # doctest: +SKIP
+...     import runlens                                           # meanwhile, the files are read
+...     frame = runlens.read_scalars("sample_logs", executor=ahead)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any
+
+from runlens.errors import RunlensError
+from runlens.events.files import group_files, read_event_files
+from runlens.events.records import ReadState
+from runlens.events.sources import find_event_files
+
+
+def _key(task: Sequence[ReadState]) -> tuple:
+    """What makes two tasks the same read: the same files, each from the same fresh state."""
+    return tuple(
+        (s.path, s.offset, s.ordinal, s.stopped, s.track_checksum, s.checksum, len(s.problems)) for s in task
+    )
+
+
+class ReadAhead(Executor):
+    """An executor that started reading the event files of ``path`` when it was made.
+
+    Args:
+        path: a local logdir or event file.
+        runs: the run names or globs the read will select (``runs=`` of the read).
+        workers: worker processes; default: every core, at most one per task.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        runs: str | Sequence[str] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        try:
+            files = find_event_files(path, runs=runs)
+        except RunlensError:
+            files = []  # the read reports it, where it always did
+        groups = group_files([f.size for f in files])
+        tasks = [[ReadState(files[i].path) for i in group] for group in groups]
+        count = workers or os.cpu_count() or 1
+        self._pool = ProcessPoolExecutor(max_workers=max(1, min(count, len(tasks))))
+        sizes = [sum(files[i].size for i in group) for group in groups]
+        self._started: dict[tuple, Future] = {}
+        for at in sorted(range(len(tasks)), key=lambda i: -sizes[i]):  # largest first
+            self._started[_key(tasks[at])] = self._pool.submit(read_event_files, tasks[at])
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn`` in a worker; a read of a task started ahead gives that read's future."""
+        if fn is read_event_files and len(args) == 1 and not kwargs:
+            started = self._started.pop(_key(args[0]), None)
+            if started is not None:
+                return started
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[Any]:
+        """``fn`` over the items, in order, as :meth:`Executor.map`, through :meth:`submit`."""
+        futures = [self.submit(fn, *items) for items in zip(*iterables)]
+        return (future.result(timeout) for future in futures)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the workers; reads started ahead and never asked for are cancelled."""
+        for future in self._started.values():
+            future.cancel()
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
