@@ -119,20 +119,21 @@ def test_a_read_ahead_gives_the_serial_result_from_the_reads_it_started(mixed_lo
     assert frame.attrs == runlens.read_scalars(mixed_logdir, workers=1).attrs
 
 
-def test_a_read_ahead_reads_what_the_listing_gained_since_and_leaves_errors_to_the_read(
-    tmp_path, mixed_logdir
-):
+def test_a_read_ahead_reads_the_files_it_listed_and_anything_else_it_is_asked(tmp_path, mixed_logdir):
     import shutil
 
     from runlens.events.read_ahead import ReadAhead
 
     root = tmp_path / "growing"
     shutil.copytree(mixed_logdir / "tf", root / "tf")
+    alone = runlens.read_scalars(root, workers=1)
     with ReadAhead(root) as ahead:
         shutil.copytree(mixed_logdir / "sv", root / "sv")  # a run added after the read-ahead listed
-        frame = runlens.read_scalars(root, executor=ahead)
-    assert {str(r).split("/")[0] for r in frame["run"].cat.categories} == {"sv", "tf"}
-    assert_same(frame, runlens.read_scalars(root, workers=1))
+        assert_same(runlens.read_scalars(root, executor=ahead), alone)  # read as listed then
+        # another selection than the one it listed for: listed and read anew, by its workers
+        assert_same(
+            runlens.read_scalars(root, runs="sv*", executor=ahead), runlens.read_scalars(root, runs="sv*")
+        )
 
     with ReadAhead(tmp_path / "missing") as ahead, pytest.raises(runlens.RunlensError, match="no such file"):
         runlens.read_scalars(tmp_path / "missing", executor=ahead)

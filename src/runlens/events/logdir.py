@@ -22,6 +22,7 @@ import pandas as pd
 from runlens.errors import CacheWarning, DamagedDataWarning
 from runlens.events.cache import LogdirCache, Lookup, ScalarCache
 from runlens.events.files import ChunkRows, group_files, read_event_files
+from runlens.events.read_ahead import ReadAhead
 from runlens.events.records import ReadState
 from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
@@ -62,7 +63,9 @@ def read_scalars(
         workers: processes (threads for URLs) reading files in parallel; default: every core once
             there is enough to read.
         executor: any ``concurrent.futures.Executor`` to read the files with instead, e.g. a Dask
-            cluster's ``client.get_executor()``; results are identical to a serial read.
+            cluster's ``client.get_executor()``; results are identical to a serial read. A
+            :class:`~runlens.events.read_ahead.ReadAhead` of this ``path`` and ``runs`` gives the
+            files it listed and the reads it started.
         cache: True for the default cache folder (``~/.cache/runlens``), or a folder: re-reading an
             unchanged logdir then costs a fraction of the first read, and only the bytes appended
             to a growing file are parsed (see :mod:`runlens.events.cache`). A pack that is damaged
@@ -76,7 +79,9 @@ def read_scalars(
     >>> df = read_scalars("sample_logs", tags="epoch_*")          # doctest: +SKIP
     >>> df.groupby(["run", "tag"], observed=True).size()            # doctest: +SKIP
     """
-    files = find_event_files(path, runs=runs, storage_options=storage_options)
+    files = executor.listing(path, runs) if isinstance(executor, ReadAhead) else None
+    if files is None:
+        files = find_event_files(path, runs=runs, storage_options=storage_options)
     pack = _cache(cache, path)
     chunks, where = _read_all(
         files,

@@ -8,7 +8,8 @@ and starts reading them in worker processes at once; :func:`runlens.read_scalars
 docs/report-at-scale.md).
 
 What it reads is exactly what :func:`runlens.read_scalars` would: the same listing
-(:func:`~runlens.events.sources.find_event_files`, with the same ``runs``), the same tasks
+(:func:`~runlens.events.sources.find_event_files`, with the same ``runs``; the read takes it
+rather than listing again, :meth:`ReadAhead.listing`), the same tasks
 (:func:`~runlens.events.files.group_files`) of fresh read states, the same function. A task the
 read asks for that was not started ahead (the listing changed in between: a file was added) is
 read then, by the same workers; a listing that fails here (no such folder) is left for the read to
@@ -30,7 +31,7 @@ from typing import Any
 from runlens.errors import RunlensError
 from runlens.events.files import group_files, read_event_files
 from runlens.events.records import ReadState
-from runlens.events.sources import find_event_files
+from runlens.events.sources import EventFile, find_event_files
 
 
 def _key(task: Sequence[ReadState]) -> tuple:
@@ -56,10 +57,13 @@ class ReadAhead(Executor):
         runs: str | Sequence[str] | None = None,
         workers: int | None = None,
     ) -> None:
+        self._asked = (os.fspath(path), runs)
+        self._files: list[EventFile] | None
         try:
-            files = find_event_files(path, runs=runs)
+            self._files = find_event_files(path, runs=runs)
         except RunlensError:
-            files = []  # the read reports it, where it always did
+            self._files = None  # the read lists again and reports it, where it always did
+        files = self._files or []
         groups = group_files([f.size for f in files])
         tasks = [[ReadState(files[i].path) for i in group] for group in groups]
         count = workers or os.cpu_count() or 1
@@ -68,6 +72,15 @@ class ReadAhead(Executor):
         self._started: dict[tuple, Future] = {}
         for at in sorted(range(len(tasks)), key=lambda i: -sizes[i]):  # largest first
             self._started[_key(tasks[at])] = self._pool.submit(read_event_files, tasks[at])
+
+    def listing(
+        self, path: str | os.PathLike[str], runs: str | Sequence[str] | None
+    ) -> list[EventFile] | None:
+        """The event files it listed when made, if that was for this ``path`` and ``runs``: the
+        read goes by them (listing again would cost a sweep 0.1 s, and what it reads was read
+        after this listing in any case); None when it was made for others or the listing failed.
+        """
+        return self._files if self._asked == (os.fspath(path), runs) else None
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Run ``fn`` in a worker; a read of a task started ahead gives that read's future."""
