@@ -106,8 +106,10 @@ def evals_from_scalars(
     seen = np.zeros((len(folder_names), len(tag_names)), dtype=bool)  # (folder, tag) pairs with rows
     seen[folder[known], tag[known]] = True
     tags_by_folder: dict[str, set[str]] = {name: set() for name in folders}
-    for i, name in enumerate(folder_names):
-        tags_by_folder.setdefault(name, set()).update(tag_names[j] for j in np.flatnonzero(seen[i]))
+    for name in folder_names:
+        tags_by_folder.setdefault(name, set())
+    for i, j in zip(*(axis.tolist() for axis in np.nonzero(seen))):  # one pass over a sweep's pairs
+        tags_by_folder[folder_names[i]].add(tag_names[j])
     found = detect_folders(tags_by_folder, framework=framework, has_hparams=_hparams_finder(root))
     parts = []
     for name, reader in _READERS.items():
@@ -124,8 +126,10 @@ def evals_from_scalars(
     # of its run hold some.
     runs_with_scalars = {d.run for f, d in found.items() if tags_by_folder[f]}
     deciding = {f: d for f, d in found.items() if tags_by_folder[f] or d.run not in runs_with_scalars}
+    skipped = _skipped(frame, deciding, tags_by_folder, monitor, label)
+    # set last: pandas deep-copies attrs (a sweep's 2,000 verdicts) into every column taken out
     frame.attrs["frameworks"] = _verdicts(deciding)
-    frame.attrs["skipped"] = _skipped(frame, deciding, tags_by_folder, monitor, label)
+    frame.attrs["skipped"] = skipped
     return frame
 
 
