@@ -137,3 +137,28 @@ def test_a_read_ahead_reads_the_files_it_listed_and_anything_else_it_is_asked(tm
 
     with ReadAhead(tmp_path / "missing") as ahead, pytest.raises(runlens.RunlensError, match="no such file"):
         runlens.read_scalars(tmp_path / "missing", executor=ahead)
+
+
+def test_a_process_running_tensorflow_reads_in_workers_it_does_not_fork(mixed_logdir):
+    # forking a process whose libraries run threads can leave the child holding their locks
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import pandas as pd
+        import runlens
+        from runlens.events.read_ahead import ReadAhead
+        from runlens.processes import fork_is_safe, worker_context
+        assert fork_is_safe() and worker_context().get_start_method() == "fork"
+        serial = runlens.read_scalars({str(mixed_logdir)!r}, workers=1)
+        import tensorflow
+        assert not fork_is_safe() and worker_context().get_start_method() == "forkserver"
+        with ReadAhead({str(mixed_logdir)!r}) as ahead:  # its worker: from the fork server
+            assert ahead._pool._mp_context.get_start_method() == "forkserver"
+            pd.testing.assert_frame_equal(runlens.read_scalars({str(mixed_logdir)!r}, executor=ahead), serial)
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("ok")

@@ -279,7 +279,8 @@ def test_figures_drawn_in_worker_processes_equal_those_drawn_here():
     code = textwrap.dedent(f"""
         import sys
         import runlens
-        from runlens.report.render.figures import THREADED, Figures
+        from runlens.processes import THREADED
+        from runlens.report.render.figures import Figures
         report = runlens.build_report({str(SAMPLE)!r}, checkpoints=False)
         assert not any(name in sys.modules for name in THREADED)
         jobs = [(0, name, -1) for name in ("overlay", "distribution", "frontier")]

@@ -27,6 +27,7 @@ from runlens.events.records import ReadState
 from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 from runlens.name_columns import names
+from runlens.processes import worker_context
 from runlens.times import utc_from_unix_seconds
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
@@ -181,8 +182,11 @@ def _map(
         return map(read, tasks)
     # Largest first, so one big task does not end up alone at the end.
     order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
-    pool_type = ThreadPoolExecutor if remote else ProcessPoolExecutor  # I/O-bound remote reads: threads
-    with pool_type(max_workers=workers) as pool:
+    # I/O-bound remote reads: threads; processes started safely in a process running TensorFlow
+    pool = (
+        ThreadPoolExecutor(workers) if remote else ProcessPoolExecutor(workers, mp_context=worker_context())
+    )
+    with pool:
         done = dict(zip(order, pool.map(read, [tasks[i] for i in order])))
     return [done[i] for i in range(len(tasks))]
 

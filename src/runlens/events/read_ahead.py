@@ -32,6 +32,7 @@ from runlens.errors import RunlensError
 from runlens.events.files import group_files, read_event_files
 from runlens.events.records import ReadState
 from runlens.events.sources import EventFile, find_event_files
+from runlens.processes import worker_context
 
 
 def _key(task: Sequence[ReadState]) -> tuple:
@@ -67,7 +68,7 @@ class ReadAhead(Executor):
         groups = group_files([f.size for f in files])
         tasks = [[ReadState(files[i].path) for i in group] for group in groups]
         count = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(max_workers=max(1, min(count, len(tasks))))
+        self._pool = ProcessPoolExecutor(max(1, min(count, len(tasks))), mp_context=worker_context())
         sizes = [sum(files[i].size for i in group) for group in groups]
         self._started: dict[tuple, Future] = {}
         for at in sorted(range(len(tasks)), key=lambda i: -sizes[i]):  # largest first

@@ -8,9 +8,11 @@ page asks for it; the page's tables are written meanwhile. The workers get the r
 start (inherited by forking, or pickled once per worker where processes are spawned), so a job is
 only a name and positions, and only the PNGs travel back.
 
-Forking a process that has loaded TensorFlow, torch or JAX is not safe (their threads do not
-survive it: a test session crashed so), so in such a process -- a notebook that trained a model --
-every figure is drawn here, one after the other, when asked for; the pictures are the same.
+Forking a process that has loaded TensorFlow, torch or JAX is not safe
+(:func:`runlens.processes.fork_is_safe`; a worker crashed so in a test session), and workers
+started any other way would each import matplotlib and runlens first: in such a process -- a
+notebook that trained a model -- every figure is drawn here, one after the other, when asked for;
+the pictures are the same.
 
 >>> with Figures([report], [[0, 3]]) as figures:               # doctest: +SKIP
 ...     figures.get(0, "overlay")
@@ -20,18 +22,15 @@ Picture(png='iVBORw0...', width=864, height=360)
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from runlens.processes import fork_is_safe
 from runlens.report.model import Report
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.plots import Picture, run_plot
 from runlens.report.render.sweep_plots import distribution_plot, frontier_plot, overlay_plot
-
-#: Modules whose threads make forking this process unsafe: with one loaded, figures are drawn here.
-THREADED = ("tensorflow", "torch", "jax")
 
 _reports: Sequence[Report] = ()  # a worker's reports, set when it starts
 
@@ -77,8 +76,7 @@ class Figures:
             (part, "run", run) for part, runs in enumerate(detailed) for run in runs
         ]  # largest first
         if workers is None:
-            threaded = any(name in sys.modules for name in THREADED)
-            workers = 1 if threaded else min(os.cpu_count() or 1, len(jobs))
+            workers = min(os.cpu_count() or 1, len(jobs)) if fork_is_safe() else 1
         self._pool = None
         self._futures: dict[tuple[int, str, int], Future] = {}
         if workers > 1:
