@@ -129,28 +129,6 @@ def read_event_file(
     return read_event_files([state], storage_options=storage_options).file(0)
 
 
-def group_files(
-    sizes: list[int], indices: list[int] | None = None, *, max_bytes: int = 8 << 20, max_files: int = 512
-) -> list[list[int]]:
-    """Consecutive files (their ``sizes``; ``indices``: what to call them, default 0, 1, ...)
-    grouped into tasks of up to ``max_bytes`` / ``max_files``, each read into one chunk by
-    :func:`read_event_files`: one task per big file, many small files per task (their records are
-    then decoded together).
-
-    >>> group_files([5 << 20, 5 << 20, 100, 100])
-    [[0], [1, 2, 3]]
-    """
-    tasks: list[list[int]] = []
-    size = 0
-    for index, file_size in zip(range(len(sizes)) if indices is None else indices, sizes):
-        if not tasks or size + file_size > max_bytes or len(tasks[-1]) >= max_files:
-            tasks.append([])
-            size = 0
-        tasks[-1].append(index)
-        size += file_size
-    return tasks
-
-
 def read_event_files(states: list[ReadState], *, storage_options: dict[str, Any] | None = None) -> ChunkRows:
     """Decode several event files, each from where its state stands (``ReadState(path)``: the
     start), advancing the states. Small files are framed, CRC-checked and decoded together, so a

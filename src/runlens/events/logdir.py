@@ -21,11 +21,12 @@ import pandas as pd
 
 from runlens.errors import CacheWarning, DamagedDataWarning
 from runlens.events.cache import LogdirCache, Lookup, ScalarCache
-from runlens.events.files import ChunkRows, group_files, read_event_files
+from runlens.events.files import ChunkRows, read_event_files
 from runlens.events.read_ahead import ReadAhead
 from runlens.events.records import ReadState
 from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
+from runlens.events.tasks import group_files
 from runlens.name_columns import names
 from runlens.processes import worker_context
 from runlens.times import utc_from_unix_seconds

@@ -1,8 +1,8 @@
 """Reading a local logdir's event files in worker processes while the caller is still busy.
 
 ``runlens report`` spends its first 0.4 s importing pandas and the library, on one core. A
-:class:`ReadAhead` made before those imports (this module needs numpy only) lists the event files
-and starts reading them in worker processes at once; :func:`runlens.read_scalars` given it as its
+:class:`ReadAhead` made before those imports (this module imports neither numpy nor the decoder:
+its workers do) lists the event files and starts reading them in worker processes at once; :func:`runlens.read_scalars` given it as its
 ``executor`` then takes the reads it already started instead of starting them again. On the
 2,000-run benchmark sweep that overlaps most of the read with the imports (see
 docs/report-at-scale.md).
@@ -10,7 +10,7 @@ docs/report-at-scale.md).
 What it reads is exactly what :func:`runlens.read_scalars` would: the same listing
 (:func:`~runlens.events.sources.find_event_files`, with the same ``runs``; the read takes it
 rather than listing again, :meth:`ReadAhead.listing`), the same tasks
-(:func:`~runlens.events.files.group_files`) of fresh read states, the same function. A task the
+(:func:`~runlens.events.tasks.group_files`) of fresh read states, the same function. A task the
 read asks for that was not started ahead (the listing changed in between: a file was added) is
 read then, by the same workers; a listing that fails here (no such folder) is left for the read to
 report in its own words. Only for local paths without a cache: a cached read asks for other tasks
@@ -29,17 +29,28 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 from runlens.errors import RunlensError
-from runlens.events.files import group_files, read_event_files
-from runlens.events.records import ReadState
 from runlens.events.sources import EventFile, find_event_files
+from runlens.events.tasks import group_files
 from runlens.processes import worker_context
 
 
-def _key(task: Sequence[ReadState]) -> tuple:
-    """What makes two tasks the same read: the same files, each from the same fresh state."""
-    return tuple(
-        (s.path, s.offset, s.ordinal, s.stopped, s.track_checksum, s.checksum, len(s.problems)) for s in task
+def _read_fresh(paths: tuple[str, ...]) -> Any:
+    """:func:`~runlens.events.files.read_event_files` of ``paths``, each from its start (a
+    worker's first task imports the decoder: the caller goes on importing pandas meanwhile)."""
+    from runlens.events.files import read_event_files
+    from runlens.events.records import ReadState
+
+    return read_event_files([ReadState(path) for path in paths])
+
+
+def _fresh(task: Sequence[Any]) -> tuple[str, ...] | None:
+    """The paths of a task of fresh read states (each file from its start, nothing found yet),
+    or None for a task that goes on from somewhere (a cached read's)."""
+    fresh = all(
+        s.offset == 0 and s.ordinal == 0 and not s.stopped and not s.track_checksum and not s.problems
+        for s in task
     )
+    return tuple(s.path for s in task) if fresh else None
 
 
 class ReadAhead(Executor):
@@ -66,13 +77,13 @@ class ReadAhead(Executor):
             self._files = None  # the read lists again and reports it, where it always did
         files = self._files or []
         groups = group_files([f.size for f in files])
-        tasks = [[ReadState(files[i].path) for i in group] for group in groups]
+        tasks = [tuple(files[i].path for i in group) for group in groups]
         count = workers or os.cpu_count() or 1
         self._pool = ProcessPoolExecutor(max(1, min(count, len(tasks))), mp_context=worker_context())
         sizes = [sum(files[i].size for i in group) for group in groups]
-        self._started: dict[tuple, Future] = {}
+        self._started: dict[tuple[str, ...], Future] = {}
         for at in sorted(range(len(tasks)), key=lambda i: -sizes[i]):  # largest first
-            self._started[_key(tasks[at])] = self._pool.submit(read_event_files, tasks[at])
+            self._started[tasks[at]] = self._pool.submit(_read_fresh, tasks[at])
 
     def listing(
         self, path: str | os.PathLike[str], runs: str | Sequence[str] | None
@@ -85,8 +96,10 @@ class ReadAhead(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Run ``fn`` in a worker; a read of a task started ahead gives that read's future."""
-        if fn is read_event_files and len(args) == 1 and not kwargs:
-            started = self._started.pop(_key(args[0]), None)
+        from runlens.events.files import read_event_files  # imported by the read asking
+
+        if fn is read_event_files and len(args) == 1 and not kwargs and (paths := _fresh(args[0])):
+            started = self._started.pop(paths, None)
             if started is not None:
                 return started
         return self._pool.submit(fn, *args, **kwargs)
