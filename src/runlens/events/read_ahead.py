@@ -59,7 +59,7 @@ class ReadAhead(Executor):
     Args:
         path: a local logdir or event file.
         runs: the run names or globs the read will select (``runs=`` of the read).
-        workers: worker processes; default: every core, at most one per task.
+        workers: worker processes; default: one per core.
     """
 
     def __init__(
@@ -70,6 +70,10 @@ class ReadAhead(Executor):
         workers: int | None = None,
     ) -> None:
         self._asked = (os.fspath(path), runs)
+        count = max(1, workers or os.cpu_count() or 1)
+        self._pool = ProcessPoolExecutor(count, mp_context=worker_context())
+        for _ in range(count):  # the workers import the decoder while the files are listed here
+            self._pool.submit(_read_fresh, ())
         self._files: list[EventFile] | None
         try:
             self._files = find_event_files(path, runs=runs)
@@ -78,8 +82,6 @@ class ReadAhead(Executor):
         files = self._files or []
         groups = group_files([f.size for f in files])
         tasks = [tuple(files[i].path for i in group) for group in groups]
-        count = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(max(1, min(count, len(tasks))), mp_context=worker_context())
         sizes = [sum(files[i].size for i in group) for group in groups]
         self._started: dict[tuple[str, ...], Future] = {}
         for at in sorted(range(len(tasks)), key=lambda i: -sizes[i]):  # largest first
