@@ -93,3 +93,37 @@ def test_usage_errors_are_one_line_with_exit_code_2(args, named):
 def test_a_group_without_a_command_still_shows_its_help():
     result = CliRunner().invoke(main, ["checkpoints"])
     assert "Commands:" in result.output and "prune" in result.output
+
+
+def _console_script(args: list[str], marker: str) -> subprocess.CompletedProcess:
+    """Run ``runlens.cli.run`` (the console script) in a fresh interpreter with ``args``; the
+    command registers an exit handler on the way, as the library's multiprocessing or temporary
+    folders do, which writes ``marker``."""
+    code = f"""
+import atexit, sys
+from runlens import cli
+command = cli.main
+def registering(*a, **k):
+    atexit.register(lambda: open({marker!r}, "w").write("ran"))
+    return command(*a, **k)
+cli.main = registering
+sys.argv = ["runlens", *{args!r}]
+cli.run()
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_the_console_script_ends_with_mains_status_output_and_exit_handlers(tmp_path):
+    # run() ends the process with os._exit after main (no teardown): nothing may be lost by it
+    marker = tmp_path / "handler-ran"
+    done = _console_script(["report", "sample_logs"], str(marker))
+    expected = CliRunner().invoke(main, ["report", "sample_logs"])
+    assert done.returncode == expected.exit_code == 0
+    assert done.stdout == expected.output and len(done.stdout) > 1000
+    assert marker.read_text() == "ran"
+
+    marker.unlink()
+    failed = _console_script(["report", str(tmp_path / "missing")], str(marker))
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("Error: ") and failed.stderr.count("\n") == 1
+    assert marker.read_text() == "ran"

@@ -26,6 +26,7 @@ LAYERS: list[dict[str, str]] = [
         "units": "byte counts for people",
         "privatefiles": "folders and files only you control",
         "row_keys": "rows grouped by packed integer keys (NumPy only)",
+        "processes": "worker processes, and when forking is safe",
     },
     {"errors": "RunlensError and the warnings"},
     {

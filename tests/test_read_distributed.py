@@ -105,3 +105,75 @@ def test_s3_logdir_streamed_from_a_real_server(mixed_logdir, s3_server):
     assert_same(remote, runlens.read_scalars(mixed_logdir))
     epochs = runlens.read_epochs("s3://runs-bucket/logs/resumed", storage_options=s3_server, cache=False)
     pd.testing.assert_frame_equal(epochs, runlens.read_epochs(mixed_logdir / "resumed"))
+
+
+def test_a_read_ahead_gives_the_serial_result_from_the_reads_it_started(mixed_logdir):
+    from runlens.events.read_ahead import ReadAhead
+
+    with ReadAhead(mixed_logdir) as ahead:
+        started = dict(ahead._started)
+        assert started  # every task was submitted when the read-ahead was made
+        frame = runlens.read_scalars(mixed_logdir, executor=ahead)
+        assert not ahead._started  # ... and the read took those, none was read twice
+    assert_same(frame, runlens.read_scalars(mixed_logdir, workers=1))
+    assert frame.attrs == runlens.read_scalars(mixed_logdir, workers=1).attrs
+
+
+def test_a_read_ahead_reads_the_files_it_listed_and_anything_else_it_is_asked(tmp_path, mixed_logdir):
+    import shutil
+
+    from runlens.events.read_ahead import ReadAhead
+
+    root = tmp_path / "growing"
+    shutil.copytree(mixed_logdir / "tf", root / "tf")
+    alone = runlens.read_scalars(root, workers=1)
+    with ReadAhead(root) as ahead:
+        shutil.copytree(mixed_logdir / "sv", root / "sv")  # a run added after the read-ahead listed
+        assert_same(runlens.read_scalars(root, executor=ahead), alone)  # read as listed then
+        # another selection than the one it listed for: listed and read anew, by its workers
+        assert_same(
+            runlens.read_scalars(root, runs="sv*", executor=ahead), runlens.read_scalars(root, runs="sv*")
+        )
+
+    with ReadAhead(tmp_path / "missing") as ahead, pytest.raises(runlens.RunlensError, match="no such file"):
+        runlens.read_scalars(tmp_path / "missing", executor=ahead)
+
+
+def test_a_process_running_tensorflow_reads_in_workers_it_does_not_fork(mixed_logdir):
+    # forking a process whose libraries run threads can leave the child holding their locks
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import pandas as pd
+        import runlens
+        from runlens.events.read_ahead import ReadAhead
+        from runlens.processes import fork_is_safe, worker_context
+        assert fork_is_safe() and worker_context().get_start_method() == "fork"
+        serial = runlens.read_scalars({str(mixed_logdir)!r}, workers=1)
+        import tensorflow
+        assert not fork_is_safe() and worker_context().get_start_method() == "forkserver"
+        with ReadAhead({str(mixed_logdir)!r}) as ahead:  # its worker: from the fork server
+            assert ahead._pool._mp_context.get_start_method() == "forkserver"
+            pd.testing.assert_frame_equal(runlens.read_scalars({str(mixed_logdir)!r}, executor=ahead), serial)
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("ok")
+
+
+def test_a_read_ahead_starts_before_numpy_is_imported(mixed_logdir):
+    # the point of it: its workers import the decoder while the caller imports pandas
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from runlens.events.read_ahead import ReadAhead; "
+        f"ahead = ReadAhead({str(mixed_logdir)!r}); "
+        "print(sorted({'numpy', 'pandas', 'crc32c'} & set(sys.modules))); ahead.shutdown()"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -274,15 +274,29 @@ def test_progress_line_only_on_a_terminal_and_only_when_slow():
     assert _notice_output(0.05, 0.4, tty=False) == ""  # slow but a pipe: nothing
 
 
-def test_plots_drawn_in_parallel_processes_equal_those_drawn_here():
+def test_figures_drawn_in_worker_processes_equal_those_drawn_here():
+    # a fresh interpreter: forking is refused in a process that loaded TensorFlow (this session)
     code = textwrap.dedent(f"""
+        import sys
         import runlens
-        from runlens.report.render.plots import run_plot, run_plots
+        from runlens.processes import THREADED
+        from runlens.report.render.figures import Figures
         report = runlens.build_report({str(SAMPLE)!r}, checkpoints=False)
-        here = [run_plot(r, report.settings) for r in report.runs]
-        assert run_plots(report.runs, report.settings, workers=2) == here
+        assert not any(name in sys.modules for name in THREADED)
+        jobs = [(0, name, -1) for name in ("overlay", "distribution", "frontier")]
+        jobs += [(0, "run", i) for i in range(len(report.runs))]
+        detailed = [list(range(len(report.runs)))]
+        with Figures([report], detailed) as figures:
+            assert figures._pool is not None  # drawn by workers
+            there = [figures.get(*job) for job in jobs]
+        with Figures([report], detailed, workers=1) as figures:
+            here = [figures.get(*job) for job in jobs]
+        assert there == here
+        import tensorflow  # loaded: every figure is drawn here
+        with Figures([report], detailed) as figures:
+            assert figures._pool is None
         print("ok")
     """)
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "ok"

@@ -1,5 +1,5 @@
 """``python -m runlens`` is the ``runlens`` command."""
 
-from runlens.cli import main
+from runlens.cli import run
 
-main()
+run()

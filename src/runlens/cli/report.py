@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, get_args
 
@@ -282,57 +283,70 @@ def report_command(
         runlens report runs/ --monitor val/loss          # plain PyTorch logs: no framework layout
         runlens report logs/ --format json | jq '.runs[] | {run, stopped_epoch}'
     """
-    from runlens.report.build import build_report
-    from runlens.report.build.frameworks import STOPPING_CLASSES, lr_arguments, stopping_arguments
-    from runlens.report.render import render_report
-
     output = None if output == STDOUT else output
     if fmt is None:  # an extension that names no format is an error, before any reading
         fmt = format_from_name(output, REPORT_SUFFIXES) if output else "text"
-    # The policies as their Keras arguments: build_report makes the objects, the monitor
-    # defaulting to what the logs hold (val_loss if logged, else loss) when --monitor is not given.
-    watched = {} if monitor is None else {"monitor": monitor}
-    early_stopping = {**watched, "mode": mode, "semantics": semantics}
-    for name in ("min_delta", "patience", "baseline", "restore_best_weights", "start_from_epoch"):
-        early_stopping[name] = options.pop(name)
-    neutral = {
-        "monitor": monitor,
-        "patience": early_stopping["patience"],
-        "min_delta": early_stopping["min_delta"],
-    }
-    early_stopping["patience"] = 5 if neutral["patience"] is None else neutral["patience"]  # the report's
-    early_stopping["min_delta"] = neutral["min_delta"] or 0.0
-    # Other frameworks' runs: their own class, these options in its arguments (report/build/frameworks.py).
-    policies: dict[str, Any] = {fw: stopping_arguments(fw, mode=mode, **neutral) for fw in STOPPING_CLASSES}
-    lr_given = {name[3:]: value for name, value in options.items() if value is not None}
-    lr_policy = None
-    if reduce_lr or lr_given:
-        lr_policy = {**watched, "mode": mode, "semantics": semantics, **lr_given}
-        policies["torch"] = lr_arguments(lr_given, mode=mode)
-    sweep = {"patience": sweep_patience, "tolerance": tolerance}
-    if sweep_min_delta is not None:
-        sweep["min_delta"] = sweep_min_delta
-    with delayed_notice(f"reading {logdir}...", stream=sys.stderr):
-        report = build_report(
-            logdir,
-            runs=list(run_patterns) or None,
-            early_stopping=early_stopping,
-            reduce_lr=lr_policy,
-            framework=framework,
-            monitor=monitor,
-            policies=policies,
-            sweep=sweep,
-            checkpoints=not no_checkpoints,
-            keep_best=keep_best,
-            keep_last=keep_last,
-            checkpoint_min_age=min_age,
-            initial_lr=initial_lr,
-            lr_timing=lr_timing,
-        )
-    with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
-        rendered = render_report(report, fmt, detail=detail, sort=sort)
-    if output is None:
-        say_text(rendered)
-        return
-    write_output(output, rendered, what="the report")
-    say(f"wrote the {fmt} report on {len(report.runs)} run(s) to {output}")
+    with _read_ahead(logdir, list(run_patterns) or None) as ahead:
+        from runlens.report.build import build_report
+        from runlens.report.build.frameworks import STOPPING_CLASSES, lr_arguments, stopping_arguments
+        from runlens.report.render import render_report
+
+        # The policies as their Keras arguments: build_report makes the objects, the monitor
+        # defaulting to what the logs hold (val_loss if logged, else loss) when --monitor is not given.
+        watched = {} if monitor is None else {"monitor": monitor}
+        early_stopping = {**watched, "mode": mode, "semantics": semantics}
+        for name in ("min_delta", "patience", "baseline", "restore_best_weights", "start_from_epoch"):
+            early_stopping[name] = options.pop(name)
+        neutral = {
+            "monitor": monitor,
+            "patience": early_stopping["patience"],
+            "min_delta": early_stopping["min_delta"],
+        }
+        early_stopping["patience"] = 5 if neutral["patience"] is None else neutral["patience"]  # the report's
+        early_stopping["min_delta"] = neutral["min_delta"] or 0.0
+        # Other frameworks' runs: their own class, these options in its arguments (report/build/frameworks.py).
+        policies: dict[str, Any] = {
+            fw: stopping_arguments(fw, mode=mode, **neutral) for fw in STOPPING_CLASSES
+        }
+        lr_given = {name[3:]: value for name, value in options.items() if value is not None}
+        lr_policy = None
+        if reduce_lr or lr_given:
+            lr_policy = {**watched, "mode": mode, "semantics": semantics, **lr_given}
+            policies["torch"] = lr_arguments(lr_given, mode=mode)
+        sweep = {"patience": sweep_patience, "tolerance": tolerance}
+        if sweep_min_delta is not None:
+            sweep["min_delta"] = sweep_min_delta
+        with delayed_notice(f"reading {logdir}...", stream=sys.stderr):
+            report = build_report(
+                logdir,
+                runs=list(run_patterns) or None,
+                early_stopping=early_stopping,
+                reduce_lr=lr_policy,
+                framework=framework,
+                monitor=monitor,
+                policies=policies,
+                sweep=sweep,
+                checkpoints=not no_checkpoints,
+                keep_best=keep_best,
+                keep_last=keep_last,
+                checkpoint_min_age=min_age,
+                initial_lr=initial_lr,
+                lr_timing=lr_timing,
+                executor=ahead,
+            )
+        with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
+            rendered = render_report(report, fmt, detail=detail, sort=sort)
+        if output is None:
+            say_text(rendered)
+            return
+        write_output(output, rendered, what="the report")
+        say(f"wrote the {fmt} report on {len(report.runs)} run(s) to {output}")
+
+
+def _read_ahead(logdir: str, runs: list[str] | None) -> Any:
+    """LOGDIR's event files read in worker processes from now on, while the library (pandas) is
+    imported (:mod:`runlens.events.read_ahead`, numpy only); nothing read ahead for a URL."""
+    from runlens.events.read_ahead import ReadAhead
+    from runlens.events.sources import is_url
+
+    return contextlib.nullcontext() if is_url(logdir) else ReadAhead(logdir, runs=runs)

@@ -144,8 +144,10 @@ def evals_from_scalars(
     # of its run hold some.
     runs_with_scalars = {d.run for f, d in found.items() if tags_by_folder[f]}
     deciding = {f: d for f, d in found.items() if tags_by_folder[f] or d.run not in runs_with_scalars}
+    skipped = _skipped(frame, deciding, tags_by_folder, monitor, label)
+    # set last: pandas deep-copies attrs (a sweep's 2,000 verdicts) into every column taken out
     frame.attrs["frameworks"] = _verdicts(deciding)
-    frame.attrs["skipped"] = _skipped(frame, deciding, tags_by_folder, monitor, label)
+    frame.attrs["skipped"] = skipped
     return frame
 
 

@@ -23,10 +23,13 @@ from runlens.errors import CacheWarning, DamagedDataWarning
 from runlens.events.cache import LogdirCache, Lookup, ScalarCache
 from runlens.events.files import ChunkRows, read_event_files
 from runlens.events.found import SCALAR_PLUGINS, ReadFound, plugin_tags
+from runlens.events.read_ahead import ReadAhead
 from runlens.events.records import ReadState
 from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
+from runlens.events.tasks import group_files
 from runlens.name_columns import names
+from runlens.processes import worker_context
 from runlens.times import utc_from_unix_seconds
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
@@ -61,7 +64,9 @@ def read_scalars(
         workers: processes (threads for URLs) reading files in parallel; default: every core once
             there is enough to read.
         executor: any ``concurrent.futures.Executor`` to read the files with instead, e.g. a Dask
-            cluster's ``client.get_executor()``; results are identical to a serial read.
+            cluster's ``client.get_executor()``; results are identical to a serial read. A
+            :class:`~runlens.events.read_ahead.ReadAhead` of this ``path`` and ``runs`` gives the
+            files it listed and the reads it started.
         cache: True for the default cache folder (``~/.cache/runlens``), or a folder: re-reading an
             unchanged logdir then costs a fraction of the first read, and only the bytes appended
             to a growing file are parsed (see :mod:`runlens.events.cache`). A pack that is damaged
@@ -103,7 +108,9 @@ def read_logdir(
     >>> frame, found = read_logdir("sample_logs")                    # doctest: +SKIP
     >>> found.files_with("_hparams_/session_start_info", "hparams")   # doctest: +SKIP
     """
-    files = find_event_files(path, runs=runs, storage_options=storage_options)
+    files = executor.listing(path, runs) if isinstance(executor, ReadAhead) else None
+    if files is None:
+        files = find_event_files(path, runs=runs, storage_options=storage_options)
     pack = _cache(cache, path)
     chunks, where = _read_all(
         files,
@@ -164,13 +171,19 @@ def _read_all(
         if look.chunk is not None:
             place(i, look.chunk, look.position)
     todo = [i for i, (chunk, _) in enumerate(where) if chunk < 0]
-    groups = _tasks(todo, [files[i].size for i in todo])
+    groups = group_files([files[i].size for i in todo], todo)
     checksum = cache is not None  # the cache proves a file only grew by the CRC-32C of what was read
     tasks = [
         [lookups[i].resume or ReadState(files[i].path, track_checksum=checksum) for i in group]
         for group in groups
     ]
-    read = partial(read_event_files, storage_options=storage_options)
+    # The plain function when there are no storage options: a read-ahead executor recognises it
+    # (runlens.events.read_ahead).
+    read = (
+        read_event_files
+        if storage_options is None
+        else partial(read_event_files, storage_options=storage_options)
+    )
     sizes = [sum(files[i].size for i in group) for group in groups]
     remote = any(is_url(f.path) for f in files)
     for group, fresh in zip(groups, _map(read, tasks, sizes, workers, executor, remote=remote)):
@@ -186,23 +199,6 @@ def _read_all(
     return chunks, where
 
 
-def _tasks(
-    indices: list[int], sizes: list[int], *, max_bytes: int = 8 << 20, max_files: int = 512
-) -> list[list[int]]:
-    """Consecutive files grouped into tasks of up to ``max_bytes`` / ``max_files``, each read into
-    one chunk: one task per big file, many small files per task (their records are then decoded
-    together)."""
-    tasks: list[list[int]] = []
-    size = 0
-    for index, file_size in zip(indices, sizes):
-        if not tasks or size + file_size > max_bytes or len(tasks[-1]) >= max_files:
-            tasks.append([])
-            size = 0
-        tasks[-1].append(index)
-        size += file_size
-    return tasks
-
-
 def _map(
     read, tasks: list, sizes: list[int], workers: int | None, executor: Executor | None, *, remote: bool
 ) -> Iterable:
@@ -215,8 +211,11 @@ def _map(
         return map(read, tasks)
     # Largest first, so one big task does not end up alone at the end.
     order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
-    pool_type = ThreadPoolExecutor if remote else ProcessPoolExecutor  # I/O-bound remote reads: threads
-    with pool_type(max_workers=workers) as pool:
+    # I/O-bound remote reads: threads; processes started safely in a process running TensorFlow
+    pool = (
+        ThreadPoolExecutor(workers) if remote else ProcessPoolExecutor(workers, mp_context=worker_context())
+    )
+    with pool:
         done = dict(zip(order, pool.map(read, [tasks[i] for i in order])))
     return [done[i] for i in range(len(tasks))]
 

@@ -26,7 +26,6 @@ from typing import Any, BinaryIO
 
 from runlens.errors import RunlensError
 from runlens.events.problems import Problem, ProblemKind
-from runlens.events.tfrecord import masked_crc
 from runlens.options import install_hint
 
 _STAMP = re.compile(r"tfevents\.(\d+)")
@@ -216,6 +215,8 @@ def _check_event_file(path: str, opener: Callable[[], BinaryIO]) -> None:
             head = stream.read(12)
     except OSError as exc:
         raise RunlensError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    from runlens.events.tfrecord import masked_crc  # numpy: not imported to list files (read_ahead)
+
     if len(head) == 12 and masked_crc(head[:8]) == int.from_bytes(head[8:], "little"):
         return
     raise RunlensError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ def build_report(
     checkpoint_min_age: float = DEFAULT_MIN_AGE,
     initial_lr: float | None = None,
     lr_timing: LRTiming = "used",
+    executor: Executor | None = None,
 ) -> Report:
     """Replay a stopping policy (and a learning-rate policy) on every run, sweep its settings,
     index checkpoints, compare with what runs trained with ``runlens.keras`` decided.
@@ -119,6 +121,9 @@ def build_report(
         initial_lr, lr_timing: the learning-rate replays' starting rate (None: each run's first
             logged rate; see :mod:`runlens.policies.learning_rate`) and which rate the logs hold
             (``"used"`` during the epoch, Keras' usual callback order, or ``"after"`` its decision).
+        executor: what :func:`runlens.read_scalars` reads a logdir's event files with (its
+            ``executor=``), e.g. a :class:`runlens.events.read_ahead.ReadAhead` made before the
+            library was imported, as ``runlens report`` does.
 
     Returns:
         A :class:`runlens.report.model.Report` (epochs 0-based).
@@ -148,7 +153,9 @@ def build_report(
     )
     if isinstance(source, pd.DataFrame):
         source = selected_runs(source, runs)
-    parts, found = framework_frames(source, framework=framework, monitor=monitor, runs=runs)
+    parts, found = framework_frames(
+        source, framework=framework, monitor=monitor, runs=runs, executor=executor
+    )
     if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
     options["reads"] = ReportReads(found)  # shared by the parts: the logdir is read once

@@ -38,6 +38,7 @@ import json
 import os
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,12 +179,18 @@ _EVAL_ONLY = ("framework", "eval", "step")
 
 
 def framework_frames(
-    source: Any, *, framework: str = "auto", monitor: str | None = None, runs: Any = None
+    source: Any,
+    *,
+    framework: str = "auto",
+    monitor: str | None = None,
+    runs: Any = None,
+    executor: Executor | None = None,
 ) -> tuple[dict[str, pd.DataFrame] | None, ReadFound | None]:
     """The runs of ``source`` by framework (Keras first): a logdir read with
     :func:`runlens.read_evals`, or an evaluation frame split by its ``framework`` column. Keras runs
     come back as an epoch frame (as :func:`runlens.read_epochs` gives it), the others as evaluation
-    frames (``runs``: read only those, as :func:`runlens.read_evals` selects them). None for an
+    frames (``runs``: read only those, as :func:`runlens.read_evals` selects them; ``executor``:
+    the one its :func:`runlens.read_scalars` reads the files with). None for an
     epoch frame (nothing to split). Beside the parts, what the read of a logdir found
     (:class:`runlens.events.found.ReadFound`; None for a frame): the report takes the runs'
     hparams from it instead of listing and scanning the logdir again."""
@@ -197,7 +204,9 @@ def framework_frames(
 
         with warnings.catch_warnings():  # the report says itself which monitor is not logged
             warnings.filterwarnings("ignore", ".*no run logged monitor", RunlensWarning)
-            frame, found = read_evals_found(source, framework=framework, monitor=monitor, runs=runs)
+            frame, found = read_evals_found(
+                source, framework=framework, monitor=monitor, runs=runs, executor=executor
+            )
     else:
         return None, None  # build_report says what it needs
     # pandas deep-copies attrs at every step; read_evals' (every run's folder and framework) are

@@ -31,9 +31,9 @@ from runlens.report.build.overview import Sort, detail_runs, sorted_runs
 from runlens.report.model import WARNING, Report, RunReport
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.describe_sweep import setting_text, varied_keys
-from runlens.report.render.plots import Picture, run_plots
+from runlens.report.render.figures import Figures
+from runlens.report.render.plots import Picture
 from runlens.report.render.sparklines import sparkline
-from runlens.report.render.sweep_plots import distribution_plot, frontier_plot, overlay_plot
 from runlens.report.render.words import duration, percent
 from runlens.textsafe import shown, text_lines
 
@@ -98,13 +98,23 @@ def render_html(report: Report, *, detail: int | Literal["all"] | None = None, s
         *_STYLE.strip().split("\n"),
         "</style></head><body>",
     ]
-    for i, part in enumerate((report, *report.parts)):
-        out += _part(part, detail, sort, index=i)
+    parts = (report, *report.parts)
+    detailed = [_positions(part, {r.run for r in detail_runs(part, detail)}) for part in parts]
+    with Figures(parts, detailed) as figures:  # drawn in worker processes while the text is laid out
+        for i, part in enumerate(parts):
+            out += _part(part, detail, sort, index=i, figures=figures)
     out.append("</body></html>")
     return text_lines(out)
 
 
-def _part(report: Report, detail: int | Literal["all"] | None, sort: Sort, *, index: int) -> list[str]:
+def _positions(report: Report, runs: set[str]) -> list[int]:
+    """Where ``runs`` are in ``report.runs``."""
+    return [i for i, r in enumerate(report.runs) if r.run in runs]
+
+
+def _part(
+    report: Report, detail: int | Literal["all"] | None, sort: Sort, *, index: int, figures: Figures
+) -> list[str]:
     """One framework's report (``index`` 0: the report itself, then its parts): its heading,
     cards, overview, sweep, runs and warnings."""
     s = report.settings
@@ -119,18 +129,18 @@ def _part(report: Report, detail: int | Literal["all"] | None, sort: Sort, *, in
         f'<p class="note">{_text(describe.numbering_note(report))}</p>',
         "<h2>Overview</h2>",
         _figure(
-            overlay_plot(report.runs, s),
+            figures.get(index, "overlay"),
             f"{s.monitor} of every run, one line each, and where the policy stops it",
             "Solid: the epochs the policy trains; red dot: where it stops; dotted grey: the epochs it "
             "saves. With many runs the y axis leaves out the most extreme values (diverged runs).",
         ),
         _figure(
-            distribution_plot(report.overview, describe_overview.distribution_titles(report)),
+            figures.get(index, "distribution"),
             "how many runs stop at each epoch, and how many epochs each run saves",
         ),
         _pairs(describe_overview.overview_lines(report)),
         _figure(
-            frontier_plot(report.sweep, describe.grid_keys(report)),
+            figures.get(index, "frontier"),
             "epochs saved vs runs lost and vs max regret, one point per setting",
             _frontier_caption(report),
         ),
@@ -144,7 +154,7 @@ def _part(report: Report, detail: int | Literal["all"] | None, sort: Sort, *, in
             marked=[bool(r["recommended"]) for r in report.sweep.rows],
         ),
         *_runs_table(report, ordered, sort, anchors),
-        *_run_sections(report, [r for r in ordered if r.run in detailed], anchors),
+        *_run_sections(report, [r for r in ordered if r.run in detailed], anchors, figures, index),
     ]
     if report.warnings:
         out += ["<h2>Warnings</h2><ul>", *(f"<li>{_text(w)}</li>" for w in report.warnings), "</ul>"]
@@ -251,12 +261,16 @@ def _spark(record: RunReport, monitor: str, longest: int) -> str:
     )
 
 
-def _run_sections(report: Report, records: list[RunReport], anchors: dict[str, str]) -> list[str]:
+def _run_sections(
+    report: Report, records: list[RunReport], anchors: dict[str, str], figures: Figures, index: int
+) -> list[str]:
     if not records:
         return []
     s = report.settings
+    position = {r.run: i for i, r in enumerate(report.runs)}
     out = ["<h2>Runs in full</h2>"]
-    for record, image in zip(records, run_plots(records, s)):
+    for record in records:
+        image = figures.get(index, "run", position[record.run])
         lines = describe.run_lines(record, s)
         reasons = describe_overview.reasons_of(report, record.run)
         if reasons:

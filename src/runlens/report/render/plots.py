@@ -20,15 +20,12 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from runlens.report.model import RunReport, Settings
 from runlens.report.render.words import policy_name
 from runlens.textsafe import shown
 
-PARALLEL_FROM = 16  # runs; below this, spawning plotting processes costs more than it saves
 PX_PER_INCH = 96  # CSS pixels per figure inch (CSS' own: 1 in = 96 px), so 10 pt text is 13.3 px
 SCALE = 2  # device pixels per CSS pixel in the PNGs: sharp on high-density screens
 COLORS = 64  # in the palette of each PNG
@@ -70,24 +67,6 @@ def run_plot(record: RunReport, settings: Settings) -> Picture:
         _pair_panel(ax_tv, record, settings.monitor)
         _lr_panel(ax_lr, record)
         return picture(fig)
-
-
-def run_plots(
-    records: Sequence[RunReport], settings: Settings, *, workers: int | None = None
-) -> list[Picture]:
-    """:func:`run_plot` of every run; many runs are drawn in parallel processes (``workers``:
-    default one per core once there are :data:`PARALLEL_FROM` runs; 1 = in this process), with
-    the platform's default start method, as ``runlens.read_scalars`` reads files.
-    """
-    if workers is None:
-        workers = min(os.cpu_count() or 1, len(records)) if len(records) >= PARALLEL_FROM else 1
-    if workers <= 1:
-        return [run_plot(r, settings) for r in records]
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers) as pool:
-        chunk = max(1, len(records) // (4 * workers))
-        return list(pool.map(run_plot, records, [settings] * len(records), chunksize=chunk))
 
 
 def figure(panels: int, *, height: int, width: int = WIDTH) -> tuple[Any, Any]:
