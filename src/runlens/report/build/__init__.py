@@ -41,10 +41,10 @@ from runlens.report.build.frameworks import (
     trainer_state_notes,
 )
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
-from runlens.report.build.overview import attach_damage, build_overview
+from runlens.report.build.overview import attach_damage, build_overview, build_totals
 from runlens.report.build.runs import python, run_reports
 from runlens.report.build.source import ReportReads, frame_runs, report_source, selected_runs
-from runlens.report.model import Report, RunReport, Settings, SweepSummary, Totals
+from runlens.report.model import Report, Settings, SweepSummary
 
 __all__ = ["build_report"]
 
@@ -293,7 +293,7 @@ def _build(
         settings=settings,
         runs=records,
         sweep=summary,
-        totals=_totals(records, summary),
+        totals=build_totals(records, summary),
         overview=build_overview(records, summary),
         warnings=warnings,
         runlens_version=__version__,
@@ -375,28 +375,3 @@ def _ordered(values: list) -> list:
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in unique):
         return sorted(unique, key=lambda v: (abs(v), v))
     return unique
-
-
-def _totals(records: list[RunReport], sweep: SweepSummary) -> Totals:
-    logged = sum(r.epochs_logged for r in records)
-    saved = sum(r.epochs_saved for r in records)
-    spans = [r.wall_time_s for r in records if r.wall_time_s is not None]
-    best = next((row for row in sweep.rows if row["recommended"]), None)
-    plans = [r.checkpoints for r in records if r.checkpoints is not None]
-    planned = [c for c in plans if c.bytes_to_free is not None]
-    return Totals(
-        runs=len(records),
-        epochs_logged=logged,
-        epochs_saved=saved,
-        fraction_saved=saved / logged if logged else 0.0,
-        wall_time_s=sum(spans) if spans else None,
-        time_saved_s=float(sum(r.time_saved_s for r in records if r.time_saved_s is not None)),
-        runs_stopped=sum(r.stopped_epoch is not None for r in records),
-        runs_lost=sum(r.regret is not None and r.regret > 0 for r in records),
-        recommended_epochs_saved=None if best is None else best["epochs_saved"],
-        recommended_fraction_saved=None if best is None else best["fraction_saved"],
-        recommended_time_saved_s=None if best is None else best["time_saved_s"],
-        checkpoint_files=sum(c.files for c in plans) if plans else None,
-        checkpoint_bytes=sum(c.bytes_total for c in plans) if plans else None,
-        checkpoint_bytes_to_free=sum(c.bytes_to_free for c in planned) if planned else None,
-    )

@@ -26,7 +26,16 @@ from runlens.errors import RunlensError
 from runlens.events.sources import run_names
 from runlens.name_columns import NAME_DTYPE
 from runlens.options import REPORT_DETAIL, REPORT_SMALL_LOGDIR, REPORT_SORTS
-from runlens.report.model import REASONS, Histogram, Overview, Report, RunReport, Spotlight, SweepSummary
+from runlens.report.model import (
+    REASONS,
+    Histogram,
+    Overview,
+    Report,
+    RunReport,
+    Spotlight,
+    SweepSummary,
+    Totals,
+)
 
 __all__ = [
     "DETAIL",
@@ -251,3 +260,29 @@ def runs_frame(report: Report) -> pd.DataFrame:
         values = pd.Series([found.get(name) for found in recorded], dtype=object)
         frame[f"hparams.{name}"] = values.infer_objects()
     return frame
+
+
+def build_totals(records: list[RunReport], sweep: SweepSummary) -> Totals:
+    """The report's sums over its runs, and the sweep's recommended setting's savings."""
+    logged = sum(r.epochs_logged for r in records)
+    saved = sum(r.epochs_saved for r in records)
+    spans = [r.wall_time_s for r in records if r.wall_time_s is not None]
+    best = next((row for row in sweep.rows if row["recommended"]), None)
+    plans = [r.checkpoints for r in records if r.checkpoints is not None]
+    planned = [c for c in plans if c.bytes_to_free is not None]
+    return Totals(
+        runs=len(records),
+        epochs_logged=logged,
+        epochs_saved=saved,
+        fraction_saved=saved / logged if logged else 0.0,
+        wall_time_s=sum(spans) if spans else None,
+        time_saved_s=float(sum(r.time_saved_s for r in records if r.time_saved_s is not None)),
+        runs_stopped=sum(r.stopped_epoch is not None for r in records),
+        runs_lost=sum(r.regret is not None and r.regret > 0 for r in records),
+        recommended_epochs_saved=None if best is None else best["epochs_saved"],
+        recommended_fraction_saved=None if best is None else best["fraction_saved"],
+        recommended_time_saved_s=None if best is None else best["time_saved_s"],
+        checkpoint_files=sum(c.files for c in plans) if plans else None,
+        checkpoint_bytes=sum(c.bytes_total for c in plans) if plans else None,
+        checkpoint_bytes_to_free=sum(c.bytes_to_free for c in planned) if planned else None,
+    )
