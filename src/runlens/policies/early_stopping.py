@@ -233,6 +233,11 @@ def _value(values: np.ndarray, present: np.ndarray, epoch: int | None) -> float 
     return float(values[epoch])
 
 
+def _run_field(name: str) -> property:
+    """A :class:`Trace` attribute: the one run's row of the :class:`Traces` array ``name``."""
+    return property(lambda trace: getattr(trace.runs, name)[0], doc=f"``Traces.{name}`` of the run.")
+
+
 @dataclass(frozen=True)
 class Trace:
     """Per-epoch state of one EarlyStopping pass over all values, as if it never stopped: one
@@ -249,29 +254,12 @@ class Trace:
 
     runs: Traces
 
-    @property
-    def values(self) -> np.ndarray:
-        return self.runs.values[0]
-
-    @property
-    def present(self) -> np.ndarray:
-        return self.runs.present[0]
-
-    @property
-    def improved(self) -> np.ndarray:
-        return self.runs.improved[0]
-
-    @property
-    def wait(self) -> np.ndarray:
-        return self.runs.wait[0]
-
-    @property
-    def best_epoch_at(self) -> np.ndarray:
-        return self.runs.best_epoch_at[0]
-
-    @property
-    def weights_epoch_at(self) -> np.ndarray:
-        return self.runs.weights_epoch_at[0]
+    values = _run_field("values")
+    present = _run_field("present")
+    improved = _run_field("improved")
+    wait = _run_field("wait")
+    best_epoch_at = _run_field("best_epoch_at")
+    weights_epoch_at = _run_field("weights_epoch_at")
 
     def decisions(self, patience: Any) -> tuple[np.ndarray, np.ndarray]:
         """(stop epoch, restored epoch) for each patience; -1 where there is none."""
