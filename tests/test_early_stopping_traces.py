@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from _policy_helpers import baseline_strategy, delta_strategy, epoch_frame, values_strategy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import runlens
+from runlens.policies.lightning.early_stopping import EarlyStopping as LightningEarlyStopping
 from runlens.policies.runs import decide, decide_runs, run_series
 from runlens.policies.traces import Traces
 
@@ -137,3 +139,16 @@ def test_runs_of_very_different_lengths_are_padded_by_groups():
             reference = decide(policy.replace(patience=patience), s)
             assert batched.stopped[i, j] == reference.stopped
             assert batched.restored[i, j] == reference.restored
+
+
+def test_a_policy_without_the_batched_pass_is_decided_run_by_run_and_for_its_own_setting_only():
+    """Lightning's EarlyStopping has no trace_runs: decide_runs replays it per run (its own loop),
+    and asking it for several patiences at once is a programming error, not a silent answer."""
+    series = run_series(epoch_frame({"a": {"val_loss": [3.0, 2.0, 4.0, 5.0, 6.0]}}), "val_loss")
+    policy = LightningEarlyStopping("val_loss", patience=2)
+    found = decide_runs(policy, series)
+    reference = decide(policy, series[0])
+    assert (found.stopped.tolist(), found.trained.tolist()) == ([[reference.stopped]], [[reference.trained]])
+    assert reference.stopped == 3
+    with pytest.raises(ValueError, match="several settings"):
+        decide_runs(policy, series, [1, 2])
