@@ -49,10 +49,10 @@ def test_the_trace_answers_every_patience_as_the_reference_loop(
 
 
 def test_the_sweep_uses_the_trace_and_a_policy_without_one_gives_the_same_table():
-    """A stopping policy without ``trace`` is swept setting by setting: same numbers."""
+    """A stopping policy without ``trace_runs`` is swept setting by setting: same numbers."""
 
     class Plain(runlens.EarlyStopping):
-        trace = None  # no fast path
+        trace = trace_runs = None  # no fast path
 
     rng = np.random.default_rng(1)
     from _policy_helpers import epoch_frame

@@ -22,10 +22,13 @@ framework's patience counts: a Keras epoch, a Lightning validation check, an HF 
 
 Optional capabilities (a policy without them still works everywhere, only slower or plainer):
 
-- ``trace(values)`` + ``traced`` (the name of one setting, e.g. ``"patience"``): one pass that
-  answers every value of that setting at once; :func:`runlens.sweep` uses it. The returned object's
-  ``decisions(settings) -> (stopped, restored)`` gives arrays of indexes (-1: none). The plain
-  ``replay`` stays the reference the trace is tested against.
+- ``trace_runs(values, present, lengths)`` + ``traced`` (the name of one setting, e.g.
+  ``"patience"``): one pass over many runs (rows of ``(runs, evaluations)`` arrays padded with
+  ``present=False`` past each run's length) that answers every value of that setting at once;
+  :func:`runlens.sweep` and :func:`runlens.replay` (hence the report) use it. The returned object's
+  ``decisions(settings) -> (stopped, restored)`` and ``best_epochs(stopped)`` give ``(runs,
+  settings)`` arrays of indexes (-1: none). The plain ``replay`` stays the reference the pass is
+  tested against. (Keras' EarlyStopping also has ``trace(values)``, the same pass for one run.)
 - ``sweep_grid``: what :func:`runlens.sweep` tries when given no grid; ``preference()``: among
   settings that save the same, the smaller is recommended (e.g. the more patient one).
 

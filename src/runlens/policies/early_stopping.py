@@ -9,8 +9,10 @@ Epochs without a value change nothing.
 
 Nothing in that loop depends on ``patience`` except the stop itself, so one pass over the values (a
 :class:`Trace`, from :meth:`EarlyStopping.trace`) answers every patience at once: it stops at the
-first non-improving epoch whose ``wait`` reaches the patience. :func:`runlens.sweep` uses that to
-try many settings cheaply; tests/test_early_stopping_trace.py holds it to the reference loop.
+first non-improving epoch whose ``wait`` reaches the patience. :meth:`EarlyStopping.trace_runs`
+takes that pass for many runs at once (:mod:`runlens.policies.traces`): :func:`runlens.sweep` and
+:func:`runlens.replay` (hence the report) decide every run that way; tests/test_early_stopping_trace.py
+and tests/test_early_stopping_traces.py hold both to the reference loop.
 
 >>> es = EarlyStopping(monitor="val_loss", patience=2)
 >>> r = es.replay([0.9, 0.7, 0.8, None, 0.75, 0.6])
@@ -31,8 +33,9 @@ from runlens.errors import RunlensError
 from runlens.options import SWEEP_PATIENCE
 from runlens.policies.base import PolicyKind
 from runlens.policies.monitor import Monitor, MonitoredPolicy, as_epoch_values
+from runlens.policies.traces import Traces
 
-__all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace"]
+__all__ = ["EarlyStopping", "EarlyStoppingResult", "Trace", "Traces"]
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,17 @@ class EarlyStopping(MonitoredPolicy):
         [2, 2, 3]
         """
         floats, present = as_epoch_values(values)
-        return Trace.build(self, floats, present)
+        return Trace(Traces.build(self, floats, present))
+
+    def trace_runs(self, values: np.ndarray, present: np.ndarray, lengths: np.ndarray) -> Traces:
+        """The pass of :meth:`trace` over many runs at once: rows of ``(runs, epochs)`` arrays,
+        padded with ``present=False`` past each run's ``lengths`` (see :class:`Traces`).
+
+        >>> t = EarlyStopping(patience=1).trace_runs(np.array([[3.0, 2, 4, 5]]), np.ones((1, 4), bool), [4])
+        >>> t.decisions([0, 1, 2])[0].tolist()
+        [[2, 2, 3]]
+        """
+        return Traces.build(self, values, present, lengths)
 
 
 def _value(values: np.ndarray, present: np.ndarray, epoch: int | None) -> float | None:
@@ -220,97 +233,46 @@ def _value(values: np.ndarray, present: np.ndarray, epoch: int | None) -> float 
     return float(values[epoch])
 
 
+def _run_field(name: str) -> property:
+    """A :class:`Trace` attribute: the one run's row of the :class:`Traces` array ``name``."""
+    return property(lambda trace: getattr(trace.runs, name)[0], doc=f"``Traces.{name}`` of the run.")
+
+
 @dataclass(frozen=True)
 class Trace:
-    """Per-epoch state of one EarlyStopping pass over all values, as if it never stopped.
+    """Per-epoch state of one EarlyStopping pass over all values, as if it never stopped: one
+    run's :class:`~runlens.policies.traces.Traces` (the pass is computed there, for any number of
+    runs), as epoch-indexed arrays.
 
-    Arrays are indexed by epoch. ``best_epoch_at``/``weights_epoch_at`` hold -1 while unset.
-    :meth:`decisions` answers many patiences at once; :meth:`result` gives the full result of one
-    (equal to :meth:`EarlyStopping.replay` with that patience).
+    ``best_epoch_at``/``weights_epoch_at`` hold -1 while unset. :meth:`decisions` answers many
+    patiences at once; :meth:`result` gives the full result of one (equal to
+    :meth:`EarlyStopping.replay` with that patience).
+
+    >>> EarlyStopping(patience=1).trace([3, 2, 4, 5]).wait.tolist()
+    [0, 0, 1, 2]
     """
 
-    values: np.ndarray
-    present: np.ndarray
-    improved: np.ndarray
-    wait: np.ndarray
-    best_epoch_at: np.ndarray
-    weights_epoch_at: np.ndarray
-    stop_candidates: np.ndarray
-    candidate_wait_max: np.ndarray
-    restore_best_weights: bool
+    runs: Traces
 
-    @classmethod
-    def build(cls, policy: EarlyStopping, values: np.ndarray, present: np.ndarray) -> Trace:
-        monitor = policy.monitor
-        n = len(values)
-        lhs = monitor.lhs(values).tolist()
-        thresholds = monitor.threshold(values).tolist()
-        if policy.baseline is None:
-            resets = [True] * n
-        else:
-            limit = float(monitor.threshold(policy.baseline))
-            resets = [monitor.better(x, limit) for x in lhs]
-        monitored = (present & (np.arange(n) >= policy.start_from_epoch)).tolist()
-        improved = [False] * n
-        wait_at = [0] * n
-        best_at = [-1] * n
-        weights_at = [-1] * n
-        threshold = monitor.initial_threshold
-        wait, best_epoch, weights_epoch = 0, -1, -1
-        for epoch in range(n):
-            if monitored[epoch]:
-                if weights_epoch < 0:
-                    weights_epoch = epoch  # Keras keeps the first monitored weights in any case
-                wait += 1
-                if monitor.better(lhs[epoch], threshold):
-                    threshold = thresholds[epoch]
-                    best_epoch = weights_epoch = epoch
-                    improved[epoch] = True
-                    if resets[epoch]:
-                        wait = 0
-            wait_at[epoch], best_at[epoch], weights_at[epoch] = wait, best_epoch, weights_epoch
-        improved_arr = np.array(improved, dtype=bool)
-        wait_arr = np.array(wait_at, dtype=np.int64)
-        candidates = np.flatnonzero(np.array(monitored, dtype=bool) & ~improved_arr & (np.arange(n) > 0))
-        return cls(
-            values=values,
-            present=present,
-            improved=improved_arr,
-            wait=wait_arr,
-            best_epoch_at=np.array(best_at, dtype=np.int64),
-            weights_epoch_at=np.array(weights_at, dtype=np.int64),
-            stop_candidates=candidates,
-            candidate_wait_max=np.maximum.accumulate(wait_arr[candidates])
-            if len(candidates)
-            else wait_arr[:0],
-            restore_best_weights=policy.restore_best_weights,
-        )
-
-    def stopped_epochs(self, patience: np.ndarray) -> np.ndarray:
-        """Stop epoch for each patience (-1: never): the first candidate whose wait reaches it."""
-        k = np.searchsorted(self.candidate_wait_max, np.asarray(patience), side="left")
-        padded = np.append(self.stop_candidates, -1)
-        return padded[k]
-
-    def restored_epochs(self, stopped: np.ndarray) -> np.ndarray:
-        """Epoch whose weights the model holds at the end, per stop epoch (-1: no epochs at all)."""
-        last = np.where(stopped >= 0, stopped, len(self.values) - 1)
-        if not self.restore_best_weights or len(self.values) == 0:
-            return last
-        kept = self.weights_epoch_at[np.maximum(last, 0)]
-        return np.where(kept >= 0, kept, last)
+    values = _run_field("values")
+    present = _run_field("present")
+    improved = _run_field("improved")
+    wait = _run_field("wait")
+    best_epoch_at = _run_field("best_epoch_at")
+    weights_epoch_at = _run_field("weights_epoch_at")
 
     def decisions(self, patience: Any) -> tuple[np.ndarray, np.ndarray]:
         """(stop epoch, restored epoch) for each patience; -1 where there is none."""
-        stopped = self.stopped_epochs(np.asarray(patience, dtype=np.int64))
-        return stopped, self.restored_epochs(stopped)
+        stopped, restored = self.runs.decisions(patience)
+        return stopped[0], restored[0]
 
     def result(self, patience: int) -> EarlyStoppingResult:
         """The whole result for one patience, from the trace."""
-        stopped_arr, restored_arr = self.decisions([patience])
-        stopped, restored = int(stopped_arr[0]), int(restored_arr[0])
+        stopped_arr = self.runs.stopped_epochs([patience])
+        stopped = int(stopped_arr[0, 0])
+        restored = int(self.runs.restored_epochs(stopped_arr)[0, 0])
+        best = int(self.runs.best_epochs(stopped_arr)[0, 0])
         trained = stopped + 1 if stopped >= 0 else len(self.values)
-        best = int(self.best_epoch_at[trained - 1]) if trained else -1
         return EarlyStoppingResult(
             stopped_epoch=stopped if stopped >= 0 else None,
             best_epoch=best if best >= 0 else None,

@@ -194,8 +194,14 @@ class Monitor:
             return best - self.min_delta if self.direction == "min" else best + self.min_delta
         return best
 
-    def better(self, lhs: float, threshold: float | None) -> bool:
-        """True when a prepared value beats a prepared threshold (None: nothing to beat)."""
+    def better(self, lhs: Any, threshold: Any) -> Any:
+        """True when a prepared value beats a prepared threshold (None: nothing to beat); on
+        arrays, element-wise (the batched replay, :mod:`runlens.policies.traces`, compares with it).
+
+        >>> m = Monitor.create("val_loss", mode="min")
+        >>> m.better(0.5, None), m.better(np.array([0.4, 0.6, np.nan]), np.array([0.5, 0.5, 0.5])).tolist()
+        (True, [True, False, False])
+        """
         if threshold is None:
             return True
         return lhs < threshold if self.direction == "min" else lhs > threshold

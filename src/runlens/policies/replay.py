@@ -28,7 +28,7 @@ from runlens.name_columns import NAME_DTYPE
 from runlens.policies.base import check_kind
 from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
 from runlens.policies.learning_rate import lr_column as find_lr_column
-from runlens.policies.runs import RunSeries, best_of_runs, costs, decide, is_evals_frame, run_series
+from runlens.policies.runs import RunSeries, best_of_runs, costs, decide_runs, is_evals_frame, run_series
 
 __all__ = ["LR_COLUMNS", "eval_table", "replay"]
 
@@ -129,12 +129,11 @@ def eval_table(table: pd.DataFrame, series: list[RunSeries], frame: pd.DataFrame
 
 
 def _replay_runs(series: list[RunSeries], policy: Any) -> dict[str, list]:
-    """Each run's decisions (the policy's replay, run by run: the framework's own per-run logic),
-    then the costs and bests of all runs at once; columns of :data:`_DTYPES` as lists."""
-    decisions = [decide(policy, s) for s in series]
-    stopped = np.array([d.stopped for d in decisions], dtype=np.int64)
-    restored = np.array([d.restored for d in decisions], dtype=np.int64)
-    best = np.array([d.best for d in decisions], dtype=np.int64)
+    """Each run's decisions (:func:`decide_runs`: one batched pass over all runs where the policy
+    has one, else its replay run by run), then the costs and bests of all runs at once; columns of
+    :data:`_DTYPES` as lists."""
+    decisions = decide_runs(policy, series)
+    stopped, restored, best = decisions.stopped[:, 0], decisions.restored[:, 0], decisions.best[:, 0]
     cost = {k: v[:, 0] for k, v in costs(series, stopped, restored, policy.direction).items()}
     run_best_epoch, run_best_value = best_of_runs(series, policy.direction)
     best_value = [
@@ -147,7 +146,7 @@ def _replay_runs(series: list[RunSeries], policy: Any) -> dict[str, list]:
     return {
         "run": [s.run for s in series],
         "epochs_logged": [s.epochs_logged for s in series],
-        "epochs_trained": [d.trained for d in decisions],
+        "epochs_trained": decisions.trained[:, 0].tolist(),
         "stopped_epoch": at(stopped),
         "best_epoch": at(best),
         "best_value": best_value,

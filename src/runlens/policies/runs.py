@@ -205,6 +205,68 @@ def decide(policy: Any, series: RunSeries) -> Decision:
     )
 
 
+def decide_runs(policy: Any, series: list[RunSeries], traced: list | None = None) -> Decisions:
+    """:func:`decide` for every run, as ``(runs, settings)`` arrays (-1 where none).
+
+    A policy with ``trace_runs`` (:mod:`runlens.policies.base`: Keras' EarlyStopping) decides all
+    runs in one batched pass, every value of its ``traced`` setting (``traced``, default the
+    policy's own) at once; any other policy is replayed run by run, ``traced`` must then be None.
+
+    >>> import runlens
+    >>> frame = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 2, "epoch": [0, 1, 2, 3, 0, 1],
+    ...                       "wall_time": [1.0, 2, 3, 4, 1, 2],
+    ...                       "val_loss": pd.array([3.0, 2, 4, 5, 1, 0.5], dtype="Float64")})
+    >>> d = decide_runs(runlens.EarlyStopping(), run_series(frame, "val_loss"), [0, 2])
+    >>> d.stopped.tolist(), d.trained.tolist()
+    ([[2, 3], [-1, -1]], [[3, 4], [2, 2]])
+    """
+    lengths = np.array([len(s.values) for s in series], dtype=np.int64)
+    setting = getattr(policy, "traced", None)
+    if setting is None or not callable(getattr(policy, "trace_runs", None)):
+        if traced is not None:
+            raise ValueError(f"{type(policy).__name__} cannot answer several settings in one pass")
+        found = [decide(policy, s) for s in series]
+        columns = [[getattr(d, k) for d in found] for k in ("stopped", "restored", "best", "trained")]
+        return Decisions(*(np.array(c, dtype=np.int64).reshape(len(series), 1) for c in columns))
+    traced = [policy.settings()[setting]] if traced is None else traced
+    stopped, restored, best = (np.full((len(series), len(traced)), -1, dtype=np.int64) for _ in range(3))
+    for rows, values, present in _padded(series, lengths):
+        traces = policy.trace_runs(values, present, lengths[rows])
+        stopped[rows], restored[rows] = traces.decisions(traced)
+        best[rows] = traces.best_epochs(stopped[rows])
+    trained = np.where(stopped >= 0, stopped + 1, lengths[:, None])
+    return Decisions(stopped, restored, best, trained)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """:class:`Decision` of many runs (rows) under many settings (columns), -1 where none."""
+
+    stopped: np.ndarray
+    restored: np.ndarray
+    best: np.ndarray
+    trained: np.ndarray
+
+
+def _padded(series: list[RunSeries], lengths: np.ndarray):
+    """The runs' values and presence as ``(runs, epochs)`` arrays padded with ``present=False``,
+    yielded as (row indexes, values, present) per group of runs whose lengths lie in one
+    ``(2**(k-1), 2**k]``: padding never doubles a group's size, whatever the runs' lengths."""
+    groups = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    for group in np.unique(groups).tolist():
+        rows = np.flatnonzero(groups == group)
+        sizes = lengths[rows]
+        width = int(sizes.max())
+        row = np.repeat(np.arange(len(rows)), sizes)
+        column = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        values = np.full((len(rows), width), np.nan)
+        present = np.zeros((len(rows), width), dtype=bool)
+        chosen = rows.tolist()
+        values[row, column] = np.concatenate([series[i].values for i in chosen])
+        present[row, column] = np.concatenate([series[i].present for i in chosen])
+        yield rows, np.where(present, values, np.nan), present
+
+
 def costs(
     series: list[RunSeries], stopped: np.ndarray, restored: np.ndarray, direction: Direction
 ) -> dict[str, np.ndarray]:

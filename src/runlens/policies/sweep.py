@@ -47,7 +47,7 @@ import pandas as pd
 from runlens.arguments import finite_number
 from runlens.errors import RunlensError
 from runlens.policies.base import check_kind
-from runlens.policies.runs import RunSeries, costs, decide, is_evals_frame, run_series
+from runlens.policies.runs import RunSeries, costs, decide_runs, is_evals_frame, run_series
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -162,7 +162,7 @@ def _groups(policy: Any, axes: dict[str, list]) -> list[tuple[str | None, list]]
     traced = getattr(policy, "traced", None)
     inner = axes.get(traced, [_UNCHANGED])
     outer = [name for name in axes if name != traced]
-    fast = traced in axes and callable(getattr(policy, "trace", None))
+    fast = traced in axes and callable(getattr(policy, "trace_runs", None))
     groups = []
     for combination in itertools.product(*(axes[name] for name in outer)):
         base = policy.replace(**dict(zip(outer, combination)))
@@ -172,19 +172,13 @@ def _groups(policy: Any, axes: dict[str, list]) -> list[tuple[str | None, list]]
 
 
 def _decisions(traced: str | None, members: list, series: list[RunSeries]) -> tuple[np.ndarray, np.ndarray]:
-    """(stopped, restored) epochs, shape (runs, settings), -1 where none."""
-    stopped = np.full((len(series), len(members)), -1, dtype=np.int64)
-    restored = np.full_like(stopped, -1)
+    """(stopped, restored) epochs, shape (runs, settings), -1 where none: a traced group in one
+    batched pass over all runs, any other setting replayed run by run (:func:`decide_runs`)."""
     if traced is not None:
-        values = [p.settings()[traced] for p in members]
-        for i, s in enumerate(series):
-            stopped[i], restored[i] = members[0].trace(s.masked()).decisions(values)
-        return stopped, restored
-    for i, s in enumerate(series):
-        for j, p in enumerate(members):
-            decision = decide(p, s)
-            stopped[i, j], restored[i, j] = decision.stopped, decision.restored
-    return stopped, restored
+        found = decide_runs(members[0], series, [p.settings()[traced] for p in members])
+        return found.stopped, found.restored
+    parts = [decide_runs(p, series) for p in members]
+    return np.hstack([d.stopped for d in parts]), np.hstack([d.restored for d in parts])
 
 
 def _aggregate(series: list, stopped: np.ndarray, restored: np.ndarray, direction: str) -> pd.DataFrame:
