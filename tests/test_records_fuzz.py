@@ -203,6 +203,8 @@ def mutated_payloads():
 @given(mutated_payloads(), st.lists(st.binary(max_size=80), max_size=5))
 @example(mutation=([("ü", 128, 0.0, "double_content")], [(135, 135)]), junk=[])  # content of a wrong size
 @example(mutation=([("loss", 16384, 0.0, "simple")], [(187, 128)]), junk=[])  # a tag that is not UTF-8
+# a tensor_shape holding only an unknown field (the double_val's bytes): rank 0, protobuf reads 0.0
+@example(mutation=([("x" * 130, 128, 0.0, "double_val")], [(657, 10)]), junk=[])
 def test_fast_path_decodes_exactly_what_protobuf_decodes(mutation, junk):
     """Differential test: the vectorised decoder and protobuf agree on every framed payload."""
     from runlens.events.decode_protobuf import decode_with_protobuf

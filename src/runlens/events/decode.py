@@ -143,7 +143,10 @@ class _FastShapes:
         q = q + 2
         has_shape = at(q) == 0x12
         shape_len = at(q + 1).astype(np.int64)
-        self.skip |= tensor & ((has_shape & (shape_len > 0)) | (dtype == _DT_STRING))  # rank > 0, text
+        # rank > 0: the shape holds a `dim` (its first field, 0x12); text. A shape holding anything
+        # else (unknown fields: still rank 0) is left to protobuf, which reads such a tensor as 0.0.
+        ranked = has_shape & (shape_len > 0) & (shape_len < 0x80) & (at(q + 2) == 0x12)
+        self.skip |= tensor & (ranked | (dtype == _DT_STRING))
         tensor &= ~has_shape | (shape_len == 0)
         q = np.where(has_shape, q + 2, q)
         kind, size = at(q), at(q + 1).astype(np.int64)
