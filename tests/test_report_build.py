@@ -358,3 +358,32 @@ def test_the_docs_document_every_json_key():
     report = runlens.build_report(SAMPLE, checkpoint_min_age=0)
     missing = sorted(set(_keys(report.to_dict())) - documented)
     assert not missing, f"docs/report.md's JSON section does not document JSON keys {missing}"
+
+
+@pytest.mark.parametrize("framework", ["keras", "lightning", "transformers"])
+def test_the_records_take_each_replay_cell_as_plain_python_as_cell_by_cell(framework):
+    # plain_rows converts a column at a time; the reference is python() of each cell of to_dict
+    import runlens.lightning
+    import runlens.transformers
+    from runlens.report.build.runs import plain_rows, python
+
+    frame = runlens.read_evals(SAMPLE, framework="auto")
+    frame = frame[frame["framework"] == framework]
+    policy = {
+        "keras": runlens.EarlyStopping(patience=2, baseline=0.4),
+        "lightning": runlens.lightning.EarlyStopping("val_loss"),
+        "transformers": runlens.transformers.EarlyStoppingCallback(early_stopping_patience=1),
+    }[framework]
+    table = runlens.replay(frame, policy)
+    table = table.assign(
+        some_na=pd.array([None] * len(table), dtype="Int64"), flag=pd.array([True] * len(table))
+    )
+    expected = [{k: python(v) for k, v in row.items()} for row in table.to_dict("records")]
+    got = plain_rows(table)
+    assert [list(row) for row in got] == [list(row) for row in expected]
+    for mine, theirs in zip(got, expected):
+        for key, value in theirs.items():
+            same = value == mine[key] or (
+                isinstance(value, float) and math.isnan(value) and math.isnan(mine[key])
+            )
+            assert same and type(mine[key]) is type(value), (key, mine[key], value)

@@ -21,6 +21,7 @@ from runlens.policies.runs import RunSeries, run_series, runs_series
 from runlens.report.build.learning_rate import learning_rate
 from runlens.report.model import RunReport
 
+_MASKED = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)  # pandas' nullable
 # run -> (the learning-rate policy to replay on it or None, where its settings come from)
 LRPolicyOf = Callable[[str], tuple[Any, "str | None"]]
 
@@ -50,8 +51,7 @@ def run_reports(
         return series[column][run]
 
     records = []
-    for row in table.to_dict("records"):
-        row = {k: python(v) for k, v in row.items()}
+    for row in plain_rows(table):
         run = row["run"]
         monitored = of(monitor, run)
         record = RunReport(
@@ -122,14 +122,34 @@ def _curves(series: Iterable[RunSeries]) -> dict[str, list[float | None]]:
     found = list(series)
     if not found:
         return {}
-    values = np.concatenate([s.values for s in found]).tolist()
-    present = np.concatenate([s.present for s in found]).tolist()
-    flat = [v if p else None for v, p in zip(values, present)]
+    flat = np.concatenate([s.values for s in found]).tolist()
+    for i in np.flatnonzero(~np.concatenate([s.present for s in found])).tolist():
+        flat[i] = None
     out, at = {}, 0
     for s in found:
         out[s.run] = flat[at : at + len(s.values)]
         at += len(s.values)
     return out
+
+
+def plain_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``table`` as dicts of plain Python values (:func:`python` of each cell), a
+    column at a time: a sweep's 2,000-row replay table in a few ms, not cell by cell.
+
+    >>> plain_rows(pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [0.5, np.nan]}))
+    [{'a': 1, 'b': 0.5}, {'a': None, 'b': nan}]
+    """
+    columns = {}
+    for name, column in table.items():
+        values = column.array
+        if isinstance(values, _MASKED):  # Int64, Float64, boolean: NA -> None
+            data = values.to_numpy(dtype=object, na_value=None).tolist()
+            columns[name] = [python(v) for v in data] if values.dtype.kind == "b" else data
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
+            columns[name] = column.to_numpy().tolist()
+        else:
+            columns[name] = [python(v) for v in column.tolist()]
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
 def python(value: Any, *, nan_is_none: bool = False) -> Any:
