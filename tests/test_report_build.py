@@ -387,3 +387,33 @@ def test_the_records_take_each_replay_cell_as_plain_python_as_cell_by_cell(frame
                 isinstance(value, float) and math.isnan(value) and math.isnan(mine[key])
             )
             assert same and type(mine[key]) is type(value), (key, mine[key], value)
+
+
+rates = st.lists(
+    st.one_of(st.none(), st.sampled_from([0.1, 0.05, 0.025, float("nan")]), st.floats(1e-6, 1.0)), max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(rates, min_size=1, max_size=6), st.sampled_from(["used", "after"]))
+def test_logged_rates_of_all_runs_at_once_equal_each_runs_own(per_run, timing):
+    # the report summarises every run's logged rate in one pass; the reference is run by run
+    from runlens.policies.learning_rate import logged_changes_at
+    from runlens.policies.runs import RunSeries
+    from runlens.report.build.learning_rate import logged_rates
+
+    found = []
+    for i, values in enumerate(per_run):
+        present = np.array([v is not None for v in values], dtype=bool)
+        numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        found.append(RunSeries(f"r{i}", numbers, present, np.ones(len(values), bool), np.zeros(len(values))))
+    summaries = logged_rates(found, "learning_rate", timing)
+    for s in found:
+        got = summaries[s.run]
+        if not s.present.any():
+            assert got.column is None and got.logged_first is None and got.logged_changes_at == []
+            continue
+        logged = s.values[s.present]
+        assert got.column == "learning_rate"
+        assert got.logged_changes_at == logged_changes_at(s.values, s.present, timing)
+        assert np.array_equal([got.logged_first, got.logged_final], [logged[0], logged[-1]], equal_nan=True)

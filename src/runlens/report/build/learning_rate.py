@@ -7,25 +7,65 @@ logged rate summarised. The replay covers the epochs the stopping policy trains 
 :func:`runlens.policies.learning_rate.replay_lr`, the path :func:`runlens.replay` and the live
 comparison take (same starting-rate rule).
 
->>> lr, curve = learning_rate(None, monitored, logged, column="learning_rate", epochs_trained=9,
+>>> logged = logged_rates(series_of_the_rate_column, "learning_rate", "used")       # doctest: +SKIP
+>>> lr, curve = learning_rate(None, monitored, logged_series, logged["run1"], epochs_trained=9,
 ...                           initial_lr=None, timing="used", settings_from=None)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from runlens.policies.learning_rate import LRTiming, logged_changes_at, replay_lr
+import numpy as np
+
+from runlens.policies.learning_rate import LRTiming, replay_lr
 from runlens.policies.runs import RunSeries
 from runlens.report.model import LearningRate
+
+
+def logged_rates(found: Sequence[RunSeries], column: str | None, timing: LRTiming) -> dict[str, LearningRate]:
+    """Each run's logged rate summarised (:class:`LearningRate`'s ``column``, ``logged_first``,
+    ``logged_changes_at``, ``logged_final``; ``column`` None for a run that logged none), for all
+    runs of the rate column's series at once: what
+    :func:`~runlens.policies.learning_rate.logged_changes_at` gives run by run.
+
+    >>> rate = np.array([0.1, 0.1, 0.05, 0.05])
+    >>> s = RunSeries("a", rate, np.full(4, True), np.full(4, True), np.zeros(4))
+    >>> logged_rates([s], "learning_rate", "used")["a"].logged_changes_at
+    [1]
+    """
+    summaries = {s.run: LearningRate(column=None) for s in found}
+    if not found:
+        return summaries
+    lengths = np.array([len(s.values) for s in found], dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    at = np.flatnonzero(np.concatenate([s.present for s in found]))  # every logged rate, run by run
+    run = np.repeat(np.arange(len(found)), lengths)[at]
+    rates = np.concatenate([s.values for s in found])[at]
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]]) if len(at) else at
+    ends = np.r_[starts[1:], len(at)]
+    # changes_at of logged_changes_at: a rate that differs from the run's previous logged one
+    changed = np.flatnonzero((run[1:] == run[:-1]) & (rates[1:] != rates[:-1])) + 1
+    shift = 1 if timing == "used" else 0
+    epochs = (at[changed] - offsets[run[changed]] - shift).tolist()
+    cut = np.searchsorted(changed, starts).tolist() + [len(changed)]
+    for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
+        summaries[found[int(run[start])].run] = LearningRate(
+            column=column,
+            logged_first=float(rates[start]),
+            logged_changes_at=epochs[cut[k] : cut[k + 1]],
+            logged_final=float(rates[end - 1]),
+        )
+    return summaries
 
 
 def learning_rate(
     policy: Any,
     monitored: RunSeries | None,
     logged: RunSeries | None,
+    summary: LearningRate,
     *,
-    column: str | None,
     epochs_trained: int,
     initial_lr: float | None,
     timing: LRTiming,
@@ -33,14 +73,9 @@ def learning_rate(
 ) -> tuple[LearningRate, list[float]]:
     """The :class:`LearningRate` of one run and the replayed rate of each trained epoch (empty
     without a replay). ``policy`` None: no replay; ``monitored`` is the run's series of the
-    policy's metric (None: not logged), ``logged`` its series of the rate ``column`` (None when
-    there is none)."""
-    has_log = logged is not None and bool(logged.present.any())
-    summary = LearningRate(column=column if has_log else None)
-    if has_log:
-        summary.logged_changes_at = logged_changes_at(logged.values, logged.present, timing)
-        rates = logged.values[logged.present]
-        summary.logged_first, summary.logged_final = float(rates[0]), float(rates[-1])
+    policy's metric (None: not logged), ``logged`` its series of the rate (None when there is
+    none), ``summary`` what it logged (:func:`logged_rates`), completed here and returned."""
+    has_log = summary.column is not None
     if policy is None:
         return summary, []
     summary.policy, summary.settings_from = policy.described(), settings_from

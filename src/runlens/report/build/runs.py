@@ -18,8 +18,8 @@ from runlens.policies.learning_rate import LRTiming
 from runlens.policies.learning_rate import lr_column as find_lr_column
 from runlens.policies.replay import replay
 from runlens.policies.runs import RunSeries, run_series, runs_series
-from runlens.report.build.learning_rate import learning_rate
-from runlens.report.model import RunReport
+from runlens.report.build.learning_rate import learning_rate, logged_rates
+from runlens.report.model import LearningRate, RunReport
 
 _MASKED = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)  # pandas' nullable
 # run -> (the learning-rate policy to replay on it or None, where its settings come from)
@@ -42,6 +42,7 @@ def run_reports(
     plotted = [c for c in dict.fromkeys([monitor, base, f"val_{base}", lr_column]) if c in frame.columns]
     series = {column: {s.run: s for s in found} for column, found in runs_series(frame, plotted).items()}
     curves = {column: _curves(found.values()) for column, found in series.items()}
+    logged = logged_rates(list(series.get(lr_column, {}).values()), lr_column, timing)
 
     def of(column: str | None, run: str) -> RunSeries | None:
         if column is None or column not in frame.columns:
@@ -79,7 +80,7 @@ def run_reports(
             replayed_policy,
             None if replayed_policy is None else of(replayed_policy.metric or monitor, run),
             of(lr_column, run),
-            column=lr_column,
+            logged.get(run) or LearningRate(column=None),
             epochs_trained=record.epochs_trained,
             initial_lr=initial_lr,
             timing=timing,
