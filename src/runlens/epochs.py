@@ -109,7 +109,8 @@ def epochs_from_scalars(scalars: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(scalars, copy=False)  # without attrs, which pandas deep-copies at every step
     folder, folders = name_codes(frame["run"])
     tag, tags = name_codes(frame["tag"])
-    parents, splits = split_keras_run(pd.Series(folders, dtype=object))
+    parent_of, split_of = split_keras_run(pd.Series(folders, dtype=object))
+    parents, splits = parent_of.tolist(), split_of.tolist()  # plain lists: looked up per folder
     runs = sorted(set(parents))
     index = {name: i for i, name in enumerate(runs)}
     run_of_folder = np.array([index[parent] for parent in parents], dtype=np.int64)
