@@ -277,24 +277,29 @@ def test_progress_line_only_on_a_terminal_and_only_when_slow():
 def test_figures_drawn_in_worker_processes_equal_those_drawn_here():
     # a fresh interpreter: forking is refused in a process that loaded TensorFlow (this session)
     code = textwrap.dedent(f"""
-        import sys
         import runlens
-        from runlens.processes import THREADED
-        from runlens.report.render.figures import Figures
+        from runlens.report.render.figures import Figures, figure_workers
+        drawers = figure_workers()  # started before the report is built, as the CLI does
+        assert drawers is not None
         report = runlens.build_report({str(SAMPLE)!r}, checkpoints=False)
-        assert not any(name in sys.modules for name in THREADED)
         jobs = [(0, name, -1) for name in ("overlay", "distribution", "frontier")]
         jobs += [(0, "run", i) for i in range(len(report.runs))]
         detailed = [list(range(len(report.runs)))]
+        with Figures([report], detailed, workers=drawers) as figures:
+            assert len(figures._futures) == len(jobs)  # every figure handed to the workers
+            started = [figures.get(*job) for job in jobs]
+        drawers.shutdown()
         with Figures([report], detailed) as figures:
-            assert figures._pool is not None  # drawn by workers
+            assert figures._owned is not None  # workers of its own
             there = [figures.get(*job) for job in jobs]
         with Figures([report], detailed, workers=1) as figures:
+            assert not figures._futures
             here = [figures.get(*job) for job in jobs]
-        assert there == here
+        assert started == there == here
         import tensorflow  # loaded: every figure is drawn here
+        assert figure_workers() is None
         with Figures([report], detailed) as figures:
-            assert figures._pool is None
+            assert not figures._futures
         print("ok")
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

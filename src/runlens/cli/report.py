@@ -286,10 +286,17 @@ def report_command(
     output = None if output == STDOUT else output
     if fmt is None:  # an extension that names no format is an error, before any reading
         fmt = format_from_name(output, REPORT_SUFFIXES) if output else "text"
-    with _read_ahead(logdir, list(run_patterns) or None) as ahead:
+    with contextlib.ExitStack() as stack:
+        ahead = stack.enter_context(_read_ahead(logdir, list(run_patterns) or None))
         from runlens.report.build import build_report
         from runlens.report.build.frameworks import STOPPING_CLASSES, lr_arguments, stopping_arguments
         from runlens.report.render import render_report
+        from runlens.report.render.figures import figure_workers
+
+        # The HTML's figure workers import matplotlib while the report is built.
+        drawers = figure_workers() if fmt == "html" else None
+        if drawers is not None:
+            stack.callback(drawers.shutdown, cancel_futures=True)
 
         # The policies as their Keras arguments: build_report makes the objects, the monitor
         # defaulting to what the logs hold (val_loss if logged, else loss) when --monitor is not given.
@@ -335,7 +342,7 @@ def report_command(
                 executor=ahead,
             )
         with delayed_notice(f"writing the {fmt} report...", stream=sys.stderr):
-            rendered = render_report(report, fmt, detail=detail, sort=sort)
+            rendered = render_report(report, fmt, detail=detail, sort=sort, figure_workers=drawers)
         if output is None:
             say_text(rendered)
             return

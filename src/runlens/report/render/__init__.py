@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
 from runlens.errors import RunlensError
@@ -20,6 +21,7 @@ def render_report(
     detail: int | Literal["all"] | None = None,
     sort: Sort = "run",
     width: int | None = None,
+    figure_workers: ProcessPoolExecutor | None = None,
 ) -> str:
     """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
     docs/report.md) or ``"html"`` (one self-contained file with plots).
@@ -28,7 +30,9 @@ def render_report(
     look first, see :func:`~runlens.report.build.overview.detail_runs`; default all of a small
     logdir, else a handful); ``sort``: the runs table's order (``run``, ``saved``, ``regret``,
     ``stop``, ``best``); ``width``: the text's (default the terminal's). JSON holds every run
-    whole, in the report's order.
+    whole, in the report's order. ``figure_workers``: HTML only, the worker processes to draw its
+    figures with (:func:`~runlens.report.render.figures.figure_workers`, started before the report
+    was built; default: started as the page is written).
 
     Names from disk are shown escaped in text, Markdown and HTML (:mod:`runlens.textsafe`) and
     kept as they are in JSON (where ``json.dumps`` escapes them: the document is ASCII)."""
@@ -52,7 +56,7 @@ def render_report(
         from runlens.report.render.html import render_html
 
         def render(part: Report) -> str:
-            return render_html(part, detail=detail, sort=sort)
+            return render_html(part, detail=detail, sort=sort, workers=figure_workers)
 
     # Names from disk: text, Markdown and HTML show them escaped, every line through
     # runlens.textsafe.text_lines; JSON keeps them as data, and json.dumps escapes every character

@@ -24,6 +24,7 @@ images and the inline style.
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from html import escape
 from typing import Literal
 
@@ -82,12 +83,19 @@ svg.spark { display: block; }
 """
 
 
-def render_html(report: Report, *, detail: int | Literal["all"] | None = None, sort: Sort = "run") -> str:
+def render_html(
+    report: Report,
+    *,
+    detail: int | Literal["all"] | None = None,
+    sort: Sort = "run",
+    workers: ProcessPoolExecutor | None = None,
+) -> str:
     """The whole report as one HTML document, laid out as the text report (overview, sweep, runs
     table, the runs shown in detail, warnings) with figures, then each other framework's part
     (:attr:`Report.parts`) the same way; ``detail`` and ``sort`` as
     :func:`~runlens.report.build.overview.detail_runs` and
-    :func:`~runlens.report.build.overview.sorted_runs` take them."""
+    :func:`~runlens.report.build.overview.sorted_runs` take them; ``workers``: the processes to draw
+    the figures with (:class:`~runlens.report.render.figures.Figures`' default: started now)."""
     title = f"runlens report: {report.source}"
     out = [
         "<!DOCTYPE html>",
@@ -100,7 +108,9 @@ def render_html(report: Report, *, detail: int | Literal["all"] | None = None, s
     ]
     parts = (report, *report.parts)
     detailed = [_positions(part, {r.run for r in detail_runs(part, detail)}) for part in parts]
-    with Figures(parts, detailed) as figures:  # drawn in worker processes while the text is laid out
+    with Figures(
+        parts, detailed, workers=workers
+    ) as figures:  # drawn in worker processes while the text is laid out
         for i, part in enumerate(parts):
             out += _part(part, detail, sort, index=i, figures=figures)
     out.append("</body></html>")
