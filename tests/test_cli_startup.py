@@ -104,7 +104,9 @@ import atexit, sys
 from runlens import cli
 command = cli.main
 def registering(*a, **k):
-    atexit.register(lambda: open({marker!r}, "w").write("ran"))
+    import gc
+    threshold = gc.get_threshold()
+    atexit.register(lambda: open({marker!r}, "w").write(f"ran {{threshold[0]}}"))
     return command(*a, **k)
 cli.main = registering
 sys.argv = ["runlens", *{args!r}]
@@ -120,10 +122,10 @@ def test_the_console_script_ends_with_mains_status_output_and_exit_handlers(tmp_
     expected = CliRunner().invoke(main, ["report", "sample_logs"])
     assert done.returncode == expected.exit_code == 0
     assert done.stdout == expected.output and len(done.stdout) > 1000
-    assert marker.read_text() == "ran"
+    assert marker.read_text() == "ran 100000"  # the command ran with fewer collections
 
     marker.unlink()
     failed = _console_script(["report", str(tmp_path / "missing")], str(marker))
     assert failed.returncode == 2
     assert failed.stderr.startswith("Error: ") and failed.stderr.count("\n") == 1
-    assert marker.read_text() == "ran"
+    assert marker.read_text() == "ran 100000"
