@@ -262,9 +262,11 @@ def _pieces(
     recodes = [np.array([names.code(t) for t in chunk.tags] or [0], dtype=np.int32) for chunk in chunks]
     plugins: dict[tuple[int, int], str] = {}
     pieces: list[_Piece] = []
+    as_lists = [recode.tolist() for recode in recodes]  # looked up per plugin mark: plain ints
     for (number, position), run in ordered:
+        recode = as_lists[number]
         for code, plugin in chunks[number].plugins[position].items():
-            plugins.setdefault((run, int(recodes[number][code])), plugin)
+            plugins.setdefault((run, recode[code]), plugin)
         last = pieces[-1] if pieces else None
         if last is not None and last.chunk is chunks[number] and last.last == position:
             last.last += 1
