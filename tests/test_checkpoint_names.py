@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from runlens.checkpoints.names import Template, checkpoint_kind, guess_name
@@ -60,6 +60,10 @@ values = st.one_of(
     epoch_first=st.booleans(),
     suffix=st.sampled_from([".keras", ".weights.h5", ".h5"]),
 )
+# '1_100_000.00': epoch 1, val_loss 100,000 -- not epoch 1,100 and a '000.00' no format writes
+@example(0, "_d", ["_.2f"], [100000.0, 0.0], ["_"] * 4, True, ".keras")
+# '1_100_100.00' is written by both epoch 1, val_loss 100,100 and epoch 1,100, val_loss 100
+@example(0, "_d", ["_.2f"], [100100.0, 0.0], ["_"] * 4, True, ".keras")
 def test_template_parses_back_what_str_format_wrote(
     epoch, epoch_spec, specs, metric_values, seps, epoch_first, suffix
 ):
@@ -76,7 +80,10 @@ def test_template_parses_back_what_str_format_wrote(
 
     assert parsed is not None, (template, name)
     assert template.format(epoch=parsed.epoch + 1, **parsed.metrics) == name  # explains the name
-    if "." not in seps:  # '.' between two general floats can be read two ways ('0.1.0')
+    grouping = {c for spec in [epoch_spec, *specs] for c in "_," if c in spec}
+    # '.' between two general floats can be read two ways ('0.1.0'), and so can a separator that
+    # is also a field's thousands separator ('1_100_100.00': epoch 1 or 1,100)
+    if "." not in seps and not grouping & set(seps):
         assert parsed.epoch == epoch
         for metric, spec in zip(names, specs):
             assert format(parsed.metrics[metric], spec) == format(logs[metric], spec), (template, name)

@@ -127,7 +127,11 @@ def _number_pattern(spec: str, *, template: str, field_name: str) -> tuple[str, 
             "use a plain format spec such as :02d or :.4f"
         )
     kind, precision = m["type"], m["precision"]
-    digits = rf"\d{{1,3}}(?:{m['grouping']}\d{{3}})*" if m["grouping"] else r"\d+"
+    if m["grouping"]:  # 1_234_567; only zero padding puts zeros before the first digit ("0_001")
+        first = r"\d{1,3}" if m["zero"] or (m["fill"] == "0" and m["width"]) else r"(?:0|[1-9]\d{0,2})"
+        digits = rf"{first}(?:{m['grouping']}\d{{3}})*"
+    else:
+        digits = r"\d+"
     if kind in ("f", "F", "%"):
         places = 6 if precision is None else int(precision)
         frac = rf"\.\d{{{places}}}" if places else (r"\." if m["alt"] else "")
