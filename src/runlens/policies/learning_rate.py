@@ -35,7 +35,15 @@ from runlens.arguments import LRTiming, choice, finite_number
 from runlens.policies.base import LRResult, check_kind
 from runlens.policies.monitor import as_epoch_values
 
-__all__ = ["LR_COLUMNS", "LRReplay", "diverges_at", "logged_changes_at", "lr_column", "replay_lr"]
+__all__ = [
+    "LR_COLUMNS",
+    "LRReplay",
+    "diverges_at",
+    "logged_changes_at",
+    "logged_changes_of_runs",
+    "lr_column",
+    "replay_lr",
+]
 
 # Where Keras logs the learning rate: Keras 3 ("learning_rate") and tf-keras 2.x ("lr"); HF
 # Trainer's "learning_rate" too (read_evals undoes its train/ prefix).
@@ -161,3 +169,25 @@ def logged_changes_at(values: np.ndarray, present: np.ndarray, timing: str) -> l
     changed = np.flatnonzero(rates[1:] != rates[:-1]) + 1
     shift = 1 if timing == "used" else 0
     return [int(epochs[i]) - shift for i in changed]
+
+
+def logged_changes_of_runs(
+    values: np.ndarray, present: np.ndarray, lengths: np.ndarray, timing: str
+) -> list[list[int]]:
+    """:func:`logged_changes_at` of many runs in one pass: ``values`` and ``present`` hold every
+    run's, one run after the other, ``lengths`` long each (a change is a logged rate that differs
+    from the same run's previous logged one; tested against :func:`logged_changes_at` run by run).
+
+    >>> rates = np.array([0.1, 0.05, 1.0, 1.0, 0.5])
+    >>> logged_changes_of_runs(rates, np.full(5, True), np.array([2, 3]), "after")
+    [[1], [2]]
+    """
+    offsets = np.cumsum(lengths) - lengths
+    at = np.flatnonzero(present)
+    run = np.repeat(np.arange(len(lengths)), lengths)[at]
+    rates = values[at]
+    changed = np.flatnonzero((run[1:] == run[:-1]) & (rates[1:] != rates[:-1])) + 1
+    shift = 1 if timing == "used" else 0
+    epochs = (at[changed] - offsets[run[changed]] - shift).tolist()
+    cut = np.searchsorted(run[changed], np.arange(len(lengths) + 1)).tolist()
+    return [epochs[cut[k] : cut[k + 1]] for k in range(len(lengths))]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from runlens.policies.learning_rate import LRTiming, replay_lr
+from runlens.policies.learning_rate import LRTiming, logged_changes_of_runs, replay_lr
 from runlens.policies.runs import RunSeries
 from runlens.report.model import LearningRate
 
@@ -27,8 +27,8 @@ from runlens.report.model import LearningRate
 def logged_rates(found: Sequence[RunSeries], column: str | None, timing: LRTiming) -> dict[str, LearningRate]:
     """Each run's logged rate summarised (:class:`LearningRate`'s ``column``, ``logged_first``,
     ``logged_changes_at``, ``logged_final``; ``column`` None for a run that logged none), for all
-    runs of the rate column's series at once: what
-    :func:`~runlens.policies.learning_rate.logged_changes_at` gives run by run.
+    runs of the rate column's series at once
+    (:func:`~runlens.policies.learning_rate.logged_changes_of_runs`).
 
     >>> rate = np.array([0.1, 0.1, 0.05, 0.05])
     >>> s = RunSeries("a", rate, np.full(4, True), np.full(4, True), np.zeros(4))
@@ -38,6 +38,21 @@ def logged_rates(found: Sequence[RunSeries], column: str | None, timing: LRTimin
     summaries = {s.run: LearningRate(column=None) for s in found}
     if not found:
         return summaries
+    lengths = np.array([len(s.values) for s in found], dtype=np.int64)
+    values, present = np.concatenate([s.values for s in found]), np.concatenate([s.present for s in found])
+    changes = logged_changes_of_runs(values, present, lengths, timing)
+    at = np.flatnonzero(present)  # every logged rate, run by run
+    run = np.repeat(np.arange(len(found)), lengths)[at]
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]]) if len(at) else at
+    for start, end in zip(starts.tolist(), np.r_[starts[1:], len(at)].tolist()):
+        k = int(run[start])
+        summaries[found[k].run] = LearningRate(
+            column=column,
+            logged_first=float(values[at[start]]),
+            logged_changes_at=changes[k],
+            logged_final=float(values[at[end - 1]]),
+        )
+    return summaries
     lengths = np.array([len(s.values) for s in found], dtype=np.int64)
     offsets = np.cumsum(lengths) - lengths
     at = np.flatnonzero(np.concatenate([s.present for s in found]))  # every logged rate, run by run
