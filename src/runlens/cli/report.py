@@ -286,8 +286,9 @@ def report_command(
     output = None if output == STDOUT else output
     if fmt is None:  # an extension that names no format is an error, before any reading
         fmt = format_from_name(output, REPORT_SUFFIXES) if output else "text"
+    runs = list(run_patterns) or None
     with contextlib.ExitStack() as stack:
-        ahead = stack.enter_context(_read_ahead(logdir, list(run_patterns) or None))
+        ahead = stack.enter_context(_read_ahead(logdir, runs))
         from runlens.report.build import build_report
         from runlens.report.build.frameworks import STOPPING_CLASSES, lr_arguments, stopping_arguments
         from runlens.report.render import render_report
@@ -326,7 +327,7 @@ def report_command(
         with delayed_notice(f"reading {logdir}...", stream=sys.stderr):
             report = build_report(
                 logdir,
-                runs=list(run_patterns) or None,
+                runs=runs,
                 early_stopping=early_stopping,
                 reduce_lr=lr_policy,
                 framework=framework,
@@ -352,7 +353,8 @@ def report_command(
 
 def _read_ahead(logdir: str, runs: list[str] | None) -> Any:
     """LOGDIR's event files read in worker processes from now on, while the library (pandas) is
-    imported (:mod:`runlens.events.read_ahead`, numpy only); nothing read ahead for a URL."""
+    imported (:mod:`runlens.events.read_ahead`, which imports neither); nothing read ahead for a
+    URL."""
     from runlens.events.read_ahead import ReadAhead
     from runlens.events.sources import is_url
 

@@ -2,19 +2,18 @@
 
 ``runlens report`` spends its first 0.4 s importing pandas and the library, on one core. A
 :class:`ReadAhead` made before those imports (this module imports neither numpy nor the decoder:
-its workers do) lists the event files and starts reading them in worker processes at once; :func:`runlens.read_scalars` given it as its
-``executor`` then takes the reads it already started instead of starting them again. On the
-2,000-run benchmark sweep that overlaps most of the read with the imports (see
-docs/report-at-scale.md).
+its workers do) lists the event files and starts reading them in worker processes at once;
+:func:`runlens.read_scalars` given it as its ``executor`` then takes its listing and the reads it
+already started instead of listing and reading again. On the 2,000-run benchmark sweep that
+overlaps most of the read with the imports (see docs/report-at-scale.md).
 
 What it reads is exactly what :func:`runlens.read_scalars` would: the same listing
-(:func:`~runlens.events.sources.find_event_files`, with the same ``runs``; the read takes it
-rather than listing again, :meth:`ReadAhead.listing`), the same tasks
-(:func:`~runlens.events.tasks.group_files`) of fresh read states, the same function. A task the
-read asks for that was not started ahead (the listing changed in between: a file was added) is
-read then, by the same workers; a listing that fails here (no such folder) is left for the read to
-report in its own words. Only for local paths without a cache: a cached read asks for other tasks
-(a pack proves most files current), and the cache must see each file as it lists it.
+(:func:`~runlens.events.sources.find_event_files`, with the same ``runs``; the read takes it,
+:meth:`ReadAhead.listing`), the same tasks (:func:`~runlens.events.tasks.group_files`) of fresh
+read states, the same function. A read it did not list for (another path or ``runs=``) or whose
+tasks it did not start (a cached read's: its pack proves most files current) is read by its
+workers as any executor's would be; a listing that fails here (no such folder) is left for the
+read to report in its own words.
 
 >>> with ReadAhead("sample_logs") as ahead:                      # doctest: +SKIP
 ...     import runlens                                           # meanwhile, the files are read
