@@ -434,20 +434,16 @@ def tensorboard_scalars(dir: Path) -> list[tuple[str, str, int, float, float]]:
     tensorboard's own event loader and ``tf.make_ndarray``: an oracle independent of runlens.
 
     A scalar is a ``simple_value`` or a rank-0 numeric tensor whose tag's first value in the file
-    has plugin ``scalars`` or no plugin. Files in the order they were written (their first event's
-    wall time, then path: a path's counter goes 8, 9, 10, which sorts 10 first), events in file
-    order.
+    has plugin ``scalars`` or no plugin. Files in path order, events in file order.
     """
     import tensorflow as tf
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
-    loaded = [(path, list(LegacyEventFileLoader(str(path)).Load())) for path in event_files(dir)]
-    loaded.sort(key=lambda item: (item[1][0].wall_time if item[1] else 0.0, item[0]))
     rows = []
-    for path, events in loaded:
+    for path in event_files(dir):
         run = path.parent.relative_to(dir).as_posix()
         plugin: dict[str, str] = {}
-        for event in events:
+        for event in LegacyEventFileLoader(str(path)).Load():
             for value in event.summary.value:
                 name = plugin.setdefault(value.tag, value.metadata.plugin_data.plugin_name)
                 if value.HasField("simple_value"):
