@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import pandas
 import pytest
 import writers
+
+import runlens
 
 
 def _comparable(rows):
@@ -149,6 +152,31 @@ def test_keras_crash_resume_logs_the_crash_epoch_twice(keras_resumed_run):
     ]
     assert decoded == expected
     assert run.last_written[run.crash_epoch] == resumed[run.crash_epoch]
+
+
+def test_files_opened_in_one_second_are_read_in_counter_order(keras_resumed_run, tmp_path):
+    """The CI flake this pins: both attempts' writers opened in the same second, their counters
+    crossing a digit (9 -> 10), so the resumed attempt's path sorts first. The oracle and runlens
+    still read the crashed attempt's epochs first."""
+    run = tmp_path / "run"
+    shutil.copytree(keras_resumed_run.path, run, ignore=shutil.ignore_patterns("backup"))
+    for subdir in ("train", "validation"):
+        for counter, path in zip((9, 10), writers.event_files(run / subdir)):
+            path.rename(path.with_name(f"events.out.tfevents.1700000000.host.7.{counter}.v2"))
+        assert [p.name.split(".")[-2] for p in writers.event_files(run / subdir)] == ["10", "9"]
+    expected = [
+        (e, float(np.float32(logs["loss"])))
+        for attempt in keras_resumed_run.attempts
+        for e, logs in attempt.items()
+    ]
+    assert [e for e, _ in expected] == [0, 1, 2, 2, 3, 4]
+    oracle = [
+        (s, v) for r, tag, s, _, v in writers.tensorboard_scalars(run) if (r, tag) == ("train", "epoch_loss")
+    ]
+    assert oracle == expected
+    scalars = runlens.read_scalars(run)
+    losses = scalars[(scalars["run"] == "train") & (scalars["tag"] == "epoch_loss")]
+    assert list(zip(losses["step"], losses["value"])) == expected
 
 
 def test_record_spans_and_damage(tf_logdir, copy_logdir):

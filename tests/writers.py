@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -434,13 +435,23 @@ def tensorboard_scalars(dir: Path) -> list[tuple[str, str, int, float, float]]:
     tensorboard's own event loader and ``tf.make_ndarray``: an oracle independent of runlens.
 
     A scalar is a ``simple_value`` or a rank-0 numeric tensor whose tag's first value in the file
-    has plugin ``scalars`` or no plugin. Files in path order, events in file order.
+    has plugin ``scalars`` or no plugin. Folders in path order; a folder's files in the order TF's
+    writer names them (``events.out.tfevents.<seconds>.<host>.<pid>.<counter>``, numbers compared
+    as numbers: two files opened in one second by one process differ only in the counter, and
+    counter 10 comes after 9, though its path sorts first -- nor does the first event tell them
+    apart, its wall time being whole seconds); events in file order.
     """
     import tensorflow as tf
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
+    def written(path: Path) -> tuple:
+        return (
+            path.parent,
+            [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)],
+        )
+
     rows = []
-    for path in event_files(dir):
+    for path in sorted(event_files(dir), key=written):
         run = path.parent.relative_to(dir).as_posix()
         plugin: dict[str, str] = {}
         for event in LegacyEventFileLoader(str(path)).Load():

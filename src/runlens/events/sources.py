@@ -130,10 +130,11 @@ def _select_runs(found: list[EventFile], patterns: tuple[str, ...], path: object
 def written_order(files: Sequence[EventFile], *, opened: Sequence[float | None] | None = None) -> list[int]:
     """The positions of ``files`` (sorted by run) in the order they were written, run by run: by
     when each file's writer opened it -- the wall time of its first record, where ``opened`` gives
-    it (two files created in the same second by one process are told apart so, not by how their
-    names sort) -- then by the creation time in the name (``events.out.tfevents.<time>.<host>.
-    <pid>.<counter>...``), then by the name with its numbers compared as numbers (counter 8 before
-    counter 10). The one place runlens decides the order of a run's files.
+    it (a fraction of a second tells apart files some writers open in one second; TF's writer
+    stamps that record in whole seconds) -- then by the creation time in the name
+    (``events.out.tfevents.<time>.<host>.<pid>.<counter>...``), then by the name with its numbers
+    compared as numbers (counter 8 before counter 10, which decides between two files TF's writer
+    opened in one second). The one place runlens decides the order of a run's files.
 
     >>> names = ["r/events.out.tfevents.20.h.1.10", "r/events.out.tfevents.20.h.1.8", "r/x.tfevents.1"]
     >>> written_order([EventFile("r", name, 0, ()) for name in names])
