@@ -99,3 +99,33 @@ def test_a_broken_manifest_link_is_named_as_the_walk_named_it(tmp_path):
     assert set(runlens.manifest.find_manifests(logdir)) == {"overfits"}
     manifests, warnings = read_run_manifests(logdir, ["overfits"])
     assert manifests == {} and len(warnings) == 1 and "runlens.json" in warnings[0]
+
+
+def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypatch):
+    """The walk for checkpoints is queued behind the read in the executor's workers (forked here:
+    the spy below is theirs too, but what they call is not counted in this process)."""
+    from runlens.events.read_ahead import ReadAhead
+    from runlens.report.render import render_report
+
+    walked = spy(monkeypatch, [runlens.checkpoints.index], "find_checkpoints")
+    serial = runlens.build_report(SAMPLE)
+    assert len(walked) == 1
+    with ReadAhead(SAMPLE) as ahead:
+        ahead_report = runlens.build_report(SAMPLE, executor=ahead)
+    assert len(walked) == 1  # not walked in this process
+    assert render_report(ahead_report, "json") == render_report(serial, "json")
+
+
+def test_the_checkpoint_walk_imports_no_pandas():
+    # a worker that walks the folders for a report does not pay pandas' import
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from runlens.checkpoints.find import find_checkpoints; "
+        f"assert find_checkpoints(Path({str(SAMPLE)!r})).found; "
+        "print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

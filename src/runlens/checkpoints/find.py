@@ -62,7 +62,16 @@ def skip(path: str, category: str, reason: str) -> dict[str, str]:
 
 
 def find_checkpoints(root: Path) -> Listing:
-    """Every checkpoint candidate under ``root`` (a folder, or one checkpoint file or folder)."""
+    """Every checkpoint candidate under ``root`` (a folder, or one checkpoint file or folder).
+
+    The walk imports no pandas (nor does this module): a report runs it in a worker process.
+
+    >>> find_checkpoints(Path("no/such/folder"))
+    Traceback (most recent call last):
+    runlens.errors.RunlensError: checkpoint path 'no/such/folder' does not exist; pass a checkpoint folder
+    """
+    if not root.exists():
+        raise RunlensError(f"checkpoint path {str(root)!r} does not exist; pass a checkpoint folder")
     listing = Listing()
     if not root.is_dir() or (folder_kind(root.name) and not root.is_symlink()):
         _single(root, listing)

@@ -22,6 +22,7 @@ from runlens.checkpoints.find import (
     SKIPPED_UNDETERMINED,
     SKIPPED_UNREADABLE,
     Found,
+    Listing,
     find_checkpoints,
     skip,
 )
@@ -134,10 +135,21 @@ def read_checkpoints(
         >>> table[table.epoch.isna()].path                                # names not placed # doctest: +SKIP
     """
     root = Path(path)
-    if not root.exists():
-        raise RunlensError(f"checkpoint path {str(root)!r} does not exist; pass a checkpoint folder")
+    return checkpoints_table(root, find_checkpoints(root), template=template, logdir=logdir, epochs=epochs)
+
+
+def checkpoints_table(
+    root: Path,
+    listing: Listing,
+    *,
+    template: str | Sequence[str] | None = None,
+    logdir: str | os.PathLike[str] | None = None,
+    epochs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """:func:`read_checkpoints` of ``root`` from its walk (``listing``, from
+    :func:`~runlens.checkpoints.find.find_checkpoints`, which a report runs in a worker process
+    while it reads): each candidate checked by content, named, pinned and joined to its logs."""
     templates = [Template(t) for t in ([template] if isinstance(template, str) else template or [])]
-    listing = find_checkpoints(root)
     skipped, rows, contents = listing.skipped, [], {}
     for found in listing.found:
         row, content = _row(found, templates)

@@ -43,7 +43,13 @@ from runlens.report.build.frameworks import (
 from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
 from runlens.report.build.overview import attach_damage, build_overview, build_totals
 from runlens.report.build.runs import python, run_reports
-from runlens.report.build.source import ReportReads, frame_runs, report_source, selected_runs
+from runlens.report.build.source import (
+    ReportReads,
+    checkpoint_root,
+    frame_runs,
+    report_source,
+    selected_runs,
+)
 from runlens.report.model import Report, Settings, SweepSummary
 
 __all__ = ["build_report"]
@@ -153,12 +159,13 @@ def build_report(
     )
     if isinstance(source, pd.DataFrame):
         source = selected_runs(source, runs)
-    parts, found = framework_frames(
+    reads = options["reads"] = ReportReads(None, executor)  # shared by the parts: read once
+    reads.walk_ahead(checkpoint_root(source, checkpoints))  # a worker walks it after the read
+    parts, reads.found = framework_frames(
         source, framework=framework, monitor=monitor, runs=runs, executor=executor
     )
     if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
-    options["reads"] = ReportReads(found)  # shared by the parts: the logdir is read once
     check_policy_frameworks(early_stopping, parts)
     runs_of = {name: set(frame_runs(frame)) for name, frame in parts.items()}
     reports = [
@@ -194,11 +201,10 @@ def _build(
     checkpoint_min_age: float,
     initial_lr: float | None,
     lr_timing: LRTiming,
-    reads: ReportReads | None = None,
+    reads: ReportReads,
 ) -> Report:
     """The report on the runs of one framework (``parts_frame``; None: read ``source`` as an epoch
     frame, the Keras report); ``reads``: what the report read once for all its parts."""
-    reads = ReportReads(None) if reads is None else reads
     frame, label, root = report_source(source, checkpoints, parts_frame)
     if name == "keras":
         given = early_stopping

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,7 @@ from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.index import (
     CHECKPOINTS_FOLDER,
     SKIPPED_NOT_CHECKPOINT,
+    checkpoints_table,
     read_checkpoints,
     table_order,
 )
@@ -45,17 +47,20 @@ from runlens.report.model import CheckpointSummary
 _NAMED = 5  # non-checkpoint files named in the report's one line about them
 
 
-def read_report_checkpoints(root: str | os.PathLike[str]) -> pd.DataFrame | str:
+def read_report_checkpoints(root: str | os.PathLike[str], walk: Future | None = None) -> pd.DataFrame | str:
     """Every checkpoint under ``root`` as :func:`runlens.read_checkpoints` gives it without logs
     (one listing and one validation of every checkpoint for the whole report: each framework part
     joins its own runs' logs in :func:`checkpoint_summaries`), or the report's note saying why
-    none could be read.
+    none could be read. ``walk``: the walk of ``root``
+    (:func:`~runlens.checkpoints.find.find_checkpoints`) started in a worker, else it is walked here.
 
     >>> read_report_checkpoints("no/such/folder")
     "checkpoints not read: checkpoint path 'no/such/folder' does not exist; pass a checkpoint folder"
     """
     try:
-        return read_checkpoints(root, epochs=_NO_LOGS)
+        if walk is None:
+            return read_checkpoints(root, epochs=_NO_LOGS)
+        return checkpoints_table(Path(root), walk.result(), epochs=_NO_LOGS)
     except RunlensError as exc:
         return f"checkpoints not read: {exc}"
 

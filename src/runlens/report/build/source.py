@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from runlens.checkpoints.find import find_checkpoints
 from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
 from runlens.name_columns import as_names, name_codes
@@ -30,19 +32,51 @@ class ReportReads:
     beside the frame (``found``, :class:`runlens.events.found.ReadFound`; None for a frame given),
     and the checkpoints under each folder looked in, read when a part first asks for them.
 
+    Given an ``executor`` (the read's), :meth:`walk_ahead` walks a folder for checkpoints in one of
+    its workers, queued behind the read's files: a worker free once the files are read walks the
+    folders while this process makes the runs' frame.
+
     >>> ReportReads(None).checkpoints(Path("no/such/folder"))[:21]
     'checkpoints not read:'
     """
 
-    def __init__(self, found: ReadFound | None) -> None:
+    def __init__(self, found: ReadFound | None, executor: Executor | None = None) -> None:
         self.found = found
+        self._executor = executor
+        self._walks: dict[Path, Future] = {}
         self._checkpoints: dict[Path, pd.DataFrame | str] = {}
 
+    def walk_ahead(self, root: Path | None) -> None:
+        """Start walking ``root`` for checkpoints in the executor's worker (nothing without an
+        executor or a folder)."""
+        if self._executor is not None and root is not None and root not in self._walks:
+            self._walks[root] = self._executor.submit(find_checkpoints, root)
+
     def checkpoints(self, root: Path) -> pd.DataFrame | str:
-        """:func:`~runlens.report.build.checkpoints.read_report_checkpoints` of ``root``, once."""
+        """:func:`~runlens.report.build.checkpoints.read_report_checkpoints` of ``root``, once
+        (from the walk :meth:`walk_ahead` started, if it did)."""
         if root not in self._checkpoints:
-            self._checkpoints[root] = read_report_checkpoints(root)
+            self._checkpoints[root] = read_report_checkpoints(root, self._walks.pop(root, None))
         return self._checkpoints[root]
+
+
+def checkpoint_root(source: Any, checkpoints: Any) -> Path | None:
+    """The folder a report looks for checkpoints in (see :func:`runlens.build_report`'s
+    ``checkpoints``): None for an epoch frame or one event file unless a folder is given.
+
+    >>> checkpoint_root("sample_logs", True), checkpoint_root("sample_logs", False)
+    (PosixPath('sample_logs'), None)
+    """
+    if checkpoints is False:
+        return None
+    if checkpoints is not True:
+        root = Path(checkpoints)
+        if not root.is_dir():
+            raise RunlensError(f"checkpoints={os.fspath(checkpoints)!r} is not a folder")
+        return root
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        return Path(source)
+    return None  # an epoch frame, or one event file: there is no folder to look in
 
 
 def report_source(
@@ -52,22 +86,15 @@ def report_source(
     the frame already read from ``source`` (one framework's runs)."""
     if isinstance(source, pd.DataFrame):
         frame = source if part is None else part
-        label, root = ("evaluation frame" if is_evals_frame(source) else "epoch frame"), None
+        label = "evaluation frame" if is_evals_frame(source) else "epoch frame"
     elif isinstance(source, (str, os.PathLike)):
         from runlens.epochs import read_epochs
 
         frame = read_epochs(source) if part is None else part
-        label, root = os.fspath(source), Path(source)
+        label = os.fspath(source)
     else:
         raise RunlensError(f"build_report needs a logdir path or an epoch frame, got {type(source).__name__}")
-    if checkpoints is False:
-        root = None
-    elif checkpoints is not True:
-        root = Path(checkpoints)
-        if not root.is_dir():
-            raise RunlensError(f"checkpoints={os.fspath(checkpoints)!r} is not a folder")
-    if root is not None and not root.is_dir():
-        root = None  # one event file was given: there is no folder to look in
+    root = checkpoint_root(source, checkpoints)
     check_frame(frame, column="epoch")
     if frame.empty:
         raise RunlensError(
