@@ -16,15 +16,18 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 import runlens
 from runlens.report.build.overview import detail_runs
+from runlens.report.render.figures import figure_args
 from runlens.report.render.html import render_html
 from runlens.report.render.label_layout import place_labels
 from runlens.report.render.plots import SCALE
 from runlens.report.render.sparklines import sparkline
+from runlens.report.render.sweep_plots import overlay_plot
 from runlens.textsafe import shown
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -115,6 +118,25 @@ def test_the_page_stays_within_the_size_budget(report, page):
     per_run = (big - little) / (RUNS - 20)
     assert per_run < 0.8 * BUDGET, per_run
     assert big + (2000 - RUNS) * per_run <= 5_000_000
+
+
+def _tinted(picture, hue: str) -> int:
+    """Pixels of ``picture`` in the blue of the curves or the red of the stops (anti-aliased and
+    faint included: the channel leads the others by 40)."""
+    r, g, b = np.asarray(Image.open(io.BytesIO(base64.b64decode(picture.png))).convert("RGB"), int).T
+    return int(((b - r > 40) if hue == "blue" else (r - np.maximum(g, b) > 40)).sum())
+
+
+def test_the_overlay_draws_every_run_and_each_stop(report):
+    """The overlay gets every run's curve and stop (figures.figure_args, as a worker gets them):
+    more runs cover more of it, and its red dots are there exactly when runs stop."""
+    curves, stopped, settings = figure_args(report, "overlay")
+    assert len(curves) == len(stopped) == RUNS and any(s is not None for s in stopped)
+    every = overlay_plot(curves, stopped, settings)
+    few = overlay_plot(curves[:5], stopped[:5], settings)
+    none_stop = overlay_plot(curves, [None] * RUNS, settings)
+    assert _tinted(every, "blue") > 2 * _tinted(few, "blue") > 0
+    assert _tinted(every, "red") > 0 and _tinted(none_stop, "red") < _tinted(every, "red") / 10
 
 
 def test_sparkline_marks_the_stop_and_leaves_out_what_is_not_finite():

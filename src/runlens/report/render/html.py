@@ -24,6 +24,7 @@ images and the inline style.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from html import escape
 from typing import Literal
@@ -33,11 +34,12 @@ from runlens.report.model import WARNING, Report, RunReport
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.describe_sweep import setting_text, varied_keys
 from runlens.report.render.figures import Figures
-from runlens.report.render.plots import Picture
 from runlens.report.render.sparklines import sparkline
 from runlens.report.render.words import duration, percent
 from runlens.textsafe import shown, text_lines
 
+Slot = Callable[[], str]  # a figure's markup, made when the page asks for it
+Line = str | Slot
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _STYLE = """
 *, *::before, *::after { box-sizing: border-box; }
@@ -108,11 +110,12 @@ def render_html(
     ]
     parts = (report, *report.parts)
     detailed = [_positions(part, {r.run for r in detail_runs(part, detail)}) for part in parts]
-    with Figures(
-        parts, detailed, workers=workers
-    ) as figures:  # drawn in worker processes while the text is laid out
+    with Figures(parts, detailed, workers=workers) as figures:  # drawn in workers from now on
+        page: list[Line] = []
         for i, part in enumerate(parts):
-            out += _part(part, detail, sort, index=i, figures=figures)
+            page += _part(part, detail, sort, index=i, figures=figures)
+        # the text is laid out; each figure's slot now waits for its picture
+        out += [line() if callable(line) else line for line in page]
     out.append("</body></html>")
     return text_lines(out)
 
@@ -124,7 +127,7 @@ def _positions(report: Report, runs: set[str]) -> list[int]:
 
 def _part(
     report: Report, detail: int | Literal["all"] | None, sort: Sort, *, index: int, figures: Figures
-) -> list[str]:
+) -> list[Line]:
     """One framework's report (``index`` 0: the report itself, then its parts): its heading,
     cards, overview, sweep, runs and warnings."""
     s = report.settings
@@ -139,18 +142,21 @@ def _part(
         f'<p class="note">{_text(describe.numbering_note(report))}</p>',
         "<h2>Overview</h2>",
         _figure(
-            figures.get(index, "overlay"),
+            figures,
+            (index, "overlay"),
             f"{s.monitor} of every run, one line each, and where the policy stops it",
             "Solid: the epochs the policy trains; red dot: where it stops; dotted grey: the epochs it "
             "saves. With many runs the y axis leaves out the most extreme values (diverged runs).",
         ),
         _figure(
-            figures.get(index, "distribution"),
+            figures,
+            (index, "distribution"),
             "how many runs stop at each epoch, and how many epochs each run saves",
         ),
         _pairs(describe_overview.overview_lines(report)),
         _figure(
-            figures.get(index, "frontier"),
+            figures,
+            (index, "frontier"),
             "epochs saved vs runs lost and vs max regret, one point per setting",
             _frontier_caption(report),
         ),
@@ -273,14 +279,13 @@ def _spark(record: RunReport, monitor: str, longest: int) -> str:
 
 def _run_sections(
     report: Report, records: list[RunReport], anchors: dict[str, str], figures: Figures, index: int
-) -> list[str]:
+) -> list[Line]:
     if not records:
         return []
     s = report.settings
     position = {r.run: i for i, r in enumerate(report.runs)}
-    out = ["<h2>Runs in full</h2>"]
+    out: list[Line] = ["<h2>Runs in full</h2>"]
     for record in records:
-        image = figures.get(index, "run", position[record.run])
         lines = describe.run_lines(record, s)
         reasons = describe_overview.reasons_of(report, record.run)
         if reasons:
@@ -288,7 +293,11 @@ def _run_sections(
         out += [
             f'<section class="run" id="{anchors[record.run]}"><h3>{_text(record.run)}</h3>',
             _pairs(lines),
-            _figure(image, f"{s.monitor}, train vs validation and learning rate of run {record.run}"),
+            _figure(
+                figures,
+                (index, "run", position[record.run]),
+                f"{s.monitor}, train vs validation and learning rate of run {record.run}",
+            ),
             "</section>",
         ]
     return out
@@ -326,12 +335,21 @@ def _table(headers: list[str], rows: list[list[str]], *, css: str, marked: list[
     )
 
 
-def _figure(image: Picture, alt: str, caption: str = "") -> str:
-    """An embedded PNG as wide as the page's content (the PNG has twice the pixels of its CSS
-    size, so it stays sharp enlarged to the widest page); its size, for the layout before it loads."""
-    tag = (
-        f'<img alt="{_text(alt)}" width="{image.width}" height="{image.height}" '
-        f'src="data:image/png;base64,{image.png}">'
-    )
-    text = f"<figcaption>{_text(caption)}</figcaption>" if caption else ""
-    return f"<figure>{tag}{text}</figure>"
+def _figure(
+    figures: Figures, key: tuple[int, str] | tuple[int, str, int], alt: str, caption: str = ""
+) -> Slot:
+    """The slot of figure ``key`` (:meth:`Figures.get`'s arguments): an embedded PNG as wide as the
+    page's content (the PNG has twice the pixels of its CSS size, so it stays sharp enlarged to the
+    widest page) and its size, for the layout before it loads. Filled once the whole page's text is
+    laid out, so that text is written while the workers draw."""
+
+    def tag() -> str:
+        image = figures.get(*key)
+        img = (
+            f'<img alt="{_text(alt)}" width="{image.width}" height="{image.height}" '
+            f'src="data:image/png;base64,{image.png}">'
+        )
+        text = f"<figcaption>{_text(caption)}</figcaption>" if caption else ""
+        return f"<figure>{img}{text}</figure>"
+
+    return tag

@@ -10,7 +10,8 @@
 Each returns a :class:`~runlens.report.render.plots.Picture` (figure machinery and sizes in
 :mod:`~runlens.report.render.plots`). Epochs on the axes are 1-based, as Keras prints them.
 
->>> picture = overlay_plot(report.runs, report.settings)    # doctest: +SKIP
+>>> curves = [r.curves.get(report.settings.monitor, []) for r in report.runs]
+>>> picture = overlay_plot(curves, [r.stopped_epoch for r in report.runs], report.settings)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from runlens.report.model import Histogram, Overview, RunReport, Settings, SweepSummary
+from runlens.report.model import Histogram, Overview, Settings, SweepSummary
 from runlens.report.render.label_layout import compact_values, place_labels
 from runlens.report.render.plots import RC, Picture, figure, log_axis, picture, plain
 from runlens.report.render.words import policy_name
@@ -35,37 +36,37 @@ LABEL_ALL = 12  # points in a frontier panel up to which every point is labelled
 CLIP = 0.5  # percent of the values cut off at each end of the overlay's y axis (outliers, diverged runs)
 
 
-def overlay_plot(runs: Sequence[RunReport], settings: Settings) -> Picture:
-    """Every run's ``settings.monitor`` per epoch, faint, a dot where the policy stops each run
-    (on the value of its last trained epoch) and, dotted grey, the epochs after it (saved). The y axis spans the values between the
-    :data:`CLIP` and 100 - :data:`CLIP` percentiles (log-scaled when they span over two decades),
-    so a few diverged runs cannot flatten the rest."""
+def overlay_plot(
+    curves: Sequence[Sequence[float | None]], stopped: Sequence[int | None], settings: Settings
+) -> Picture:
+    """Every run's ``settings.monitor`` per epoch (``curves``: one list per run, None where not
+    logged), faint; a dot where the policy stops each run (``stopped``: its 0-based stop epoch, None
+    if never), on the value of its last trained epoch; dotted grey, the epochs after it (saved).
+    The y axis spans the values between the :data:`CLIP` and 100 - :data:`CLIP` percentiles
+    (log-scaled when they span over two decades), so a few diverged runs cannot flatten the rest."""
     from matplotlib import rc_context
     from matplotlib.collections import LineCollection
 
-    trained, saved, stops = [], [], []
-    for record in runs:
-        values = np.array(
-            [np.nan if v is None else v for v in record.curves.get(settings.monitor, [])], float
-        )
+    trained, saved, dots = [], [], []
+    for curve, stop in zip(curves, stopped):
+        values = np.array([np.nan if v is None else v for v in curve], float)
         finite = np.isfinite(values)
         epochs = np.flatnonzero(finite)
         line = np.column_stack([epochs + 1, values[finite]])
-        stop = record.stopped_epoch
         cut = len(line) if stop is None else int(np.searchsorted(epochs, stop, side="right"))
         if cut:
             trained.append(line[:cut])
         if cut < len(line):
             saved.append(line[max(0, cut - 1) :])  # from the stop on: the epochs the policy saves
         if stop is not None and stop < len(values) and finite[stop]:
-            stops.append((stop + 1, values[stop]))
+            dots.append((stop + 1, values[stop]))
     with rc_context(RC):
         fig, ax = figure(1, height=365)
-        alpha = min(0.8, max(0.06, 12 / max(1, len(runs)) ** 0.75))
+        alpha = min(0.8, max(0.06, 12 / max(1, len(curves)) ** 0.75))
         ax.add_collection(LineCollection(trained, colors="C0", linewidths=0.9, alpha=alpha))
         ax.add_collection(LineCollection(saved, colors="0.55", linewidths=0.8, alpha=alpha, linestyles=":"))
-        if stops:
-            x, y = zip(*stops)
+        if dots:
+            x, y = zip(*dots)
             ax.scatter(x, y, s=14, color=_STOP, alpha=min(1.0, 3 * alpha + 0.2), lw=0, zorder=3)
         lines = trained + saved
         every = np.concatenate([line[:, 1] for line in lines]) if lines else np.array([0.0, 1.0])
@@ -86,10 +87,10 @@ def overlay_plot(runs: Sequence[RunReport], settings: Settings) -> Picture:
             [],
             [],
             color="C0",
-            label=f"{plain(settings.monitor)} while trained, one line per run ({len(runs)})",
+            label=f"{plain(settings.monitor)} while trained, one line per run ({len(curves)})",
         )
         ax.scatter(
-            [], [], s=14, color=_STOP, label=f"where {policy_name(es)}{patience} stops ({len(stops)} runs)"
+            [], [], s=14, color=_STOP, label=f"where {policy_name(es)}{patience} stops ({len(dots)} runs)"
         )
         ax.plot([], [], color="0.55", ls=":", label="after the stop: the epochs saved")
         _axes(ax, f"{plain(settings.monitor)} of every run", plain(settings.monitor))
@@ -149,6 +150,7 @@ def frontier_plot(sweep: SweepSummary, keys: Sequence[str] = ("patience",)) -> P
         fig.subplots_adjust(wspace=0.2)
         _frontier_panel(ax_lost, sweep.rows, "runs_lost", "runs lost (regret > 0)", shown)
         _frontier_panel(ax_regret, sweep.rows, "max_regret", "max regret", shown)
+        fig.draw_without_rendering()  # one layout pass for both panels' labels
         _label_points(ax_lost, sweep.rows, "runs_lost", shown)
         _label_points(ax_regret, sweep.rows, "max_regret", shown)
         return picture(fig)
@@ -199,7 +201,8 @@ def _label_points(ax: Any, rows: list[dict], column: str, keys: list[str]) -> No
         ordered = [item for item in ordered if any(rank(item))]
     texts = [_label_text(members, keys) for _, members in ordered]
     points = [point for point, _ in ordered]
-    place_labels(ax, points, texts, others=list(groups.keys() - set(points)), fontsize=9.5, color="0.15")
+    others = list(groups.keys() - set(points))
+    place_labels(ax, points, texts, others=others, laid_out=True, fontsize=9.5, color="0.15")
 
 
 def _label_text(members: list[dict], keys: list[str]) -> str:
