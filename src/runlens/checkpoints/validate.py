@@ -29,15 +29,14 @@ Validity(valid=True, reason=None, keras_version='3.15.1', saved_at=Timestamp('20
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import pandas as pd
 
 from runlens.checkpoints.nofollow import FileIdentity, open_regular
-
-_Identity = TypeVar("_Identity")
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,9 @@ def inspect_file(name: str, kind: str, *, dir_fd: int | None = None) -> tuple[Fi
             return check_open(file, kind, identity.size)
 
     return inspect_held(lambda: open_regular(name, dir_fd=dir_fd)[0], _file_identity, check)
+
+
+_Identity = typing.TypeVar("_Identity")  # a file's or a folder's identity
 
 
 def inspect_held(
