@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from runlens.cli.output import RUNS_HELP, say
-from runlens.cli.shared_options import CACHE, format_option, framework_option, output_option
+from runlens.cli.output import say
+from runlens.cli.shared_options import CACHE, RUNS, format_option, framework_option, output_option
 from runlens.options import FRAME_FORMATS, STDOUT
 
 
@@ -36,7 +36,7 @@ from runlens.options import FRAME_FORMATS, STDOUT
     help="With --evals: the tag whose every logged value is an evaluation of a run of no known "
     "framework (e.g. val/loss).",
 )
-@click.option("--runs", multiple=True, help=RUNS_HELP)
+@RUNS
 @CACHE
 @click.option(
     "--tags",

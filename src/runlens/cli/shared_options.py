@@ -33,6 +33,12 @@ MODE: Decorator = click.option(
     show_default=True,
     help="Whether lower or higher is better; auto goes by the name, as Keras does.",
 )
+RUNS: Decorator = click.option(
+    "--runs",
+    multiple=True,
+    help="Only these runs (repeatable): a name or glob as ls prints runs (exp/train) or as report does "
+    "(exp, Keras' exp/train + exp/validation).",
+)
 CACHE: Decorator = click.option(
     "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
 )
