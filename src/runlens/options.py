@@ -25,6 +25,9 @@ from runlens.errors import RunlensError
 DISTRIBUTION = "runlens-ml"  # the name to pip install (the import name and the command are runlens)
 STDOUT = "-"  # as an output file name: standard output
 
+# The frameworks whose runs are read and replayed each its own way (runlens.evals.detect): "generic" is
+# a run of no known layout, one evaluation per logged value of the monitor.
+FRAMEWORKS: tuple[str, ...] = ("keras", "lightning", "transformers", "generic")
 CHECKPOINT_MIN_AGE = 300.0  # seconds: ModelCheckpoint may be writing a file this fresh
 SWEEP_PATIENCE = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30)  # the report's EarlyStopping sweep
 

@@ -39,7 +39,7 @@ from typing import Any
 from runlens.checkpoints.folders import FolderIdentity, folder_identity
 from runlens.checkpoints.nofollow import DIR_FLAGS, open_regular
 from runlens.checkpoints.torch_zip import NotTorchZip, pickle_member
-from runlens.checkpoints.validate import Validity
+from runlens.checkpoints.validate import Validity, inspect_held
 from runlens.checkpoints.zip_head import ZIP_ERRORS
 
 TRAINER_STATE = "trainer_state.json"
@@ -90,21 +90,9 @@ def inspect_hf_folder(name: str, *, dir_fd: int | None = None) -> tuple[FolderId
     """``(identity, verdict)`` of the folder ``name`` (relative to ``dir_fd``), read through
     descriptors opened without following symlinks; a folder that changes while it is read gets
     the verdict "cannot tell" (it is being written)."""
-    try:
-        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
-    except OSError as exc:
-        return None, Validity(False, f"cannot open: {exc.strerror or exc}", checkpoint=None)
-    try:
-        before = folder_identity(fd)
-        verdict = check_hf_folder(fd)
-        after = folder_identity(fd)
-    except OSError as exc:
-        return None, Validity(False, f"cannot read: {exc.strerror or exc}", checkpoint=None)
-    finally:
-        os.close(fd)
-    if after != before:
-        return before, Validity(False, "changed while being read (still being written?)", checkpoint=None)
-    return before, verdict
+    return inspect_held(
+        lambda: os.open(name, DIR_FLAGS, dir_fd=dir_fd), folder_identity, lambda fd, _: check_hf_folder(fd)
+    )
 
 
 def check_hf_folder(fd: int) -> Validity:

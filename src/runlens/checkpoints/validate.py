@@ -29,6 +29,8 @@ Validity(valid=True, reason=None, keras_version='3.15.1', saved_at=Timestamp('20
 from __future__ import annotations
 
 import os
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -67,21 +69,49 @@ def inspect_file(name: str, kind: str, *, dir_fd: int | None = None) -> tuple[Fi
     """``(identity, verdict)`` of ``name`` (relative to ``dir_fd``), read through one descriptor
     opened without following symlinks. The identity is taken before reading; a file that changed
     while it was read gets the verdict "cannot tell" (it is being written)."""
+
+    def check(fd: int, identity: FileIdentity) -> Validity:
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return check_open(file, kind, identity.size)
+
+    return inspect_held(lambda: open_regular(name, dir_fd=dir_fd)[0], _file_identity, check)
+
+
+_Identity = typing.TypeVar("_Identity")  # a file's or a folder's identity
+
+
+def inspect_held(
+    open_entry: Callable[[], int],
+    identify: Callable[[int], _Identity],
+    check: Callable[[int, _Identity], Validity],
+) -> tuple[_Identity | None, Validity]:
+    """``(identity, verdict)`` of the file or folder ``open_entry()`` opens, all of it read through
+    that one descriptor (closed at the end): its identity (``identify(fd)``) before and after
+    ``check(fd, identity)`` gives the verdict. One that changed in between gets the verdict "cannot
+    tell" (it is being written); an ``OSError`` opening or reading it, "cannot open"/"cannot read"
+    and no identity.
+
+    >>> by_inode = lambda fd: os.fstat(fd).st_ino
+    >>> inspect_held(lambda: os.open(".", os.O_RDONLY), by_inode, lambda fd, _: Validity(True))[1].valid
+    True
+    >>> inspect_held(lambda: os.open("/no/such", os.O_RDONLY), by_inode, lambda fd, _: Validity(True))[1].reason
+    'cannot open: No such file or directory'
+    """
     try:
-        fd, before = open_regular(name, dir_fd=dir_fd)
+        fd = open_entry()
     except OSError as exc:
         return None, Validity(False, f"cannot open: {_why(exc)}", checkpoint=None)
     try:
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            verdict = check_open(file, kind, before.st_size)
-        identity, after = FileIdentity.of(before), FileIdentity.of(os.fstat(fd))
+        before = identify(fd)
+        verdict = check(fd, before)
+        after = identify(fd)
     except OSError as exc:
         return None, Validity(False, f"cannot read: {_why(exc)}", checkpoint=None)
     finally:
         os.close(fd)
-    if after != identity:
-        return identity, Validity(False, "changed while being read (still being written?)", checkpoint=None)
-    return identity, verdict
+    if after != before:
+        return before, Validity(False, "changed while being read (still being written?)", checkpoint=None)
+    return before, verdict
 
 
 def inspect_entry(name: str, kind: str, *, dir_fd: int | None = None) -> tuple[FileIdentity | None, Validity]:
@@ -109,6 +139,10 @@ def check_open(file: BinaryIO, kind: str, size: int) -> Validity:
     from runlens.checkpoints.keras_hdf5 import check_keras_hdf5
 
     return check_keras_hdf5(file, size)
+
+
+def _file_identity(fd: int) -> FileIdentity:
+    return FileIdentity.of(os.fstat(fd))
 
 
 def _why(exc: OSError) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING
 
 import click
 
 from runlens.arguments import Mode
 from runlens.cli.output import echo_frame, say
-from runlens.options import CHECKPOINT_MIN_AGE
+from runlens.cli.shared_options import MODE, min_age_option
 from runlens.units import nbytes
 
 if TYPE_CHECKING:
@@ -74,13 +74,7 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
     help="Keep the K best checkpoints of each run by --monitor.",
 )
 @click.option("--monitor", required=True, metavar="M", help="The metric to rank by, e.g. val_loss.")
-@click.option(
-    "--mode",
-    type=click.Choice(get_args(Mode)),
-    default="auto",
-    show_default=True,
-    help="Whether lower or higher is better; auto goes by the name, as Keras does.",
-)
+@MODE
 @click.option("--keep-last", type=click.IntRange(min=1), metavar="N", help="Also keep the N latest.")
 @click.option(
     "--keep-every",
@@ -90,14 +84,9 @@ def list_command(dir: str, template: tuple[str, ...], logdir: str | None) -> Non
 )
 @_TEMPLATE
 @_LOGDIR
-@click.option(
-    "--min-age",
-    type=click.FloatRange(min=0),
-    default=CHECKPOINT_MIN_AGE,
-    show_default=True,
-    metavar="SECONDS",
-    help="Files modified more recently are neither ranked nor deleted (unless the run's runlens.json "
-    "says its training ended).",
+@min_age_option(
+    "Files modified more recently are neither ranked nor deleted (unless the run's runlens.json "
+    "says its training ended)."
 )
 @click.option("--delete-invalid", is_flag=True, help="Also delete damaged/truncated checkpoints.")
 @click.option("--apply", "do_apply", is_flag=True, help="Really delete (default: only print the plan).")

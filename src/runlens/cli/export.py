@@ -7,25 +7,15 @@ import sys
 
 import click
 
-from runlens.cli.output import RUNS_HELP, say
+from runlens.cli.output import say
+from runlens.cli.shared_options import CACHE, RUNS, format_option, framework_option, output_option
 from runlens.options import FRAME_FORMATS, STDOUT
 
 
 @click.command("export")
 @click.argument("path", type=click.Path())
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, allow_dash=True),
-    help="File to write: .csv, .parquet or .json; '-' for stdout (csv unless --format).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FRAME_FORMATS),
-    help="Output format.  [default: from the -o file's extension; csv on stdout]",
-)
+@output_option("File to write: .csv, .parquet or .json; '-' for stdout (csv unless --format).", required=True)
+@format_option(FRAME_FORMATS, "from the -o file's extension; csv on stdout")
 @click.option(
     "--epochs",
     "epochs",
@@ -39,23 +29,15 @@ from runlens.options import FRAME_FORMATS, STDOUT
     help="Write the evaluation frame (one row per run and evaluation: Keras epochs, Lightning "
     "validation checks, HF Trainer evaluations, or each value of --monitor) instead of every scalar.",
 )
-@click.option(
-    "--framework",
-    type=click.Choice(["auto", "keras", "lightning", "transformers", "generic"]),
-    default="auto",
-    show_default=True,
-    help="With --evals: read every run as this framework's (auto: each run by its layout).",
-)
+@framework_option("With --evals: read every run as this framework's (auto: each run by its layout).")
 @click.option(
     "--monitor",
     metavar="TAG",
     help="With --evals: the tag whose every logged value is an evaluation of a run of no known "
     "framework (e.g. val/loss).",
 )
-@click.option("--runs", multiple=True, help=RUNS_HELP)
-@click.option(
-    "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
-)
+@RUNS
+@CACHE
 @click.option(
     "--tags",
     multiple=True,

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import click
 
-from runlens.cli.output import RUNS_HELP, echo_frame, echo_problems, say
+from runlens.cli.output import echo_frame, echo_problems, say
+from runlens.cli.shared_options import CACHE, RUNS
 
 
 @click.command("ls")
 @click.argument("path", type=click.Path())
 @click.option("--tags", "by_tag", is_flag=True, help="One line per run and tag instead of per run.")
-@click.option("--runs", multiple=True, help=RUNS_HELP)
-@click.option(
-    "--cache", is_flag=True, help="Keep decoded files in ~/.cache/runlens: re-reads parse only what changed."
-)
+@RUNS
+@CACHE
 def ls_command(path: str, by_tag: bool, runs: tuple[str, ...], cache: bool) -> None:
     """List the runs under PATH: tags, points, step range, time span, and any damaged files.
 

@@ -32,11 +32,6 @@ def say_text(text: str) -> None:
 if TYPE_CHECKING:
     import pandas as pd
 
-RUNS_HELP = (
-    "Only these runs (repeatable): a name or glob as ls prints runs (exp/train) or as report does "
-    "(exp, Keras' exp/train + exp/validation)."
-)
-
 
 def echo_frame(frame: pd.DataFrame) -> None:
     """Print a whole table, never elided; names in cells and headers shown escaped (before the

@@ -8,11 +8,11 @@ from typing import Any, get_args
 
 import click
 
-from runlens.arguments import LRTiming, Mode, Semantics
+from runlens.arguments import LRTiming, Semantics
 from runlens.cli.output import say, say_text, write_output
 from runlens.cli.progress import delayed_notice
+from runlens.cli.shared_options import MODE, format_option, framework_option, min_age_option, output_option
 from runlens.options import (
-    CHECKPOINT_MIN_AGE,
     REPORT_DETAIL,
     REPORT_FORMATS,
     REPORT_SMALL_LOGDIR,
@@ -81,14 +81,10 @@ class _Detail(click.ParamType):
     help="Runs shown in detail below the runs table (text, Markdown, HTML): N (the runs worth a look "
     f"first) or all.  [default: all of a logdir of up to {REPORT_SMALL_LOGDIR} runs, else {REPORT_DETAIL}]",
 )
-@click.option(
-    "--framework",
-    type=click.Choice(["auto", "keras", "lightning", "transformers", "generic"]),
-    default="auto",
-    show_default=True,
-    help="Read and replay every run as this framework's (auto: each run by its layout: Keras' "
+@framework_option(
+    "Read and replay every run as this framework's (auto: each run by its layout: Keras' "
     "train/validation folders, Lightning's version_N, the HF Trainer's eval/* tags; anything else is "
-    "generic and needs --monitor).",
+    "generic and needs --monitor)."
 )
 @click.option(
     "--monitor",
@@ -97,13 +93,7 @@ class _Detail(click.ParamType):
     "per logged value of (e.g. val/loss).  [default: Keras val_loss if logged, else loss; "
     "Lightning val_loss; HF eval_loss]",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(get_args(Mode)),
-    default="auto",
-    show_default=True,
-    help="Whether lower or higher is better; auto goes by the name, as Keras does.",
-)
+@MODE
 @click.option(
     "--patience",
     type=click.IntRange(min=0),
@@ -213,27 +203,10 @@ class _Detail(click.ParamType):
     show_default=True,
     help="Checkpoint plan: also keep the N latest (0: no such rule).",
 )
-@click.option(
-    "--min-age",
-    type=click.FloatRange(min=0),
-    default=CHECKPOINT_MIN_AGE,
-    show_default=True,
-    metavar="SECONDS",
-    help="Checkpoint plan: files modified more recently are kept, not ranked.",
-)
+@min_age_option("Checkpoint plan: files modified more recently are kept, not ranked.")
 @click.option("--no-checkpoints", is_flag=True, help="Do not look for checkpoints.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(REPORT_FORMATS),
-    help="Output format.  [default: from the -o file's extension (.txt, .md, .json, .html), else text]",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    help="Write the report to this file instead of stdout ('-': stdout).",
-)
+@format_option(REPORT_FORMATS, "from the -o file's extension (.txt, .md, .json, .html), else text")
+@output_option("Write the report to this file instead of stdout ('-': stdout).")
 def report_command(
     logdir: str,
     run_patterns: tuple[str, ...],

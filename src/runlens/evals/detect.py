@@ -24,8 +24,7 @@ import pandas as pd
 
 from runlens.arguments import choice
 from runlens.epochs import split_keras_run
-
-FRAMEWORKS: tuple[str, ...] = ("keras", "lightning", "transformers", "generic")
+from runlens.options import FRAMEWORKS  # the CLI offers them too
 
 _VERSION = re.compile(r"^version_\d+$")
 # A tag path component that names validation: val_loss, val/acc, valid-f1, validation, loss/val.
