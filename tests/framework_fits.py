@@ -87,12 +87,8 @@ def scripted_module(
     optimizer's rate at each epoch start in ``.rates``. With ``plateau``, torch's
     ReduceLROnPlateau (those arguments) steps on ``val_loss``; with ``save_hparams``, the module
     calls ``save_hyperparameters()`` (the checkpoints then carry them, the logs ``hp_metric``).
-
-    >>> module = scripted_module([0.9, 0.5])  # doctest: +SKIP
-    >>> fit_quietly(L.Trainer(max_epochs=2, **FIT_TRAINER), module, loader(), loader(4))  # doctest: +SKIP
-    >>> module.checks  # doctest: +SKIP
-    [(0, 4), (1, 8)]
-    """
+    Fitted by ``fit_quietly(L.Trainer(max_epochs=2, **FIT_TRAINER), module, loader(), loader(4))``,
+    ``module.checks`` is ``[(0, 4), (1, 8)]``."""
     import lightning as L
 
     class Scripted(L.LightningModule):
@@ -229,10 +225,8 @@ class Regressor(nn.Module):
 
 def training_args(out: Path, **options):
     """``TrainingArguments`` for a tiny fit into ``out``: on the CPU, seed 0, no progress bars,
-    TensorBoard logs (``report_to`` and anything else as ``options`` say).
-
-    >>> training_args(tmp_path, num_train_epochs=3, learning_rate=0.05)  # doctest: +SKIP
-    """
+    TensorBoard logs (``report_to`` and anything else as ``options`` say), e.g.
+    ``training_args(root, num_train_epochs=3, learning_rate=0.05)``."""
     from transformers import TrainingArguments
 
     defaults = dict(report_to=["tensorboard"], use_cpu=True, seed=0, disable_tqdm=True)
