@@ -1,22 +1,25 @@
 """Real ``runlens`` prune processes held at a chosen moment by the tests' own hooks (runlens itself
 has no such hook): each runs a small script that wraps one function, then the real CLI.
 
-- ``start_slow``: after its third deletion (``os.unlink``) the prune waits an hour to be killed, so
-  that however slow the machine, a kill lands mid-apply; it prints ``unlinked PATH`` after each
-  unlink (``wait_for_unlinks`` reads them) and waits 0.05 s after each of the first two.
+- ``held_mid_prune``: after its third deletion (``os.unlink``) the prune waits an hour to be
+  killed, so that however slow the machine, a kill lands mid-apply; it prints ``unlinked PATH``
+  after each unlink and waits 0.05 s after each of the first two.
 - ``prunes_together``: two prunes; each plans, then waits at a barrier folder until the other has
   planned too, so both call ``apply_prune`` at the same moment.
 
-A test starts ``process = start_slow(["checkpoints", "prune", str(root), ...], tmp_path)``, then
-``wait_for_unlinks(process, 3)`` returns once three files are gone and the prune waits.
+In a test: ``with held_mid_prune(["checkpoints", "prune", str(root), ...], tmp_path) as process:``
+runs its block while three files are gone and the prune waits; after it, the prune is killed.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SLOW = textwrap.dedent("""
@@ -49,28 +52,31 @@ TOGETHER = textwrap.dedent("""
 """)
 
 
-def start_slow(argv: list[str], scripts: Path) -> subprocess.Popen:
-    """``runlens <argv>`` started with the slow ``os.unlink`` (its script written into ``scripts``),
-    stdout and stderr piped as text."""
+@contextmanager
+def held_mid_prune(argv: list[str], scripts: Path) -> Iterator[subprocess.Popen]:
+    """``runlens <argv>`` started with the slow ``os.unlink`` (its script written into
+    ``scripts``), held after its third unlink while the with-block runs, then killed with SIGKILL
+    (and on any error in the block); it yields the process (stdout and stderr piped as text)."""
     script = scripts / "slow_prune.py"
     script.write_text(SLOW)
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, str(script), *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-
-
-def wait_for_unlinks(process: subprocess.Popen, count: int) -> None:
-    """Read ``process``' output (the plan is printed first) up to its ``count``-th unlink; fail
-    with its stderr if it ends before."""
-    unlinked = 0
-    while unlinked < count:
-        line = process.stdout.readline()
-        assert line, f"the prune ended before its unlink #{count}: {process.stderr.read()}"
-        unlinked += line.startswith("unlinked")
+    try:
+        unlinked = 0
+        while unlinked < 3:  # the plan is printed first, then one line per unlink
+            line = process.stdout.readline()
+            assert line, f"the prune ended before its third unlink: {process.stderr.read()}"
+            unlinked += line.startswith("unlinked")
+        yield process
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
 
 
 def prunes_together(commands: list[list[str]], barrier: Path, scripts: Path) -> list[tuple[int, str, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from checkpoint_fits import TEMPLATES
 from click.testing import CliRunner
-from held_prunes import start_slow, wait_for_unlinks
+from held_prunes import held_mid_prune
 
 import runlens
 from runlens.checkpoints.lock import LOCK_NAME
@@ -143,18 +143,12 @@ def test_a_prune_killed_mid_apply_keeps_every_kept_file_and_a_rerun_finishes(fol
     kept, dropped = set(plan.loc[plan["keep"], "path"]), set(plan.loc[~plan["keep"], "path"])
     assert len(dropped) >= 6
     before = files(root)
-    process = start_slow(["checkpoints", "prune", str(root), *PRUNE, "--apply"], tmp_path)
-    try:
-        wait_for_unlinks(process, 3)
+    with held_mid_prune(["checkpoints", "prune", str(root), *PRUNE, "--apply"], tmp_path) as process:
         # A second prune while the first one works: refused by the lock, exit 1, nothing touched.
         during = files(root)
         second = invoke("checkpoints", "prune", root, *PRUNE, "--apply")
         assert second.exit_code == 1 and "another runlens prune" in second.output
         assert files(root) == during
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
     assert process.returncode == -signal.SIGKILL
 
     after_kill = files(root)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from framework_checkpoint_fits import NOW
-from held_prunes import prunes_together, start_slow, wait_for_unlinks
+from held_prunes import held_mid_prune, prunes_together
 
 import runlens
 from runlens.checkpoints.lock import prune_lock
@@ -292,17 +291,11 @@ def test_kill_9_while_a_folder_is_emptied_leaves_no_half_folder_that_looks_valid
     kept = {p: below(state(hf_copy), p) for p in plan.loc[plan["keep"], "path"]}
     args = ["checkpoints", "prune", str(hf_copy), "--keep-best", "1", "--monitor", "eval_score"]
     args += ["--mode", "min", "--min-age", "0", "--apply"]
-    process = start_slow(args, tmp_path)
-    try:
-        wait_for_unlinks(process, 3)
+    with held_mid_prune(args, tmp_path):
         during = state(hf_copy)
         second = invoke(*args)
         assert second.exit_code == 1 and "another runlens prune" in second.output
         assert state(hf_copy) == during
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
     assert {p: below(state(hf_copy), p) for p in kept} == kept
     [aside] = [p for p in hf_copy.iterdir() if ".runlens-pruning-" in p.name]
     assert not aside.name.startswith("checkpoint-")  # the Trainer never resumes from it
