@@ -153,25 +153,27 @@ def main() -> None:
     version = lightning / "lightning_logs" / "version_0"
     import runlens  # noqa: F401  (imported before timing: the import is not part of the figures)
 
+    def naive(label: str, note: str, fn, fresh=None) -> None:
+        """Print the best figure of what people run instead of runlens (``fn``; see best_clocked)."""
+        print(f"  {label:<20} {ms(best_clocked(fn, args.repeat, fresh))}   ({note})")
+
     with tempfile.TemporaryDirectory(dir=args.data) as scratch:
         report("Lightning .ckpt files (+ last.ckpt)", version, Path(scratch), "val_loss", args.repeat)
-        load_s = best_clocked(lambda: torch_load_loop(version), args.repeat)
-        print(f"  torch.load loop      {ms(load_s)}   (weights_only=True, epoch and step only)")
-        unlink_s = best_clocked(
+        naive("torch.load loop", "weights_only=True, epoch and step only", lambda: torch_load_loop(version))
+        naive(
+            "os.unlink loop",
+            "plain unlinks",
             lambda c: [os.unlink(p) for p in sorted(c.rglob("epoch=*.ckpt"))[4:]],
-            args.repeat,
             lambda: fresh_copy(version, Path(scratch)),
         )
-        print(f"  os.unlink loop       {ms(unlink_s)}   (plain unlinks)")
         folders = report("HF checkpoint-N/ folders", hf, Path(scratch), "eval_loss", args.repeat)
-        state_s = best_clocked(lambda: trainer_state_loop(hf), args.repeat)
-        print(f"  json.load loop       {ms(state_s)}   (every trainer_state.json, nothing checked)")
-        rmtree_s = best_clocked(
+        naive("json.load loop", "every trainer_state.json, nothing checked", lambda: trainer_state_loop(hf))
+        naive(
+            "shutil.rmtree loop",
+            f"{folders - 4} folders",
             lambda c: [shutil.rmtree(p) for p in sorted(c.glob("checkpoint-*"))[4:]],
-            args.repeat,
             lambda: fresh_copy(hf, Path(scratch)),
         )
-        print(f"  shutil.rmtree loop   {ms(rmtree_s)}   ({folders - 4} folders)")
 
 
 if __name__ == "__main__":
