@@ -173,20 +173,8 @@ def test_modelcheckpoint_state_is_shown_beside_the_ranking_and_a_disagreement_fl
     )
     kept = plan.set_index("path").loc[str(ckpts(lightning_copy, 1) / "epoch=0-val_loss=0.90.ckpt")]
     assert kept["keep"] and kept["rank"] == 6 and "ModelCheckpoint's best_model_path" in kept["reason"]
-    result = CliRunner().invoke(
-        main,
-        [
-            "checkpoints",
-            "prune",
-            str(lightning_copy),
-            "--keep-best",
-            "1",
-            "--monitor",
-            "val_loss",
-            "--min-age",
-            "0",
-        ],
-    )
+    args = ["checkpoints", "prune", str(lightning_copy), "--keep-best", "1", "--monitor", "val_loss"]
+    result = CliRunner().invoke(main, [*args, "--min-age", "0"])
     assert result.exit_code == 0, result.output
     flagged = [line for line in result.output.splitlines() if line.startswith("DISAGREEMENT:")]
     assert len(flagged) == 1 and VERSIONS.format(1) in flagged[0]
