@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # tests/framework_fits.py: the tiny Lightning and HF set-ups the test suite fits (imported lazily,
 # with torch, by the fits below)
-sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # after site-packages: it shadows nothing
 from common import HERE, cached
 from prune_bench import clocked, ms
 

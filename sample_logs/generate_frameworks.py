@@ -16,7 +16,8 @@ overfits) with the framework's own early stopping, checkpointing and TensorBoard
 Deterministic on one platform (fixed data and seeds, deterministic algorithms; event file names
 carry a timestamp and the host name). The script checks that each run stopped early and that
 ``runlens.read_evals`` plus runlens' replay of the framework's policy stop where the framework did,
-and fails if not.
+and fails if not. The HF model wrapper and dataset and the Trainer arguments both fits share with the
+test suite's come from tests/framework_fits.py (found from this file's place).
 
 Usage (from the repository root; OUT must not exist yet or be empty)::
 
@@ -41,7 +42,7 @@ import runlens.lightning
 import runlens.transformers
 
 # The tiny set-ups the test suite's fits use (tests/framework_fits.py), found from this file.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # after site-packages: it shadows nothing
 from framework_fits import FIT_TRAINER, Points, Regressor, fit_quietly, training_args
 
 MAX_EPOCHS = 40
