@@ -25,10 +25,12 @@ import os
 import shutil
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# tests/framework_fits.py: the tiny Lightning and HF set-ups the test suite fits (imported lazily,
+# with torch, by the fits below)
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # after site-packages: it shadows nothing
 from common import HERE, cached
 from prune_bench import clocked, ms
 
@@ -36,62 +38,36 @@ OLD = 1_000_000_000  # modification times far outside any --min-age
 
 
 def lightning_fit(out: Path, epochs: int) -> None:
-    """``epochs`` real ``.ckpt`` files (one per validation) under ``out/lightning_logs/version_0``."""
+    """``epochs`` real ``.ckpt`` files (one per validation) under ``out/lightning_logs/version_0``:
+    the test suite's scripted module (tests/framework_fits.py), its val_loss falling each epoch."""
     import lightning as L
-    import torch
+    from framework_fits import FIT_TRAINER, fit_quietly, loader, scripted_module
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
-    from torch import nn
-
-    x = torch.linspace(-1, 1, 16).reshape(8, 2)
-    data = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8
-    )
-
-    class Model(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.layer = nn.Linear(2, 1)
-
-        def training_step(self, batch, batch_idx):
-            return nn.functional.mse_loss(self.layer(batch[0]), batch[1])
-
-        def validation_step(self, batch, batch_idx):
-            self.log("val_loss", nn.functional.mse_loss(self.layer(batch[0]), batch[1]))
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.01)
 
     L.seed_everything(0, verbose=False)
     trainer = L.Trainer(
         max_epochs=epochs,
-        num_sanity_val_steps=0,
         logger=TensorBoardLogger(str(out)),
         callbacks=[ModelCheckpoint(monitor="val_loss", save_top_k=-1, save_last=True)],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
+        **FIT_TRAINER,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(Model(), data, data)
+    data = loader(8, batch_size=8)  # one step per epoch
+    fit_quietly(trainer, scripted_module([1 / (1 + epoch) for epoch in range(epochs)]), data, data)
 
 
 def hf_fit(out: Path, steps: int) -> None:
     """``steps`` real ``checkpoint-N/`` folders under ``out``, each evaluated (the test suite's
     tiny regression, tests/framework_fits.py)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(HERE.parent / "tests"))
     import torch
     import transformers
-    from framework_fits import Regressor, _Points
-    from transformers import Trainer, TrainingArguments
+    from framework_fits import Regressor, points, training_args
+    from transformers import Trainer
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
-    args = TrainingArguments(
-        output_dir=str(out),
+    args = training_args(
+        out,
         max_steps=steps,
         eval_strategy="steps",
         eval_steps=1,
@@ -100,12 +76,9 @@ def hf_fit(out: Path, steps: int) -> None:
         per_device_train_batch_size=8,
         learning_rate=0.01,
         report_to=[],
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
         log_level="error",
     )
-    Trainer(model=Regressor(), args=args, train_dataset=_Points(16), eval_dataset=_Points(8)).train()
+    Trainer(model=Regressor(), args=args, train_dataset=points(16), eval_dataset=points(8)).train()
 
 
 def fresh_copy(source: Path, scratch: Path) -> Path:
@@ -180,25 +153,27 @@ def main() -> None:
     version = lightning / "lightning_logs" / "version_0"
     import runlens  # noqa: F401  (imported before timing: the import is not part of the figures)
 
+    def naive(label: str, note: str, fn, fresh=None) -> None:
+        """Print the best figure of what people run instead of runlens (``fn``; see best_clocked)."""
+        print(f"  {label:<20} {ms(best_clocked(fn, args.repeat, fresh))}   ({note})")
+
     with tempfile.TemporaryDirectory(dir=args.data) as scratch:
         report("Lightning .ckpt files (+ last.ckpt)", version, Path(scratch), "val_loss", args.repeat)
-        load_s = best_clocked(lambda: torch_load_loop(version), args.repeat)
-        print(f"  torch.load loop      {ms(load_s)}   (weights_only=True, epoch and step only)")
-        unlink_s = best_clocked(
+        naive("torch.load loop", "weights_only=True, epoch and step only", lambda: torch_load_loop(version))
+        naive(
+            "os.unlink loop",
+            "plain unlinks",
             lambda c: [os.unlink(p) for p in sorted(c.rglob("epoch=*.ckpt"))[4:]],
-            args.repeat,
             lambda: fresh_copy(version, Path(scratch)),
         )
-        print(f"  os.unlink loop       {ms(unlink_s)}   (plain unlinks)")
         folders = report("HF checkpoint-N/ folders", hf, Path(scratch), "eval_loss", args.repeat)
-        state_s = best_clocked(lambda: trainer_state_loop(hf), args.repeat)
-        print(f"  json.load loop       {ms(state_s)}   (every trainer_state.json, nothing checked)")
-        rmtree_s = best_clocked(
+        naive("json.load loop", "every trainer_state.json, nothing checked", lambda: trainer_state_loop(hf))
+        naive(
+            "shutil.rmtree loop",
+            f"{folders - 4} folders",
             lambda c: [shutil.rmtree(p) for p in sorted(c.glob("checkpoint-*"))[4:]],
-            args.repeat,
             lambda: fresh_copy(hf, Path(scratch)),
         )
-        print(f"  shutil.rmtree loop   {ms(rmtree_s)}   ({folders - 4} folders)")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -43,20 +43,58 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class Run:
-    """One sample run: data, model, fit settings, and a check of the behaviour it must show."""
+    """One sample run: data, model, fit settings, and a check of the behaviour it must show. Its
+    hyperparameters (logged with TensorBoard's hparams plugin) are these settings."""
 
     name: str
     seed: int
     epochs: int
-    data: Callable[[np.random.Generator], tuple]
-    model: Callable[[], keras.Model]
+    task: str  # "classification" or "regression" (TASKS)
+    n_train: int
+    n_val: int
+    features: int
+    noise: float  # the label noise of a classification, the target noise of a regression
+    hidden: tuple[int, ...]
+    optimizer: str  # "adam" or "sgd"
+    learning_rate: float
     check: Callable[[dict[str, list[float]]], None]
-    hparams: dict | None = None
     validation_freq: int = 1
     batch_size: int = 8
     reduce_lr: dict | None = None
     early_stopping: dict | None = None
     keep_best: int = 3
+    more_hparams: dict = field(default_factory=dict)  # logged after the settings above
+
+    def data(self, rng: np.random.Generator) -> tuple:
+        make = classification if self.task == "classification" else regression
+        return make(rng, n_train=self.n_train, n_val=self.n_val, features=self.features, noise=self.noise)
+
+    def model(self) -> keras.Model:
+        optimizer = OPTIMIZERS[self.optimizer](self.learning_rate)
+        if self.task == "classification":
+            return mlp(
+                self.features,
+                self.hidden,
+                optimizer=optimizer,
+                loss="binary_crossentropy",
+                metrics=["accuracy"],
+            )
+        return mlp(self.features, self.hidden, optimizer=optimizer, loss="mse", metrics=["mae"], output=None)
+
+    def hparams(self) -> dict:
+        noise = "label_noise" if self.task == "classification" else "noise"
+        return {
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "hidden": "x".join(map(str, self.hidden)),
+            "batch_size": self.batch_size,
+            "train_samples": self.n_train,
+            noise: self.noise,
+            **self.more_hparams,
+        }
+
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 
 
 def classification(rng, *, n_train, n_val, features, noise):
@@ -117,22 +155,14 @@ RUNS = [
         "overfits",
         seed=1,
         epochs=30,
-        data=lambda rng: classification(rng, n_train=40, n_val=60, features=10, noise=0.2),
-        model=lambda: mlp(
-            10,
-            [16, 16],
-            optimizer=keras.optimizers.Adam(0.01),
-            loss="binary_crossentropy",
-            metrics=["accuracy"],
-        ),
-        hparams=dict(
-            optimizer="adam",
-            learning_rate=0.01,
-            hidden="16x16",
-            batch_size=8,
-            train_samples=40,
-            label_noise=0.2,
-        ),
+        task="classification",
+        n_train=40,
+        n_val=60,
+        features=10,
+        noise=0.2,
+        hidden=(16, 16),
+        optimizer="adam",
+        learning_rate=0.01,
         check=check_overfits,
     ),
     Run(
@@ -140,14 +170,15 @@ RUNS = [
         seed=2,
         epochs=30,
         batch_size=16,
-        data=lambda rng: regression(rng, n_train=96, n_val=48, features=6, noise=0.5),
-        model=lambda: mlp(
-            6, [8], optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["mae"], output=None
-        ),
+        task="regression",
+        n_train=96,
+        n_val=48,
+        features=6,
+        noise=0.5,
+        hidden=(8,),
+        optimizer="sgd",
+        learning_rate=0.1,
         reduce_lr=dict(monitor="val_loss", factor=0.5, patience=2, min_delta=1e-3),
-        hparams=dict(
-            optimizer="sgd", learning_rate=0.1, hidden="8", batch_size=16, train_samples=96, noise=0.5
-        ),
         check=check_plateau,
     ),
     Run(
@@ -155,14 +186,15 @@ RUNS = [
         seed=3,
         epochs=20,
         batch_size=16,
-        data=lambda rng: regression(rng, n_train=128, n_val=64, features=6, noise=0.3),
-        model=lambda: mlp(
-            6, [8], optimizer=keras.optimizers.SGD(0.005), loss="mse", metrics=["mae"], output=None
-        ),
+        task="regression",
+        n_train=128,
+        n_val=64,
+        features=6,
+        noise=0.3,
+        hidden=(8,),
+        optimizer="sgd",
+        learning_rate=0.005,
         early_stopping=dict(patience=5, restore_best_weights=True),
-        hparams=dict(
-            optimizer="sgd", learning_rate=0.005, hidden="8", batch_size=16, train_samples=128, noise=0.3
-        ),
         check=check_improving,
     ),
     Run(
@@ -171,19 +203,15 @@ RUNS = [
         epochs=20,
         validation_freq=2,
         batch_size=16,
-        data=lambda rng: classification(rng, n_train=96, n_val=48, features=6, noise=0.1),
-        model=lambda: mlp(
-            6, [8], optimizer=keras.optimizers.SGD(0.05), loss="binary_crossentropy", metrics=["accuracy"]
-        ),
-        hparams=dict(
-            optimizer="sgd",
-            learning_rate=0.05,
-            hidden="8",
-            batch_size=16,
-            train_samples=96,
-            label_noise=0.1,
-            validation_freq=2,
-        ),
+        task="classification",
+        n_train=96,
+        n_val=48,
+        features=6,
+        noise=0.1,
+        hidden=(8,),
+        optimizer="sgd",
+        learning_rate=0.05,
+        more_hparams=dict(validation_freq=2),
         check=check_sparse,
     ),
     Run(
@@ -191,19 +219,15 @@ RUNS = [
         seed=5,
         epochs=12,
         keep_best=1000,  # every epoch's checkpoint stays: `runlens report` shows what a prune frees
-        data=lambda rng: classification(rng, n_train=40, n_val=48, features=8, noise=0.2),
-        model=lambda: mlp(
-            8, [8], optimizer=keras.optimizers.Adam(0.02), loss="binary_crossentropy", metrics=["accuracy"]
-        ),
-        hparams=dict(
-            optimizer="adam",
-            learning_rate=0.02,
-            hidden="8",
-            batch_size=8,
-            train_samples=40,
-            label_noise=0.2,
-            keep_best="all",
-        ),
+        task="classification",
+        n_train=40,
+        n_val=48,
+        features=8,
+        noise=0.2,
+        hidden=(8,),
+        optimizer="adam",
+        learning_rate=0.02,
+        more_hparams=dict(keep_best="all"),
         check=check_unpruned,
     ),
 ]
@@ -220,7 +244,7 @@ def callbacks(run: Run, folder: Path) -> list[keras.callbacks.Callback]:
         early_stopping=run.early_stopping,
         keep_best=run.keep_best,
         keep_last=1,
-        hparams=run.hparams,
+        hparams=run.hparams(),
     )
 
 

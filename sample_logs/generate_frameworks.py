@@ -16,7 +16,8 @@ overfits) with the framework's own early stopping, checkpointing and TensorBoard
 Deterministic on one platform (fixed data and seeds, deterministic algorithms; event file names
 carry a timestamp and the host name). The script checks that each run stopped early and that
 ``runlens.read_evals`` plus runlens' replay of the framework's policy stop where the framework did,
-and fails if not.
+and fails if not. The HF model wrapper and dataset and the Trainer arguments both fits share with the
+test suite's come from tests/framework_fits.py (found from this file's place).
 
 Usage (from the repository root; OUT must not exist yet or be empty)::
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,6 +40,10 @@ from torch import nn
 import runlens
 import runlens.lightning
 import runlens.transformers
+
+# The tiny set-ups the test suite's fits use (tests/framework_fits.py), found from this file.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # after site-packages: it shadows nothing
+from framework_fits import FIT_TRAINER, Points, Regressor, fit_quietly, training_args
 
 MAX_EPOCHS = 40
 
@@ -97,16 +101,9 @@ def lightning_run(out: Path) -> None:
             LearningRateMonitor(),
         ],
         deterministic=True,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
+        **FIT_TRAINER,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # dataloader workers
-        trainer.fit(Regression(), train, val)
+    fit_quietly(trainer, Regression(), train, val)
     assert trainer.should_stop and trainer.current_epoch < MAX_EPOCHS, "the Lightning run did not stop early"
     evals = runlens.read_evals(out / "lightning")
     result = runlens.lightning.EarlyStopping("val_loss", patience=3).replay(evals["val_loss"])
@@ -120,33 +117,14 @@ def lightning_run(out: Path) -> None:
 
 def transformers_run(out: Path) -> None:
     import transformers
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, Trainer
 
     transformers.logging.set_verbosity_error()
 
-    class Points(torch.utils.data.Dataset):
-        def __init__(self, x, y):
-            self.x, self.y = x, y
-
-        def __len__(self):
-            return len(self.x)
-
-        def __getitem__(self, i):
-            return {"x": self.x[i], "labels": self.y[i]}
-
-    class Regressor(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def forward(self, x, labels=None):
-            out = self.net(x).squeeze(-1)
-            return {"loss": nn.functional.mse_loss(out, labels), "logits": out}
-
     torch.manual_seed(0)
     x, y, vx, vy = data()
-    args = TrainingArguments(
-        output_dir=str(out / "transformers"),
+    args = training_args(
+        out / "transformers",
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=2,
@@ -156,15 +134,11 @@ def transformers_run(out: Path) -> None:
         per_device_train_batch_size=8,
         learning_rate=0.02,
         logging_steps=5,
-        report_to=["tensorboard"],
-        use_cpu=True,
-        seed=0,
         full_determinism=True,
-        disable_tqdm=True,
     )
     stopping = EarlyStoppingCallback(early_stopping_patience=2)
     trainer = Trainer(
-        model=Regressor(),
+        model=Regressor(mlp()),
         args=args,
         train_dataset=Points(x, y),
         eval_dataset=Points(vx, vy),

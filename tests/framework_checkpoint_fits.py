@@ -30,7 +30,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -46,37 +45,9 @@ NOW = OLD + 3600
 
 def lightning_fits(out: Path) -> dict:
     import lightning as L
-    import torch
+    from framework_fits import FIT_TRAINER, fit_quietly, loader, scripted_module
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
-    from torch import nn
-
-    x = torch.linspace(-1, 1, 32).reshape(16, 2)
-    y = x.sum(1, keepdim=True)
-
-    def loader(n: int):
-        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:n], y[:n]), batch_size=4)
-
-    class Scripted(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.save_hyperparameters()
-            self.layer = nn.Linear(2, 1)
-            self.checks = 0
-
-        def training_step(self, batch, batch_idx):
-            loss = nn.functional.mse_loss(self.layer(batch[0]), batch[1])
-            self.log("train_loss", loss)
-            return loss
-
-        def validation_step(self, batch, batch_idx):
-            self.log("val_loss", torch.tensor(SCRIPT[min(self.checks, len(SCRIPT) - 1)]))
-
-        def on_validation_epoch_end(self):
-            self.checks += 1
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
 
     facts = {}
     settings = [
@@ -90,18 +61,12 @@ def lightning_fits(out: Path) -> dict:
         trainer = L.Trainer(
             max_epochs=EPOCHS,
             val_check_interval=0.5,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,
             logger=TensorBoardLogger(str(out / "lightning")),
             callbacks=[checkpoint],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            accelerator="cpu",
-            devices=1,
+            **FIT_TRAINER,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trainer.fit(Scripted(), loader(16), loader(4))
+        module = scripted_module(SCRIPT, save_hparams=True, train_loss_per_epoch=False)
+        fit_quietly(trainer, module, loader(16), loader(4))
         facts[f"version_{version}"] = {
             "best_model_path": os.path.basename(checkpoint.best_model_path),
             "last_model_path": os.path.basename(checkpoint.last_model_path),
@@ -111,63 +76,22 @@ def lightning_fits(out: Path) -> dict:
 
 
 def transformers_fit(out: Path) -> dict:
-    import torch
-    import transformers
-    from framework_fits import Regressor
-    from transformers import Trainer, TrainingArguments
+    from framework_fits import trainer_fit
 
-    transformers.logging.set_verbosity_error()
-    x = torch.linspace(-1, 1, 32).reshape(16, 2)
-    y = x.sum(1)
-
-    class Points(torch.utils.data.Dataset):
-        def __init__(self, n):
-            self.n = n
-
-        def __len__(self):
-            return self.n
-
-        def __getitem__(self, i):
-            return {"x": x[i], "labels": y[i]}
-
-    evaluations = []
-
-    def compute_metrics(prediction):
-        evaluations.append(len(evaluations))
-        return {"score": SCRIPT[min(len(evaluations) - 1, len(SCRIPT) - 1)]}
-
-    torch.manual_seed(0)
-    args = TrainingArguments(
-        output_dir=str(out),
+    fit = trainer_fit(
+        out,
+        SCRIPT,
+        patience=None,
         eval_strategy="steps",
         eval_steps=2,
-        save_strategy="steps",
-        save_steps=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="score",
-        greater_is_better=False,
-        num_train_epochs=EPOCHS,
-        per_device_train_batch_size=4,
-        learning_rate=0.05,
+        epochs=EPOCHS,
+        save_total_limit=None,
         logging_steps=2,
-        report_to=["tensorboard"],
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
     )
-    trainer = Trainer(
-        model=Regressor(),
-        args=args,
-        train_dataset=Points(16),
-        eval_dataset=Points(8),
-        compute_metrics=compute_metrics,
-    )
-    trainer.train()
-    state = trainer.state
     return {
-        "best_model_checkpoint": os.path.basename(state.best_model_checkpoint),
-        "best_global_step": state.best_global_step,
-        "eval_score": {str(e["step"]): e["eval_score"] for e in state.log_history if "eval_score" in e},
+        "best_model_checkpoint": os.path.basename(fit.best_checkpoint),
+        "best_global_step": fit.best_global_step,
+        "eval_score": {str(step): score for step, score in fit.scores.items()},
     }
 
 

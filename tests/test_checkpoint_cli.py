@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from checkpoint_fits import TEMPLATES
 from click.testing import CliRunner
+from held_prunes import held_mid_prune
 
 import runlens
 from runlens.checkpoints.lock import LOCK_NAME
@@ -136,22 +136,6 @@ def test_help_documents_exit_codes_and_examples():
     assert "0 done" in prune_help and "1 refused" in prune_help and "2 bad usage" in prune_help
 
 
-SLOW_PRUNE = textwrap.dedent("""
-    # The test's own slow-down: after its third deletion the prune stops and waits to be killed
-    # (however slow the machine, the kill lands mid-apply). runlens itself has no such hook.
-    import os, sys, time
-    real_unlink, unlinked = os.unlink, []
-    def slow_unlink(path, *args, **kwargs):
-        real_unlink(path, *args, **kwargs)
-        unlinked.append(path)
-        print("unlinked", path, flush=True)
-        time.sleep(0.05 if len(unlinked) < 3 else 3600)
-    os.unlink = slow_unlink
-    from runlens.cli import main
-    main(sys.argv[1:])
-""")
-
-
 def test_a_prune_killed_mid_apply_keeps_every_kept_file_and_a_rerun_finishes(folder, tmp_path):
     root = folder.root
     table = runlens.read_checkpoints(root, template=list(TEMPLATES.values()))
@@ -159,31 +143,12 @@ def test_a_prune_killed_mid_apply_keeps_every_kept_file_and_a_rerun_finishes(fol
     kept, dropped = set(plan.loc[plan["keep"], "path"]), set(plan.loc[~plan["keep"], "path"])
     assert len(dropped) >= 6
     before = files(root)
-    script = tmp_path / "slow_prune.py"
-    script.write_text(SLOW_PRUNE)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, str(script), "checkpoints", "prune", str(root), *PRUNE, "--apply"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        unlinked = 0
-        while unlinked < 3:  # the plan is printed first, then one line per deletion
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            unlinked += line.startswith("unlinked")
+    with held_mid_prune(["checkpoints", "prune", str(root), *PRUNE, "--apply"], tmp_path) as process:
         # A second prune while the first one works: refused by the lock, exit 1, nothing touched.
         during = files(root)
         second = invoke("checkpoints", "prune", root, *PRUNE, "--apply")
         assert second.exit_code == 1 and "another runlens prune" in second.output
         assert files(root) == during
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
     assert process.returncode == -signal.SIGKILL
 
     after_kill = files(root)

@@ -8,35 +8,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from held_prunes import prunes_together
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:keras.*")
 TEMPLATE = "e{epoch:03d}-{val_loss:.4f}-{val_accuracy:.4f}.keras"
 FILES = 60
 TRIALS = 3
-
-# The test's own synchronisation: each process plans, then waits at a barrier until the other
-# has planned too, so both call apply_prune at the same moment. runlens itself has no such hook.
-TOGETHER = textwrap.dedent("""
-    import os, sys, time
-    import runlens.checkpoints.prune as prune  # the CLI imports apply_prune from here when it runs
-    barrier, me = sys.argv[1], sys.argv[2]
-    real = prune.apply_prune
-    def together(*args, **kwargs):
-        open(os.path.join(barrier, me), "w").close()
-        deadline = time.monotonic() + 60
-        while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        return real(*args, **kwargs)
-    prune.apply_prune = together
-    from runlens.cli import main
-    main(sys.argv[3:])
-""")
 
 
 def digest(path):
@@ -56,8 +36,6 @@ def checkpoints_of(folder, source):
 
 
 def test_overlapping_prunes_started_together_never_empty_a_run(folder, tmp_path):
-    script = tmp_path / "together.py"
-    script.write_text(TOGETHER)
     source = folder.files("every")[0]
     original = digest(source)
     for trial in range(TRIALS):
@@ -72,16 +50,7 @@ def test_overlapping_prunes_started_together_never_empty_a_run(folder, tmp_path)
         ]
         if trial % 2:
             commands.reverse()
-        processes = [
-            subprocess.Popen(
-                [sys.executable, str(script), str(barrier), str(i), *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for i, args in enumerate(commands)
-        ]
-        outcomes = [(p.wait(timeout=300), *p.communicate()) for p in processes]
+        outcomes = prunes_together(commands, barrier, tmp_path)
         left = sorted(ckpts.iterdir(), key=lambda p: p.name)
         left_checkpoints = [p for p in left if p.suffix == ".keras"]
         assert len(left_checkpoints) >= 2, (trial, outcomes)  # the 2 best the last prune verified

@@ -8,18 +8,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 from framework_checkpoint_fits import NOW
-from test_checkpoint_concurrency import TOGETHER
+from held_prunes import held_mid_prune, prunes_together
 
 import runlens
 from runlens.checkpoints.lock import prune_lock
@@ -285,49 +283,19 @@ def test_a_sub_folder_swapped_for_a_symlink_while_emptying_is_not_followed(hf_co
 
 # --------------------------------------------------------------------- kill -9 mid-folder
 
-SLOW_PRUNE = textwrap.dedent("""
-    # The test's own slow-down: after the third unlink inside a folder being removed, the prune
-    # waits to be killed. runlens itself has no such hook.
-    import os, sys, time
-    real_unlink, unlinked = os.unlink, []
-    def slow_unlink(path, *args, **kwargs):
-        real_unlink(path, *args, **kwargs)
-        unlinked.append(path)
-        print("unlinked", path, flush=True)
-        if len(unlinked) >= 3:
-            time.sleep(3600)
-    os.unlink = slow_unlink
-    from runlens.cli import main
-    main(sys.argv[1:])
-""")
-
 
 def test_kill_9_while_a_folder_is_emptied_leaves_no_half_folder_that_looks_valid(hf_copy, tmp_path):
     from transformers.trainer_utils import get_last_checkpoint
 
     plan, _ = hf_plan(hf_copy)
     kept = {p: below(state(hf_copy), p) for p in plan.loc[plan["keep"], "path"]}
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_PRUNE)
     args = ["checkpoints", "prune", str(hf_copy), "--keep-best", "1", "--monitor", "eval_score"]
     args += ["--mode", "min", "--min-age", "0", "--apply"]
-    process = subprocess.Popen(
-        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        unlinked = 0
-        while unlinked < 3:  # the plan is printed first, then one line per unlink
-            line = process.stdout.readline()
-            assert line, "the prune ended before its third unlink"
-            unlinked += line.startswith("unlinked")
+    with held_mid_prune(args, tmp_path):
         during = state(hf_copy)
         second = invoke(*args)
         assert second.exit_code == 1 and "another runlens prune" in second.output
         assert state(hf_copy) == during
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
     assert {p: below(state(hf_copy), p) for p in kept} == kept
     [aside] = [p for p in hf_copy.iterdir() if ".runlens-pruning-" in p.name]
     assert not aside.name.startswith("checkpoint-")  # the Trainer never resumes from it
@@ -351,8 +319,6 @@ def test_kill_9_while_a_folder_is_emptied_leaves_no_half_folder_that_looks_valid
 def test_overlapping_prunes_of_hf_folders_started_together_never_empty_the_run(hf_copy, tmp_path):
     """``OUT/..`` ranked by eval_score (min) and ``OUT`` ranked by eval_loss keep different
     folders; both reach apply at once: one goes ahead, the other is refused or finds a stale plan."""
-    script = tmp_path / "together.py"
-    script.write_text(TOGETHER)
     for trial in range(2):
         base = tmp_path / f"trial{trial}"
         out = base / "output"
@@ -364,16 +330,7 @@ def test_overlapping_prunes_of_hf_folders_started_together_never_empty_the_run(h
             ["checkpoints", "prune", str(base), "--monitor", "eval_score", "--mode", "min", *common],
             ["checkpoints", "prune", str(out), "--monitor", "eval_loss", *common],
         ]
-        processes = [
-            subprocess.Popen(
-                [sys.executable, str(script), str(barrier), str(i), *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for i, args in enumerate(commands[:: 1 if trial % 2 == 0 else -1])
-        ]
-        outcomes = [(p.wait(timeout=300), *p.communicate()) for p in processes]
+        outcomes = prunes_together(commands[:: 1 if trial % 2 == 0 else -1], barrier, tmp_path)
         codes = sorted(code for code, _, _ in outcomes)
         assert codes in ([0, 0], [0, 1]), outcomes
         for code, _, err in outcomes:

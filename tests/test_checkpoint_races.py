@@ -54,18 +54,8 @@ def test_a_dropped_file_replaced_by_one_of_the_same_size_and_mtime_is_not_delete
 def test_the_cli_says_stale_in_one_line_and_exits_1(folder, monkeypatch):
     table = runlens.read_checkpoints(folder.root, template=list(TEMPLATES.values()))
     best = table.loc[table["run"] == "exp/best", "path"].iloc[-1]
-    args = [
-        "checkpoints",
-        "prune",
-        str(folder.root),
-        "--keep-best",
-        "1",
-        "--monitor",
-        "val_loss",
-        "--min-age",
-        "0",
-    ]
-    args += [a for t in TEMPLATES.values() for a in ("--template", t)]
+    args = ["checkpoints", "prune", str(folder.root), "--keep-best", "1", "--monitor", "val_loss"]
+    args += ["--min-age", "0", *(a for t in TEMPLATES.values() for a in ("--template", t))]
     real = runlens.apply_prune
 
     def truncate_then_apply(plan, root, **kwargs):  # the race: a file changes between plan and apply

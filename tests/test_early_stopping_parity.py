@@ -92,39 +92,48 @@ def check_parity(keras_callback_class, model, semantics, params, values):
         assert ours.best_epoch == theirs.best_epoch, context
 
 
+def reference(semantics: str, library, make_model):
+    """A module fixture's body: the library's real EarlyStopping class, a tiny model for it and a
+    timer of the cases, which reports when the module's tests are done."""
+    timer = CaseTimer(f"EarlyStopping {semantics} parity")
+    yield library.callbacks.EarlyStopping, make_model(), timer
+    timer.report()
+
+
 @pytest.fixture(scope="module")
 def keras3():
     import keras
 
-    model = keras3_model()
-    timer = CaseTimer("EarlyStopping keras3 parity")
-    yield keras, model, timer
-    timer.report()
+    yield from reference("keras3", keras, keras3_model)
 
 
 @pytest.fixture(scope="module")
 def keras2():
     import tf_keras
 
-    model = keras2_model()
-    timer = CaseTimer("EarlyStopping keras2 parity")
-    yield tf_keras, model, timer
-    timer.report()
+    yield from reference("keras2", tf_keras, keras2_model)
 
 
-@settings(max_examples=KERAS3_CASES, deadline=None, database=None)
-@given(case=cases(KERAS3_AUTO_MONITORS))
-@with_examples(EDGE_CASES)
+def parity_cases(cases_count: int, auto_monitors: list[str]):
+    """Decorator: ``cases_count`` generated cases (auto mode picks from ``auto_monitors``), after
+    every one of EDGE_CASES."""
+
+    def decorate(test):
+        test = with_examples(EDGE_CASES)(test)
+        return settings(max_examples=cases_count, deadline=None, database=None)(
+            given(case=cases(auto_monitors))(test)
+        )
+
+    return decorate
+
+
+@parity_cases(KERAS3_CASES, KERAS3_AUTO_MONITORS)
 def test_keras3_parity(keras3, case):
-    keras, model, timer = keras3
-    params, values = case
-    timer.run(check_parity, keras.callbacks.EarlyStopping, model, "keras3", params, values)
+    callback_class, model, timer = keras3
+    timer.run(check_parity, callback_class, model, "keras3", *case)
 
 
-@settings(max_examples=KERAS2_CASES, deadline=None, database=None)
-@given(case=cases(KERAS2_AUTO_MONITORS))
-@with_examples(EDGE_CASES)
+@parity_cases(KERAS2_CASES, KERAS2_AUTO_MONITORS)
 def test_keras2_parity(keras2, case):
-    tf_keras, model, timer = keras2
-    params, values = case
-    timer.run(check_parity, tf_keras.callbacks.EarlyStopping, model, "keras2", params, values)
+    callback_class, model, timer = keras2
+    timer.run(check_parity, callback_class, model, "keras2", *case)

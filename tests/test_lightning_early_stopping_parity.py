@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from _policy_helpers import DELTA_POOL, VALUE_POOL, CaseTimer, same_float, values_strategy
+from framework_fits import QUIET_TRAINER
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lightning.pytorch.callbacks import EarlyStopping
@@ -91,13 +92,7 @@ def trainers():
     made = {}
     for hook, every in (("on_train_epoch_end", 1), ("on_validation_end", 2)):
         trainer = L.Trainer(
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            accelerator="cpu",
-            devices=1,
-            check_val_every_n_epoch=every,
+            logger=False, enable_checkpointing=False, check_val_every_n_epoch=every, **QUIET_TRAINER
         )
         trainer.state.fn = TrainerFn.FITTING
         made[hook] = trainer

@@ -17,6 +17,19 @@ def rows_of(frame: pd.DataFrame) -> list[tuple]:
     return list(zip(frame["run"].astype(str), frame["tag"].astype(str), frame["step"], frame["value"]))
 
 
+def timed_rows_of(frame: pd.DataFrame) -> list[tuple]:
+    """(run, tag, step, wall time in Unix seconds, value) rows, as the TensorBoard oracle gives them."""
+    return list(
+        zip(
+            frame["run"].astype(str),
+            frame["tag"].astype(str),
+            frame["step"],
+            unix_seconds(frame["wall_time"]),  # the double written, back exactly
+            frame["value"],
+        )
+    )
+
+
 def same_rows(got: list[tuple], expected: list[tuple], *, signed_zero: bool = True) -> bool:
     """Equal row lists, NaN equal to NaN; bit-exact values, so -0.0 is told apart from 0.0 unless
     ``signed_zero=False``."""
@@ -50,15 +63,7 @@ def test_matches_tensorboards_own_decoding_including_wall_time(fixture, request)
     written = request.getfixturevalue(fixture)
     oracle = by_run(writers.tensorboard_scalars(written.path))
     frame = runlens.read_scalars(written.path)
-    got = list(
-        zip(
-            frame["run"].astype(str),
-            frame["tag"].astype(str),
-            frame["step"],
-            unix_seconds(frame["wall_time"]),  # the double written, back exactly
-            frame["value"],
-        )
-    )
+    got = timed_rows_of(frame)
     assert len(got) == len(oracle)
     for mine, theirs in zip(got, oracle):
         assert mine[:4] == theirs[:4]
@@ -268,15 +273,7 @@ def test_small_big_and_cut_files_read_together_match_tensorboard(tmp_path, read)
     with pytest.warns(runlens.DamagedDataWarning):
         frame = read(logdir, tmp_path / "cache")
     oracle = writers.tensorboard_scalars(logdir)
-    got = list(
-        zip(
-            frame["run"].astype(str),
-            frame["tag"].astype(str),
-            frame["step"],
-            unix_seconds(frame["wall_time"]),  # the double written, back exactly
-            frame["value"],
-        )
-    )
+    got = timed_rows_of(frame)
     assert [row[:4] for row in got] == [row[:4] for row in oracle]
     assert [np.float64(row[4]).tobytes() for row in got] == [np.float64(row[4]).tobytes() for row in oracle]
     assert [p["kind"] for p in frame.attrs["problems"]] == ["truncated"] * 3
