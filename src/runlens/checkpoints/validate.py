@@ -29,10 +29,9 @@ Validity(valid=True, reason=None, keras_version='3.15.1', saved_at=Timestamp('20
 from __future__ import annotations
 
 import os
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from runlens.checkpoints.nofollow import FileIdentity, open_regular
 
@@ -77,7 +76,7 @@ def inspect_file(name: str, kind: str, *, dir_fd: int | None = None) -> tuple[Fi
     return inspect_held(lambda: open_regular(name, dir_fd=dir_fd)[0], _file_identity, check)
 
 
-_Identity = typing.TypeVar("_Identity")  # a file's or a folder's identity
+_Identity = TypeVar("_Identity")  # a file's or a folder's identity
 
 
 def inspect_held(
