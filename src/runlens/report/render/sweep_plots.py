@@ -10,7 +10,7 @@
 Each returns a :class:`~runlens.report.render.plots.Picture` (figure machinery and sizes in
 :mod:`~runlens.report.render.plots`). Epochs on the axes are 1-based, as Keras prints them.
 
->>> curves = [r.curves.get(report.settings.monitor, []) for r in report.runs]
+>>> curves = [r.curves.get(report.settings.monitor, []) for r in report.runs]  # doctest: +SKIP
 >>> picture = overlay_plot(curves, [r.stopped_epoch for r in report.runs], report.settings)  # doctest: +SKIP
 """
 
