@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
 
 
@@ -64,3 +66,27 @@ def test_running_python_inside_the_package_folder_does_not_pass_runlens_torch_of
         [sys.executable, "-c", "import torch"], capture_output=True, text=True, cwd=package
     )
     assert result.returncode != 0 and "run Python outside src/runlens/" in result.stderr
+
+
+# What `runlens report` starts before pandas is imported, or runs in a read-ahead worker for the
+# report, imports neither numpy nor pandas (nor the C CRC: a read-ahead worker imports it itself):
+# the read-ahead (events/read_ahead.py), whose workers import the decoder while the command imports
+# pandas, and the checkpoint walk (checkpoints/find.py), queued behind the read's files.
+@pytest.mark.parametrize(
+    ("code", "then"),
+    [  # the modules are looked at before the read-ahead's first results arrive (they are numpy)
+        ("from runlens.events.read_ahead import ReadAhead; ahead = ReadAhead(SAMPLE)", "ahead.shutdown()"),
+        (
+            "from runlens.checkpoints.find import find_checkpoints; assert find_checkpoints(Path(SAMPLE)).found",
+            "",
+        ),
+    ],
+    ids=["read-ahead", "checkpoint-walk"],
+)
+def test_what_runs_before_or_beside_the_pandas_import_imports_no_numpy(code, then):
+    code = f"import sys; from pathlib import Path; SAMPLE = {str(SAMPLE)!r}; {code}; " + (
+        f"print(sorted({{'numpy', 'pandas', 'crc32c'}} & set(sys.modules))); {then}"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -162,18 +162,3 @@ def test_a_process_running_tensorflow_reads_in_workers_it_does_not_fork(mixed_lo
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().endswith("ok")
-
-
-def test_a_read_ahead_starts_before_numpy_is_imported(mixed_logdir):
-    # the point of it: its workers import the decoder while the caller imports pandas
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; from runlens.events.read_ahead import ReadAhead; "
-        f"ahead = ReadAhead({str(mixed_logdir)!r}); "
-        "print(sorted({'numpy', 'pandas', 'crc32c'} & set(sys.modules))); ahead.shutdown()"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "[]"

@@ -114,18 +114,3 @@ def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypa
         ahead_report = runlens.build_report(SAMPLE, executor=ahead)
     assert len(walked) == 1  # not walked in this process
     assert render_report(ahead_report, "json") == render_report(serial, "json")
-
-
-def test_the_checkpoint_walk_imports_no_pandas():
-    # a worker that walks the folders for a report does not pay pandas' import
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; from pathlib import Path; from runlens.checkpoints.find import find_checkpoints; "
-        f"assert find_checkpoints(Path({str(SAMPLE)!r})).found; "
-        "print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "[]"
