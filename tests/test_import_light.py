@@ -1,4 +1,5 @@
-"""`import runlens` and the CLI never import TensorFlow, Keras or a framework (they cost seconds)."""
+"""`import runlens` and the CLI never import TensorFlow, Keras or a framework (they cost seconds); what
+`runlens report` runs before or beside its pandas import imports no numpy."""
 
 from __future__ import annotations
 
