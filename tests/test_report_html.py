@@ -33,6 +33,8 @@ from runlens.textsafe import shown
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from make_sweep import make_keras_sweep
 
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
+
 RUNS = 200
 BUDGET = 5_000_000 / 2000  # bytes per run: issue 13's 5 MB for a 2,000-run sweep
 HOSTILE = ("<script>alert(1)</script>", "a&b \"q\" 'x'", "</td></tr><tr><td>x", "\u202erun\x1b[2J")
@@ -137,6 +139,31 @@ def test_the_overlay_draws_every_run_and_each_stop(report):
     none_stop = overlay_plot(curves, [None] * RUNS, settings)
     assert _tinted(every, "blue") > 2 * _tinted(few, "blue") > 0
     assert _tinted(every, "red") > 0 and _tinted(none_stop, "red") < _tinted(every, "red") / 10
+
+
+def _panels(image: Image.Image) -> int:
+    """How many axes a plot has: each has a left and a right spine, a black column through the
+    middle of the plot (grid lines are grey; the stop line is red and dashed)."""
+    rgb = np.asarray(image.convert("RGB"), int)
+    band = rgb[rgb.shape[0] // 3 : 2 * rgb.shape[0] // 3]
+    dark = (band.max(axis=2) < 80).mean(axis=0) > 0.9
+    return int((dark[1:] & ~dark[:-1]).sum() + dark[0]) // 2
+
+
+def test_a_run_plot_has_a_learning_rate_panel_only_where_the_rate_changed():
+    """sample_logs (real Keras fits): 'plateau' ran ReduceLROnPlateau (its rate changed, and the
+    report replays it), the other Keras runs kept one rate: two panels, and the rate in words."""
+    report = runlens.build_report(SAMPLE / "plateau")
+    flat = runlens.build_report(SAMPLE / "improving")
+    for source, panels in ((report, 3), (flat, 2)):
+        page = render_html(source)
+        section = page.split('<section class="run"')[1]
+        ((image, _, _),) = _images(section)
+        assert _panels(image) == panels
+        assert ("learning rate of run" in section) == (panels == 3)
+        assert ("<figcaption>Learning rate constant" in section) == (panels == 2)
+    rate = flat.runs[0].learning_rate
+    assert f"{rate.column} {rate.logged_first:.3g}" in render_html(flat)
 
 
 def test_sparkline_marks_the_stop_and_leaves_out_what_is_not_finite():

@@ -30,12 +30,13 @@ from html import escape
 from typing import Literal
 
 from runlens.report.build.overview import Sort, detail_runs, sorted_runs
-from runlens.report.model import WARNING, Report, RunReport
+from runlens.report.model import WARNING, LearningRate, Report, RunReport
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.describe_sweep import setting_text, varied_keys
 from runlens.report.render.figures import Figures
+from runlens.report.render.plots import draws_learning_rate
 from runlens.report.render.sparklines import sparkline
-from runlens.report.render.words import duration, percent
+from runlens.report.render.words import duration, number, percent
 from runlens.textsafe import shown, text_lines
 
 Slot = Callable[[], str]  # a figure's markup, made when the page asks for it
@@ -290,17 +291,27 @@ def _run_sections(
         reasons = describe_overview.reasons_of(report, record.run)
         if reasons:
             lines = [("worth a look", ", ".join(reasons)), *lines]
+        with_lr = draws_learning_rate(record)
+        what = "train vs validation and learning rate" if with_lr else "train vs validation"
         out += [
             f'<section class="run" id="{anchors[record.run]}"><h3>{_text(record.run)}</h3>',
             _pairs(lines),
             _figure(
                 figures,
                 (index, "run", position[record.run]),
-                f"{s.monitor}, train vs validation and learning rate of run {record.run}",
+                f"{s.monitor}, {what} of run {record.run}",
+                "" if with_lr else _lr_caption(record.learning_rate),
             ),
             "</section>",
         ]
     return out
+
+
+def _lr_caption(lr: LearningRate | None) -> str:
+    """What a run's plot without a learning-rate panel (:func:`draws_learning_rate`) says of it."""
+    if lr is None or lr.column is None:
+        return "No learning rate logged."
+    return f"Learning rate constant throughout: {lr.column} {number(lr.logged_first)} (not plotted)."
 
 
 def _link(text: str, anchor: str | None) -> str:

@@ -58,15 +58,31 @@ class Picture(NamedTuple):
 
 
 def run_plot(record: RunReport, settings: Settings) -> Picture:
-    """Three panels: the monitor with best/stop/restored marked, train vs validation, learning rate."""
+    """Three panels: the monitor with best/stop/restored marked, train vs validation, and the
+    learning rate where :func:`draws_learning_rate` (else two, wider)."""
     from matplotlib import rc_context
 
-    with rc_context({**RC, "legend.fontsize": 8.5, "legend.framealpha": 0.7}):  # three small panels
-        fig, (ax_m, ax_tv, ax_lr) = figure(3, height=288)
-        _monitor_panel(ax_m, record, settings)
-        _pair_panel(ax_tv, record, settings.monitor)
-        _lr_panel(ax_lr, record)
+    with rc_context({**RC, "legend.fontsize": 8.5, "legend.framealpha": 0.7}):  # small panels
+        with_lr = draws_learning_rate(record)
+        fig, axes = figure(3 if with_lr else 2, height=288)
+        _monitor_panel(axes[0], record, settings)
+        _pair_panel(axes[1], record, settings.monitor)
+        if with_lr:
+            _lr_panel(axes[2], record)
         return picture(fig)
+
+
+def draws_learning_rate(record: RunReport) -> bool:
+    """Whether a run's plot has a learning-rate panel: when the logged rate changed or a replayed
+    one is drawn beside it. A rate constant throughout, or none logged, would be a flat line or an
+    empty panel, a third of the plot's drawing time for what the HTML report's caption says in
+    a line.
+
+    >>> draws_learning_rate(report.runs[0])         # doctest: +SKIP
+    False
+    """
+    lr = record.learning_rate
+    return lr is not None and (bool(lr.logged_changes_at) or "learning_rate_replayed" in record.curves)
 
 
 def figure(panels: int, *, height: int, width: int = WIDTH) -> tuple[Any, Any]:
@@ -182,8 +198,6 @@ def _lr_panel(ax: Any, record: RunReport) -> None:
         ax.axvline(lr.diverges_at + 1, color="C3", ls=":", label=f"departs (epoch {lr.diverges_at + 1})")
     if values and min(values) > 0:
         log_axis(ax)
-    if not values:
-        ax.text(0.5, 0.5, "no learning rate logged", ha="center", va="center", transform=ax.transAxes)
     _finish(ax, "learning rate", "")  # the title says it: the log labels need the room
 
 
