@@ -201,6 +201,7 @@ def test_frontier_labels_never_overlap_each_other_or_leave_the_axes():
     texts = [f"p{i},p{i + 1}" for i in range(len(points))]
     others = [(1.08, 24.6), (1.9, 3), (0.1, 42)]  # unlabelled settings: no label may cover them
     ax.scatter(*zip(*others))
+    fig.draw_without_rendering()  # the layout place_labels measures in
     left_out = place_labels(ax, points, texts, others=others, fontsize=9)
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)

@@ -56,21 +56,17 @@ def place_labels(
     texts: Sequence[str],
     *,
     others: Sequence[tuple[float, float]] = (),
-    laid_out: bool = False,
     **style: Any,
 ) -> list[int]:
     """Annotate ``points`` (data coordinates) with ``texts`` where they collide with nothing (nor
     cover the unlabelled points ``others``); returns the indices of the labels that found no place.
-    Call once the axes are complete, legend included: the boxes are measured in display pixels,
-    after a layout pass (``fig.draw_without_rendering()``, which fixes the limits and where the
-    legend goes). ``laid_out``: the caller made that pass after completing every panel it labels,
-    so one pass serves them all (a pass costs as much as drawing the figure)."""
+    Call once the axes are complete, legend included, and the figure laid out
+    (``fig.draw_without_rendering()``, which fixes the limits and where the legend goes): the boxes
+    are measured in display pixels. One layout pass, made after every panel is complete, serves
+    all the panels labelled (a pass costs as much as drawing the figure)."""
     from matplotlib.transforms import Bbox
 
-    fig = ax.figure
-    if not laid_out:
-        fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
+    renderer = ax.figure.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     shown = [ax.transData.transform(p) for p in [*points, *others]]
     occupied = [

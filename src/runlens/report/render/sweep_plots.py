@@ -201,8 +201,7 @@ def _label_points(ax: Any, rows: list[dict], column: str, keys: list[str]) -> No
         ordered = [item for item in ordered if any(rank(item))]
     texts = [_label_text(members, keys) for _, members in ordered]
     points = [point for point, _ in ordered]
-    others = list(groups.keys() - set(points))
-    place_labels(ax, points, texts, others=others, laid_out=True, fontsize=9.5, color="0.15")
+    place_labels(ax, points, texts, others=list(groups.keys() - set(points)), fontsize=9.5, color="0.15")
 
 
 def _label_text(members: list[dict], keys: list[str]) -> str:
