@@ -99,3 +99,27 @@ def test_the_read_of_a_logdir_marks_the_files_holding_hparams(tf_hparams_logdir,
             assert files and found.complete
             assert {f.path for f in files} < {f.path for f in found.files}  # not every file
             pandas.testing.assert_frame_equal(hparams_of_files(files), runlens.read_hparams(root))
+
+
+def test_hparams_read_in_worker_processes_give_the_same_frame(tf_hparams_logdir, copy_logdir, monkeypatch):
+    """hparams_ahead (runlens report reads a sweep's hparams files in its read's workers): one
+    file per task, so a resumed run's two files go to different workers and the last written must
+    still win; a damaged file's warning comes in the caller's process, its problem in attrs."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import runlens.hparams as hparams
+    from runlens.events.sources import find_event_files
+
+    root = copy_logdir(tf_hparams_logdir)
+    writers.flip_bit(writers.event_files(root / "exp2")[0], 30)  # within its first record
+    files = find_event_files(root)
+    monkeypatch.setattr(hparams, "_FILES_PER_TASK", 1)
+    with ProcessPoolExecutor(2) as pool, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ahead = hparams.hparams_ahead(files, pool)()
+        expected = hparams.hparams_of_files(files)
+    pandas.testing.assert_frame_equal(ahead, expected)
+    assert ahead.set_index("run").loc["exp1", "lr"] == 0.05
+    assert ahead.attrs["problems"] == expected.attrs["problems"] != []
+    damaged = [w for w in caught if issubclass(w.category, runlens.DamagedDataWarning)]
+    assert len(damaged) == 2  # once from each read, in this process

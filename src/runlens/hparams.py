@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -76,14 +77,59 @@ def hparams_of_files(
     >>> hparams_of_files([]).empty
     True
     """
+    return _combined(files, [sessions_of_files([f.path for f in files], storage_options)])
+
+
+def hparams_ahead(
+    files: Sequence[EventFile], executor: Executor, *, storage_options: dict[str, Any] | None = None
+) -> Callable[[], pd.DataFrame]:
+    """Start reading the hparams of ``files`` in ``executor``'s workers (a few hundred files per
+    task, in order); the function returned waits for them and gives :func:`hparams_of_files`'
+    frame (warning about damaged files then, in the caller's process).
+
+    A sweep written with ``runlens.keras`` has one hparams file per run: 2,000 files take a
+    second to read one after the other, so ``runlens report`` reads them in the workers that read
+    the scalars while it builds the runs' reports.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(1) as pool:
+    ...     hparams_ahead([], pool)().empty
+    True
+    """
+    tasks = max(1, 2 * (os.cpu_count() or 1))
+    size = max(1, -(-len(files) // tasks), _FILES_PER_TASK)
+    futures = [
+        executor.submit(sessions_of_files, [f.path for f in files[at : at + size]], storage_options)
+        for at in range(0, len(files), size)
+    ]
+    return lambda: _combined(files, [future.result() for future in futures])
+
+
+_FILES_PER_TASK = 100  # fewer are not worth a trip to a worker
+
+
+def sessions_of_files(
+    paths: Sequence[str], storage_options: dict[str, Any] | None = None
+) -> tuple[list[list[dict[str, Any]]], list[Problem]]:
+    """For each event file, the hparams of every session_start_info summary in it (in the order
+    written); and what was wrong with the files."""
     problems: list[Problem] = []
+    return [list(_sessions(path, problems, storage_options)) for path in paths], problems
+
+
+def _combined(
+    files: Sequence[EventFile], results: list[tuple[list[list[dict[str, Any]]], list[Problem]]]
+) -> pd.DataFrame:
+    """The frame of ``files``' sessions (:func:`sessions_of_files` of consecutive parts of them)."""
+    sessions = [each for part, _ in results for each in part]
+    problems = [problem for _, part in results for problem in part]
     found: dict[str, dict[str, Any]] = {}
     parents, _ = split_keras_run(pd.Series([f.run for f in files], dtype=object))
-    for file, run in zip(files, parents):
-        for hparams in _sessions(file.path, problems, storage_options):
+    for run, file_sessions in zip(parents, sessions):
+        for hparams in file_sessions:
             found[run] = hparams
     for problem in problems:
-        warnings.warn(problem.message, DamagedDataWarning, stacklevel=3)
+        warnings.warn(problem.message, DamagedDataWarning, stacklevel=4)
     frame = _frame(found)
     frame.attrs["problems"] = [p.as_dict() for p in problems]
     return frame

@@ -48,6 +48,7 @@ from runlens.report.build.source import (
     checkpoint_root,
     frame_runs,
     report_source,
+    run_folder,
     selected_runs,
 )
 from runlens.report.model import Report, Settings, SweepSummary
@@ -166,6 +167,8 @@ def build_report(
     )
     if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
+    if "keras" in parts and (folder := run_folder(source)) is not None:
+        reads.hparams_ahead(folder)  # the workers read them while the runs are replayed
     check_policy_frameworks(early_stopping, parts)
     runs_of = {name: set(frame_runs(frame)) for name, frame in parts.items()}
     reports = [
@@ -228,9 +231,7 @@ def _build(
     if finite_number("checkpoint_min_age", checkpoint_min_age) < 0:
         raise RunlensError(f"checkpoint_min_age must be >= 0 seconds, got {checkpoint_min_age!r}")
     grid, tolerance = _grid(sweep, stopping)
-    folder = (
-        None if isinstance(source, pd.DataFrame) or not Path(source).is_dir() or name != "keras" else source
-    )
+    folder = source if name == "keras" and run_folder(source) is not None else None
     runs = frame_runs(frame)
     manifests, warnings = read_run_manifests(folder, runs) if folder is not None else ({}, [])
     records = run_reports(
@@ -278,7 +279,8 @@ def _build(
             record.checkpoints = found.get(record.run)
         warnings += notes
     if folder is not None:  # runs trained with runlens.keras: hparams, live vs replayed
-        warnings += attach_live(records, folder, frame, manifests, initial_lr=initial_lr, found=reads.found)
+        recorded = reads.hparams(Path(folder))
+        warnings += attach_live(records, folder, frame, manifests, initial_lr=initial_lr, recorded=recorded)
     settings = Settings(
         monitor=monitor,
         direction=stopping.direction,

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +33,7 @@ import pandas as pd
 
 from runlens.errors import RunlensError
 from runlens.events.sources import find_event_files, is_url, open_binary
-from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG, hparams_of_files
+from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG, hparams_ahead, hparams_of_files
 from runlens.manifest import read_manifest, run_manifest
 from runlens.policies.base import policy_class
 from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
@@ -87,14 +90,14 @@ def attach_live(
     manifests: Manifests,
     *,
     initial_lr: float | None,
-    found: ReadFound | None = None,
+    recorded: pd.DataFrame,
 ) -> list[str]:
-    """Set ``hparams`` and ``live`` on ``records``; return the warnings for the report (``found``:
-    what the report's read of ``root`` found, see :func:`recorded_hparams`)."""
+    """Set ``hparams`` and ``live`` on ``records``; return the warnings for the report
+    (``recorded``: the runs' hparams, :func:`recorded_hparams` of ``root``)."""
     warnings: list[str] = []
-    recorded = recorded_hparams(root, found)
+    by_run = _by_run(recorded)
     for record in records:
-        hparams = _row(recorded, record.run)
+        hparams = by_run.get(record.run, {})
         if record.run in manifests:
             name, manifest = manifests[record.run]
             hparams = hparams or manifest["hparams"]
@@ -109,9 +112,13 @@ def attach_live(
     return warnings
 
 
-def recorded_hparams(root: str | os.PathLike[str], found: ReadFound | None = None) -> pd.DataFrame:
+def recorded_hparams(
+    root: str | os.PathLike[str], found: ReadFound | None = None, *, executor: Executor | None = None
+) -> Callable[[], pd.DataFrame]:
     """:func:`runlens.read_hparams` of ``root``, indexed by run, read only from the event files
-    that hold the hparams plugin's session_start_info tag.
+    that hold the hparams plugin's session_start_info tag: a function giving that frame, the files
+    being read in ``executor``'s workers meanwhile when one is given
+    (:func:`runlens.hparams.hparams_ahead`); an empty frame when they cannot be read.
 
     Which files hold it, the report's read of the logdir already knows (``found``: the decoder
     marks every tag whose value carries plugin metadata): when that read took every event file
@@ -138,11 +145,19 @@ def recorded_hparams(root: str | os.PathLike[str], found: ReadFound | None = Non
                 for f in find_event_files(root)
                 if f.path in marked or (f.path not in read and (remote or _may_hold_hparams(f.path)))
             ]
-        if not files:
-            return pd.DataFrame()
-        return hparams_of_files(files).set_index("run")
     except RunlensError:
-        return pd.DataFrame()
+        files = []
+    if not files:
+        return pd.DataFrame  # called: an empty frame
+    read = hparams_ahead(files, executor) if executor is not None else partial(hparams_of_files, files)
+
+    def frame() -> pd.DataFrame:
+        try:
+            return read().set_index("run")
+        except RunlensError:
+            return pd.DataFrame()
+
+    return frame
 
 
 _CHUNK = 1 << 20
@@ -284,10 +299,19 @@ def _values(rows: pd.DataFrame, column: str) -> pd.Series:
     return rows.set_index("epoch")[column].astype("Float64").reindex(index)
 
 
-def _row(table: pd.DataFrame, run: str) -> dict[str, Any]:
-    if run not in table.index:
-        return {}
-    return {k: _plain(v) for k, v in table.loc[run].items() if v is not pd.NA and v is not None}
+def _by_run(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Run -> the hparams it recorded (``table``: indexed by run), leaving out those it did not
+    (column by column: a row looked up per run cost a 2,000-run sweep a second).
+
+    >>> _by_run(pd.DataFrame({"lr": pd.array([0.1, None], dtype="Float64")}, index=["a", "b"]))
+    {'a': {'lr': 0.1}, 'b': {}}
+    """
+    found: dict[str, dict[str, Any]] = {run: {} for run in table.index.tolist()}
+    for name in table.columns:
+        for hparams, value in zip(found.values(), table[name].tolist()):
+            if value is not pd.NA and value is not None:
+                hparams[name] = _plain(value)
+    return found
 
 
 def _plain(value: Any) -> Any:

@@ -8,7 +8,7 @@ the folder to look for checkpoints in.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from runlens.events.sources import matches, name_patterns
 from runlens.name_columns import as_names, name_codes
 from runlens.policies.runs import check_frame, is_evals_frame
 from runlens.report.build.checkpoints import read_report_checkpoints
+from runlens.report.build.live import recorded_hparams
 
 if TYPE_CHECKING:
     from runlens.events.found import ReadFound
@@ -30,11 +31,13 @@ if TYPE_CHECKING:
 class ReportReads:
     """What a report reads once for all its framework parts: what the read of its logdir found
     beside the frame (``found``, :class:`runlens.events.found.ReadFound`; None for a frame given),
-    and the checkpoints under each folder looked in, read when a part first asks for them.
+    the checkpoints under each folder looked in and the hparams the runs recorded, each read when
+    a part first asks for them.
 
     Given an ``executor`` (the read's), :meth:`walk_ahead` walks a folder for checkpoints in one of
     its workers, queued behind the read's files: a worker free once the files are read walks the
-    folders while this process makes the runs' frame.
+    folders while this process makes the runs' frame; :meth:`hparams_ahead` has the workers read
+    the hparams files while this process replays the runs.
 
     >>> ReportReads(None).checkpoints(Path("no/such/folder"))[:21]
     'checkpoints not read:'
@@ -45,6 +48,7 @@ class ReportReads:
         self._executor = executor
         self._walks: dict[Path, Future] = {}
         self._checkpoints: dict[Path, pd.DataFrame | str] = {}
+        self._hparams: dict[Path, Callable[[], pd.DataFrame] | pd.DataFrame] = {}
 
     def walk_ahead(self, root: Path | None) -> None:
         """Start walking ``root`` for checkpoints in the executor's worker (nothing without an
@@ -58,6 +62,20 @@ class ReportReads:
         if root not in self._checkpoints:
             self._checkpoints[root] = read_report_checkpoints(root, self._walks.pop(root, None))
         return self._checkpoints[root]
+
+    def hparams_ahead(self, root: Path) -> None:
+        """Start reading the hparams the runs under ``root`` recorded (in the executor's workers,
+        if there is one; :func:`~runlens.report.build.live.recorded_hparams`)."""
+        if root not in self._hparams:
+            self._hparams[root] = recorded_hparams(root, self.found, executor=self._executor)
+
+    def hparams(self, root: Path) -> pd.DataFrame:
+        """The hparams the runs under ``root`` recorded, indexed by run (read once)."""
+        self.hparams_ahead(root)
+        known = self._hparams[root]
+        if callable(known):
+            known = self._hparams[root] = known()
+        return known
 
 
 def checkpoint_root(source: Any, checkpoints: Any) -> Path | None:
@@ -74,9 +92,19 @@ def checkpoint_root(source: Any, checkpoints: Any) -> Path | None:
         if not root.is_dir():
             raise RunlensError(f"checkpoints={os.fspath(checkpoints)!r} is not a folder")
         return root
+    return run_folder(source)  # None for an epoch frame or one event file: no folder to look in
+
+
+def run_folder(source: Any) -> Path | None:
+    """The logdir a report was read from, whose runs' folders may hold a ``runlens.json`` and
+    hparams: ``source`` when it is a folder; None for a frame or one event file.
+
+    >>> run_folder("sample_logs"), run_folder(pd.DataFrame())
+    (PosixPath('sample_logs'), None)
+    """
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         return Path(source)
-    return None  # an epoch frame, or one event file: there is no folder to look in
+    return None
 
 
 def report_source(
