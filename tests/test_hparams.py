@@ -123,3 +123,47 @@ def test_hparams_read_in_worker_processes_give_the_same_frame(tf_hparams_logdir,
     assert ahead.attrs["problems"] == expected.attrs["problems"] != []
     damaged = [w for w in caught if issubclass(w.category, runlens.DamagedDataWarning)]
     assert len(damaged) == 2  # once from each read, in this process
+
+
+def test_small_files_framed_together_read_as_each_file_on_its_own(tf_hparams_logdir, copy_logdir, tmp_path):
+    """sessions_of_files frames small files in batches: over intact, resumed (two files of one
+    run), tensorboardX, truncated, bit-flipped, empty and garbage files and one above the
+    whole-file size, it gives what reading each file on its own gives, problems in file order."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    import runlens.hparams as hparams
+    from runlens.events.files import WHOLE_FILE_BYTES
+
+    root = copy_logdir(tf_hparams_logdir)
+    writers.write_tensorboardx(root / "tbx")
+    big = root / "big"
+    writer = tf.summary.create_file_writer(str(big))
+    with writer.as_default():
+        hp.hparams({"lr": 0.3})
+        for step in range(WHOLE_FILE_BYTES // 40):
+            tf.summary.scalar("epoch_loss", 0.5, step=step)
+    writer.close()
+    assert writers.event_files(big)[0].stat().st_size > WHOLE_FILE_BYTES
+    for name in ("truncated", "flipped"):
+        writers.write_tensorboardx(root / name)
+    truncated = writers.event_files(root / "truncated")[-1]
+    writers.truncate(truncated, truncated.stat().st_size - 3)
+    flipped = writers.event_files(root / "flipped")[-1]
+    writers.flip_bit(flipped, flipped.stat().st_size - 10)
+    writers.write_empty(root / "empty")
+    writers.write_garbage(root / "garbage")
+    paths = [str(p) for p in sorted(root.rglob("events.out.tfevents*"))]
+    assert len(paths) >= 9
+
+    expected_problems: list = []
+    expected = [hparams._sessions(p, expected_problems, None) for p in paths]
+    for at in range(len(paths)):  # each file first in line, so every kind starts a batch once
+        order = paths[at:] + paths[:at]
+        got, problems = hparams.sessions_of_files(order)
+        assert got == expected[at:] + expected[:at]
+        assert sorted(p.message for p in problems) == sorted(p.message for p in expected_problems)
+        assert [p.path for p in problems] == [
+            p.path for p in sorted(problems, key=lambda p: order.index(p.path))
+        ]
+    assert sum(map(len, expected)) >= 5 and len(expected_problems) >= 3

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -24,9 +24,11 @@ import pandas as pd
 
 from runlens.epochs import split_keras_run
 from runlens.errors import DamagedDataWarning
+from runlens.events.files import WHOLE_FILE_BYTES
 from runlens.events.problems import Problem
 from runlens.events.records import Block, ReadState, read_blocks
 from runlens.events.sources import EventFile, find_event_files, open_binary, open_problem
+from runlens.events.whole_files import frame_whole_files
 from runlens.name_columns import NAME_DTYPE
 
 __all__ = ["SESSION_START_TAG", "read_hparams"]
@@ -112,9 +114,59 @@ def sessions_of_files(
     paths: Sequence[str], storage_options: dict[str, Any] | None = None
 ) -> tuple[list[list[dict[str, Any]]], list[Problem]]:
     """For each event file, the hparams of every session_start_info summary in it (in the order
-    written); and what was wrong with the files."""
+    written); and what was wrong with the files.
+
+    Small files (a sweep's thousands of hparams files, a few hundred bytes each) are framed and
+    CRC-checked together, as the scalar read frames a sweep's files
+    (:func:`~runlens.events.whole_files.frame_whole_files`); big files, and every file of a batch
+    that does not frame (damage, a truncated tail, a file that cannot be read), are read one by
+    one, which reports what is wrong -- in the files' order.
+    """
     problems: list[Problem] = []
-    return [list(_sessions(path, problems, storage_options)) for path in paths], problems
+    sessions: list[list[dict[str, Any]]] = [[] for _ in paths]
+    batch: dict[int, bytes] = {}  # file number -> its whole content
+    size = 0  # of the batch's contents
+
+    def flush() -> None:
+        numbers = list(batch)
+        block = frame_whole_files(list(batch.values()), [ReadState(paths[n]) for n in numbers])
+        batch.clear()
+        if block is None:
+            for number in numbers:
+                sessions[number] = _sessions(paths[number], problems, storage_options)
+            return
+        for record in _records_with_tag(block):
+            sessions[numbers[int(block.sources[record])]] += _payload_sessions(block.payload(record))
+
+    for number, path in enumerate(paths):
+        content = _small_file(path, storage_options)
+        if content is None:  # big, empty or unreadable: on its own, after the files before it
+            if batch:
+                flush()
+                size = 0
+            sessions[number] = _sessions(path, problems, storage_options)
+            continue
+        batch[number] = content
+        size += len(content)
+        if size >= _BATCH_BYTES:
+            flush()
+            size = 0
+    if batch:
+        flush()
+    return sessions, problems
+
+
+_BATCH_BYTES = 1 << 20
+
+
+def _small_file(path: str, storage_options: dict[str, Any] | None) -> bytes | None:
+    """The whole file when it is shorter than ``WHOLE_FILE_BYTES`` and not empty; else None."""
+    try:
+        with open_binary(path, storage_options) as stream:
+            content = stream.read(WHOLE_FILE_BYTES)
+    except OSError:
+        return None  # read on its own, which reports it
+    return content if 0 < len(content) < WHOLE_FILE_BYTES else None
 
 
 def _combined(
@@ -137,25 +189,33 @@ def _combined(
 
 def _sessions(
     path: str, problems: list[Problem], storage_options: dict[str, Any] | None
-) -> Iterator[dict[str, Any]]:
-    """The hparams of every session_start_info summary in one event file, in the order written."""
-    from tensorboard.compat.proto.event_pb2 import Event
-
-    state = ReadState(path=path, problems=problems)
+) -> list[dict[str, Any]]:
+    """The hparams of every session_start_info summary in one event file, in the order written;
+    its problems are added to ``problems`` (its read state keeps its own: whether a file is
+    empty must not depend on the files before it)."""
+    state = ReadState(path=path)
+    found = []
     try:
         with open_binary(path, storage_options) as stream:
             for block in read_blocks(stream, state):
                 for i in _records_with_tag(block):
-                    try:
-                        event = Event.FromString(bytes(block.payload(i)))
-                    except Exception:  # a CRC-valid record that is not an Event
-                        continue
-                    for value in event.summary.value:
-                        hparams = _session_hparams(value)
-                        if hparams is not None:
-                            yield hparams
+                    found += _payload_sessions(block.payload(i))
     except OSError as exc:
-        problems.append(open_problem(path, exc))
+        state.problems.append(open_problem(path, exc))
+    problems += state.problems
+    return found
+
+
+def _payload_sessions(payload: memoryview) -> list[dict[str, Any]]:
+    """The hparams of the session_start_info summaries in one record (none when it is not an Event)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    try:
+        event = Event.FromString(bytes(payload))
+    except Exception:  # a CRC-valid record that is not an Event
+        return []
+    found = (_session_hparams(value) for value in event.summary.value)
+    return [hparams for hparams in found if hparams is not None]
 
 
 def _records_with_tag(block: Block) -> list[int]:
