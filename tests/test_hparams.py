@@ -102,7 +102,7 @@ def test_the_read_of_a_logdir_marks_the_files_holding_hparams(tf_hparams_logdir,
 
 
 def test_hparams_read_in_worker_processes_give_the_same_frame(tf_hparams_logdir, copy_logdir, monkeypatch):
-    """hparams_ahead (runlens report reads a sweep's hparams files in its read's workers): one
+    """HParamsAhead (runlens report reads a sweep's hparams files in its read's workers): one
     file per task, so a resumed run's two files go to different workers and the last written must
     still win; a damaged file's warning comes in the caller's process, its problem in attrs."""
     from concurrent.futures import ProcessPoolExecutor
@@ -116,7 +116,7 @@ def test_hparams_read_in_worker_processes_give_the_same_frame(tf_hparams_logdir,
     monkeypatch.setattr(hparams, "_FILES_PER_TASK", 1)
     with ProcessPoolExecutor(2) as pool, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ahead = hparams.hparams_ahead(files, pool)()
+        ahead = hparams.HParamsAhead(files, pool).frame()
         expected = hparams.hparams_of_files(files)
     pandas.testing.assert_frame_equal(ahead, expected)
     assert ahead.set_index("run").loc["exp1", "lr"] == 0.05
@@ -167,3 +167,22 @@ def test_small_files_framed_together_read_as_each_file_on_its_own(tf_hparams_log
             p.path for p in sorted(problems, key=lambda p: order.index(p.path))
         ]
     assert sum(map(len, expected)) >= 5 and len(expected_problems) >= 3
+
+
+def test_hparams_read_ahead_and_not_needed_are_cancelled(tf_hparams_logdir, monkeypatch):
+    """A report without Keras runs takes no hparams: the tasks no worker started are dropped."""
+    import threading
+    from concurrent.futures import CancelledError, ThreadPoolExecutor
+
+    import runlens.hparams as hparams
+    from runlens.events.sources import find_event_files
+
+    monkeypatch.setattr(hparams, "_FILES_PER_TASK", 1)
+    release = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(release.wait)  # the only worker is busy
+        ahead = hparams.HParamsAhead(find_event_files(tf_hparams_logdir), pool)
+        ahead.cancel()
+        release.set()
+        with pytest.raises(CancelledError):
+            ahead.frame()

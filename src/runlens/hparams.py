@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -31,7 +31,7 @@ from runlens.events.sources import EventFile, find_event_files, open_binary, ope
 from runlens.events.whole_files import frame_whole_files
 from runlens.name_columns import NAME_DTYPE
 
-__all__ = ["SESSION_START_TAG", "read_hparams"]
+__all__ = ["SESSION_START_TAG", "HParamsAhead", "read_hparams"]
 
 SESSION_START_TAG = "_hparams_/session_start_info"
 PLUGIN_NAME = "hparams"
@@ -82,29 +82,43 @@ def hparams_of_files(
     return _combined(files, [sessions_of_files([f.path for f in files], storage_options)])
 
 
-def hparams_ahead(
-    files: Sequence[EventFile], executor: Executor, *, storage_options: dict[str, Any] | None = None
-) -> Callable[[], pd.DataFrame]:
-    """Start reading the hparams of ``files`` in ``executor``'s workers (a few hundred files per
-    task, in order); the function returned waits for them and gives :func:`hparams_of_files`'
-    frame (warning about damaged files then, in the caller's process).
+class HParamsAhead:
+    """The hparams of ``files`` being read in ``executor``'s workers from when it is made (a few
+    hundred files per task, in order): :meth:`frame` waits for them, :meth:`cancel` drops the
+    tasks no worker has started.
 
-    A sweep written with ``runlens.keras`` has one hparams file per run: 2,000 files take a
-    second to read one after the other, so ``runlens report`` reads them in the workers that read
-    the scalars while it builds the runs' reports.
+    A sweep written with ``runlens.keras`` has one hparams file per run, 2,000 files: ``runlens
+    report`` has the workers that read the scalars read them while it builds the runs' reports.
 
     >>> from concurrent.futures import ThreadPoolExecutor
     >>> with ThreadPoolExecutor(1) as pool:
-    ...     hparams_ahead([], pool)().empty
+    ...     HParamsAhead([], pool).frame().empty
     True
     """
-    tasks = max(1, 2 * (os.cpu_count() or 1))
-    size = max(1, -(-len(files) // tasks), _FILES_PER_TASK)
-    futures = [
-        executor.submit(sessions_of_files, [f.path for f in files[at : at + size]], storage_options)
-        for at in range(0, len(files), size)
-    ]
-    return lambda: _combined(files, [future.result() for future in futures])
+
+    def __init__(
+        self,
+        files: Sequence[EventFile],
+        executor: Executor,
+        *,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._files = list(files)
+        size = max(-(-len(files) // (2 * (os.cpu_count() or 1))), _FILES_PER_TASK)
+        self._futures = [
+            executor.submit(sessions_of_files, [f.path for f in files[at : at + size]], storage_options)
+            for at in range(0, len(files), size)
+        ]
+
+    def frame(self) -> pd.DataFrame:
+        """:func:`hparams_of_files`' frame of the files (damaged ones are warned about now, in
+        this process)."""
+        return _combined(self._files, [future.result() for future in self._futures])
+
+    def cancel(self) -> None:
+        """Drop the tasks not started (a report that turned out not to need them)."""
+        for future in self._futures:
+            future.cancel()
 
 
 _FILES_PER_TASK = 100  # fewer are not worth a trip to a worker

@@ -82,11 +82,13 @@ def read_evals_found(
     framework: str = "auto",
     runs: str | Sequence[str] | None = None,
     monitor: str | None = None,
+    on_read: Callable[[ReadFound], None] | None = None,
     **read_options: Any,
 ) -> tuple[pd.DataFrame, ReadFound]:
     """:func:`read_evals`' frame and what the read found beside it
     (:class:`runlens.events.found.ReadFound`: the files read and their plugins' tags), from one
-    listing and one read of the logdir.
+    listing and one read of the logdir; ``on_read`` is called with the latter as soon as the files
+    are read, before the frame is made (``runlens report`` starts reading hparams then).
 
     >>> evals, found = read_evals_found("sample_logs")            # doctest: +SKIP
     """
@@ -97,6 +99,8 @@ def read_evals_found(
         )
     _check_monitor(framework, monitor)
     scalars, found = read_logdir(path, runs=runs, **read_options)
+    if on_read is not None:
+        on_read(found)
     frame = evals_from_scalars(
         scalars, framework=framework, monitor=monitor, root=path, label=os.fspath(path)
     )

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -40,7 +40,7 @@ from runlens.report.build.frameworks import (
     setting_name,
     trainer_state_notes,
 )
-from runlens.report.build.live import Manifests, attach_live, manifest_policy, read_run_manifests
+from runlens.report.build.live import attach_live, read_run_manifests, run_lr_policy
 from runlens.report.build.overview import attach_damage, build_overview, build_totals
 from runlens.report.build.runs import python, run_reports
 from runlens.report.build.source import (
@@ -52,6 +52,9 @@ from runlens.report.build.source import (
     selected_runs,
 )
 from runlens.report.model import Report, Settings, SweepSummary
+
+if TYPE_CHECKING:
+    from runlens.events.found import ReadFound
 
 __all__ = ["build_report"]
 
@@ -162,14 +165,29 @@ def build_report(
         source = selected_runs(source, runs)
     reads = options["reads"] = ReportReads(None, executor)  # shared by the parts: read once
     reads.walk_ahead(checkpoint_root(source, checkpoints))  # a worker walks it after the read
+    try:
+        return _build_parts(source, options, runs=runs, framework=framework, executor=executor)
+    finally:
+        reads.close()
+
+
+def _build_parts(
+    source: Any, options: dict[str, Any], *, runs: Any, framework: str, executor: Executor | None
+) -> Report:
+    """The report on every framework's runs of ``source`` (Keras' first, the others its parts)."""
+    reads, folder, monitor = options["reads"], run_folder(source), options["monitor"]
+
+    def read_done(found: ReadFound) -> None:  # the workers go on to the runs' hparams
+        reads.found = found
+        if folder is not None:
+            reads.hparams_ahead(folder)
+
     parts, reads.found = framework_frames(
-        source, framework=framework, monitor=monitor, runs=runs, executor=executor
+        source, framework=framework, monitor=monitor, runs=runs, executor=executor, on_read=read_done
     )
     if parts is None:  # an epoch frame: the Keras report as it always was
         return _build(source, parts_frame=None, name="keras", **options)
-    if "keras" in parts and (folder := run_folder(source)) is not None:
-        reads.hparams_ahead(folder)  # the workers read them while the runs are replayed
-    check_policy_frameworks(early_stopping, parts)
+    check_policy_frameworks(options["early_stopping"], parts)
     runs_of = {name: set(frame_runs(frame)) for name, frame in parts.items()}
     reports = [
         _build(
@@ -237,7 +255,7 @@ def _build(
     records = run_reports(
         frame,
         stopping,
-        lr_policy=lambda run: _lr_policy(run, asked_lr, manifests),
+        lr_policy=lambda run: run_lr_policy(run, asked_lr, manifests),
         initial_lr=initial_lr,
         timing=lr_timing,
     )
@@ -339,20 +357,6 @@ def _default_monitor(frame: pd.DataFrame, label: str) -> str:
     raise RunlensError(
         f"{label}: no run logged val_loss or loss; pass a monitor (--monitor), one of: {metrics}"
     )
-
-
-def _lr_policy(run: str, asked: Any, manifests: Manifests) -> tuple[Any, str | None]:
-    """The learning-rate policy to replay on ``run``, and where its settings come from."""
-    if asked is not None:
-        return asked, "report"
-    if run in manifests:
-        try:
-            policy = manifest_policy(manifests[run][1]["config"], "reduce_lr")
-        except RunlensError:
-            return None, None  # the live comparison reports why
-        if policy is not None:
-            return policy, "runlens.json"
-    return None, None
 
 
 def _grid(sweep: Mapping[str, Any] | None, stopping: Any) -> tuple[dict[str, list], float]:

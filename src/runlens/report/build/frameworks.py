@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,12 +185,14 @@ def framework_frames(
     monitor: str | None = None,
     runs: Any = None,
     executor: Executor | None = None,
+    on_read: Callable[[ReadFound], None] | None = None,
 ) -> tuple[dict[str, pd.DataFrame] | None, ReadFound | None]:
     """The runs of ``source`` by framework (Keras first): a logdir read with
     :func:`runlens.read_evals`, or an evaluation frame split by its ``framework`` column. Keras runs
     come back as an epoch frame (as :func:`runlens.read_epochs` gives it), the others as evaluation
     frames (``runs``: read only those, as :func:`runlens.read_evals` selects them; ``executor``:
-    the one its :func:`runlens.read_scalars` reads the files with). None for an
+    the one its :func:`runlens.read_scalars` reads the files with; ``on_read``: called with what
+    the read found as soon as it is done, as :func:`runlens.evals.read_evals_found` says). None for an
     epoch frame (nothing to split). Beside the parts, what the read of a logdir found
     (:class:`runlens.events.found.ReadFound`; None for a frame): the report takes the runs'
     hparams from it instead of listing and scanning the logdir again."""
@@ -205,7 +207,7 @@ def framework_frames(
         with warnings.catch_warnings():  # the report says itself which monitor is not logged
             warnings.filterwarnings("ignore", ".*no run logged monitor", RunlensWarning)
             frame, found = read_evals_found(
-                source, framework=framework, monitor=monitor, runs=runs, executor=executor
+                source, framework=framework, monitor=monitor, runs=runs, executor=executor, on_read=on_read
             )
     else:
         return None, None  # build_report says what it needs

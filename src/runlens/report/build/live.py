@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from concurrent.futures import Executor
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
-from runlens.events.sources import find_event_files, is_url, open_binary
-from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG, hparams_ahead, hparams_of_files
+from runlens.events.sources import EventFile, find_event_files, is_url, open_binary
+from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG
 from runlens.manifest import read_manifest, run_manifest
 from runlens.policies.base import policy_class
 from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
@@ -83,6 +80,21 @@ def manifest_policy(config: dict[str, Any], key: str) -> Any:
         raise RunlensError(str(exc)) from None
 
 
+def run_lr_policy(run: str, asked: Any, manifests: Manifests) -> tuple[Any, str | None]:
+    """The learning-rate policy to replay on ``run`` (``asked``: the report's, else the one its
+    ``runlens.json`` used, if any), and where its settings come from."""
+    if asked is not None:
+        return asked, "report"
+    if run in manifests:
+        try:
+            policy = manifest_policy(manifests[run][1]["config"], "reduce_lr")
+        except RunlensError:
+            return None, None  # the live comparison reports why
+        if policy is not None:
+            return policy, "runlens.json"
+    return None, None
+
+
 def attach_live(
     records: list[RunReport],
     root: str | os.PathLike[str],
@@ -93,7 +105,7 @@ def attach_live(
     recorded: pd.DataFrame,
 ) -> list[str]:
     """Set ``hparams`` and ``live`` on ``records``; return the warnings for the report
-    (``recorded``: the runs' hparams, :func:`recorded_hparams` of ``root``)."""
+    (``recorded``: the runs' hparams indexed by run, of :func:`hparams_files` under ``root``)."""
     warnings: list[str] = []
     by_run = _by_run(recorded)
     for record in records:
@@ -112,13 +124,10 @@ def attach_live(
     return warnings
 
 
-def recorded_hparams(
-    root: str | os.PathLike[str], found: ReadFound | None = None, *, executor: Executor | None = None
-) -> Callable[[], pd.DataFrame]:
-    """:func:`runlens.read_hparams` of ``root``, indexed by run, read only from the event files
-    that hold the hparams plugin's session_start_info tag: a function giving that frame, the files
-    being read in ``executor``'s workers meanwhile when one is given
-    (:func:`runlens.hparams.hparams_ahead`); an empty frame when they cannot be read.
+def hparams_files(root: str | os.PathLike[str], found: ReadFound | None = None) -> list[EventFile]:
+    """The event files under ``root`` that hold the hparams plugin's session_start_info tag, whose
+    hparams (:func:`runlens.hparams.hparams_of_files`, indexed by run) the report shows; none
+    when the logdir cannot be listed.
 
     Which files hold it, the report's read of the logdir already knows (``found``: the decoder
     marks every tag whose value carries plugin metadata): when that read took every event file
@@ -129,35 +138,22 @@ def recorded_hparams(
     parses a record; a file that cannot be scanned is read, which reports what is wrong; files
     behind a URL are read whole). Either way the files holding the tag are read a second time,
     to decode the hparams themselves."""
+    if found is not None and found.complete:
+        return found.files_with(SESSION_START_TAG, PLUGIN_NAME)
+    read = {f.path for f in found.files} if found is not None else set()
+    marked = (
+        {f.path for f in found.files_with(SESSION_START_TAG, PLUGIN_NAME)} if found is not None else set()
+    )
+    remote = is_url(os.fspath(root))
     try:
-        if found is not None and found.complete:
-            files = found.files_with(SESSION_START_TAG, PLUGIN_NAME)
-        else:
-            read = {f.path for f in found.files} if found is not None else set()
-            marked = (
-                {f.path for f in found.files_with(SESSION_START_TAG, PLUGIN_NAME)}
-                if found is not None
-                else set()
-            )
-            remote = is_url(os.fspath(root))
-            files = [
-                f
-                for f in find_event_files(root)
-                if f.path in marked or (f.path not in read and (remote or _may_hold_hparams(f.path)))
-            ]
+        listed = find_event_files(root)
     except RunlensError:
-        files = []
-    if not files:
-        return pd.DataFrame  # called: an empty frame
-    read = hparams_ahead(files, executor) if executor is not None else partial(hparams_of_files, files)
-
-    def frame() -> pd.DataFrame:
-        try:
-            return read().set_index("run")
-        except RunlensError:
-            return pd.DataFrame()
-
-    return frame
+        return []
+    return [
+        f
+        for f in listed
+        if f.path in marked or (f.path not in read and (remote or _may_hold_hparams(f.path)))
+    ]
 
 
 _CHUNK = 1 << 20

@@ -8,7 +8,7 @@ the folder to look for checkpoints in.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +19,11 @@ import pandas as pd
 from runlens.checkpoints.find import find_checkpoints
 from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
+from runlens.hparams import HParamsAhead, hparams_of_files
 from runlens.name_columns import as_names, name_codes
 from runlens.policies.runs import check_frame, is_evals_frame
 from runlens.report.build.checkpoints import read_report_checkpoints
-from runlens.report.build.live import recorded_hparams
+from runlens.report.build.live import hparams_files
 
 if TYPE_CHECKING:
     from runlens.events.found import ReadFound
@@ -48,7 +49,8 @@ class ReportReads:
         self._executor = executor
         self._walks: dict[Path, Future] = {}
         self._checkpoints: dict[Path, pd.DataFrame | str] = {}
-        self._hparams: dict[Path, Callable[[], pd.DataFrame] | pd.DataFrame] = {}
+        self._hparams: dict[Path, pd.DataFrame] = {}
+        self._hparams_ahead: dict[Path, HParamsAhead] = {}
 
     def walk_ahead(self, root: Path | None) -> None:
         """Start walking ``root`` for checkpoints in the executor's worker (nothing without an
@@ -64,18 +66,35 @@ class ReportReads:
         return self._checkpoints[root]
 
     def hparams_ahead(self, root: Path) -> None:
-        """Start reading the hparams the runs under ``root`` recorded (in the executor's workers,
-        if there is one; :func:`~runlens.report.build.live.recorded_hparams`)."""
-        if root not in self._hparams:
-            self._hparams[root] = recorded_hparams(root, self.found, executor=self._executor)
+        """Start reading the hparams the runs under ``root`` recorded in the executor's workers,
+        from the files :attr:`found` marks (nothing without an executor, or when the read took only
+        some runs: the files are then chosen by listing the logdir again, when asked for)."""
+        complete = self.found is not None and self.found.complete
+        if (
+            self._executor is not None
+            and complete
+            and root not in self._hparams
+            and root not in self._hparams_ahead
+        ):
+            self._hparams_ahead[root] = HParamsAhead(hparams_files(root, self.found), self._executor)
 
     def hparams(self, root: Path) -> pd.DataFrame:
-        """The hparams the runs under ``root`` recorded, indexed by run (read once)."""
-        self.hparams_ahead(root)
-        known = self._hparams[root]
-        if callable(known):
-            known = self._hparams[root] = known()
-        return known
+        """The hparams the runs under ``root`` recorded, indexed by run (read once; empty when
+        they cannot be read)."""
+        if root not in self._hparams:
+            ahead = self._hparams_ahead.pop(root, None)
+            try:
+                frame = ahead.frame() if ahead else hparams_of_files(hparams_files(root, self.found))
+                self._hparams[root] = frame.set_index("run")
+            except RunlensError:
+                self._hparams[root] = pd.DataFrame()
+        return self._hparams[root]
+
+    def close(self) -> None:
+        """Cancel the reads started ahead that no part took (e.g. hparams, when there turned
+        out to be no Keras runs)."""
+        for ahead in self._hparams_ahead.values():
+            ahead.cancel()
 
 
 def checkpoint_root(source: Any, checkpoints: Any) -> Path | None:
