@@ -182,8 +182,10 @@ def _pair_panel(ax: Any, record: RunReport, monitor: str) -> None:
 
 
 def _lr_panel(ax: Any, record: RunReport) -> None:
+    """The logged and replayed rates; drawn only where :func:`draws_learning_rate` holds (so the
+    run has a learning rate)."""
     lr = record.learning_rate
-    logged = record.curves.get(lr.column) if lr is not None and lr.column else None
+    logged = record.curves.get(lr.column) if lr.column else None
     replayed = record.curves.get("learning_rate_replayed")
     values = []
     if logged:
@@ -194,7 +196,7 @@ def _lr_panel(ax: Any, record: RunReport) -> None:
         x, y = _points(replayed)
         ax.step(x, y, where="mid", color="C1", ls="--", label="replayed")
         values += y
-    if lr is not None and lr.diverges_at is not None:
+    if lr.diverges_at is not None:
         ax.axvline(lr.diverges_at + 1, color="C3", ls=":", label=f"departs (epoch {lr.diverges_at + 1})")
     if values and min(values) > 0:
         log_axis(ax)
