@@ -126,6 +126,7 @@ import sys
 from runlens.manifest import write_manifest
 sys.path.insert(0, {tests!r})
 from test_manifest import _manifest
+write_manifest({folder!r}, _manifest(n=0))  # its first write imports what writing needs
 print("ready", flush=True)
 n = 1
 while True:

@@ -114,3 +114,25 @@ def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypa
         ahead_report = runlens.build_report(SAMPLE, executor=ahead)
     assert len(walked) == 1  # not walked in this process
     assert render_report(ahead_report, "json") == render_report(serial, "json")
+
+
+def test_manifests_read_ahead_in_workers_are_the_ones_read_here(tmp_path):
+    """runlens report reads a sweep's runlens.json in its read's workers (ReportReads.manifests_ahead,
+    from every name a run may have): the same manifests and warnings as read_run_manifests, a run
+    the workers were not asked for read in this process."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from runlens.report.build.source import ReportReads
+
+    logdir = tmp_path / "logdir"
+    for run in ("overfits", "improving", "broken"):
+        shutil.copytree(SAMPLE / "plateau" if run == "broken" else SAMPLE / run, logdir / run)
+    (logdir / "broken" / "runlens.json").write_text("{not json", encoding="utf-8")
+    runs = ["broken", "improving", "no_such_run", "overfits"]
+    with ProcessPoolExecutor(2) as pool:
+        reads = ReportReads(None, pool)
+        reads.manifests_ahead(logdir, ["overfits", "broken", "overfits/train"])  # not "improving"
+        got = reads.manifests(logdir, runs)
+    expected = read_run_manifests(logdir, runs)
+    assert got == expected
+    assert set(got[0]) == {"improving", "overfits"} and len(got[1]) == 1 and "broken" in got[1][0]

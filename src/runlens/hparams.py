@@ -17,6 +17,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from runlens.events.records import Block, ReadState, read_blocks
 from runlens.events.sources import EventFile, find_event_files, open_binary, open_problem
 from runlens.events.whole_files import frame_whole_files
 from runlens.name_columns import NAME_DTYPE
+from runlens.processes import Ahead
 
 __all__ = ["SESSION_START_TAG", "HParamsAhead", "read_hparams"]
 
@@ -83,8 +85,8 @@ def hparams_of_files(
 
 
 class HParamsAhead:
-    """The hparams of ``files`` being read in ``executor``'s workers from when it is made (a few
-    hundred files per task, in order): :meth:`frame` waits for them, :meth:`cancel` drops the
+    """The hparams of ``files`` being read in ``executor``'s workers from when it is made
+    (:class:`runlens.processes.Ahead`): :meth:`frame` waits for them, :meth:`cancel` drops the
     tasks no worker has started.
 
     A sweep written with ``runlens.keras`` has one hparams file per run, 2,000 files: ``runlens
@@ -104,21 +106,17 @@ class HParamsAhead:
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         self._files = list(files)
-        size = max(-(-len(files) // (2 * (os.cpu_count() or 1))), _FILES_PER_TASK)
-        self._futures = [
-            executor.submit(sessions_of_files, [f.path for f in files[at : at + size]], storage_options)
-            for at in range(0, len(files), size)
-        ]
+        read = partial(sessions_of_files, storage_options=storage_options)
+        self._ahead = Ahead(executor, read, [f.path for f in files], per_task=_FILES_PER_TASK)
 
     def frame(self) -> pd.DataFrame:
         """:func:`hparams_of_files`' frame of the files (damaged ones are warned about now, in
         this process)."""
-        return _combined(self._files, [future.result() for future in self._futures])
+        return _combined(self._files, self._ahead.results())
 
     def cancel(self) -> None:
         """Drop the tasks not started (a report that turned out not to need them)."""
-        for future in self._futures:
-            future.cancel()
+        self._ahead.cancel()
 
 
 _FILES_PER_TASK = 100  # fewer are not worth a trip to a worker

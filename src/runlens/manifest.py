@@ -54,7 +54,6 @@ from typing import Any
 
 from runlens.atomic import atomic_output
 from runlens.errors import RunlensError
-from runlens.export import json_ready
 
 __all__ = [
     "MANIFEST_NAME",
@@ -153,6 +152,8 @@ def write_manifest(run_dir: str | os.PathLike[str], manifest: dict[str, Any]) ->
     >>> write_manifest("runs/exp1", manifest)          # doctest: +SKIP
     PosixPath('runs/exp1/runlens.json')
     """
+    from runlens.export import json_ready  # pandas: not imported to read manifests (a report's workers do)
+
     target = Path(run_dir) / MANIFEST_NAME
     text = json.dumps(json_ready(manifest), allow_nan=False, indent=1) + "\n"
     with atomic_output(target, what="the manifest") as partial:
@@ -198,6 +199,27 @@ def run_manifest(root: str | os.PathLike[str], run: str) -> Path | None:
         except OSError:  # a broken link: listed as a file by the walk
             return Path(file)
     return None if stat.S_ISDIR(mode) else Path(file)
+
+
+def run_manifests(root: str | os.PathLike[str], runs: Iterable[str]) -> dict[str, tuple[str, Any]]:
+    """For each of ``runs`` whose folder under ``root`` has a manifest (:func:`run_manifest`): its
+    path relative to ``root`` and either the manifest (:func:`read_manifest`) or, when it cannot be
+    read, the error's message. Imports no pandas: a report's workers read a sweep's so.
+
+    >>> run_manifests("sample_logs", ["overfits", "lightning"])["overfits"][0]   # doctest: +SKIP
+    'overfits/runlens.json'
+    """
+    found: dict[str, tuple[str, Any]] = {}
+    for run in runs:
+        path = run_manifest(root, run)
+        if path is None:
+            continue
+        name = Path(os.path.relpath(path, root)).as_posix()
+        try:
+            found[run] = (name, read_manifest(path))
+        except RunlensError as exc:
+            found[run] = (name, str(exc))
+    return found
 
 
 def ended_runs(root: str | os.PathLike[str], runs: Iterable[str]) -> set[str]:

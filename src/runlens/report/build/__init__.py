@@ -40,7 +40,7 @@ from runlens.report.build.frameworks import (
     setting_name,
     trainer_state_notes,
 )
-from runlens.report.build.live import attach_live, read_run_manifests, run_lr_policy
+from runlens.report.build.live import attach_live, run_lr_policy
 from runlens.report.build.overview import attach_damage, build_overview, build_totals
 from runlens.report.build.runs import python, run_reports
 from runlens.report.build.source import (
@@ -49,6 +49,7 @@ from runlens.report.build.source import (
     frame_runs,
     report_source,
     run_folder,
+    run_names,
     selected_runs,
 )
 from runlens.report.model import Report, Settings, SweepSummary
@@ -177,10 +178,11 @@ def _build_parts(
     """The report on every framework's runs of ``source`` (Keras' first, the others its parts)."""
     reads, folder, monitor = options["reads"], run_folder(source), options["monitor"]
 
-    def read_done(found: ReadFound) -> None:  # the workers go on to the runs' hparams
+    def read_done(found: ReadFound) -> None:  # the workers go on to the runs' hparams and manifests
         reads.found = found
         if folder is not None:
             reads.hparams_ahead(folder)
+            reads.manifests_ahead(folder, run_names(found))
 
     parts, reads.found = framework_frames(
         source, framework=framework, monitor=monitor, runs=runs, executor=executor, on_read=read_done
@@ -251,7 +253,7 @@ def _build(
     grid, tolerance = _grid(sweep, stopping)
     folder = source if name == "keras" and run_folder(source) is not None else None
     runs = frame_runs(frame)
-    manifests, warnings = read_run_manifests(folder, runs) if folder is not None else ({}, [])
+    manifests, warnings = reads.manifests(Path(folder), runs) if folder is not None else ({}, [])
     records = run_reports(
         frame,
         stopping,

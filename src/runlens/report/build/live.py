@@ -7,12 +7,8 @@ EarlyStopping / ReduceLROnPlateau decided during training beside runlens' offlin
 *same settings* over the logged epochs. The two must agree (the replay decides exactly as Keras
 does, and the bundle carries the policies' state over resumes); every difference -- a decision,
 the epochs recorded, a monitored value -- is listed in ``Live.disagreements``, becomes a
-``WARNING`` line of the run and a report warning, and sets ``Live.agrees`` to false.
-
-The policies are built from ``runlens.json``'s ``config`` through the policy registry
-(:data:`MANIFEST_POLICIES`) and replayed through their protocol; the learning rate through
-:func:`runlens.policies.learning_rate.replay_lr`, the path the report's own LR lines take (same
-starting-rate rule).
+``WARNING`` line of the run and a report warning, and sets ``Live.agrees`` to false (the
+comparison: :mod:`runlens.report.build.live_replay`).
 
 >>> report = runlens.build_report("sample_logs")                      # doctest: +SKIP
 >>> [(r.run, r.live.agrees) for r in report.runs if r.live]         # doctest: +SKIP
@@ -20,64 +16,46 @@ starting-rate rule).
 
 from __future__ import annotations
 
-import math
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError
 from runlens.events.sources import EventFile, find_event_files, is_url, open_binary
 from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG
-from runlens.manifest import read_manifest, run_manifest
-from runlens.policies.base import policy_class
-from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
-from runlens.report.model import WARNING, Live, PolicyDecisions, RunReport
+from runlens.manifest import run_manifests
+from runlens.report.build.live_replay import compare, manifest_policies, manifest_policy, run_epochs
+from runlens.report.model import WARNING, RunReport
 
 if TYPE_CHECKING:
     from runlens.events.found import ReadFound
 
-_NOT_REPLAYED = ("verbose",)  # Keras arguments that change no decision
-# runlens.json's config key -> the registered policy the bundle's Keras callback is
-MANIFEST_POLICIES = {"early_stopping": "keras.EarlyStopping", "reduce_lr": "keras.ReduceLROnPlateau"}
-
 Manifests = dict[str, tuple[str, dict[str, Any]]]  # run -> (path relative to the root, manifest)
 
 
-def read_run_manifests(root: str | os.PathLike[str], runs: list[str]) -> tuple[Manifests, list[str]]:
-    """The ``runlens.json`` of every run that has one, and a warning per one that cannot be read.
+def read_run_manifests(
+    root: str | os.PathLike[str], runs: list[str], read: dict[str, tuple[str, Any]] | None = None
+) -> tuple[Manifests, list[str]]:
+    """The ``runlens.json`` of every run that has one, and a warning per one that cannot be read
+    (``read``: :func:`runlens.manifest.run_manifests` of these runs and maybe others, already
+    read; else they are read here).
 
     Looked for only where the report's runs are (``ROOT/RUN/runlens.json``, one ``lstat`` per run,
     :func:`runlens.manifest.run_manifest`), not by walking the logdir: the same manifests as
     :func:`runlens.manifest.find_manifests` finds for every run that walk reaches. What differs: a
     run whose folder is reached through a symlinked folder (the event-file listing follows such
     links, ``os.walk`` does not) has its manifest read here, where the walk never saw it."""
+    read = run_manifests(root, runs) if read is None else read
     manifests: Manifests = {}
     warnings = []
     for run in runs:
-        path = run_manifest(root, run)
-        if path is None:
-            continue
-        try:
-            manifests[run] = (Path(os.path.relpath(path, root)).as_posix(), read_manifest(path))
-        except RunlensError as exc:
-            warnings.append(f"run {run!r}: {exc}")
+        name, manifest = read.get(run, (None, None))
+        if isinstance(manifest, str):
+            warnings.append(f"run {run!r}: {manifest}")
+        elif manifest is not None:
+            manifests[run] = (name, manifest)
     return manifests, warnings
-
-
-def manifest_policy(config: dict[str, Any], key: str) -> Any:
-    """The runlens policy of ``config[key]`` (runlens.json's arguments of the Keras callback; the
-    bundle's ``monitor`` where they name none), or None when the run did not use it."""
-    args = config.get(key)
-    if args is None:
-        return None
-    args = {"monitor": config["monitor"], **{k: v for k, v in args.items() if k not in _NOT_REPLAYED}}
-    try:
-        return policy_class(MANIFEST_POLICIES[key])(**args)
-    except TypeError as exc:  # an argument runlens' replay does not take
-        raise RunlensError(str(exc)) from None
 
 
 def run_lr_policy(run: str, asked: Any, manifests: Manifests) -> tuple[Any, str | None]:
@@ -108,13 +86,17 @@ def attach_live(
     (``recorded``: the runs' hparams indexed by run, of :func:`hparams_files` under ``root``)."""
     warnings: list[str] = []
     by_run = _by_run(recorded)
+    policies = {run: manifest_policies(manifest["config"]) for run, (_, manifest) in manifests.items()}
+    monitors = {p.metric for replayed, _ in policies.values() for p in replayed.values()}
+    epochs = run_epochs(frame, sorted(monitors)) if manifests else {}
     for record in records:
         hparams = by_run.get(record.run, {})
         if record.run in manifests:
             name, manifest = manifests[record.run]
             hparams = hparams or manifest["hparams"]
-            rows = frame[frame["run"] == record.run]
-            record.live = compare(manifest, rows, name, initial_lr=initial_lr)
+            record.live = compare(
+                manifest, epochs[record.run], name, policies[record.run], initial_lr=initial_lr
+            )
             if not record.live.agrees:
                 warnings.append(
                     f"{WARNING}: run {record.run!r}: what its own callbacks decided (runlens.json) "
@@ -174,127 +156,6 @@ def _may_hold_hparams(path: str) -> bool:
     return False
 
 
-def compare(
-    manifest: dict[str, Any], rows: pd.DataFrame, name: str, *, initial_lr: float | None = None
-) -> Live:
-    """The live decisions of ``manifest`` beside the replay over one run's epoch-frame ``rows``."""
-    live = Live(
-        manifest=name,
-        status=manifest["status"],
-        ended_normally=manifest["ended_normally"],
-        updated_at=manifest["updated_at"],
-        attempts=len(manifest["attempts"]),
-        epochs_recorded=len(manifest["epochs"]),
-    )
-    problems = live.disagreements
-    recorded = [e["epoch"] for e in manifest["epochs"]]
-    logged = [int(e) for e in rows["epoch"]]
-    if recorded != logged:
-        problems.append(f"runlens.json records {_span(recorded)}, the event files hold {_span(logged)}")
-    config = manifest["config"]
-    policies = {}
-    for key in MANIFEST_POLICIES:
-        try:
-            policies[key] = manifest_policy(config, key)
-        except RunlensError as exc:
-            problems.append(f"the {key} settings of runlens.json cannot be replayed: {exc}")
-    policies = {k: p for k, p in policies.items() if p is not None}
-    for monitor in dict.fromkeys(p.metric for p in policies.values()):
-        problems += _value_mismatches(manifest, _values(rows, monitor), monitor)
-    for key, policy in policies.items():
-        values = _values(rows, policy.metric)
-        try:
-            if policy.kind == "stopping":
-                decisions = _stopping(policy, values, manifest, key)
-            else:
-                decisions = _learning_rate(policy, values, manifest, rows, key, initial_lr)
-        except RunlensError as exc:
-            problems.append(f"the {key} settings of runlens.json cannot be replayed: {exc}")
-            continue
-        setattr(live, key, decisions)
-        problems += _differences(decisions, manifest)
-    live.agrees = not problems
-    return live
-
-
-def _stopping(policy: Any, values: pd.Series, manifest: dict[str, Any], key: str) -> PolicyDecisions:
-    result = policy.replay(values)
-    summary = manifest[key] or {}
-    live = {k: summary.get(k) for k in ("stopped_epoch", "best_epoch", "restored_epoch")}
-    replayed = {
-        "stopped_epoch": result.stopped_at,
-        "best_epoch": result.best_at,
-        "restored_epoch": getattr(result, "restored_at", None),
-    }
-    return PolicyDecisions(_policy_text(policy, manifest["config"][key]), live, replayed)
-
-
-def _learning_rate(
-    policy: Any,
-    values: pd.Series,
-    manifest: dict[str, Any],
-    rows: pd.DataFrame,
-    key: str,
-    initial_lr: float | None,
-) -> PolicyDecisions:
-    column = next((c for c in LR_COLUMNS if c in rows.columns), None)
-    logged = None if column is None else _values(rows, column)
-    replayed_lr = replay_lr(policy, values, initial_lr=initial_lr, logged_lr=logged)
-    if replayed_lr.result is None:
-        raise RunlensError(replayed_lr.note)
-    result = replayed_lr.result
-    after = [*result.learning_rates[1:], result.final_lr]
-    reductions = (manifest[key] or {}).get("reductions", [])
-    live = {"reduced_at": [r["epoch"] for r in reductions], "rates": [r["new_lr"] for r in reductions]}
-    replayed = {"reduced_at": list(result.reduced_at), "rates": [after[e] for e in result.reduced_at]}
-    return PolicyDecisions(_policy_text(policy, manifest["config"][key]), live, replayed)
-
-
-def _differences(decisions: PolicyDecisions, manifest: dict[str, Any]) -> list[str]:
-    out = []
-    name = decisions.policy.split("(")[0]
-    for key, live in decisions.live.items():
-        replayed = decisions.replayed[key]
-        if key == "restored_epoch" and live is None and not manifest["ended_normally"]:
-            continue  # not restored yet: training has not ended
-        if key == "rates":
-            same = len(live) == len(replayed) and all(
-                np.float32(a) == np.float32(b) for a, b in zip(live, replayed)
-            )
-        else:
-            same = live == replayed
-        if not same:
-            out.append(f"{name} {key}: live {_shown(key, live)}, replayed {_shown(key, replayed)}")
-    return out
-
-
-def _value_mismatches(manifest: dict[str, Any], values: pd.Series, monitor: str) -> list[str]:
-    """Epochs whose ``monitor`` differs (float32) between runlens.json and the event files."""
-    differ = []
-    for entry in manifest["epochs"]:
-        epoch = entry["epoch"]
-        recorded = entry["logs"].get(monitor)
-        logged = values.get(epoch, pd.NA)
-        if recorded is None or logged is pd.NA:
-            if (recorded is None) != (logged is pd.NA):
-                differ.append(epoch)
-        elif not _same32(recorded, float(logged)):
-            differ.append(epoch)
-    if not differ:
-        return []
-    shown = ", ".join(str(e + 1) for e in differ[:5]) + (", ..." if len(differ) > 5 else "")
-    return [f"{monitor} differs between runlens.json and the event files at epoch(s) {shown}"]
-
-
-def _values(rows: pd.DataFrame, column: str) -> pd.Series:
-    """``column`` per epoch 0..last logged (``<NA>`` where not logged, or when no such column)."""
-    last = int(rows["epoch"].max()) if len(rows) else -1
-    index = pd.RangeIndex(last + 1)
-    if column not in rows.columns:
-        return pd.Series(pd.NA, index=index, dtype="Float64")
-    return rows.set_index("epoch")[column].astype("Float64").reindex(index)
-
-
 def _by_run(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Run -> the hparams it recorded (``table``: indexed by run), leaving out those it did not
     (column by column: a row looked up per run cost a 2,000-run sweep a second).
@@ -312,33 +173,3 @@ def _by_run(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def _policy_text(policy: Any, args: dict[str, Any]) -> str:
-    """The Keras class and the arguments runlens.json records (what the user wrote)."""
-    shown_args = {k: v for k, v in args.items() if k not in _NOT_REPLAYED}
-    return f"{type(policy).__name__}({', '.join(f'{k}={v!r}' for k, v in shown_args.items())})"
-
-
-def _same32(a: float, b: float) -> bool:
-    x, y = np.float32(a), np.float32(b)
-    return bool(x == y or (math.isnan(x) and math.isnan(y)))
-
-
-def _span(epochs: list[int]) -> str:
-    if not epochs:
-        return "no epoch"
-    contiguous = epochs == list(range(epochs[0], epochs[-1] + 1))
-    if contiguous:
-        return f"epochs {epochs[0] + 1}-{epochs[-1] + 1}"
-    return f"{len(epochs)} epochs between {epochs[0] + 1} and {epochs[-1] + 1} (with gaps)"
-
-
-def _shown(key: str, value: Any) -> str:
-    if value is None:
-        return "none" if key != "stopped_epoch" else "did not stop"
-    if key == "reduced_at":
-        return "after epoch(s) " + (", ".join(str(e + 1) for e in value) or "none")
-    if key == "rates":
-        return ", ".join(f"{v:.6g}" for v in value) or "none"
-    return f"epoch {value + 1}"

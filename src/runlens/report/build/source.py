@@ -8,8 +8,9 @@ the folder to look for checkpoints in.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +18,16 @@ import numpy as np
 import pandas as pd
 
 from runlens.checkpoints.find import find_checkpoints
+from runlens.epochs import split_keras_run
 from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
 from runlens.hparams import HParamsAhead, hparams_of_files
+from runlens.manifest import run_manifests
 from runlens.name_columns import as_names, name_codes
 from runlens.policies.runs import check_frame, is_evals_frame
+from runlens.processes import Ahead
 from runlens.report.build.checkpoints import read_report_checkpoints
-from runlens.report.build.live import hparams_files
+from runlens.report.build.live import Manifests, hparams_files, read_run_manifests
 
 if TYPE_CHECKING:
     from runlens.events.found import ReadFound
@@ -51,6 +55,7 @@ class ReportReads:
         self._checkpoints: dict[Path, pd.DataFrame | str] = {}
         self._hparams: dict[Path, pd.DataFrame] = {}
         self._hparams_ahead: dict[Path, HParamsAhead] = {}
+        self._manifests_ahead: dict[Path, tuple[set[str], Ahead]] = {}
 
     def walk_ahead(self, root: Path | None) -> None:
         """Start walking ``root`` for checkpoints in the executor's worker (nothing without an
@@ -90,11 +95,47 @@ class ReportReads:
                 self._hparams[root] = pd.DataFrame()
         return self._hparams[root]
 
+    def manifests_ahead(self, root: Path, runs: Iterable[str]) -> None:
+        """Start reading the ``runlens.json`` of ``runs`` under ``root`` (every name a run of the
+        report may have) in the executor's workers (nothing without an executor)."""
+        if self._executor is not None and root not in self._manifests_ahead:
+            names = sorted(runs)
+            read = partial(run_manifests, root)
+            self._manifests_ahead[root] = (set(names), Ahead(self._executor, read, names, per_task=200))
+
+    def manifests(self, root: Path, runs: list[str]) -> tuple[Manifests, list[str]]:
+        """:func:`~runlens.report.build.live.read_run_manifests` of ``runs`` under ``root``, from
+        what :meth:`manifests_ahead` started (runs it was not asked for are read now)."""
+        asked, ahead = self._manifests_ahead.pop(root, (set(), None))
+        if ahead is None:
+            return read_run_manifests(root, runs)
+        read: dict[str, Any] = {}
+        for part in ahead.results():
+            read.update(part)
+        read.update(run_manifests(root, [run for run in runs if run not in asked]))
+        return read_run_manifests(root, runs, read)
+
     def close(self) -> None:
-        """Cancel the reads started ahead that no part took (e.g. hparams, when there turned
-        out to be no Keras runs)."""
+        """Cancel the reads started ahead that no part took (e.g. hparams and manifests, when
+        there turned out to be no Keras runs)."""
         for ahead in self._hparams_ahead.values():
             ahead.cancel()
+        for _, ahead in self._manifests_ahead.values():
+            ahead.cancel()
+
+
+def run_names(found: ReadFound) -> set[str]:
+    """Every name a run of the files read may have in a report: each file's folder, and the run
+    Keras' ``train``/``validation`` folders belong to.
+
+    >>> from runlens.events.found import ReadFound
+    >>> from runlens.events.sources import EventFile
+    >>> sorted(run_names(ReadFound((EventFile("exp/train", "x/exp/train/e", 1, ()),), {}, complete=True)))
+    ['exp', 'exp/train']
+    """
+    folders = sorted({f.run for f in found.files})
+    parents, _ = split_keras_run(pd.Series(folders, dtype=object))
+    return set(folders) | set(parents.tolist())
 
 
 def checkpoint_root(source: Any, checkpoints: Any) -> Path | None:
