@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
 import runlens
+import runlens.checkpoints.retention
 from runlens import (
     KeepAny,
     KeepBestK,
@@ -378,3 +381,67 @@ def test_with_the_ranking_given_apart_every_series_still_keeps_its_best_valid_ch
     drawn = drawn_plan(table, data, ranking_apart=True)
     if drawn is not None:
         assert_safe(*drawn)
+
+
+@dataclass(frozen=True)
+class SeriesBySeries:
+    """``rule`` asked series by series, as a user's own rule is: plan_prune's reference path."""
+
+    rule: Any
+
+    @property
+    def ranking(self) -> Any:
+        return runlens.checkpoints.retention.ranking_of(self.rule)
+
+    def keep(self, series: pd.DataFrame, *, now: pd.Timestamp) -> pd.Series:
+        return self.rule.keep(series, now=now)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_series_at_once_plans_as_series_by_series(table, data):
+    """plan_prune applies KeepBestK, KeepLastN and KeepAny of them to every series at once
+    (checkpoints.retention_all: a sweep of 2,000 runs is 2,000 series): over drawn runs, epochs
+    (missing ones, ties), values (missing, NaN, ties), ages and validity, the plan is the one of
+    the same rules asked series by series."""
+    n = len(table)
+    draw = lambda strategy: data.draw(st.lists(strategy, min_size=n, max_size=n))  # noqa: E731
+    runs = draw(st.sampled_from(["a", "b", "c/d"]))
+    epochs = draw(st.one_of(st.integers(0, 4), st.none()))
+    values = draw(st.one_of(st.sampled_from([0.5, 0.25, 1.0]), st.floats(0, 10), st.just(np.nan), st.none()))
+    ages = draw(st.sampled_from([10, 1000, 2000]))
+    valid = draw(st.booleans())
+    mode = data.draw(st.sampled_from(["min", "max"]))
+    k = data.draw(st.integers(1, 3))
+    rules = data.draw(
+        st.sampled_from(
+            [
+                [KeepBestK(k, "val_loss", mode)],
+                [KeepBestK(k, "val_loss", mode, keep_unranked=False)],
+                [KeepBestK(k, "val_loss", mode), KeepLastN(data.draw(st.integers(1, 3)))],
+                [KeepLastN(1), KeepBestK(k, "val_loss", mode)],
+            ]
+        )
+    )
+    ranking = data.draw(st.sampled_from([None, Ranking("val_loss", "max")]))
+    synthetic = table.assign(
+        run=pd.array(runs, dtype=table["run"].dtype),
+        epoch=pd.array(epochs, dtype="Int64"),
+        val_loss=pd.arrays.FloatingArray(
+            np.array([0.0 if v is None else v for v in values]), np.array([v is None for v in values])
+        ),
+        valid=valid,
+        invalid_reason=["ok" if v else "damaged" for v in valid],
+        mtime=[NOW - pd.Timedelta(seconds=a) for a in ages],
+    )
+    plans = []
+    for asked in (rules, [SeriesBySeries(KeepAny(rules))]):
+        try:
+            plans.append(plan_prune(synthetic, rules=asked, ranking=ranking, min_age=60, now=NOW))
+        except runlens.RunlensError as exc:  # PruneRefused too: then both must refuse alike
+            plans.append(str(exc))
+    if isinstance(plans[0], str):
+        assert plans[0] == plans[1]
+    else:
+        assert_frame_equal(plans[0], plans[1])
+        assert plans[0].attrs == plans[1].attrs

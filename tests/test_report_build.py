@@ -417,3 +417,53 @@ def test_logged_rates_of_all_runs_at_once_equal_each_runs_own(per_run, timing):
         assert got.column == "learning_rate"
         assert got.logged_changes_at == logged_changes_at(s.values, s.present, timing)
         assert np.array_equal([got.logged_first, got.logged_final], [logged[0], logged[-1]], equal_nan=True)
+
+
+def test_checkpoints_planned_for_all_runs_at_once_summarise_as_each_run_alone(tmp_path):
+    """The report plans every Keras run's checkpoints in one plan_prune (a sweep: one plan, not
+    one per run); each run's summary is the one a plan of its own gives, on the sample runs (one
+    with a checkpoint just written, one with an unreadable one)."""
+    import os
+
+    from runlens.checkpoints.retention import KeepBestK, KeepLastN
+    from runlens.report.build.checkpoints import checkpoint_summaries
+
+    logdir = tmp_path / "logs"
+    for run in ("improving", "overfits", "plateau", "sparse_validation", "unpruned"):
+        shutil.copytree(Path(SAMPLE) / run, logdir / run)
+    (logdir / "plateau" / "runlens.json").unlink()  # not known to have ended: min-age applies
+    os.utime(sorted((logdir / "plateau" / "checkpoints").iterdir())[-1])  # just written
+    os.utime(sorted((logdir / "unpruned" / "checkpoints").iterdir())[-1])  # ended: not fresh
+    broken = sorted((logdir / "overfits" / "checkpoints").iterdir())[0]
+    broken.write_bytes(broken.read_bytes()[:100])
+    frame = runlens.read_epochs(logdir)
+    report = runlens.build_report(logdir)
+    rules = [KeepBestK(3, report.settings.monitor), KeepLastN(1)]
+    restored = {r.run: r.restored_epoch for r in report.runs}
+    together, _ = checkpoint_summaries(
+        logdir, frame, runs=list(restored), rules=rules, min_age=600, restored=restored
+    )
+    assert len(together) == 5 and any(s.fresh for s in together.values())
+    assert any(s.invalid for s in together.values())
+    table = runlens.read_checkpoints(logdir)
+    for run in restored:
+        alone, _ = checkpoint_summaries(
+            logdir, frame, runs=[run], rules=rules, min_age=600, restored=restored
+        )
+        assert alone[run] == together[run]
+        # and what plan_prune itself says of the run
+        min_age = 600 if run == "plateau" else 0  # the others' runlens.json say they ended
+        rows = table[table["run"] == run]
+        plan = runlens.plan_prune(rows, rules=rules, min_age=min_age, now=pd.Timestamp.now(tz="UTC"))
+        counts = runlens.plan_summary(plan)
+        got = together[run]
+        assert (got.files, got.invalid, got.keep, got.drop, got.bytes_to_free) == (
+            counts["files"],
+            counts["invalid"],
+            counts["keep"],
+            counts["drop"],
+            counts["bytes_to_free"],
+        )
+        assert got.kept_epochs == plan.loc[plan["keep"], "epoch"].astype(int).tolist()
+        fresh = plan["mtime"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=min_age)
+        assert got.fresh == int(fresh.sum())

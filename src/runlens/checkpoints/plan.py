@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.framework_state import disagreements
 from runlens.checkpoints.names import is_lightning_last
 from runlens.checkpoints.retention import KeepAny, Ranking, RetentionRule, ranking_of
+from runlens.checkpoints.retention_all import keep_all, rank_all
 from runlens.errors import RunlensError
 from runlens.options import CHECKPOINT_MIN_AGE as DEFAULT_MIN_AGE  # the CLI reads it there, without pandas
 
@@ -94,8 +95,7 @@ def plan_prune(
         dtype=bool,
     )
     ranks, reasons = [pd.Series(dtype="Int64")], [pd.Series(dtype=object)]
-    for _, series in plan[settled & ~last].groupby(["run", "kind"], sort=False):
-        ranked, kept = ranking.rank(series), rule.keep(series, now=now).astype(object)
+    for ranked, kept in _series_decisions(plan[settled & ~last], rule, ranking, now):
         best = (ranked == 1).fillna(False).astype(bool) & kept.isna()  # the best is never dropped
         kept[best] = f"#1 by {ranking.monitor}: the best is never dropped"
         ranks.append(ranked)
@@ -130,6 +130,25 @@ def plan_prune(
     plan.attrs["monitor"] = ranking.monitor
     plan.attrs["disagreements"] = disagreements(plan, ranking.monitor)
     return plan
+
+
+def _series_decisions(
+    rows: pd.DataFrame, rule: RetentionRule, ranking: Ranking, now: pd.Timestamp
+) -> Iterator[tuple[pd.Series, pd.Series]]:
+    """(rank, reason to keep) of the rows of every series (one run, one kind): of all series at
+    once where the ranking and the rules allow (:mod:`runlens.checkpoints.retention_all`, a
+    sweep's thousands of series), else series by series."""
+    codes = rows.groupby(["run", "kind"], sort=False).ngroup()
+    kept = None
+    if isinstance(ranking, Ranking) and codes.notna().all():
+        groups = codes.to_numpy(dtype=np.int64)
+        kept = keep_all(rule, rows, groups, now=now)
+    if kept is not None:
+        ranked = pd.Series(rank_all(ranking, rows, groups), index=rows.index).astype("Int64")
+        yield ranked, pd.Series(kept, index=rows.index, dtype=object)
+        return
+    for _, series in rows.groupby(["run", "kind"], sort=False):
+        yield ranking.rank(series), rule.keep(series, now=now).astype(object)
 
 
 def plan_summary(plan: pd.DataFrame) -> dict[str, int]:

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from runlens.checkpoints.errors import PruneRefused
 from runlens.checkpoints.index import (
     CHECKPOINTS_FOLDER,
     SKIPPED_NOT_CHECKPOINT,
@@ -37,7 +37,7 @@ from runlens.checkpoints.index import (
 )
 from runlens.checkpoints.join import join_logged
 from runlens.checkpoints.names import HF_KIND
-from runlens.checkpoints.plan import plan_prune, plan_summary
+from runlens.checkpoints.plan import plan_prune
 from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
 from runlens.manifest import ended_runs
@@ -112,19 +112,57 @@ def checkpoint_summaries(
     by_run = {str(run): rows for run, rows in table.groupby(as_names(table["run"]), sort=False)}
     # after the listing (see ended_runs); only runs with checkpoints can be settled
     settled = ended_runs(root, [run for run in runs if run in by_run])
-    out = {}
+    selected = {}
     for run in runs:
         rows = by_run.get(run)
         if rows is None:
             continue
         in_folder = rows["path"].map(lambda p: Path(p).parent.name == CHECKPOINTS_FOLDER)
-        if in_folder.any():
-            rows = rows[in_folder]
-        out[run], disagreements = _summary(
-            rows, root, rules, 0.0 if run in settled else min_age, now, restored.get(run)
-        )
-        warnings += disagreements
+        selected[run] = rows[in_folder] if in_folder.any() else rows
+    min_ages = {run: 0.0 if run in settled else min_age for run in selected}
+    combined = _plan_at_once(selected, rules, min_age, now, settled)
+    if combined is not None:
+        return _summaries(combined, root, min_ages, now, restored), warnings + _disagreements(combined)
+    out = {}
+    for run, rows in selected.items():
+        try:
+            plan = plan_prune(rows, rules=rules, min_age=min_ages[run], now=now)
+        except RunlensError as exc:  # PruneRefused too: the plan becomes a note
+            out[run] = _summaries(rows, root, min_ages, now, restored)[run]
+            out[run].note = str(exc)
+            continue
+        out[run] = _summaries(plan, root, min_ages, now, restored)[run]
+        warnings += _disagreements(plan)
     return out, warnings
+
+
+def _disagreements(plan: pd.DataFrame) -> list[str]:
+    return [f"checkpoints of {line}" for line in plan.attrs.get("disagreements", [])]
+
+
+def _plan_at_once(
+    selected: dict[str, pd.DataFrame],
+    rules: Sequence[RetentionRule],
+    min_age: float,
+    now: pd.Timestamp,
+    settled: set[str],
+) -> pd.DataFrame | None:
+    """Every run's plan, from one :func:`plan_prune` of all their rows (a sweep's 2,000 runs: one
+    plan, not 2,000); None where that might not be what each run's own plan gives: Lightning's
+    or the HF Trainer's checkpoints (their recorded bests are compared series by series), a file
+    dated after ``now`` in a run that ended (a plan of its own, with min-age 0, keeps it as
+    fresh), a refused plan (each run's own says which)."""
+    if len(selected) < 2:
+        return None
+    rows = pd.concat(selected.values())
+    ended = rows["run"].isin(list(settled)).to_numpy(dtype=bool)
+    future = (rows["mtime"] > now).to_numpy(dtype=bool)
+    if rows["kind"].isin(["lightning", HF_KIND]).any() or (ended & future).any():
+        return None
+    try:
+        return plan_prune(rows, rules=rules, min_age=min_age, now=now, settled_runs=settled)
+    except RunlensError:  # PruneRefused too
+        return None
 
 
 def _with_logs(listed: pd.DataFrame, logs: pd.DataFrame) -> pd.DataFrame:
@@ -178,37 +216,62 @@ def _skipped_notes(skipped: list[dict[str, str]], root: str | os.PathLike[str]) 
     return notes
 
 
-def _summary(
-    rows: pd.DataFrame,
+def _summaries(
+    plan: pd.DataFrame,
     root: str | os.PathLike[str],
-    rules: Sequence[RetentionRule],
-    min_age: float,
+    min_ages: dict[str, float],
     now: pd.Timestamp,
-    restored: int | None,
-) -> tuple[CheckpointSummary, list[str]]:
-    folder = os.path.relpath(os.path.commonpath([os.path.dirname(p) for p in rows["path"]]), root)
-    valid = rows["valid"].to_numpy(dtype=bool)
-    summary = CheckpointSummary(
-        folder=Path(folder).as_posix(),
-        files=len(rows),
-        valid=int(valid.sum()),
-        invalid=int((~valid).sum()),
-        bytes_total=int(rows["size_bytes"].sum()),
-    )
-    try:
-        plan = plan_prune(rows, rules=rules, min_age=min_age, now=now)
-    except (PruneRefused, RunlensError) as exc:  # PruneRefused is a RunlensError; both become notes
-        summary.note = str(exc)
-        return summary, []
-    counts = plan_summary(plan)
+    restored: dict[str, int | None],
+) -> dict[str, CheckpointSummary]:
+    """Each run's summary from its rows of ``plan`` (:func:`plan_prune`'s; without its ``keep``
+    column, a table: only the files' counts), in a few array operations for all the runs."""
+    runs = [str(run) for run in as_names(plan["run"])]
+    codes, names = pd.factorize(pd.Series(runs, dtype=object), sort=False)
+    names = [str(name) for name in names]
+    n = len(names)
+    valid = plan["valid"].to_numpy(dtype=bool)
+    size = plan["size_bytes"].to_numpy(dtype=np.int64)
+
+    def per_run(weights: np.ndarray) -> list[int]:
+        return np.bincount(codes, weights=weights, minlength=n).astype(np.int64).tolist()
+
+    folders: list[list[str]] = [[] for _ in names]
+    for code, path in zip(codes.tolist(), plan["path"]):
+        folders[code].append(os.path.dirname(path))
+    files, valids, totals = per_run(np.ones(len(plan))), per_run(valid), per_run(size)
+    out = {
+        name: CheckpointSummary(
+            folder=Path(os.path.relpath(os.path.commonpath(folders[k]), root)).as_posix(),
+            files=files[k],
+            valid=valids[k],
+            invalid=files[k] - valids[k],
+            bytes_total=totals[k],
+        )
+        for k, name in enumerate(names)
+    }
+    if "keep" not in plan.columns:
+        return out
     keep = plan["keep"].to_numpy(dtype=bool)
-    fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)).to_numpy(dtype=bool)
-    summary.keep, summary.drop = counts["keep"], counts["drop"]
-    summary.bytes_to_free = counts["bytes_to_free"]
-    summary.kept_epochs = [None if pd.isna(e) else int(e) for e in plan.loc[keep, "epoch"]]
-    summary.kept_unranked = int((keep & valid & ~fresh & plan["rank"].isna().to_numpy(dtype=bool)).sum())
-    summary.fresh = int(fresh.sum())
-    if restored is not None:
-        at = (plan["epoch"] == restored).fillna(False).to_numpy(dtype=bool)
-        summary.restored = "none" if not at.any() else ("kept" if keep[at].any() else "dropped")
-    return summary, [f"checkpoints of {line}" for line in plan.attrs.get("disagreements", [])]
+    limit = np.array([now - pd.Timedelta(seconds=min_ages[name]) for name in names], dtype=object)[codes]
+    fresh = (plan["mtime"].to_numpy(dtype=object) > limit).astype(bool)
+    unranked = keep & valid & ~fresh & plan["rank"].isna().to_numpy(dtype=bool)
+    kept, frees = per_run(keep), per_run(np.where(keep, 0, size))
+    unranked_runs, fresh_runs = per_run(unranked), per_run(fresh)
+    epochs = plan["epoch"].astype(object).tolist()
+    for k, name in enumerate(names):
+        summary = out[name]
+        summary.keep, summary.drop, summary.bytes_to_free = kept[k], files[k] - kept[k], frees[k]
+        summary.kept_unranked, summary.fresh = unranked_runs[k], fresh_runs[k]
+    for code, epoch, kept_row in zip(codes.tolist(), epochs, keep.tolist()):
+        if kept_row:
+            out[names[code]].kept_epochs.append(None if pd.isna(epoch) else int(epoch))
+    found: dict[str, list[bool]] = {}  # run -> keep of each row of its restored epoch
+    for code, epoch, kept_row in zip(codes.tolist(), epochs, keep.tolist()):
+        target = restored.get(names[code])
+        if target is not None and not pd.isna(epoch) and epoch == target:
+            found.setdefault(names[code], []).append(kept_row)
+    for name in names:
+        if restored.get(name) is not None:
+            rows = found.get(name, [])
+            out[name].restored = "none" if not rows else ("kept" if any(rows) else "dropped")
+    return out
