@@ -3,6 +3,7 @@
     python benchmarks/make_sweep.py OUT                      # 2,000 Keras runs x 60 epochs
     python benchmarks/make_sweep.py OUT --runs 200 --epochs 30 --hparams
     python benchmarks/make_sweep.py OUT --lightning          # the same trials, Lightning's layout
+    python benchmarks/make_sweep.py OUT --copies-of plateau  # 2,000 copies of a sample run
 
 Every trial is simulated epoch by epoch from its own seeded generator (``seed``, trial index), so a
 sweep is the same bytes on every machine and the first N trials of a larger sweep are a smaller
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, EventFile
+from common import HERE, SAMPLE, EventFile
 
 STEPS_PER_EPOCH = 469  # optimizer steps per epoch: MNIST's 60,000 images in batches of 128
 TRAIN_SAMPLES, VAL_SAMPLES = 60_000, 10_000
@@ -255,6 +257,15 @@ def make_lightning_sweep(root: Path, runs: int = 2000, epochs: int = 60, *, seed
         out.close()
 
 
+def make_copies(root: Path, runs: int = 2000, sample_run: str = "plateau") -> None:
+    """``runs`` copies of ``sample_logs/<sample_run>``, a real run trained with runlens.keras'
+    callbacks: its event files, hparams, ``runlens.json`` and checkpoints (a sweep as the bundle
+    writes it; every copy the same run, so every live-vs-replay comparison agrees)."""
+    source = SAMPLE / sample_run
+    for index in range(runs):
+        shutil.copytree(source, root / f"{sample_run}-{index:0{len(str(runs - 1))}d}")
+
+
 def _graph_event():
     """The ``keras`` graph summary Keras' callback writes at ``set_model`` (``keras_model_summary``)."""
     from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
@@ -290,10 +301,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hparams", action="store_true", help="Keras: an hparams file per run too")
     parser.add_argument("--lightning", action="store_true", help="Lightning's layout instead of Keras'")
+    parser.add_argument("--copies-of", metavar="RUN", help="copies of sample_logs/RUN instead of trials")
     args = parser.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{args.out} is not empty: give a new folder")
-    if args.lightning:
+    if args.copies_of:
+        make_copies(args.out, args.runs, args.copies_of)
+    elif args.lightning:
         make_lightning_sweep(args.out, args.runs, args.epochs, seed=args.seed)
     else:
         make_keras_sweep(args.out, args.runs, args.epochs, seed=args.seed, hparams=args.hparams)

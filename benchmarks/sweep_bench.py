@@ -2,7 +2,9 @@
 
     python benchmarks/sweep_bench.py                    # 2,000 runs x 60 epochs, best of 3
     python benchmarks/sweep_bench.py --runs 200 --repeat 5 --skip-tbparse
-    python benchmarks/sweep_bench.py --skip-html        # the HTML report takes minutes at 2,000 runs
+    python benchmarks/sweep_bench.py --skip-html        # no HTML report
+    python benchmarks/sweep_bench.py --hparams          # runs that also recorded their hparams
+    python benchmarks/sweep_bench.py --copies-of plateau --skip-lightning  # a runlens.keras run x 2,000
 
 The logdir is written once by ``make_sweep.py`` (Keras' layout, see its docstring) and cached in
 ``./bench_data``; so is the same sweep in Lightning's layout, for ``read_evals`` on step-logged
@@ -41,12 +43,13 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # tbparse imports TensorFlow
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HERE, SAMPLE, cached, timed
-from make_sweep import make_keras_sweep, make_lightning_sweep
+from make_sweep import make_copies, make_keras_sweep, make_lightning_sweep
 
 _DURATION = re.compile(r"Finished load cycle \(([0-9.]+)\s*(s|ms|µs|us|ns)\)")
 _UNIT = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
@@ -121,6 +124,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--slow", type=float, default=30.0, help="steps slower than this run once")
     parser.add_argument("--data", type=Path, default=HERE.parent / "bench_data")
+    parser.add_argument(
+        "--hparams", action="store_true", help="each run also records its hparams (a third, small file)"
+    )
+    parser.add_argument(
+        "--copies-of",
+        metavar="RUN",
+        help="the logdir is --runs copies of sample_logs/RUN (runlens.json, hparams, checkpoints)",
+    )
     parser.add_argument("--skip-tbparse", action="store_true")
     parser.add_argument("--skip-html", action="store_true")
     parser.add_argument("--skip-lightning", action="store_true", help="no read_evals on Lightning's layout")
@@ -129,7 +140,14 @@ def main() -> None:
     warnings.simplefilter("ignore")  # the report's own warnings are not what is measured
 
     size = f"{args.runs}x{args.epochs}"
-    keras_dir = cached(args.data / f"keras_sweep_{size}", make_keras_sweep, args.runs, args.epochs)
+    if args.copies_of:
+        keras_dir = cached(
+            args.data / f"copies_{args.copies_of}_{args.runs}", make_copies, args.runs, args.copies_of
+        )
+    else:
+        name = f"keras_sweep_{size}" + ("_hparams" if args.hparams else "")
+        make = partial(make_keras_sweep, hparams=args.hparams)
+        keras_dir = cached(args.data / name, make, args.runs, args.epochs)
     files = [p for p in keras_dir.rglob("*") if p.is_file()]
     print(
         f"logdir {keras_dir}: {args.runs:,} runs (Keras layout), {len(files):,} files, "
