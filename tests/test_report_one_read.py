@@ -108,11 +108,18 @@ def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypa
     from runlens.report.render import render_report
 
     walked = spy(monkeypatch, [runlens.checkpoints.index], "find_checkpoints")
+    settled = spy(monkeypatch, [runlens.report.build.checkpoints], "ended_runs")
     serial = runlens.build_report(SAMPLE)
     assert len(walked) == 1
+    asked_here = {run for _, runs in settled for run in runs}
+    assert {"overfits", "improving", "plateau"} <= asked_here
+    settled.clear()
     with ReadAhead(SAMPLE) as ahead:
         ahead_report = runlens.build_report(SAMPLE, executor=ahead)
     assert len(walked) == 1  # not walked in this process
+    # which runs ended is read in the worker, after its walk: only runs it did not name (the HF
+    # output dir's checkpoints, reported under its logged run) are asked here
+    assert not {run for _, runs in settled for run in runs} & {"overfits", "improving", "plateau"}
     assert render_report(ahead_report, "json") == render_report(serial, "json")
 
 

@@ -24,6 +24,9 @@ from runlens.checkpoints.hf_folder import inspect_hf_folder
 from runlens.checkpoints.names import HF_KIND, checkpoint_kind, folder_kind
 from runlens.checkpoints.removal import aside_original
 from runlens.errors import RunlensError
+from runlens.manifest import ended_runs
+
+CHECKPOINTS_FOLDER = "checkpoints"  # RUN/checkpoints/ holds RUN's checkpoints (bundled callbacks)
 
 # table.attrs["skipped"] categories: files with a checkpoint's name that are not in the table
 SKIPPED_SYMLINK = "symlink"  # never followed
@@ -59,6 +62,32 @@ class Listing:
 def skip(path: str, category: str, reason: str) -> dict[str, str]:
     """A ``table.attrs["skipped"]`` entry."""
     return {"path": path, "reason": reason, "category": category}
+
+
+def run_of(rel: str) -> str:
+    """The run a checkpoint at ``rel`` (relative to the root, '/'-separated) belongs to.
+
+    >>> run_of("exp1/checkpoints/e_03.keras"), run_of("e_03.keras"), run_of("a/b/e_03.keras")
+    ('exp1', '.', 'a/b')
+    """
+    parts = rel.split("/")[:-1]
+    if parts and parts[-1] == CHECKPOINTS_FOLDER:
+        parts = parts[:-1]
+    return "/".join(parts) or "."
+
+
+def walk_and_ended(root: Path) -> tuple[Listing, dict[str, bool]]:
+    """:func:`find_checkpoints` of ``root``, then for each run it found whether its
+    ``runlens.json`` says training ended (:func:`runlens.manifest.ended_runs`, read after the
+    listing, as a prune must): a report runs both in a worker process while it reads the logs.
+
+    >>> walk_and_ended(Path("sample_logs"))[1]["overfits"]              # doctest: +SKIP
+    True
+    """
+    listing = find_checkpoints(root)
+    runs = sorted({run_of(found.rel) for found in listing.found})
+    ended = ended_runs(root, runs)
+    return listing, {run: run in ended for run in runs}
 
 
 def find_checkpoints(root: Path) -> Listing:

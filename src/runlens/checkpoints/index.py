@@ -24,6 +24,7 @@ from runlens.checkpoints.find import (
     Found,
     Listing,
     find_checkpoints,
+    run_of,
     skip,
 )
 from runlens.checkpoints.folders import FolderIdentity
@@ -71,7 +72,6 @@ TRAILING_COLUMNS = [
 # columns only there when some row has them: a template's {batch}, the global step of Lightning and
 # HF checkpoints, and the digest that is part of a checkpoint folder's identity
 OPTIONAL_COLUMNS = ["batch", "step", "content_digest"]
-CHECKPOINTS_FOLDER = "checkpoints"  # RUN/checkpoints/ holds RUN's checkpoints (bundled callbacks)
 
 
 def read_checkpoints(
@@ -198,18 +198,6 @@ def _join_logs(
     source = lightning_logdir(folder, table.loc[lightning.to_numpy(), "path"]) if lightning.any() else None
     logs = _read_logs(source, explicit=False, evals=True) if source is not None else None
     return join_logged(table, logs) if logs is not None else table
-
-
-def run_of(rel: str) -> str:
-    """The run a checkpoint at ``rel`` (relative to the root, '/'-separated) belongs to.
-
-    >>> run_of("exp1/checkpoints/e_03.keras"), run_of("e_03.keras"), run_of("a/b/e_03.keras")
-    ('exp1', '.', 'a/b')
-    """
-    parts = rel.split("/")[:-1]
-    if parts and parts[-1] == CHECKPOINTS_FOLDER:
-        parts = parts[:-1]
-    return "/".join(parts) or "."
 
 
 def _row(found: Found, templates: list[Template]) -> tuple[dict[str, object], object]:

@@ -42,7 +42,7 @@ import keras
 import numpy as np
 
 from runlens.atomic import fsync_path
-from runlens.checkpoints.index import CHECKPOINTS_FOLDER
+from runlens.checkpoints.find import CHECKPOINTS_FOLDER
 from runlens.checkpoints.names import checkpoint_kind
 from runlens.checkpoints.validate import check_checkpoint
 from runlens.errors import RunlensError

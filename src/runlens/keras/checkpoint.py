@@ -43,7 +43,8 @@ import pandas as pd
 
 from runlens.arguments import Mode
 from runlens.atomic import fsync_path
-from runlens.checkpoints.index import CHECKPOINTS_FOLDER, read_checkpoints
+from runlens.checkpoints.find import CHECKPOINTS_FOLDER
+from runlens.checkpoints.index import read_checkpoints
 from runlens.checkpoints.plan import plan_prune
 from runlens.checkpoints.prune import apply_prune
 from runlens.checkpoints.retention import KeepBestK, KeepLastN, KeepRestoredEpoch

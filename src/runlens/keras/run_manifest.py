@@ -30,7 +30,7 @@ from typing import Any
 
 import keras
 
-from runlens.checkpoints.index import CHECKPOINTS_FOLDER
+from runlens.checkpoints.find import CHECKPOINTS_FOLDER
 from runlens.keras.record import RunRecord
 from runlens.keras.resume import early_stopping_state, reduce_lr_state, restore_policies
 from runlens.manifest import SCHEMA, SCHEMA_VERSION, write_manifest

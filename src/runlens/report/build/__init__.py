@@ -294,6 +294,7 @@ def _build(
             elsewhere=elsewhere,
             note_skipped=first,
             listed=reads.checkpoints(root),
+            ended=reads.ended(root),
         )
         for record in records:
             record.checkpoints = found.get(record.run)

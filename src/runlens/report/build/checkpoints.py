@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from runlens.checkpoints.find import CHECKPOINTS_FOLDER
 from runlens.checkpoints.index import (
-    CHECKPOINTS_FOLDER,
     SKIPPED_NOT_CHECKPOINT,
     checkpoints_table,
     read_checkpoints,
@@ -52,7 +52,7 @@ def read_report_checkpoints(root: str | os.PathLike[str], walk: Future | None = 
     (one listing and one validation of every checkpoint for the whole report: each framework part
     joins its own runs' logs in :func:`checkpoint_summaries`), or the report's note saying why
     none could be read. ``walk``: the walk of ``root``
-    (:func:`~runlens.checkpoints.find.find_checkpoints`) started in a worker, else it is walked here.
+    (:func:`~runlens.checkpoints.find.walk_and_ended`) started in a worker, else it is walked here.
 
     >>> read_report_checkpoints("no/such/folder")
     "checkpoints not read: checkpoint path 'no/such/folder' does not exist; pass a checkpoint folder"
@@ -60,7 +60,7 @@ def read_report_checkpoints(root: str | os.PathLike[str], walk: Future | None = 
     try:
         if walk is None:
             return read_checkpoints(root, epochs=_NO_LOGS)
-        return checkpoints_table(Path(root), walk.result(), epochs=_NO_LOGS)
+        return checkpoints_table(Path(root), walk.result()[0], epochs=_NO_LOGS)
     except RunlensError as exc:
         return f"checkpoints not read: {exc}"
 
@@ -80,6 +80,7 @@ def checkpoint_summaries(
     elsewhere: Sequence[str] = (),
     note_skipped: bool = True,
     listed: pd.DataFrame | str | None = None,
+    ended: dict[str, bool] | None = None,
 ) -> tuple[dict[str, CheckpointSummary], list[str]]:
     """``{run: CheckpointSummary}`` for the runs with checkpoints, and warnings for the report.
 
@@ -111,7 +112,10 @@ def checkpoint_summaries(
     # The rows of each run, grouped once (a sweep of 2,000 runs: no mask over the table per run).
     by_run = {str(run): rows for run, rows in table.groupby(as_names(table["run"]), sort=False)}
     # after the listing (see ended_runs); only runs with checkpoints can be settled
-    settled = ended_runs(root, [run for run in runs if run in by_run])
+    wanted, known = [run for run in runs if run in by_run], ended or {}
+    settled = {run for run in wanted if known.get(run)} | ended_runs(
+        root, [r for r in wanted if r not in known]
+    )
     selected = {}
     for run in runs:
         rows = by_run.get(run)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from runlens.checkpoints.find import find_checkpoints
+from runlens.checkpoints.find import walk_and_ended
 from runlens.epochs import split_keras_run
 from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
@@ -40,8 +40,8 @@ class ReportReads:
     a part first asks for them.
 
     Given an ``executor`` (the read's), :meth:`walk_ahead` walks a folder for checkpoints in one of
-    its workers, queued behind the read's files: a worker free once the files are read walks the
-    folders while this process makes the runs' frame; :meth:`hparams_ahead` has the workers read
+    its workers, queued behind the read's files, and reads which of their runs ended: a worker free
+    once the files are read walks the folders while this process makes the runs' frame; :meth:`hparams_ahead` has the workers read
     the hparams files while this process replays the runs.
 
     >>> ReportReads(None).checkpoints(Path("no/such/folder"))[:21]
@@ -61,14 +61,22 @@ class ReportReads:
         """Start walking ``root`` for checkpoints in the executor's worker (nothing without an
         executor or a folder)."""
         if self._executor is not None and root is not None and root not in self._walks:
-            self._walks[root] = self._executor.submit(find_checkpoints, root)
+            self._walks[root] = self._executor.submit(walk_and_ended, root)
 
     def checkpoints(self, root: Path) -> pd.DataFrame | str:
         """:func:`~runlens.report.build.checkpoints.read_report_checkpoints` of ``root``, once
         (from the walk :meth:`walk_ahead` started, if it did)."""
         if root not in self._checkpoints:
-            self._checkpoints[root] = read_report_checkpoints(root, self._walks.pop(root, None))
+            self._checkpoints[root] = read_report_checkpoints(root, self._walks.get(root))
         return self._checkpoints[root]
+
+    def ended(self, root: Path) -> dict[str, bool] | None:
+        """For each checkpoint run the walk ahead of ``root`` found, whether its ``runlens.json``
+        says training ended (read after that walk's listing); None without such a walk."""
+        walk = self._walks.get(root)
+        if walk is None or walk.exception() is not None:
+            return None
+        return walk.result()[1]
 
     def hparams_ahead(self, root: Path) -> None:
         """Start reading the hparams the runs under ``root`` recorded in the executor's workers,
