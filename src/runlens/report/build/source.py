@@ -41,8 +41,9 @@ class ReportReads:
 
     Given an ``executor`` (the read's), :meth:`walk_ahead` walks a folder for checkpoints in one of
     its workers, queued behind the read's files, and reads which of their runs ended: a worker free
-    once the files are read walks the folders while this process makes the runs' frame; :meth:`hparams_ahead` has the workers read
-    the hparams files while this process replays the runs.
+    once the files are read walks the folders while this process makes the runs' frame.
+    :meth:`hparams_ahead` and :meth:`manifests_ahead` have the workers read the runs' hparams files
+    and ``runlens.json`` while this process replays the runs.
 
     >>> ReportReads(None).checkpoints(Path("no/such/folder"))[:21]
     'checkpoints not read:'
