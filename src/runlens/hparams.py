@@ -140,7 +140,8 @@ def sessions_of_files(
     size = 0  # of the batch's contents
 
     def flush() -> None:
-        numbers = list(batch)
+        nonlocal size
+        numbers, size = list(batch), 0
         block = frame_whole_files(list(batch.values()), [ReadState(paths[n]) for n in numbers])
         batch.clear()
         if block is None:
@@ -155,14 +156,12 @@ def sessions_of_files(
         if content is None:  # big, empty or unreadable: on its own, after the files before it
             if batch:
                 flush()
-                size = 0
             sessions[number] = _sessions(path, problems, storage_options)
             continue
         batch[number] = content
         size += len(content)
         if size >= _BATCH_BYTES:
             flush()
-            size = 0
     if batch:
         flush()
     return sessions, problems

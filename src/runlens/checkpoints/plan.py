@@ -139,14 +139,13 @@ def _series_decisions(
     once where the ranking and the rules allow (:mod:`runlens.checkpoints.retention_all`, a
     sweep's thousands of series), else series by series."""
     codes = rows.groupby(["run", "kind"], sort=False).ngroup()
-    kept = None
     if isinstance(ranking, Ranking) and codes.notna().all():
         groups = codes.to_numpy(dtype=np.int64)
         kept = keep_all(rule, rows, groups, now=now)
-    if kept is not None:
-        ranked = pd.Series(rank_all(ranking, rows, groups), index=rows.index).astype("Int64")
-        yield ranked, pd.Series(kept, index=rows.index, dtype=object)
-        return
+        if kept is not None:
+            ranked = pd.Series(rank_all(ranking, rows, groups), index=rows.index).astype("Int64")
+            yield ranked, pd.Series(kept, index=rows.index, dtype=object)
+            return
     for _, series in rows.groupby(["run", "kind"], sort=False):
         yield ranking.rank(series), rule.keep(series, now=now).astype(object)
 

@@ -266,14 +266,13 @@ def _summaries(
         summary = out[name]
         summary.keep, summary.drop, summary.bytes_to_free = kept[k], files[k] - kept[k], frees[k]
         summary.kept_unranked, summary.fresh = unranked_runs[k], fresh_runs[k]
-    for code, epoch, kept_row in zip(codes.tolist(), epochs, keep.tolist()):
-        if kept_row:
-            out[names[code]].kept_epochs.append(None if pd.isna(epoch) else int(epoch))
     found: dict[str, list[bool]] = {}  # run -> keep of each row of its restored epoch
     for code, epoch, kept_row in zip(codes.tolist(), epochs, keep.tolist()):
-        target = restored.get(names[code])
-        if target is not None and not pd.isna(epoch) and epoch == target:
-            found.setdefault(names[code], []).append(kept_row)
+        name, known = names[code], not pd.isna(epoch)
+        if kept_row:
+            out[name].kept_epochs.append(int(epoch) if known else None)
+        if known and epoch == restored.get(name):
+            found.setdefault(name, []).append(kept_row)
     for name in names:
         if restored.get(name) is not None:
             rows = found.get(name, [])
