@@ -467,3 +467,27 @@ def test_checkpoints_planned_for_all_runs_at_once_summarise_as_each_run_alone(tm
         assert got.kept_epochs == plan.loc[plan["keep"], "epoch"].astype(int).tolist()
         fresh = plan["mtime"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=min_age)
         assert got.fresh == int(fresh.sum())
+
+
+def test_a_runs_checkpoints_folder_wins_over_files_beside_its_logs(tmp_path):
+    """A run's checkpoints are the files in RUN/checkpoints/ when it has any there, else those in
+    the run folder itself: chosen for every run of the report in one pass over the table."""
+    logdir = tmp_path / "logs"
+    for run in ("improving", "overfits", "plateau"):
+        shutil.copytree(Path(SAMPLE) / run, logdir / run)
+    kept = sorted((logdir / "improving" / "checkpoints").iterdir())
+    shutil.copy(kept[0], logdir / "improving" / kept[0].name)  # a copy beside the logs as well
+    folder = logdir / "overfits" / "checkpoints"
+    moved = sorted(folder.iterdir())
+    for path in moved:  # ModelCheckpoint writing beside the logs
+        shutil.move(path, logdir / "overfits" / path.name)
+    folder.rmdir()
+    report = runlens.build_report(logdir, checkpoint_min_age=0)
+    summaries = {r.run: r.checkpoints for r in report.runs}
+    assert (summaries["improving"].folder, summaries["improving"].files) == (
+        "improving/checkpoints",
+        len(kept),
+    )
+    assert (summaries["overfits"].folder, summaries["overfits"].files) == ("overfits", len(moved))
+    plateau = sorted((logdir / "plateau" / "checkpoints").iterdir())
+    assert (summaries["plateau"].folder, summaries["plateau"].files) == ("plateau/checkpoints", len(plateau))

@@ -102,22 +102,27 @@ def test_a_broken_manifest_link_is_named_as_the_walk_named_it(tmp_path):
 
 
 def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypatch):
-    """The walk for checkpoints is queued behind the read in the executor's workers (forked here:
-    the spy below is theirs too, but what they call is not counted in this process)."""
+    """The walk for checkpoints is queued behind the read in the executor's workers; once it is
+    done, they read which runs ended and open and check every file it found (forked here: the
+    spies below are theirs too, but what they call is not counted in this process)."""
     from runlens.events.read_ahead import ReadAhead
     from runlens.report.render import render_report
 
     walked = spy(monkeypatch, [runlens.checkpoints.index], "find_checkpoints")
     settled = spy(monkeypatch, [runlens.report.build.checkpoints], "ended_runs")
+    opened = spy(monkeypatch, [runlens.checkpoints.index], "inspect_file")
     serial = runlens.build_report(SAMPLE)
     assert len(walked) == 1
     asked_here = {run for _, runs in settled for run in runs}
     assert {"overfits", "improving", "plateau"} <= asked_here
+    assert {Path(path).suffix for path, _ in opened} >= {".keras", ".ckpt"}
     settled.clear()
+    opened.clear()
     with ReadAhead(SAMPLE) as ahead:
         ahead_report = runlens.build_report(SAMPLE, executor=ahead)
     assert len(walked) == 1  # not walked in this process
-    # which runs ended is read in the worker, after its walk: only runs it did not name (the HF
+    assert opened == []  # nor any checkpoint opened
+    # which runs ended is read in the workers, after the walk: only runs it did not name (the HF
     # output dir's checkpoints, reported under its logged run) are asked here
     assert not {run for _, runs in settled for run in runs} & {"overfits", "improving", "plateau"}
     assert render_report(ahead_report, "json") == render_report(serial, "json")

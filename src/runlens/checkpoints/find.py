@@ -16,15 +16,15 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from runlens.checkpoints.hf_folder import inspect_hf_folder
 from runlens.checkpoints.names import HF_KIND, checkpoint_kind, folder_kind
 from runlens.checkpoints.removal import aside_original
+from runlens.checkpoints.validate import inspect_file
 from runlens.errors import RunlensError
-from runlens.manifest import ended_runs
 
 CHECKPOINTS_FOLDER = "checkpoints"  # RUN/checkpoints/ holds RUN's checkpoints (bundled callbacks)
 
@@ -76,18 +76,18 @@ def run_of(rel: str) -> str:
     return "/".join(parts) or "."
 
 
-def walk_and_ended(root: Path) -> tuple[Listing, dict[str, bool]]:
-    """:func:`find_checkpoints` of ``root``, then for each run it found whether its
-    ``runlens.json`` says training ended (:func:`runlens.manifest.ended_runs`, read after the
-    listing, as a prune must): a report runs both in a worker process while it reads the logs.
+def inspect_found(found: list[Found]) -> list[Found]:
+    """``found`` with each file not yet judged opened and checked
+    (:func:`~runlens.checkpoints.validate.inspect_file`, what :func:`~runlens.checkpoints.index.
+    checkpoints_table` would do): a report's workers check the walk's files so while it replays
+    the runs. Imports no pandas either (:func:`find_checkpoints`).
 
-    >>> walk_and_ended(Path("sample_logs"))[1]["overfits"]              # doctest: +SKIP
-    True
+    >>> inspect_found([Found("no/such.keras", "no/such.keras", "keras")])[0].inspected[1].reason
+    'cannot open: No such file or directory'
     """
-    listing = find_checkpoints(root)
-    runs = sorted({run_of(found.rel) for found in listing.found})
-    ended = ended_runs(root, runs)
-    return listing, {run: run in ended for run in runs}
+    return [
+        f if f.inspected is not None else replace(f, inspected=inspect_file(f.path, f.kind)) for f in found
+    ]
 
 
 def find_checkpoints(root: Path) -> Listing:

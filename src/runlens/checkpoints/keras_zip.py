@@ -24,8 +24,6 @@ import zipfile
 from datetime import datetime
 from typing import Any, BinaryIO
 
-import pandas as pd
-
 from runlens.checkpoints.validate import Validity
 from runlens.checkpoints.zip_head import ZIP_ERRORS as _ZIP_ERRORS
 from runlens.checkpoints.zip_head import first_member, is_zip
@@ -91,12 +89,14 @@ def _json_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> tupl
         return None, None
 
 
-def _metadata_fields(metadata: Any) -> tuple[str | None, pd.Timestamp | None]:
+def _metadata_fields(metadata: Any) -> tuple[str | None, datetime | None]:
+    """Keras' version and ``date_saved`` (a naive local time, as Keras writes it): a ``datetime``,
+    not a pandas Timestamp, so that a report's worker processes check archives without pandas."""
     if not isinstance(metadata, dict):
         return None, None
     version = metadata.get("keras_version")
     try:  # datetime.strptime: a tenth of pd.to_datetime's cost, per file
-        saved = pd.Timestamp(datetime.strptime(metadata.get("date_saved"), "%Y-%m-%d@%H:%M:%S"))
+        saved = datetime.strptime(metadata.get("date_saved"), "%Y-%m-%d@%H:%M:%S")
     except (TypeError, ValueError):
         saved = None
     return (str(version) if version is not None else None), saved

@@ -23,7 +23,7 @@ Every file gets one of three verdicts (:attr:`Validity.checkpoint`):
   deleted by any option -- deleting it could destroy someone else's data.
 
 >>> check_checkpoint("model.keras", "keras")            # doctest: +SKIP
-Validity(valid=True, reason=None, keras_version='3.15.1', saved_at=Timestamp('2026-11-25 00:15:26'), checkpoint=True)
+Validity(valid=True, reason=None, keras_version='3.15.1', saved_at=datetime.datetime(2026, 11, 25, 0, 15, 26), checkpoint=True)
 """
 
 from __future__ import annotations
@@ -31,12 +31,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from datetime import datetime
+from typing import Any, BinaryIO, TypeVar
 
 from runlens.checkpoints.nofollow import FileIdentity, open_regular
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class Validity:
     valid: bool
     reason: str | None = None
     keras_version: str | None = None
-    saved_at: pd.Timestamp | None = None
+    saved_at: datetime | None = None  # naive local time, as Keras writes it
     checkpoint: bool | None = True
     epoch: int | None = None
     step: int | None = None

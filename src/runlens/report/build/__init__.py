@@ -253,6 +253,7 @@ def _build(
     grid, tolerance = _grid(sweep, stopping)
     folder = source if name == "keras" and run_folder(source) is not None else None
     runs = frame_runs(frame)
+    reads.checkpoints_ahead(root)  # the workers check the checkpoints while the runs are replayed
     manifests, warnings = reads.manifests(Path(folder), runs) if folder is not None else ({}, [])
     records = run_reports(
         frame,

@@ -23,6 +23,7 @@ import copy
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,17 +43,22 @@ from runlens.checkpoints.retention import RetentionRule
 from runlens.errors import RunlensError
 from runlens.manifest import ended_runs
 from runlens.name_columns import NAME_DTYPE, as_names
+from runlens.processes import Ahead
 from runlens.report.model import CheckpointSummary
 
 _NAMED = 5  # non-checkpoint files named in the report's one line about them
 
 
-def read_report_checkpoints(root: str | os.PathLike[str], walk: Future | None = None) -> pd.DataFrame | str:
+def read_report_checkpoints(
+    root: str | os.PathLike[str], walk: Future | None = None, inspected: Ahead | None = None
+) -> pd.DataFrame | str:
     """Every checkpoint under ``root`` as :func:`runlens.read_checkpoints` gives it without logs
     (one listing and one validation of every checkpoint for the whole report: each framework part
     joins its own runs' logs in :func:`checkpoint_summaries`), or the report's note saying why
     none could be read. ``walk``: the walk of ``root``
-    (:func:`~runlens.checkpoints.find.walk_and_ended`) started in a worker, else it is walked here.
+    (:func:`~runlens.checkpoints.find.find_checkpoints`) started in a worker, else it is walked here;
+    ``inspected``: its files checked in the workers (:func:`~runlens.checkpoints.find.
+    inspect_found` over parts of the walk's ``found``, in order), else they are checked here.
 
     >>> read_report_checkpoints("no/such/folder")
     "checkpoints not read: checkpoint path 'no/such/folder' does not exist; pass a checkpoint folder"
@@ -60,7 +66,10 @@ def read_report_checkpoints(root: str | os.PathLike[str], walk: Future | None = 
     try:
         if walk is None:
             return read_checkpoints(root, epochs=_NO_LOGS)
-        return checkpoints_table(Path(root), walk.result()[0], epochs=_NO_LOGS)
+        listing = walk.result()
+        if inspected is not None:
+            listing = replace(listing, found=[found for part in inspected.results() for found in part])
+        return checkpoints_table(Path(root), listing, epochs=_NO_LOGS)
     except RunlensError as exc:
         return f"checkpoints not read: {exc}"
 
@@ -109,26 +118,21 @@ def checkpoint_summaries(
             f"{count} checkpoint file(s) in folders that hold no logged run, left out: {', '.join(others)}"
         )
     now = pd.Timestamp.now(tz="UTC")
-    # The rows of each run, grouped once (a sweep of 2,000 runs: no mask over the table per run).
-    by_run = {str(run): rows for run, rows in table.groupby(as_names(table["run"]), sort=False)}
+    selected, codes, names = _own_rows(table, runs)
+    present = set(names)
     # after the listing (see ended_runs); only runs with checkpoints can be settled
-    wanted, known = [run for run in runs if run in by_run], ended or {}
+    wanted, known = [run for run in runs if run in present], ended or {}
     settled = {run for run in wanted if known.get(run)} | ended_runs(
         root, [r for r in wanted if r not in known]
     )
-    selected = {}
-    for run in runs:
-        rows = by_run.get(run)
-        if rows is None:
-            continue
-        in_folder = rows["path"].map(lambda p: Path(p).parent.name == CHECKPOINTS_FOLDER)
-        selected[run] = rows[in_folder] if in_folder.any() else rows
-    min_ages = {run: 0.0 if run in settled else min_age for run in selected}
-    combined = _plan_at_once(selected, rules, min_age, now, settled)
+    min_ages = {run: 0.0 if run in settled else min_age for run in wanted}
+    combined = _plan_at_once(selected, len(wanted), rules, min_age, now, settled)
     if combined is not None:
         return _summaries(combined, root, min_ages, now, restored), warnings + _disagreements(combined)
     out = {}
-    for run, rows in selected.items():
+    by_run = {names[code]: rows for code, rows in selected.groupby(codes, sort=False)}
+    for run in wanted:
+        rows = by_run[run]
         try:
             plan = plan_prune(rows, rules=rules, min_age=min_ages[run], now=now)
         except RunlensError as exc:  # PruneRefused too: the plan becomes a note
@@ -140,25 +144,40 @@ def checkpoint_summaries(
     return out, warnings
 
 
+def _own_rows(table: pd.DataFrame, runs: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """The rows of ``runs``' checkpoints: a run's files in its ``checkpoints/`` folder when it has
+    any there, else all of its files; with each row's run as a code into the names of the runs
+    that have rows. One pass over the table (a sweep's 2,000 runs: no frame per run)."""
+    codes, names = pd.factorize(as_names(table["run"]).astype(object), sort=False)
+    in_folder = np.array(
+        [os.path.basename(os.path.dirname(path)) == CHECKPOINTS_FOLDER for path in table["path"]], dtype=bool
+    )
+    has_folder = np.bincount(codes, weights=in_folder, minlength=len(names)) > 0
+    wanted = np.isin(names, list(runs))
+    keep = wanted[codes] & (in_folder | ~has_folder[codes])
+    kept_codes, kept_names = pd.factorize(names[codes[keep]], sort=False)
+    return table[keep], kept_codes, [str(name) for name in kept_names]
+
+
 def _disagreements(plan: pd.DataFrame) -> list[str]:
     return [f"checkpoints of {line}" for line in plan.attrs.get("disagreements", [])]
 
 
 def _plan_at_once(
-    selected: dict[str, pd.DataFrame],
+    rows: pd.DataFrame,
+    runs: int,
     rules: Sequence[RetentionRule],
     min_age: float,
     now: pd.Timestamp,
     settled: set[str],
 ) -> pd.DataFrame | None:
-    """Every run's plan, from one :func:`plan_prune` of all their rows (a sweep's 2,000 runs: one
-    plan, not 2,000); None where that might not be what each run's own plan gives: Lightning's
-    or the HF Trainer's checkpoints (their recorded bests are compared series by series), a file
-    dated after ``now`` in a run that ended (a plan of its own, with min-age 0, keeps it as
-    fresh), a refused plan (each run's own says which)."""
-    if len(selected) < 2:
+    """The plan of every run's ``rows`` (``runs`` of them), from one :func:`plan_prune` (a sweep's
+    2,000 runs: one plan, not 2,000); None where that might not be what each run's own plan
+    gives: Lightning's or the HF Trainer's checkpoints (their recorded bests are compared series
+    by series), a file dated after ``now`` in a run that ended (a plan of its own, with min-age
+    0, keeps it as fresh), a refused plan (each run's own says which)."""
+    if runs < 2:
         return None
-    rows = pd.concat(selected.values())
     ended = rows["run"].isin(list(settled)).to_numpy(dtype=bool)
     future = (rows["mtime"] > now).to_numpy(dtype=bool)
     if rows["kind"].isin(["lightning", HF_KIND]).any() or (ended & future).any():
