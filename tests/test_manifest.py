@@ -108,6 +108,33 @@ def test_damaged_or_foreign_manifests_are_errors_naming_the_file(tmp_path, conte
     assert str(tmp_path / MANIFEST_NAME) in str(info.value)
 
 
+def test_a_manifest_that_is_not_utf8_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / MANIFEST_NAME).write_bytes(json.dumps(_manifest()).encode()[:-1] + b'"\xff"}')
+    with pytest.raises(runlens.RunlensError, match="not valid JSON") as info:
+        runlens.read_manifest(tmp_path)
+    assert str(tmp_path / MANIFEST_NAME) in str(info.value)
+
+
+def test_a_fifo_planted_as_runlens_json_is_refused_not_waited_on(tmp_path):
+    """Reading a FIFO blocks until something writes to it: a report of a logdir with one planted
+    as a run's runlens.json hung for ever. It is refused, and the report names it (a process with
+    a timeout: a regression hangs no test run)."""
+    import shutil
+    from pathlib import Path
+
+    logdir = tmp_path / "logs"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "sample_logs" / "plateau", logdir / "plateau")
+    (logdir / "plateau" / MANIFEST_NAME).unlink()
+    os.mkfifo(logdir / "plateau" / MANIFEST_NAME)
+    done = subprocess.run(
+        [sys.executable, "-m", "runlens", "report", str(logdir)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{logdir / 'plateau' / MANIFEST_NAME}: not a regular file" in done.stdout
+    with pytest.raises(runlens.RunlensError, match="not a regular file"):  # not waited on: see above
+        runlens.read_manifest(logdir / "plateau")
+
+
 def test_a_missing_manifest_says_where_one_comes_from(tmp_path):
     with pytest.raises(runlens.RunlensError, match="runlens.keras.callbacks"):
         runlens.read_manifest(tmp_path)

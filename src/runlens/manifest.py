@@ -130,7 +130,11 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = _manifest_file(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        # O_NONBLOCK: a FIFO planted as runlens.json is refused below, not waited on forever
+        with open(os.open(file, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise RunlensError(f"{file}: not a regular file; a runlens manifest is a JSON file")
+            raw = stream.read()
     except FileNotFoundError:
         raise RunlensError(
             f"{file}: no manifest; runlens.keras.callbacks(run_dir) writes one into each run folder"
@@ -138,7 +142,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise RunlensError(f"{file}: cannot be read ({exc.strerror or exc})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw)  # bytes: text that is not UTF-8 is a ValueError too
     except ValueError as exc:
         raise RunlensError(f"{file}: not valid JSON ({exc}); the manifest is damaged") from None
     _validate(data, file)
