@@ -319,3 +319,23 @@ def test_every_format_counts_runs_worth_a_look_in_each_frameworks_unit():
     for fmt in ("text", "markdown", "html"):
         page = runlens.render_report(report, fmt)
         assert f"({saved.value} {unit})" in page and "epochs saved)" not in page, fmt
+
+
+def test_a_fifo_planted_as_trainer_state_json_is_not_waited_on(tmp_path):
+    """The report reads the latest checkpoint's trainer_state.json for the Trainer's own
+    EarlyStoppingCallback settings: a FIFO there (reading one blocks until something writes to
+    it) is passed over, the report ends (in a process with a timeout: a regression hangs no run)."""
+    import os
+    import subprocess
+    import sys
+
+    logdir = tmp_path / "transformers"
+    shutil.copytree(SAMPLE / "transformers", logdir)
+    state = logdir / "checkpoint-25" / "trainer_state.json"
+    state.unlink()
+    os.mkfifo(state)
+    done = subprocess.run(
+        [sys.executable, "-m", "runlens", "report", str(logdir)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "checkpoint-25" in done.stdout  # named: the folder is no whole checkpoint without it

@@ -130,7 +130,9 @@ def test_a_fifo_planted_as_runlens_json_is_refused_not_waited_on(tmp_path):
         [sys.executable, "-m", "runlens", "report", str(logdir)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert f"{logdir / 'plateau' / MANIFEST_NAME}: not a regular file" in done.stdout
+    assert (
+        f"{logdir / 'plateau' / MANIFEST_NAME}: cannot be read (not a regular file (a FIFO))" in done.stdout
+    )
     with pytest.raises(runlens.RunlensError, match="not a regular file"):  # not waited on: see above
         runlens.read_manifest(logdir / "plateau")
 

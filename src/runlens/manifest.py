@@ -54,6 +54,7 @@ from typing import Any
 
 from runlens.atomic import atomic_output
 from runlens.errors import RunlensError
+from runlens.events.sources import open_binary
 
 __all__ = [
     "MANIFEST_NAME",
@@ -130,10 +131,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = _manifest_file(path)
     try:
-        # O_NONBLOCK: a FIFO planted as runlens.json is refused below, not waited on forever
-        with open(os.open(file, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                raise RunlensError(f"{file}: not a regular file; a runlens manifest is a JSON file")
+        with open_binary(str(file)) as stream:  # a FIFO planted as runlens.json: refused, not waited on
             raw = stream.read()
     except FileNotFoundError:
         raise RunlensError(

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from runlens.errors import RunlensError, RunlensWarning
+from runlens.events.sources import open_binary
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.runs import is_evals_frame
 
@@ -256,7 +257,8 @@ def trainer_state_notes(root: Path, records: list[Any], policy: Any) -> None:
         if not states:
             continue
         try:
-            state = json.loads(states[-1].read_text(encoding="utf-8"))
+            with open_binary(str(states[-1])) as stream:  # a FIFO planted there: refused, not waited on
+                state = json.loads(stream.read())
             args = state["stateful_callbacks"]["EarlyStoppingCallback"]["args"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # no callback recorded (or not the Trainer's file): nothing to say
