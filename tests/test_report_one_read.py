@@ -5,6 +5,7 @@ that wrap the real functions (each call still runs them)."""
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 from pathlib import Path
 
@@ -101,25 +102,35 @@ def test_a_broken_manifest_link_is_named_as_the_walk_named_it(tmp_path):
     assert manifests == {} and len(warnings) == 1 and "runlens.json" in warnings[0]
 
 
-def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypatch):
+def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypatch, tmp_path):
     """The walk for checkpoints is queued behind the read in the executor's workers; once it is
-    done, they read which runs ended and open and check every file it found (forked here: the
-    spies below are theirs too, but what they call is not counted in this process)."""
+    done, they read the runs' runlens.json (which then also say which runs ended) and open and
+    check every file it found (forked here: the spies below are theirs too, but what they call is
+    not counted in this process). Every checkpoint is just written: only the runs known to have
+    ended are planned without the min-age, so a wrong "ended" changes the report."""
+    import os
+
     from runlens.events.read_ahead import ReadAhead
     from runlens.report.render import render_report
 
+    logdir = tmp_path / "logs"
+    shutil.copytree(SAMPLE, logdir, symlinks=True)
+    for path in logdir.rglob("*"):
+        os.utime(path, follow_symlinks=False)
     walked = spy(monkeypatch, [runlens.checkpoints.index], "find_checkpoints")
     settled = spy(monkeypatch, [runlens.report.build.checkpoints], "ended_runs")
     opened = spy(monkeypatch, [runlens.checkpoints.index], "inspect_file")
-    serial = runlens.build_report(SAMPLE)
+    serial = runlens.build_report(logdir)
+    fresh = {r.run: r.checkpoints.fresh for r in serial.runs if r.checkpoints}
+    assert fresh["overfits"] == 0 and fresh["plateau"] == 0  # their runlens.json say they ended
     assert len(walked) == 1
     asked_here = {run for _, runs in settled for run in runs}
     assert {"overfits", "improving", "plateau"} <= asked_here
     assert {Path(path).suffix for path, _ in opened} >= {".keras", ".ckpt"}
     settled.clear()
     opened.clear()
-    with ReadAhead(SAMPLE) as ahead:
-        ahead_report = runlens.build_report(SAMPLE, executor=ahead)
+    with ReadAhead(logdir) as ahead:
+        ahead_report = runlens.build_report(logdir, executor=ahead)
     assert len(walked) == 1  # not walked in this process
     assert opened == []  # nor any checkpoint opened
     # which runs ended is read in the workers, after the walk: only runs it did not name (the HF
@@ -148,3 +159,38 @@ def test_manifests_read_ahead_in_workers_are_the_ones_read_here(tmp_path):
     expected = read_run_manifests(logdir, runs)
     assert got == expected
     assert set(got[0]) == {"improving", "overfits"} and len(got[1]) == 1 and "broken" in got[1][0]
+
+
+@pytest.mark.parametrize("walked_first", [True, False])
+def test_manifests_read_after_the_checkpoint_walk_are_read_once_for_both_uses(tmp_path, walked_first):
+    """In a folder being walked for checkpoints the workers read runlens.json once the walk is
+    done (ReportReads.checkpoints_ahead): the same manifests as read_run_manifests, and which runs
+    ended as ended_runs says; when no part asks for the checkpoints first, manifests() starts them."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from runlens.manifest import ended_runs
+    from runlens.report.build.source import ReportReads
+
+    logdir = tmp_path / "logdir"
+    for run in ("overfits", "improving", "broken", "running"):
+        shutil.copytree(SAMPLE / ("plateau" if run in ("broken", "running") else run), logdir / run)
+    (logdir / "broken" / "runlens.json").write_text("{not json", encoding="utf-8")
+    manifest = json.loads((logdir / "running" / "runlens.json").read_text(encoding="utf-8"))
+    manifest.update(status="running", ended_normally=False)  # a fit writing the run now
+    (logdir / "running" / "runlens.json").write_text(json.dumps(manifest), encoding="utf-8")
+    runs = ["broken", "improving", "no_such_run", "overfits", "running"]
+    with ProcessPoolExecutor(2) as pool:
+        reads = ReportReads(None, pool)
+        reads.walk_ahead(logdir)
+        reads.manifests_ahead(logdir, ["overfits", "broken", "running", "overfits/train"])  # not "improving"
+        if walked_first:
+            reads.checkpoints_ahead(logdir)
+        got = reads.manifests(logdir, runs)
+        ended = reads.ended(logdir)
+    assert got == read_run_manifests(logdir, runs)
+    settled = ended_runs(logdir, ["broken", "improving", "overfits", "running"])
+    assert settled == {"improving", "overfits"}
+    if walked_first:
+        assert ended == {run: run in settled for run in ["broken", "improving", "overfits", "running"]}
+    else:
+        assert ended is None  # nothing read ahead for it: checkpoint_summaries reads it itself

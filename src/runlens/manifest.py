@@ -63,6 +63,7 @@ __all__ = [
     "find_manifests",
     "read_manifest",
     "run_manifest",
+    "says_ended",
     "write_manifest",
 ]
 
@@ -251,10 +252,24 @@ def ended_runs(root: str | os.PathLike[str], runs: Iterable[str]) -> set[str]:
                 manifest = read_manifest(candidate)
             except RunlensError:
                 continue
-            if manifest.get("ended_normally") is True and manifest.get("status") != "running":
+            if says_ended(manifest):
                 ended.add(run)
             break
     return ended
+
+
+def says_ended(manifest: Any) -> bool:
+    """Whether ``manifest`` (:func:`read_manifest`'s; anything else, e.g. the error a read gave:
+    no) says the run's last fit ended normally: what :func:`ended_runs` asks of each.
+
+    >>> says_ended({"ended_normally": True, "status": "completed"}), says_ended("not valid JSON")
+    (True, False)
+    """
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("ended_normally") is True
+        and manifest.get("status") != "running"
+    )
 
 
 def _manifest_file(path: str | os.PathLike[str]) -> Path:

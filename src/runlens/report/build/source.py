@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from runlens.checkpoints.find import find_checkpoints, inspect_found, run_of
+from runlens.checkpoints.find import CHECKPOINTS_FOLDER, find_checkpoints, inspect_found, run_of
 from runlens.epochs import split_keras_run
 from runlens.errors import RunlensError
 from runlens.events.sources import matches, name_patterns
 from runlens.hparams import HParamsAhead, hparams_of_files
-from runlens.manifest import ended_runs, run_manifests
+from runlens.manifest import ended_runs, run_manifests, says_ended
 from runlens.name_columns import as_names, name_codes
 from runlens.policies.runs import check_frame, is_evals_frame
 from runlens.processes import Ahead
@@ -44,7 +44,9 @@ class ReportReads:
     folders while this process makes the runs' frame. Once it is done, :meth:`checkpoints_ahead`
     has the workers read which of the runs it found ended and open and check their files.
     :meth:`hparams_ahead` and :meth:`manifests_ahead` have the workers read the runs' hparams files
-    and ``runlens.json`` while this process replays the runs.
+    and ``runlens.json`` while this process replays the runs (the latter, in a folder being walked,
+    after the walk: each ``runlens.json`` is then read once, for the live comparison and for
+    whether its run ended).
 
     >>> ReportReads(None).checkpoints(Path("no/such/folder"))[:21]
     'checkpoints not read:'
@@ -55,11 +57,14 @@ class ReportReads:
         self._executor = executor
         self._walks: dict[Path, Future] = {}
         self._inspections: dict[Path, Ahead] = {}
-        self._ended: dict[Path, tuple[list[str], Ahead]] = {}
+        self._ended_ahead: dict[Path, tuple[list[str], list[str], Ahead]] = {}
+        self._ended: dict[Path, dict[str, bool]] = {}
         self._checkpoints: dict[Path, pd.DataFrame | str] = {}
         self._hparams: dict[Path, pd.DataFrame] = {}
         self._hparams_ahead: dict[Path, HParamsAhead] = {}
         self._manifests_ahead: dict[Path, tuple[set[str], Ahead]] = {}
+        self._manifests_after_walk: dict[Path, set[str]] = {}
+        self._manifests_read: dict[Path, tuple[set[str], dict[str, Any]]] = {}
 
     def walk_ahead(self, root: Path | None) -> None:
         """Start walking ``root`` for checkpoints in the executor's worker (nothing without an
@@ -69,16 +74,28 @@ class ReportReads:
 
     def checkpoints_ahead(self, root: Path | None) -> None:
         """Once the walk :meth:`walk_ahead` started of ``root`` is done (waiting for it), have the
-        executor's workers read which of the runs it found ended (:func:`runlens.manifest.
-        ended_runs`: after the listing, as a prune must) and open and check the checkpoints it
-        found (~2.5 s of one core for 6,000 ``.keras`` files), while this process replays the
-        runs. Nothing without such a walk, or when it failed (:meth:`checkpoints` says why)."""
+        executor's workers read which of the runs it found ended (after the listing, as a prune
+        must: :func:`runlens.manifest.ended_runs`; from the manifests :meth:`manifests_ahead` then
+        starts reading, for the runs they cover) and open and check the checkpoints it found
+        (~2.5 s of one core for 6,000 ``.keras`` files), while this process replays the runs.
+        Nothing without such a walk, or when it failed (:meth:`checkpoints` says why)."""
         walk = self._walks.get(root) if root is not None else None
-        if walk is None or root in self._inspections or root in self._checkpoints or walk.exception():
+        if walk is None or root in self._ended_ahead or root in self._ended or root in self._checkpoints:
+            return
+        names = self._manifests_after_walk.pop(root, None)
+        if walk.exception():
+            if names is not None:
+                self._start_manifests(root, names)
             return
         found = walk.result().found
         runs = sorted({run_of(f.rel) for f in found})
-        self._ended[root] = (runs, Ahead(self._executor, partial(ended_runs, root), runs, per_task=200))
+        # a run folder named checkpoints is not asked: ended_runs looks in the folder above too
+        shared = [run for run in runs if names is not None and (root / run).name != CHECKPOINTS_FOLDER]
+        if names is not None:
+            self._start_manifests(root, names | set(shared))
+        rest = sorted(set(runs) - set(shared))
+        ended = Ahead(self._executor, partial(ended_runs, root), rest, per_task=200)
+        self._ended_ahead[root] = (runs, shared, ended)
         self._inspections[root] = Ahead(self._executor, inspect_found, found, per_task=100)
 
     def checkpoints(self, root: Path) -> pd.DataFrame | str:
@@ -94,11 +111,14 @@ class ReportReads:
         """For each checkpoint run the walk ahead of ``root`` found, whether its ``runlens.json``
         says training ended (read after that walk's listing: :meth:`checkpoints_ahead`); None
         without it."""
-        if root not in self._ended:
-            return None
-        runs, ahead = self._ended.pop(root)
-        ended = set().union(*ahead.results())
-        return {run: run in ended for run in runs}
+        if root in self._ended_ahead:
+            runs, shared, ahead = self._ended_ahead.pop(root)
+            ended = set().union(*ahead.results())
+            if shared:
+                read = self._manifest_reads(root)[1]
+                ended |= {run for run in shared if says_ended(read.get(run, (None, None))[1])}
+            self._ended[root] = {run: run in ended for run in runs}
+        return self._ended.get(root)
 
     def hparams_ahead(self, root: Path) -> None:
         """Start reading the hparams the runs under ``root`` recorded in the executor's workers,
@@ -127,22 +147,41 @@ class ReportReads:
 
     def manifests_ahead(self, root: Path, runs: Iterable[str]) -> None:
         """Start reading the ``runlens.json`` of ``runs`` under ``root`` (every name a run of the
-        report may have) in the executor's workers (nothing without an executor)."""
-        if self._executor is not None and root not in self._manifests_ahead:
-            names = sorted(runs)
-            read = partial(run_manifests, root)
-            self._manifests_ahead[root] = (set(names), Ahead(self._executor, read, names, per_task=200))
+        report may have) in the executor's workers (nothing without an executor); while a walk of
+        ``root`` for checkpoints is under way, once it is done (:meth:`checkpoints_ahead`)."""
+        if self._executor is None or root in self._manifests_ahead or root in self._manifests_after_walk:
+            return
+        if root in self._walks and root not in self._ended_ahead and root not in self._ended:
+            self._manifests_after_walk[root] = set(runs)
+        else:
+            self._start_manifests(root, set(runs))
+
+    def _start_manifests(self, root: Path, names: set[str]) -> None:
+        ordered = sorted(names)
+        read = partial(run_manifests, root)
+        self._manifests_ahead[root] = (names, Ahead(self._executor, read, ordered, per_task=200))
+
+    def _manifest_reads(self, root: Path) -> tuple[set[str], dict[str, Any]]:
+        """The runs :meth:`manifests_ahead` was asked for and what the workers read of them
+        (:func:`runlens.manifest.run_manifests`; waiting for them, and starting them if they were
+        waiting for a walk), once."""
+        if root in self._manifests_after_walk:
+            self._start_manifests(root, self._manifests_after_walk.pop(root))
+        if root not in self._manifests_read:
+            asked, ahead = self._manifests_ahead.pop(root, (set(), None))
+            read: dict[str, Any] = {}
+            for part in ahead.results() if ahead is not None else []:
+                read.update(part)
+            self._manifests_read[root] = (asked, read)
+        return self._manifests_read[root]
 
     def manifests(self, root: Path, runs: list[str]) -> tuple[Manifests, list[str]]:
         """:func:`~runlens.report.build.live.read_run_manifests` of ``runs`` under ``root``, from
         what :meth:`manifests_ahead` started (runs it was not asked for are read now)."""
-        asked, ahead = self._manifests_ahead.pop(root, (set(), None))
-        if ahead is None:
+        asked, read = self._manifest_reads(root)
+        if not asked:
             return read_run_manifests(root, runs)
-        read: dict[str, Any] = {}
-        for part in ahead.results():
-            read.update(part)
-        read.update(run_manifests(root, [run for run in runs if run not in asked]))
+        read = {**read, **run_manifests(root, [run for run in runs if run not in asked])}
         return read_run_manifests(root, runs, read)
 
     def close(self) -> None:
@@ -152,7 +191,7 @@ class ReportReads:
             ahead.cancel()
         for _, ahead in self._manifests_ahead.values():
             ahead.cancel()
-        for ahead in [*self._inspections.values(), *(ahead for _, ahead in self._ended.values())]:
+        for ahead in [*self._inspections.values(), *(ahead for _, _, ahead in self._ended_ahead.values())]:
             ahead.cancel()
 
 
