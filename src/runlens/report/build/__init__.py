@@ -40,7 +40,7 @@ from runlens.report.build.frameworks import (
     setting_name,
     trainer_state_notes,
 )
-from runlens.report.build.live import attach_live, run_lr_policy
+from runlens.report.build.live import attach_live, run_lr_policy, run_policies
 from runlens.report.build.overview import attach_damage, build_overview, build_totals
 from runlens.report.build.runs import python, run_reports
 from runlens.report.build.source import (
@@ -255,10 +255,11 @@ def _build(
     runs = frame_runs(frame)
     reads.checkpoints_ahead(root)  # the workers check the checkpoints while the runs are replayed
     manifests, warnings = reads.manifests(Path(folder), runs) if folder is not None else ({}, [])
+    policies = run_policies(manifests)  # as each runlens.json configured them
     records = run_reports(
         frame,
         stopping,
-        lr_policy=lambda run: run_lr_policy(run, asked_lr, manifests),
+        lr_policy=lambda run: run_lr_policy(run, asked_lr, policies),
         initial_lr=initial_lr,
         timing=lr_timing,
     )
@@ -302,7 +303,9 @@ def _build(
         warnings += notes
     if folder is not None:  # runs trained with runlens.keras: hparams, live vs replayed
         recorded = reads.hparams(Path(folder))
-        warnings += attach_live(records, folder, frame, manifests, initial_lr=initial_lr, recorded=recorded)
+        warnings += attach_live(
+            records, folder, frame, manifests, policies, initial_lr=initial_lr, recorded=recorded
+        )
     settings = Settings(
         monitor=monitor,
         direction=stopping.direction,

@@ -25,7 +25,7 @@ from runlens.errors import RunlensError
 from runlens.events.sources import EventFile, find_event_files, is_url, open_binary
 from runlens.hparams import PLUGIN_NAME, SESSION_START_TAG
 from runlens.manifest import run_manifests
-from runlens.report.build.live_replay import compare, manifest_policies, manifest_policy, run_epochs
+from runlens.report.build.live_replay import Policies, compare, manifest_policies, run_epochs
 from runlens.report.model import WARNING, RunReport
 
 if TYPE_CHECKING:
@@ -58,19 +58,21 @@ def read_run_manifests(
     return manifests, warnings
 
 
-def run_lr_policy(run: str, asked: Any, manifests: Manifests) -> tuple[Any, str | None]:
+def run_policies(manifests: Manifests) -> dict[str, Policies]:
+    """Each run's policies as its ``runlens.json`` configured them (:func:`~runlens.report.build.
+    live_replay.manifest_policies`), built once for the report's learning-rate replay
+    (:func:`run_lr_policy`) and its live comparison (:func:`attach_live`)."""
+    return {run: manifest_policies(manifest["config"]) for run, (_, manifest) in manifests.items()}
+
+
+def run_lr_policy(run: str, asked: Any, policies: dict[str, Policies]) -> tuple[Any, str | None]:
     """The learning-rate policy to replay on ``run`` (``asked``: the report's, else the one its
-    ``runlens.json`` used, if any), and where its settings come from."""
+    ``runlens.json`` used, if any: ``policies``, :func:`run_policies`), and where its settings
+    come from. Settings runlens cannot replay give none (the live comparison reports why)."""
     if asked is not None:
         return asked, "report"
-    if run in manifests:
-        try:
-            policy = manifest_policy(manifests[run][1]["config"], "reduce_lr")
-        except RunlensError:
-            return None, None  # the live comparison reports why
-        if policy is not None:
-            return policy, "runlens.json"
-    return None, None
+    policy = policies[run][0].get("reduce_lr") if run in policies else None
+    return (policy, "runlens.json") if policy is not None else (None, None)
 
 
 def attach_live(
@@ -78,15 +80,16 @@ def attach_live(
     root: str | os.PathLike[str],
     frame: pd.DataFrame,
     manifests: Manifests,
+    policies: dict[str, Policies],
     *,
     initial_lr: float | None,
     recorded: pd.DataFrame,
 ) -> list[str]:
     """Set ``hparams`` and ``live`` on ``records``; return the warnings for the report
-    (``recorded``: the runs' hparams indexed by run, of :func:`hparams_files` under ``root``)."""
+    (``recorded``: the runs' hparams indexed by run, of :func:`hparams_files` under ``root``;
+    ``policies``: :func:`run_policies` of ``manifests``)."""
     warnings: list[str] = []
     by_run = _by_run(recorded)
-    policies = {run: manifest_policies(manifest["config"]) for run, (_, manifest) in manifests.items()}
     monitors = {p.metric for replayed, _ in policies.values() for p in replayed.values()}
     epochs = run_epochs(frame, sorted(monitors)) if manifests else {}
     for record in records:
