@@ -194,3 +194,25 @@ def test_manifests_read_after_the_checkpoint_walk_are_read_once_for_both_uses(tm
         assert ended == {run: run in settled for run in ["broken", "improving", "overfits", "running"]}
     else:
         assert ended is None  # nothing read ahead for it: checkpoint_summaries reads it itself
+
+
+def test_a_sweep_report_from_python_is_built_with_worker_processes_to_the_same_report(tmp_path, monkeypatch):
+    """build_report(logdir) with no executor makes one for a sweep (report_workers): the workers
+    read and check what the CLI's do (no checkpoint opened in this process), and the report is
+    the one built all in this process. (A test session that loaded TensorFlow would build it
+    in this process, not to start workers from scratch: made to start them here anyway.)"""
+    import runlens.report.build.source as source
+    from runlens.report.render import render_report
+
+    monkeypatch.setattr(source, "fork_is_safe", lambda: True)  # workers from a forkserver if not
+
+    logdir, runs = tmp_path / "sweep", source.SWEEP_RUNS
+    for i in range(runs):
+        shutil.copytree(SAMPLE / "plateau", logdir / f"run-{i:03d}")
+    opened = spy(monkeypatch, [runlens.checkpoints.index], "inspect_file")
+    with_workers = runlens.build_report(logdir)
+    assert opened == []
+    monkeypatch.setattr(source, "SWEEP_RUNS", runs + 1)  # now too few folders for workers
+    alone = runlens.build_report(logdir)
+    assert len(opened) == runs * len(list((SAMPLE / "plateau" / "checkpoints").iterdir()))
+    assert render_report(with_workers, "json") == render_report(alone, "json")

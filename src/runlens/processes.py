@@ -30,6 +30,17 @@ def fork_is_safe() -> bool:
     return not any(name in sys.modules for name in THREADED)
 
 
+def can_start_workers() -> bool:
+    """Whether this process may start worker processes: not when it is itself a daemonic one
+    (a ``multiprocessing.Pool``'s worker, where starting a child raises "daemonic processes are
+    not allowed to have children"): runlens then does that work in this process.
+
+    >>> can_start_workers()
+    True
+    """
+    return not multiprocessing.current_process().daemon
+
+
 def worker_context() -> BaseContext:
     """The start method for worker processes: the platform's default, except ``forkserver`` for a
     process that :func:`fork_is_safe` says not to fork."""

@@ -29,7 +29,7 @@ from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 from runlens.events.tasks import group_files
 from runlens.name_columns import names
-from runlens.processes import worker_context
+from runlens.processes import can_start_workers, worker_context
 from runlens.times import utc_from_unix_seconds
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
@@ -207,7 +207,7 @@ def _map(
     if workers is None:
         workers = (os.cpu_count() or 1) if remote or sum(sizes) >= _PARALLEL_MIN_BYTES else 1
     workers = max(1, min(workers, len(tasks)))
-    if workers == 1:
+    if workers == 1 or not (remote or can_start_workers()):
         return map(read, tasks)
     # Largest first, so one big task does not end up alone at the end.
     order = sorted(range(len(tasks)), key=lambda i: -sizes[i])

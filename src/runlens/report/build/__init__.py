@@ -48,6 +48,7 @@ from runlens.report.build.source import (
     checkpoint_root,
     frame_runs,
     report_source,
+    report_workers,
     run_folder,
     run_names,
     selected_runs,
@@ -134,7 +135,8 @@ def build_report(
             (``"used"`` during the epoch, Keras' usual callback order, or ``"after"`` its decision).
         executor: what :func:`runlens.read_scalars` reads a logdir's event files with (its
             ``executor=``), e.g. a :class:`runlens.events.read_ahead.ReadAhead` made before the
-            library was imported, as ``runlens report`` does.
+            library was imported, as ``runlens report`` does. Default: one made for a large
+            logdir (:func:`~runlens.report.build.source.report_workers`), else none.
 
     Returns:
         A :class:`runlens.report.model.Report` (epochs 0-based).
@@ -164,12 +166,13 @@ def build_report(
     )
     if isinstance(source, pd.DataFrame):
         source = selected_runs(source, runs)
-    reads = options["reads"] = ReportReads(None, executor)  # shared by the parts: read once
-    reads.walk_ahead(checkpoint_root(source, checkpoints))  # a worker walks it after the read
-    try:
-        return _build_parts(source, options, runs=runs, framework=framework, executor=executor)
-    finally:
-        reads.close()
+    with report_workers(source, runs, executor) as executor:
+        reads = options["reads"] = ReportReads(None, executor)  # shared by the parts: read once
+        reads.walk_ahead(checkpoint_root(source, checkpoints))  # a worker walks it after the read
+        try:
+            return _build_parts(source, options, runs=runs, framework=framework, executor=executor)
+        finally:
+            reads.close()
 
 
 def _build_parts(

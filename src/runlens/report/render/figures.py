@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from runlens.processes import fork_is_safe
+from runlens.processes import can_start_workers, fork_is_safe
 from runlens.report.model import Report
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.plots import RC, Picture, figure, log_axis, picture, run_plot
@@ -85,9 +85,10 @@ def figure_workers(workers: int | None = None) -> ProcessPoolExecutor | None:
     """Worker processes for an HTML report's figures, each warmed up as it starts (:func:`_warm_up`;
     ``workers``: default one per core). Started before the report is built (as ``runlens report
     -o r.html`` does), they are ready when it is; None where this process draws its figures
-    itself (one core, or a threaded library loaded: see the module docstring)."""
+    itself (one core, a threaded library loaded -- see the module docstring -- or this process
+    a daemonic one, :func:`~runlens.processes.can_start_workers`)."""
     count = (os.cpu_count() or 1) if workers is None else workers
-    if count < 2 or not fork_is_safe():
+    if count < 2 or not fork_is_safe() or not can_start_workers():
         return None
     pool = ProcessPoolExecutor(count, initializer=_warm_up)
     for _ in range(count):
