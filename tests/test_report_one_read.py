@@ -41,13 +41,17 @@ def spy(monkeypatch, modules, name):
 
 
 def test_a_sweep_report_lists_its_event_files_once_and_finds_every_runs_hparams(sweep_logdir, monkeypatch):
+    import runlens.events.read_ahead
+
     listed = spy(
         monkeypatch,
-        [runlens.events.logdir, runlens.report.build.live, runlens.hparams],
+        [runlens.events.logdir, runlens.events.read_ahead, runlens.report.build.live, runlens.hparams],
         "find_event_files",
     )
     report = runlens.build_report(sweep_logdir)
-    assert len(listed) == 1  # the main read's listing: no second one for hparams, no byte scan
+    # the read's listing (its read-ahead's: a sweep's report makes one), no second one for
+    # hparams, no byte scan
+    assert len(listed) == 1
     recorded = runlens.read_hparams(sweep_logdir).set_index("run")
     assert len(recorded) == len(report.runs) == 50
     for record in report.runs:
@@ -197,9 +201,9 @@ def test_manifests_read_after_the_checkpoint_walk_are_read_once_for_both_uses(tm
 
 
 def test_a_sweep_report_from_python_is_built_with_worker_processes_to_the_same_report(tmp_path, monkeypatch):
-    """build_report(logdir) with no executor makes one for a sweep (report_workers): the workers
-    read and check what the CLI's do (no checkpoint opened in this process), and the report is
-    the one built all in this process. (A test session that loaded TensorFlow would build it
+    """build_report(logdir) with no executor makes one for a sweep (report_workers; here nested a
+    folder deep, logdir/sweep-a/run-NNN): the workers read and check what the CLI's do (no
+    checkpoint opened in this process), and the report is the one built all in this process. (A test session that loaded TensorFlow would build it
     in this process, not to start workers from scratch: made to start them here anyway.)"""
     import runlens.report.build.source as source
     from runlens.report.render import render_report
@@ -208,11 +212,11 @@ def test_a_sweep_report_from_python_is_built_with_worker_processes_to_the_same_r
 
     logdir, runs = tmp_path / "sweep", source.SWEEP_RUNS
     for i in range(runs):
-        shutil.copytree(SAMPLE / "plateau", logdir / f"run-{i:03d}")
+        shutil.copytree(SAMPLE / "plateau", logdir / "sweep-a" / f"run-{i:03d}")
     opened = spy(monkeypatch, [runlens.checkpoints.index], "inspect_file")
     with_workers = runlens.build_report(logdir)
     assert opened == []
-    monkeypatch.setattr(source, "SWEEP_RUNS", runs + 1)  # now too few folders for workers
+    monkeypatch.setattr(source, "SWEEP_RUNS", runs + 2)  # sweep-a and its runs: too few for workers
     alone = runlens.build_report(logdir)
     assert len(opened) == runs * len(list((SAMPLE / "plateau" / "checkpoints").iterdir()))
     assert render_report(with_workers, "json") == render_report(alone, "json")

@@ -211,20 +211,19 @@ def run_names(found: ReadFound) -> set[str]:
     return set(folders) | set(parents.tolist())
 
 
-SWEEP_RUNS = 64  # folders in a logdir from which its report is built with worker processes
+SWEEP_RUNS = 64  # folders in a logdir (two levels deep) from which its report is built with workers
 
 
 @contextlib.contextmanager
 def report_workers(source: Any, runs: Any, executor: Executor | None) -> Iterator[Executor | None]:
     """The executor a report is read and built with: ``executor`` when given; else, for a local
-    logdir that holds :data:`SWEEP_RUNS` folders or more (a sweep: the workers read its event
-    files and then its hparams, ``runlens.json`` and checkpoints, as ``runlens report``'s do:
-    2,000 runs trained with runlens.keras, 6.3 -> 4.0 s), a
+    logdir that holds :data:`SWEEP_RUNS` folders or more in it and in its folders (a sweep: the
+    workers read its event files and then its hparams, ``runlens.json`` and checkpoints, as
+    ``runlens report``'s do: 2,000 runs trained with runlens.keras, 6.3 -> 3.9 s), a
     :class:`~runlens.events.read_ahead.ReadAhead` for the build, one worker per core; else None
     (the read alone decides whether to use workers). Never in a process that cannot fork safely
     (TensorFlow loaded: its workers would start from scratch, seconds each) or start workers at
-    all (:func:`~runlens.processes.can_start_workers`). Only the logdir's own entries are
-    counted: a sweep nested one folder deeper is built as before, in this process.
+    all (:func:`~runlens.processes.can_start_workers`).
 
     >>> with report_workers("sample_logs", None, None) as executor:
     ...     executor is None
@@ -236,7 +235,7 @@ def report_workers(source: Any, runs: Any, executor: Executor | None) -> Iterato
         or folder is None
         or (os.cpu_count() or 1) < 2
         or not (fork_is_safe() and can_start_workers())
-        or _folders(folder) < SWEEP_RUNS
+        or _folders(folder, SWEEP_RUNS) < SWEEP_RUNS
     ):
         yield executor
         return
@@ -244,12 +243,20 @@ def report_workers(source: Any, runs: Any, executor: Executor | None) -> Iterato
         yield ahead
 
 
-def _folders(folder: Path) -> int:
+def _folders(folder: Path | str, enough: int, depth: int = 2) -> int:
+    """The folders in ``folder`` and, ``depth`` levels down, in those (symlinked ones too),
+    counted until there are ``enough`` (a sweep of 2,000 runs: one folder listed, not 2,000)."""
     try:
         with os.scandir(folder) as entries:
-            return sum(1 for entry in entries if entry.is_dir())
+            found = [entry.path for entry in entries if entry.is_dir()]
     except OSError:  # the read reports it
         return 0
+    count = len(found)
+    for path in found if depth > 1 else []:
+        if count >= enough:
+            break
+        count += _folders(path, enough - count, depth - 1)
+    return count
 
 
 def checkpoint_root(source: Any, checkpoints: Any) -> Path | None:
