@@ -82,6 +82,9 @@ def plan_prune(
     number("min_age", min_age, minimum=0)  # seconds
     now = _timestamp(now)
     plan = table.copy()
+    # restored at the end: every pandas operation below would deep-copy them (a sweep's framework
+    # records: thousands of dicts, copied per operation and, for a rule of the user's, per series)
+    attrs, plan.attrs = plan.attrs, {}
     fresh = (plan["mtime"] > now - pd.Timedelta(seconds=min_age)) & ~plan["run"].isin(list(settled_runs))
     fresh = fresh.to_numpy(dtype=bool)
     valid = plan["valid"].to_numpy(dtype=bool)
@@ -127,6 +130,7 @@ def plan_prune(
     plan["keep"] = plan["keep"].astype(bool)
     plan["reason"] = plan["reason"].astype("str")
     refuse_runs_left_without_valid(plan)
+    plan.attrs = attrs
     plan.attrs["monitor"] = ranking.monitor
     plan.attrs["disagreements"] = disagreements(plan, ranking.monitor)
     return plan
