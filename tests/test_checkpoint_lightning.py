@@ -315,3 +315,28 @@ def test_the_reports_checkpoint_section_plans_them_and_notes_the_disagreement(li
     [disagreement] = [w for w in warnings if "runlens' #1" in w]
     assert runs[1] in disagreement and "epoch=0-val_loss=0.90.ckpt" in disagreement
     assert any("last.ckpt" in w and "symlink" in w for w in warnings)
+
+
+def test_the_report_plans_every_lightning_run_at_once_as_each_run_alone(lightning_copy):
+    """The report plans all of a part's runs in one plan_prune, Lightning's too (its
+    ModelCheckpoint records compared inside it, in the runs' order): each run's summary and the
+    disagreement the plan finds are those of a plan of the run alone."""
+    from runlens.report.build.checkpoints import checkpoint_summaries
+
+    frame = runlens.read_evals(lightning_copy)
+    runs = sorted(frame["run"].astype(str).unique())
+    assert len(runs) == 3
+    rules = [runlens.KeepBestK(1, "val_loss")]
+    together, warnings = checkpoint_summaries(
+        lightning_copy, frame, runs=runs, rules=rules, min_age=0, restored={}
+    )
+    [flagged] = [w for w in warnings if "but runlens' #1" in w]  # version_1 kept by mode="max"
+    assert VERSIONS.format(1) in flagged
+    alone_warnings = []
+    for run in runs:
+        alone, notes = checkpoint_summaries(
+            lightning_copy, frame, runs=[run], rules=rules, min_age=0, restored={}
+        )
+        assert alone[run] == together[run]
+        alone_warnings += [w for w in notes if w.startswith("checkpoints of run")]
+    assert [w for w in warnings if w.startswith("checkpoints of run")] == alone_warnings

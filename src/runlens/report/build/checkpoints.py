@@ -126,13 +126,23 @@ def checkpoint_summaries(
         root, [r for r in wanted if r not in known]
     )
     min_ages = {run: 0.0 if run in settled else min_age for run in wanted}
+    # Lightning's and the HF Trainer's records of their best, compared with the plan: the runs',
+    # in their order (the order each run's own plan names them in)
+    records: dict[str, list[dict]] = {}
+    for record in selected.attrs.get("framework_best", []):
+        records.setdefault(record["run"], []).append(record)
+    selected.attrs = {"framework_best": [record for run in wanted for record in records.get(run, [])]}
     combined = _plan_at_once(selected, len(wanted), rules, min_age, now, settled)
     if combined is not None:
         return _summaries(combined, root, min_ages, now, restored), warnings + _disagreements(combined)
     out = {}
+    # each run's plan compares its own records (a frame per run inheriting every run's records
+    # costs a sweep's plans a copy of them per pandas operation)
+    selected.attrs = {}
     by_run = {names[code]: rows for code, rows in selected.groupby(codes, sort=False)}
     for run in wanted:
         rows = by_run[run]
+        rows.attrs = {"framework_best": records.get(run, [])}
         try:
             plan = plan_prune(rows, rules=rules, min_age=min_ages[run], now=now)
         except RunlensError as exc:  # PruneRefused too: the plan becomes a note
@@ -172,15 +182,15 @@ def _plan_at_once(
     settled: set[str],
 ) -> pd.DataFrame | None:
     """The plan of every run's ``rows`` (``runs`` of them), from one :func:`plan_prune` (a sweep's
-    2,000 runs: one plan, not 2,000); None where that might not be what each run's own plan
-    gives: Lightning's or the HF Trainer's checkpoints (their recorded bests are compared series
-    by series), a file dated after ``now`` in a run that ended (a plan of its own, with min-age
-    0, keeps it as fresh), a refused plan (each run's own says which)."""
+    2,000 runs: one plan, not 2,000; Lightning's and the HF Trainer's recorded bests, in
+    ``rows.attrs``, compared series by series inside it); None where that might not be what each
+    run's own plan gives: a file dated after ``now`` in a run that ended (a plan of its own, with
+    min-age 0, keeps it as fresh), a refused plan (each run's own says which)."""
     if runs < 2:
         return None
     ended = rows["run"].isin(list(settled)).to_numpy(dtype=bool)
     future = (rows["mtime"] > now).to_numpy(dtype=bool)
-    if rows["kind"].isin(["lightning", HF_KIND]).any() or (ended & future).any():
+    if (ended & future).any():
         return None
     try:
         return plan_prune(rows, rules=rules, min_age=min_age, now=now, settled_runs=settled)
