@@ -102,7 +102,7 @@ class ReportReads:
 
     def checkpoints(self, root: Path) -> pd.DataFrame | str:
         """:func:`~runlens.report.build.checkpoints.read_report_checkpoints` of ``root``, once
-        (from the walk :meth:`walk_ahead` started and the checks :meth:`inspect_ahead` started,
+        (from the walk :meth:`walk_ahead` started and the checks :meth:`checkpoints_ahead` started,
         if they did)."""
         if root not in self._checkpoints:
             walk, inspected = self._walks.get(root), self._inspections.pop(root, None)
