@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import runlens
+import runlens.checkpoints.find
 import runlens.checkpoints.index
 import runlens.events.logdir
 import runlens.hparams
@@ -123,7 +124,7 @@ def test_a_report_given_an_executor_walks_for_checkpoints_in_its_worker(monkeypa
         os.utime(path, follow_symlinks=False)
     walked = spy(monkeypatch, [runlens.checkpoints.index], "find_checkpoints")
     settled = spy(monkeypatch, [runlens.report.build.checkpoints], "ended_runs")
-    opened = spy(monkeypatch, [runlens.checkpoints.index], "inspect_file")
+    opened = spy(monkeypatch, [runlens.checkpoints.find], "inspect_file")
     serial = runlens.build_report(logdir)
     fresh = {r.run: r.checkpoints.fresh for r in serial.runs if r.checkpoints}
     assert fresh["overfits"] == 0 and fresh["plateau"] == 0  # their runlens.json say they ended
@@ -213,7 +214,7 @@ def test_a_sweep_report_from_python_is_built_with_worker_processes_to_the_same_r
     logdir, runs = tmp_path / "sweep", source.SWEEP_RUNS
     for i in range(runs):
         shutil.copytree(SAMPLE / "plateau", logdir / "sweep-a" / f"run-{i:03d}")
-    opened = spy(monkeypatch, [runlens.checkpoints.index], "inspect_file")
+    opened = spy(monkeypatch, [runlens.checkpoints.find], "inspect_file")
     with_workers = runlens.build_report(logdir)
     assert opened == []
     monkeypatch.setattr(source, "SWEEP_RUNS", runs + 2)  # sweep-a and its runs: too few for workers

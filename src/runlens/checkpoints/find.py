@@ -78,9 +78,10 @@ def run_of(rel: str) -> str:
 
 def inspect_found(found: list[Found]) -> list[Found]:
     """``found`` with each file not yet judged opened and checked
-    (:func:`~runlens.checkpoints.validate.inspect_file`, what :func:`~runlens.checkpoints.index.
-    checkpoints_table` would do): a report's workers check the walk's files so while it replays
-    the runs. Imports no pandas either (:func:`find_checkpoints`).
+    (:func:`~runlens.checkpoints.validate.inspect_file`): what
+    :func:`~runlens.checkpoints.index.checkpoints_table` does first, and a report's workers do
+    to the walk's files while it replays the runs. Imports no pandas either
+    (:func:`find_checkpoints`).
 
     >>> inspect_found([Found("no/such.keras", "no/such.keras", "keras")])[0].inspected[1].reason
     'cannot open: No such file or directory'

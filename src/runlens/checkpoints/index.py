@@ -24,6 +24,7 @@ from runlens.checkpoints.find import (
     Found,
     Listing,
     find_checkpoints,
+    inspect_found,
     run_of,
     skip,
 )
@@ -39,7 +40,7 @@ from runlens.checkpoints.names import (
     hf_step,
     lightning_name,
 )
-from runlens.checkpoints.validate import Validity, inspect_file
+from runlens.checkpoints.validate import Validity
 from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
 from runlens.times import utc_from_local
@@ -151,7 +152,7 @@ def checkpoints_table(
     while it reads): each candidate checked by content, named, pinned and joined to its logs."""
     templates = [Template(t) for t in ([template] if isinstance(template, str) else template or [])]
     skipped, rows, contents = listing.skipped, [], {}
-    for found in listing.found:
+    for found in inspect_found(listing.found):  # those a report's workers checked are not read again
         row, content = _row(found, templates)
         if "category" in row:
             skipped.append(row)
@@ -204,7 +205,7 @@ def _row(found: Found, templates: list[Template]) -> tuple[dict[str, object], ob
     """The table row of a checkpoint candidate (or its skipped entry, with a ``category``), and
     what runlens read from inside it (a framework's record, or None)."""
     kind = found.kind
-    identity, verdict = found.inspected if found.inspected is not None else inspect_file(found.path, kind)
+    identity, verdict = found.inspected
     if identity is None:  # gone, or could not be opened or read
         return skip(found.path, SKIPPED_UNREADABLE, f"{verdict.reason}; never deleted"), None
     if verdict.checkpoint is False:

@@ -60,13 +60,11 @@ class ReportReads:
         self._walks: dict[Path, Future] = {}
         self._inspections: dict[Path, Ahead] = {}
         self._ended_ahead: dict[Path, tuple[list[str], list[str], Ahead]] = {}
-        self._ended: dict[Path, dict[str, bool]] = {}
         self._checkpoints: dict[Path, pd.DataFrame | str] = {}
         self._hparams: dict[Path, pd.DataFrame] = {}
         self._hparams_ahead: dict[Path, HParamsAhead] = {}
         self._manifests_ahead: dict[Path, tuple[set[str], Ahead]] = {}
         self._manifests_after_walk: dict[Path, set[str]] = {}
-        self._manifests_read: dict[Path, tuple[set[str], dict[str, Any]]] = {}
 
     def walk_ahead(self, root: Path | None) -> None:
         """Start walking ``root`` for checkpoints in the executor's worker (nothing without an
@@ -82,7 +80,7 @@ class ReportReads:
         (~2.5 s of one core for 6,000 ``.keras`` files), while this process replays the runs.
         Nothing without such a walk, or when it failed (:meth:`checkpoints` says why)."""
         walk = self._walks.get(root) if root is not None else None
-        if walk is None or root in self._ended_ahead or root in self._ended or root in self._checkpoints:
+        if walk is None or root in self._ended_ahead or root in self._checkpoints:
             return
         names = self._manifests_after_walk.pop(root, None)
         if walk.exception():
@@ -92,8 +90,9 @@ class ReportReads:
         found = walk.result().found
         runs = sorted({run_of(f.rel) for f in found})
         # a run folder named checkpoints is not asked: ended_runs looks in the folder above too
-        shared = [run for run in runs if names is not None and (root / run).name != CHECKPOINTS_FOLDER]
+        shared = []
         if names is not None:
+            shared = [run for run in runs if (root / run).name != CHECKPOINTS_FOLDER]
             self._start_manifests(root, names | set(shared))
         rest = sorted(set(runs) - set(shared))
         ended = Ahead(self._executor, partial(ended_runs, root), rest, per_task=200)
@@ -113,14 +112,14 @@ class ReportReads:
         """For each checkpoint run the walk ahead of ``root`` found, whether its ``runlens.json``
         says training ended (read after that walk's listing: :meth:`checkpoints_ahead`); None
         without it."""
-        if root in self._ended_ahead:
-            runs, shared, ahead = self._ended_ahead.pop(root)
-            ended = set().union(*ahead.results())
-            if shared:
-                read = self._manifest_reads(root)[1]
-                ended |= {run for run in shared if says_ended(read.get(run, (None, None))[1])}
-            self._ended[root] = {run: run in ended for run in runs}
-        return self._ended.get(root)
+        if root not in self._ended_ahead:
+            return None
+        runs, shared, ahead = self._ended_ahead[root]
+        ended = set().union(*ahead.results())
+        if shared:
+            read = self._manifest_reads(root)[1]
+            ended |= {run for run in shared if says_ended(read.get(run, (None, None))[1])}
+        return {run: run in ended for run in runs}
 
     def hparams_ahead(self, root: Path) -> None:
         """Start reading the hparams the runs under ``root`` recorded in the executor's workers,
@@ -153,7 +152,7 @@ class ReportReads:
         ``root`` for checkpoints is under way, once it is done (:meth:`checkpoints_ahead`)."""
         if self._executor is None or root in self._manifests_ahead or root in self._manifests_after_walk:
             return
-        if root in self._walks and root not in self._ended_ahead and root not in self._ended:
+        if root in self._walks and root not in self._ended_ahead:
             self._manifests_after_walk[root] = set(runs)
         else:
             self._start_manifests(root, set(runs))
@@ -166,16 +165,14 @@ class ReportReads:
     def _manifest_reads(self, root: Path) -> tuple[set[str], dict[str, Any]]:
         """The runs :meth:`manifests_ahead` was asked for and what the workers read of them
         (:func:`runlens.manifest.run_manifests`; waiting for them, and starting them if they were
-        waiting for a walk), once."""
+        waiting for a walk)."""
         if root in self._manifests_after_walk:
             self._start_manifests(root, self._manifests_after_walk.pop(root))
-        if root not in self._manifests_read:
-            asked, ahead = self._manifests_ahead.pop(root, (set(), None))
-            read: dict[str, Any] = {}
-            for part in ahead.results() if ahead is not None else []:
-                read.update(part)
-            self._manifests_read[root] = (asked, read)
-        return self._manifests_read[root]
+        asked, ahead = self._manifests_ahead.get(root, (set(), None))
+        read: dict[str, Any] = {}
+        for part in ahead.results() if ahead is not None else []:
+            read.update(part)
+        return asked, read
 
     def manifests(self, root: Path, runs: list[str]) -> tuple[Manifests, list[str]]:
         """:func:`~runlens.report.build.live.read_run_manifests` of ``runs`` under ``root``, from
