@@ -187,7 +187,7 @@ def _combined(
     sessions = [each for part, _ in results for each in part]
     problems = [problem for _, part in results for problem in part]
     found: dict[str, dict[str, Any]] = {}
-    parents, _ = split_keras_run(pd.Series([f.run for f in files], dtype=object))
+    parents, _ = split_keras_run(f.run for f in files)
     for run, file_sessions in zip(parents, sessions):
         for hparams in file_sessions:
             found[run] = hparams

@@ -20,8 +20,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandas as pd
-
 from runlens.arguments import choice
 from runlens.epochs import split_keras_run
 from runlens.options import FRAMEWORKS  # the CLI offers them too
@@ -63,10 +61,10 @@ def detect_folders(
     [('exp', 'keras'), ('runs/x', 'transformers')]
     """
     folders = list(tags_by_folder)
-    parents, splits = split_keras_run(pd.Series(folders, dtype=object))
+    parents, splits = split_keras_run(folders)
     return {
         folder: _detect(folder, tags_by_folder[folder], parent, split, framework, has_hparams)
-        for folder, parent, split in zip(folders, parents.tolist(), splits.tolist())
+        for folder, parent, split in zip(folders, parents, splits)
     }
 
 

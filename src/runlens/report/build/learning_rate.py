@@ -35,15 +35,15 @@ def logged_rates(found: Sequence[RunSeries], column: str | None, timing: LRTimin
     >>> logged_rates([s], "learning_rate", "used")["a"].logged_changes_at
     [1]
     """
-    summaries = {s.run: LearningRate(column=None) for s in found}
     if not found:
-        return summaries
+        return {}
     lengths = np.array([len(s.values) for s in found], dtype=np.int64)
     values, present = np.concatenate([s.values for s in found]), np.concatenate([s.present for s in found])
     changes = logged_changes_of_runs(values, present, lengths, timing)
     at = np.flatnonzero(present)  # every logged rate, run by run
     run = np.repeat(np.arange(len(found)), lengths)[at]
     starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]]) if len(at) else at
+    summaries = {}
     for start, end in zip(starts.tolist(), np.r_[starts[1:], len(at)].tolist()):
         k = int(run[start])
         summaries[found[k].run] = LearningRate(
@@ -52,26 +52,8 @@ def logged_rates(found: Sequence[RunSeries], column: str | None, timing: LRTimin
             logged_changes_at=changes[k],
             logged_final=float(values[at[end - 1]]),
         )
-    return summaries
-    lengths = np.array([len(s.values) for s in found], dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    at = np.flatnonzero(np.concatenate([s.present for s in found]))  # every logged rate, run by run
-    run = np.repeat(np.arange(len(found)), lengths)[at]
-    rates = np.concatenate([s.values for s in found])[at]
-    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]]) if len(at) else at
-    ends = np.r_[starts[1:], len(at)]
-    # changes_at of logged_changes_at: a rate that differs from the run's previous logged one
-    changed = np.flatnonzero((run[1:] == run[:-1]) & (rates[1:] != rates[:-1])) + 1
-    shift = 1 if timing == "used" else 0
-    epochs = (at[changed] - offsets[run[changed]] - shift).tolist()
-    cut = np.searchsorted(changed, starts).tolist() + [len(changed)]
-    for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
-        summaries[found[int(run[start])].run] = LearningRate(
-            column=column,
-            logged_first=float(rates[start]),
-            logged_changes_at=epochs[cut[k] : cut[k + 1]],
-            logged_final=float(rates[end - 1]),
-        )
+    if len(summaries) < len(found):  # runs that logged no rate: in the series' order
+        summaries = {s.run: summaries.get(s.run) or LearningRate(column=None) for s in found}
     return summaries
 
 

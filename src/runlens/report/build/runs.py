@@ -42,6 +42,7 @@ def run_reports(
     plotted = [c for c in dict.fromkeys([monitor, base, f"val_{base}", lr_column]) if c in frame.columns]
     series = {column: {s.run: s for s in found} for column, found in runs_series(frame, plotted).items()}
     curves = {column: _curves(found.values()) for column, found in series.items()}
+    spans, monitor_logged = _spans_and_counts(series[monitor].values())
     logged = logged_rates(list(series.get(lr_column, {}).values()), lr_column, timing)
 
     def of(column: str | None, run: str) -> RunSeries | None:
@@ -59,7 +60,7 @@ def run_reports(
             run=run,
             epochs_logged=row["epochs_logged"],
             last_epoch=len(monitored.logged) - 1,
-            monitor_logged=int(monitored.present.sum()),
+            monitor_logged=monitor_logged[run],
             run_best_epoch=row["run_best_epoch"],
             run_best_value=row["run_best_value"],
             epochs_trained=row["epochs_trained"],
@@ -70,7 +71,7 @@ def run_reports(
             restored_value=row["restored_value"],
             epochs_saved=row["epochs_saved"],
             fraction_saved=row["fraction_saved"],
-            wall_time_s=_span(monitored),
+            wall_time_s=spans[run],
             time_saved_s=python(row["time_saved_s"], nan_is_none=True),
             regret=row["regret"],
             curves={c: curves[c][run] for c in plotted if run in curves[c]},
@@ -112,10 +113,31 @@ def as_epoch_names(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns=names)
 
 
-def _span(series: RunSeries) -> float | None:
-    walls = series.wall_time[series.logged]
-    walls = walls[~np.isnan(walls)]
-    return float(walls.max() - walls.min()) if len(walls) else None
+def _spans_and_counts(series: Iterable[RunSeries]) -> tuple[dict[str, float | None], dict[str, int]]:
+    """Each run's wall-clock span (last minus first known wall time of its logged epochs; None:
+    none known) and how many of its epochs logged the value, in one pass over all runs.
+
+    >>> s = RunSeries("a", np.array([1.0, np.nan]), np.array([True, False]), np.array([True, True]),
+    ...               np.array([10.0, 12.5]))
+    >>> _spans_and_counts([s])
+    ({'a': 2.5}, {'a': 1})
+    """
+    found = list(series)
+    if not found:
+        return {}, {}
+    lengths = np.array([len(s.values) for s in found], dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths  # every run has an epoch (run_series)
+    walls = np.where(
+        np.concatenate([s.logged for s in found]), np.concatenate([s.wall_time for s in found]), np.nan
+    )
+    with np.errstate(invalid="ignore"):  # a run without a known time: NaN - NaN
+        spans = np.fmax.reduceat(walls, starts) - np.fmin.reduceat(walls, starts)  # NaN skipped
+    counts = np.add.reduceat(np.concatenate([s.present for s in found]).astype(np.int64), starts)
+    runs = [s.run for s in found]
+    return (
+        dict(zip(runs, [None if v != v else v for v in spans.tolist()])),
+        dict(zip(runs, counts.tolist())),
+    )
 
 
 def _curves(series: Iterable[RunSeries]) -> dict[str, list[float | None]]:

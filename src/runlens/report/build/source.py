@@ -204,8 +204,8 @@ def run_names(found: ReadFound) -> set[str]:
     ['exp', 'exp/train']
     """
     folders = sorted({f.run for f in found.files})
-    parents, _ = split_keras_run(pd.Series(folders, dtype=object))
-    return set(folders) | set(parents.tolist())
+    parents, _ = split_keras_run(folders)
+    return set(folders) | set(parents)
 
 
 SWEEP_RUNS = 64  # folders in a logdir (two levels deep) from which its report is built with workers
