@@ -173,15 +173,16 @@ def metric_columns(
     codes, names = pd.factorize(metric)  # a Categorical's codes as they are
     names = [str(name) for name in names]
     values = np.asarray(value, dtype=np.float64)
-    columns: dict[str, FloatingArray] = {}
-    for code in np.argsort(np.array(names, dtype=object), kind="stable"):
-        chosen = codes == code
-        data = np.zeros(rows, dtype=np.float64)
-        missing = np.ones(rows, dtype=bool)
-        data[position[chosen]] = values[chosen]
-        missing[position[chosen]] = False
-        columns[names[code]] = FloatingArray(data, missing)  # NaN stays NaN; NA: not logged
-    return columns
+    known = codes >= 0  # a row without a metric lands nowhere
+    # One scatter into a (metric, row) block: each column a row of it, not one pass per metric.
+    data = np.zeros((len(names), rows), dtype=np.float64)
+    missing = np.ones((len(names), rows), dtype=bool)
+    data[codes[known], position[known]] = values[known]
+    missing[codes[known], position[known]] = False
+    return {
+        names[code]: FloatingArray(data[code], missing[code])  # NaN stays NaN; NA: not logged
+        for code in np.argsort(np.array(names, dtype=object), kind="stable").tolist()
+    }
 
 
 def split_keras_run(folders: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -53,7 +53,7 @@ def name_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes = column.cat.codes.to_numpy(dtype=np.int64)
-        labels = [str(name) for name in column.cat.categories]
+        labels = [str(name) for name in column.cat.categories.tolist()]  # tolist: not item by item
     else:
         codes, uniques = pd.factorize(as_names(column))
         labels = [str(name) for name in uniques]

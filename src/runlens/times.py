@@ -23,6 +23,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+_NAT = np.datetime64("NaT").view(np.int64)  # NaT's integer
 _BLOCK = 1 << 20  # values converted at a time, so converting a column in place needs no second copy
 
 
@@ -37,7 +38,6 @@ def utc_from_unix_seconds(seconds: np.ndarray) -> pd.api.extensions.ExtensionArr
     if not seconds.flags.writeable:  # e.g. a read-only view pandas handed out
         seconds = seconds.copy()
     nanoseconds = seconds.view(np.int64)
-    missing = np.datetime64("NaT").view(np.int64)
     for start in range(0, len(seconds), _BLOCK):
         block = seconds[start : start + _BLOCK]
         with np.errstate(invalid="ignore"):  # NaN -> int: replaced by NaT right below
@@ -47,18 +47,20 @@ def utc_from_unix_seconds(seconds: np.ndarray) -> pd.api.extensions.ExtensionArr
             converted = whole.astype(np.int64) * 1_000_000_000 + np.rint((block - whole) * 1e9).astype(
                 np.int64
             )
-        nanoseconds[start : start + _BLOCK] = np.where(np.isfinite(block), converted, missing)
+        nanoseconds[start : start + _BLOCK] = np.where(np.isfinite(block), converted, _NAT)
     return pd.array(nanoseconds.view("datetime64[ns]"), dtype="datetime64[ns]").tz_localize("UTC")
 
 
 def unix_seconds(column: pd.Series) -> np.ndarray:
     """float64 Unix seconds of a time column (tz-aware, naive = UTC, or already numbers); NaN for none."""
     if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column.dtype):
-        values = column.dt.tz_convert("UTC") if isinstance(column.dtype, pd.DatetimeTZDtype) else column
-        nanoseconds = values.dt.as_unit("ns").array.asi8
+        values = column.array  # a tz-aware array's integers count from the Unix epoch in UTC already
+        if values.unit != "ns":
+            values = values.as_unit("ns")
+        nanoseconds = values.asi8
         whole, fraction = np.divmod(nanoseconds, 1_000_000_000)  # exact, unlike nanoseconds / 1e9
         seconds = whole.astype(np.float64) + fraction / 1e9
-        return np.where(values.isna().to_numpy(), np.nan, seconds)
+        return np.where(nanoseconds == _NAT, np.nan, seconds)
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 

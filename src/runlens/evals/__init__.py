@@ -27,7 +27,7 @@ from runlens.evals.detect import FRAMEWORKS, Detected, check_framework, detect_f
 from runlens.events.found import ReadFound
 from runlens.events.logdir import read_logdir
 from runlens.events.sources import is_url
-from runlens.name_columns import as_names, name_codes
+from runlens.name_columns import name_codes, names
 
 __all__ = ["FRAMEWORKS", "evals_from_scalars", "read_evals"]
 
@@ -184,7 +184,10 @@ def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     frame["eval"] = frame["eval"].astype(np.int64)
     frame["step"] = frame["step"].astype(np.int64)
     frame["epoch"] = _epoch_column(frame["epoch"].to_numpy(dtype=np.float64), frame["framework"])
-    frame["run"] = pd.Categorical(as_names(frame["run"]))  # as read_scalars' and read_epochs' run
+    # Categorical of sorted names, as read_scalars' and read_epochs' run (renumbered, not re-read:
+    # one part's run is a categorical already)
+    codes, labels = name_codes(frame["run"])
+    frame["run"] = pd.Categorical.from_codes(codes, categories=names(labels))
     return frame
 
 
