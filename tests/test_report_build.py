@@ -361,32 +361,52 @@ def test_the_docs_document_every_json_key():
 
 
 @pytest.mark.parametrize("framework", ["keras", "lightning", "transformers"])
-def test_the_records_take_each_replay_cell_as_plain_python_as_cell_by_cell(framework):
-    # plain_rows converts a column at a time; the reference is python() of each cell of to_dict
+def test_each_record_holds_its_runs_replay_row_cell_for_cell(framework):
+    # the records take replay_rows' lists as they are; the reference is runlens.replay's table, an
+    # evaluation frame's under the epoch names the records use (events by evaluation)
     import runlens.lightning
     import runlens.transformers
-    from runlens.report.build.runs import plain_rows, python
+    from runlens.report.build.runs import python, run_reports
 
     frame = runlens.read_evals(SAMPLE, framework="auto")
-    frame = frame[frame["framework"] == framework]
+    frame = frame[frame["framework"] == framework].reset_index(drop=True)
+    frame["run"] = frame["run"].cat.remove_unused_categories()
     policy = {
         "keras": runlens.EarlyStopping(patience=2, baseline=0.4),
         "lightning": runlens.lightning.EarlyStopping("val_loss"),
         "transformers": runlens.transformers.EarlyStoppingCallback(early_stopping_patience=1),
     }[framework]
     table = runlens.replay(frame, policy)
-    table = table.assign(
-        some_na=pd.array([None] * len(table), dtype="Int64"), flag=pd.array([True] * len(table))
-    )
-    expected = [{k: python(v) for k, v in row.items()} for row in table.to_dict("records")]
-    got = plain_rows(table)
-    assert [list(row) for row in got] == [list(row) for row in expected]
-    for mine, theirs in zip(got, expected):
-        for key, value in theirs.items():
-            same = value == mine[key] or (
-                isinstance(value, float) and math.isnan(value) and math.isnan(mine[key])
+    events = ("stopped", "best", "restored", "run_best")
+    table = table.rename(columns={**{f"evals_{k}": f"epochs_{k}" for k in ("logged", "trained", "saved")}})
+    if "stopped_eval" in table.columns:
+        table = table.drop(columns=[f"{e}_epoch" for e in events]).rename(
+            columns={f"{e}_eval": f"{e}_epoch" for e in events}
+        )
+    records = run_reports(frame, policy, lr_policy=lambda run: (None, None), initial_lr=None, timing="used")
+    assert [r.run for r in records] == table["run"].tolist() and len(records) >= 1
+    for record, row in zip(records, table.to_dict("records")):
+        for key in (
+            "epochs_logged",
+            "epochs_trained",
+            "stopped_epoch",
+            "best_epoch",
+            "best_value",
+            "restored_epoch",
+            "restored_value",
+            "run_best_epoch",
+            "run_best_value",
+            "epochs_saved",
+            "fraction_saved",
+            "time_saved_s",
+            "regret",
+        ):
+            expected = python(row[key], nan_is_none=key == "time_saved_s")
+            mine = getattr(record, key)
+            same = mine == expected or (
+                isinstance(expected, float) and math.isnan(expected) and math.isnan(mine)
             )
-            assert same and type(mine[key]) is type(value), (key, mine[key], value)
+            assert same and type(mine) is type(expected), (record.run, key, mine, expected)
 
 
 rates = st.lists(

@@ -30,7 +30,7 @@ from runlens.policies.learning_rate import LR_COLUMNS, replay_lr
 from runlens.policies.learning_rate import lr_column as find_lr_column
 from runlens.policies.runs import RunSeries, best_of_runs, costs, decide_runs, is_evals_frame, run_series
 
-__all__ = ["LR_COLUMNS", "eval_table", "replay"]
+__all__ = ["LR_COLUMNS", "eval_table", "replay", "replay_rows"]
 
 
 def replay(
@@ -80,7 +80,7 @@ def replay(
         check_kind("lr_policy", lr_policy, "lr", "a runlens.ReduceLROnPlateau")
     choice("logged_lr_timing", logged_lr_timing, LRTiming)
     series = run_series(epochs_frame, policy.metric)
-    table = _table(_replay_runs(series, policy))
+    table = _table(replay_rows(series, policy))
     if lr_policy is not None:
         metric = lr_policy.metric or policy.metric  # torch's scheduler names no metric
         lr_rows = _replay_lr(epochs_frame, series, table, lr_policy, metric, initial_lr, logged_lr_timing)
@@ -128,24 +128,43 @@ def eval_table(table: pd.DataFrame, series: list[RunSeries], frame: pd.DataFrame
     return pd.DataFrame(columns)
 
 
-def _replay_runs(series: list[RunSeries], policy: Any) -> dict[str, list]:
-    """Each run's decisions (:func:`decide_runs`: one batched pass over all runs where the policy
-    has one, else its replay run by run), then the costs and bests of all runs at once; columns of
-    :data:`_DTYPES` as lists."""
+def replay_rows(series: list[RunSeries], policy: Any) -> dict[str, list]:
+    """:func:`replay`'s columns before they become its table, as lists of plain Python values
+    (None where the table has NA; epoch names, in an evaluation frame's unit), one entry per run
+    of ``series`` (:func:`~runlens.policies.runs.run_series` of the policy's metric): each run's
+    decisions (:func:`decide_runs`: one batched pass over all runs where the policy has one, else
+    its replay run by run), then the costs and bests of all runs at once. The report's records
+    take them as they are (no table built and read back cell by cell).
+
+    >>> import runlens
+    >>> frame = pd.DataFrame({"run": ["a"] * 3, "epoch": [0, 1, 2], "wall_time": [1.0, 2, 3],
+    ...                       "val_loss": pd.array([0.5, 0.4, 0.45], dtype="Float64")})
+    >>> rows = replay_rows(run_series(frame, "val_loss"), runlens.EarlyStopping(patience=1))
+    >>> rows["stopped_epoch"], rows["best_epoch"], rows["epochs_saved"]
+    ([2], [1], [0])
+    """
     decisions = decide_runs(policy, series)
     stopped, restored, best = decisions.stopped[:, 0], decisions.restored[:, 0], decisions.best[:, 0]
     cost = {k: v[:, 0] for k, v in costs(series, stopped, restored, policy.direction).items()}
     run_best_epoch, run_best_value = best_of_runs(series, policy.direction)
-    best_value = [
-        float(s.values[b]) if b >= 0 and s.present[b] else None for s, b in zip(series, best.tolist())
-    ]
+    # every run's arrays end to end: each run's count and best value without a step per run
+    lengths = np.array([len(s.values) for s in series], dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    values, present, logged = (
+        np.concatenate([getattr(s, name) for s in series] or [np.empty(0)])
+        for name in ("values", "present", "logged")
+    )
+    at_best = starts + np.maximum(best, 0)
+    has_best = (best >= 0) & present[at_best].astype(bool)
+    best_value = [v if ok else None for v, ok in zip(values[at_best].tolist(), has_best.tolist())]
+    epochs_logged = np.add.reduceat(logged.astype(np.int64), starts).tolist() if len(series) else []
 
     def at(indexes: np.ndarray) -> list[int | None]:
         return [None if i < 0 else i for i in indexes.tolist()]
 
     return {
         "run": [s.run for s in series],
-        "epochs_logged": [s.epochs_logged for s in series],
+        "epochs_logged": epochs_logged,
         "epochs_trained": decisions.trained[:, 0].tolist(),
         "stopped_epoch": at(stopped),
         "best_epoch": at(best),

@@ -103,6 +103,8 @@ def checkpoint_summaries(
         listed = read_report_checkpoints(root)
     if isinstance(listed, str):
         return {}, [listed]
+    if listed.empty and not listed.attrs.get("skipped"):
+        return {}, []  # nothing found, nothing skipped: nothing to plan or say (a sweep's logs alone)
     table = _with_logs(listed, epochs)
     warnings = _skipped_notes(table.attrs.get("skipped", []), root) if note_skipped else []
     owners = hf_logged_runs(table, [*runs, *elsewhere], epochs)

@@ -16,12 +16,11 @@ import pandas as pd
 
 from runlens.policies.learning_rate import LRTiming
 from runlens.policies.learning_rate import lr_column as find_lr_column
-from runlens.policies.replay import replay
+from runlens.policies.replay import replay_rows
 from runlens.policies.runs import RunSeries, run_series, runs_series
 from runlens.report.build.learning_rate import learning_rate, logged_rates
 from runlens.report.model import LearningRate, RunReport
 
-_MASKED = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)  # pandas' nullable
 # run -> (the learning-rate policy to replay on it or None, where its settings come from)
 LRPolicyOf = Callable[[str], tuple[Any, "str | None"]]
 
@@ -35,25 +34,29 @@ def run_reports(
     timing: LRTiming,
 ) -> list[RunReport]:
     """One :class:`RunReport` per run of ``frame``, ``policy`` (a stopping policy) replayed."""
-    table = as_epoch_names(replay(frame, policy))
     monitor = policy.metric
     base = monitor.removeprefix("val_")
     lr_column = find_lr_column(frame.columns)
     plotted = [c for c in dict.fromkeys([monitor, base, f"val_{base}", lr_column]) if c in frame.columns]
-    series = {column: {s.run: s for s in found} for column, found in runs_series(frame, plotted).items()}
+    # The monitor first: a frame without it is refused as replay refuses it.
+    found = runs_series(frame, list(dict.fromkeys([monitor, *plotted])))
+    rows = replay_rows(found[monitor], policy)  # runlens.replay's rows, by epoch (evaluation)
+    series = {column: {s.run: s for s in runs} for column, runs in found.items()}
     curves = {column: _curves(found.values()) for column, found in series.items()}
     spans, monitor_logged = _spans_and_counts(series[monitor].values())
     logged = logged_rates(list(series.get(lr_column, {}).values()), lr_column, timing)
 
     def of(column: str | None, run: str) -> RunSeries | None:
-        if column is None or column not in frame.columns:
+        if column is None:
             return None
         if column not in series:
+            if column not in frame.columns:
+                return None
             series[column] = {s.run: s for s in run_series(frame, column)}
         return series[column][run]
 
     records = []
-    for row in plain_rows(table):
+    for row in (dict(zip(rows, values)) for values in zip(*rows.values())):
         run = row["run"]
         monitored = of(monitor, run)
         record = RunReport(
@@ -100,19 +103,6 @@ def run_reports(
     return records
 
 
-def as_epoch_names(table: pd.DataFrame) -> pd.DataFrame:
-    """A replay table of an evaluation frame under the epoch frame's names: the report's records
-    count in the run's unit (``Settings.framework`` says which), the ``*_step``/``*_epoch``
-    lookups are left to the records' ``steps``/``epochs``."""
-    if "evals_logged" not in table.columns:
-        return table
-    events = ("stopped", "best", "restored", "run_best")
-    table = table.drop(columns=["framework", *(f"{e}_{k}" for e in events for k in ("step", "epoch"))])
-    names = {f"{e}_eval": f"{e}_epoch" for e in events}
-    names.update({f"evals_{k}": f"epochs_{k}" for k in ("logged", "trained", "saved")})
-    return table.rename(columns=names)
-
-
 def _spans_and_counts(series: Iterable[RunSeries]) -> tuple[dict[str, float | None], dict[str, int]]:
     """Each run's wall-clock span (last minus first known wall time of its logged epochs; None:
     none known) and how many of its epochs logged the value, in one pass over all runs.
@@ -153,26 +143,6 @@ def _curves(series: Iterable[RunSeries]) -> dict[str, list[float | None]]:
         out[s.run] = flat[at : at + len(s.values)]
         at += len(s.values)
     return out
-
-
-def plain_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of ``table`` as dicts of plain Python values (:func:`python` of each cell), a
-    column at a time: a sweep's 2,000-row replay table in a few ms, not cell by cell.
-
-    >>> plain_rows(pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [0.5, np.nan]}))
-    [{'a': 1, 'b': 0.5}, {'a': None, 'b': nan}]
-    """
-    columns = {}
-    for name, column in table.items():
-        values = column.array
-        if isinstance(values, _MASKED):  # Int64, Float64, boolean: NA -> None
-            data = values.to_numpy(dtype=object, na_value=None).tolist()
-            columns[name] = [python(v) for v in data] if values.dtype.kind == "b" else data
-        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
-            columns[name] = column.to_numpy().tolist()
-        else:
-            columns[name] = [python(v) for v in column.tolist()]
-    return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
 def python(value: Any, *, nan_is_none: bool = False) -> Any:
