@@ -293,3 +293,103 @@ def test_the_opcodes_used_are_those_of_the_real_checkpoint(data_pkl):
     assert {"BINPERSID", "GLOBAL", "REDUCE", "SETITEMS", "BUILD", "BINGET"} <= names
     result = read_pickle(data_pkl)
     assert result["pytorch-lightning_version"] and isinstance(result["state_dict"], Call)
+
+
+# ------------------------------------------------- the decoder against pickletools.genops
+
+
+def genops_or_error(data: bytes):
+    """pickletools' own decoding of ``data`` up to STOP: (name, argument) pairs, or "refused"."""
+    try:
+        return [(op.name, arg) for op, arg, _ in pickletools.genops(data)]
+    except (ValueError, struct.error):
+        return "refused"
+
+
+def instructions_or_error(data: bytes):
+    from runlens.checkpoints.safe_pickle import _instructions
+
+    try:
+        return list(_instructions(data))
+    except ValueError:  # UnicodeDecodeError too: the only errors it raises
+        return "refused"
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=plain, protocol=st.sampled_from(PROTOCOLS), cut=st.integers(0, 10**6))
+def test_instructions_decode_as_pickletools_does_whole_or_cut_short(value, protocol, cut):
+    """read_pickle's own decoder (genops read each argument through a file object and a Python
+    function: half of a .ckpt's check) gives genops' instructions and arguments, under every
+    protocol, and refuses what genops refuses."""
+    data = pickle.dumps(value, protocol=protocol)
+    assert instructions_or_error(data) == genops_or_error(data) != "refused"
+    short = data[: cut % (len(data) + 1)]
+    assert instructions_or_error(short) == genops_or_error(short)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_instructions_of_damaged_checkpoints_and_random_bytes_are_genops(data_pkl, data):
+    damaged = bytearray(data_pkl)
+    for _ in range(data.draw(st.integers(0, 8))):
+        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
+    damaged = bytes(damaged[: data.draw(st.integers(0, len(damaged)))])
+    blob = data.draw(st.binary(max_size=200))
+    for case in (damaged, blob):
+        assert instructions_or_error(case) == genops_or_error(case)
+
+
+def test_every_argument_kind_decodes_as_pickletools_does():
+    # each argument kind of pickletools' table at least once, binary and text, with lengths that
+    # need 1, 4 and 8 bytes and the largest long ints; NaN compared by its bits
+    values = [
+        True,
+        None,
+        7,
+        300,
+        70000,
+        -5,
+        2**31,
+        2**100,
+        -(2**1000),
+        0.5,
+        float("inf"),
+        "é",
+        "x" * 300,
+        "\udcff",
+        b"y",
+        b"z" * 300,
+        bytearray(b"w"),
+        (1, 2),
+        frozenset({1}),
+        {1},
+        [1],
+        {"k": 1},
+        collections.OrderedDict(a=1),
+        Global("m", "n"),
+    ]
+    many = [str(i) for i in range(300)]
+    values += [many, many[299]]  # memo indexes past 255 (LONG_BINPUT, LONG_BINGET)
+    seen = set()
+    for protocol in PROTOCOLS:
+        data = pickle.dumps(values, protocol=protocol)
+        got = instructions_or_error(data)
+        assert got == genops_or_error(data) != "refused"
+        seen |= {name for name, _ in got}
+    n8 = struct.pack("<Q", 2)
+    written = [  # what Python 3's pickle writes no more (Python 2's str, text ids) or only past 4 GB
+        pickle.dumps(bytearray(b"v" * 10), protocol=5),  # BYTEARRAY8
+        pickle.dumps(2**3000, protocol=2),  # LONG4
+        b"\x8e" + n8 + b"ab.",  # BINBYTES8
+        b"\x8d" + n8 + b"\xc3\xa9.",  # BINUNICODE8
+        b"U\x02ab.",  # SHORT_BINSTRING
+        b"T\x02\x00\x00\x00ab.",  # BINSTRING
+        b"S'ab'\n.",  # STRING
+        b"Pid\n.",  # PERSID
+    ]
+    for data in written:
+        got = instructions_or_error(data)
+        assert got == genops_or_error(data) != "refused", data
+        seen |= {name for name, _ in got}
+    kinds = {op.arg.name for op in pickletools.opcodes if op.name in seen and op.arg is not None}
+    assert kinds == {op.arg.name for op in pickletools.opcodes if op.arg is not None}

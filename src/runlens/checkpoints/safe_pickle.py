@@ -2,7 +2,7 @@
 
 A pickle is a program for a small stack machine; ``pickle.load`` runs it, and its ``GLOBAL`` and
 ``REDUCE`` instructions import and call anything the file names (``os.system``, ``builtins.exec``).
-:func:`read_pickle` runs the same instructions (decoded by :func:`pickletools.genops`) on its own
+:func:`read_pickle` runs the same instructions (decoded as :func:`pickletools.genops` decodes them, from its own table) on its own
 machine, which resolves no name and calls nothing:
 
 - numbers, strings, bytes, ``None``, ``True``/``False``, lists, tuples, dicts and sets are built as
@@ -38,7 +38,10 @@ from __future__ import annotations
 
 import io
 import pickletools
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 
@@ -92,10 +95,10 @@ def read_pickle(data: bytes, *, persistent: list[Persistent] | None = None) -> A
     machine = _Machine([] if persistent is None else persistent)
     run = machine.handlers
     try:
-        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
-            handler = run.get(opcode.name)
+        for name, arg in _instructions(bytes(data)):
+            handler = run.get(name)
             if handler is None:  # NEXT_BUFFER, READONLY_BUFFER (out-of-band data), or newer
-                raise PickleError(f"not a readable pickle (instruction {opcode.name} is not supported)")
+                raise PickleError(f"not a readable pickle (instruction {name} is not supported)")
             if handler(arg):
                 return machine.result
     except PickleError:
@@ -103,6 +106,84 @@ def read_pickle(data: bytes, *, persistent: list[Persistent] | None = None) -> A
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeDecodeError) as exc:
         raise PickleError(f"not a readable pickle ({type(exc).__name__}: {_short(exc)})") from None
     raise PickleError("not a readable pickle (no STOP: cut short?)")
+
+
+def _instructions(data: bytes) -> Iterator[tuple[str, Any]]:
+    """Each instruction of ``data`` and its argument, as :func:`pickletools.genops` decodes them
+    (the same names, values and errors), up to ``STOP``. The binary arguments a checkpoint is made
+    of are unpacked here, straight from the bytes (genops reads each through a file object and a
+    Python function: half of a ``.ckpt``'s check); the text ones of protocols 0 and 1 by
+    pickletools' own readers. A length field only ever slices the bytes that are there.
+
+    >>> list(_instructions(b"\\x80\\x04K\\x07."))
+    [('PROTO', 4), ('BININT1', 7), ('STOP', None)]
+    """
+    pos, end = 0, len(data)
+    while True:
+        if pos >= end:
+            raise ValueError("pickle exhausted before seeing STOP")
+        op = _DECODE.get(data[pos])
+        if op is None:
+            raise ValueError(f"at position {pos}, opcode {data[pos : pos + 1]!r} unknown")
+        name, size, unpack, convert, reader = op
+        pos += 1
+        if unpack is not None:  # a fixed-size number, or the length of what follows
+            if pos + size > end:
+                raise ValueError(f"not enough data in stream to read {name}'s argument")
+            (arg,) = unpack(data, pos)
+            pos += size
+            if convert is not None:
+                if arg < 0:
+                    raise ValueError(f"{name}'s byte count < 0")
+                if pos + arg > end:
+                    raise ValueError(
+                        f"expected {arg} bytes in {name}'s argument, but only {end - pos} remain"
+                    )
+                arg, pos = convert(data[pos : pos + arg]), pos + arg
+        elif reader is not None:  # a line of text: pickletools' reader, where it ends
+            stream = io.BytesIO(data)
+            stream.seek(pos)
+            arg = reader(stream)
+            pos = stream.tell()
+        else:
+            arg = None
+        yield name, arg
+        if name == "STOP":
+            return
+
+
+def _decode_table() -> dict[int, tuple]:
+    """Instruction byte -> (name, argument size, unpack, convert, reader) from pickletools' own
+    table: ``unpack`` a fixed-size number (``convert`` then turns that many following bytes into
+    the argument), else ``reader`` a line-based argument, else no argument."""
+    numbers = {"uint1": "<B", "uint2": "<H", "int4": "<i", "uint4": "<I", "uint8": "<Q", "float8": ">d"}
+    text = partial(str, encoding="utf-8", errors="surrogatepass")  # as pickletools decodes them
+    counted = {  # argument -> (its length field, what its bytes become)
+        "string1": ("uint1", partial(str, encoding="latin-1")),
+        "string4": ("int4", partial(str, encoding="latin-1")),
+        "bytes1": ("uint1", bytes),
+        "bytes4": ("uint4", bytes),
+        "bytes8": ("uint8", bytes),
+        "bytearray8": ("uint8", bytearray),
+        "unicodestring1": ("uint1", text),
+        "unicodestring4": ("uint4", text),
+        "unicodestring8": ("uint8", text),
+        "long1": ("uint1", pickletools.decode_long),
+        "long4": ("int4", pickletools.decode_long),
+    }
+    table = {}
+    for op in pickletools.opcodes:
+        arg = op.arg.name if op.arg is not None else None
+        field, convert = counted.get(arg, (arg, None))
+        if field in numbers:
+            unpack = struct.Struct(numbers[field])
+            table[ord(op.code)] = (op.name, unpack.size, unpack.unpack_from, convert, None)
+        else:
+            table[ord(op.code)] = (op.name, 0, None, None, op.arg.reader if op.arg is not None else None)
+    return table
+
+
+_DECODE = _decode_table()
 
 
 def _short(exc: Exception) -> str:
@@ -296,7 +377,7 @@ def _split_global(arg: Any) -> tuple[str, str]:
     return module, name
 
 
-# instructions that push their decoded argument (genops decodes it from the bytes that are there)
+# instructions that push their decoded argument (decoded from the bytes that are there)
 _ARGUMENT = (
     "INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING "
     "UNICODE BINUNICODE SHORT_BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8"
