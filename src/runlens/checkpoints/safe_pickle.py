@@ -2,8 +2,8 @@
 
 A pickle is a program for a small stack machine; ``pickle.load`` runs it, and its ``GLOBAL`` and
 ``REDUCE`` instructions import and call anything the file names (``os.system``, ``builtins.exec``).
-:func:`read_pickle` runs the same instructions (decoded as :func:`pickletools.genops` decodes them, from its own table) on its own
-machine, which resolves no name and calls nothing:
+:func:`read_pickle` runs the same instructions (decoded as :func:`pickletools.genops` decodes them)
+on its own machine, which resolves no name and calls nothing:
 
 - numbers, strings, bytes, ``None``, ``True``/``False``, lists, tuples, dicts and sets are built as
   Python builds them;
