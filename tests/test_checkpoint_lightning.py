@@ -12,15 +12,17 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from checkpoint_damage import listed, read_damaged
 from click.testing import CliRunner
 from framework_checkpoint_fits import NOW, OLD, SCRIPT, facts
 from hostile_pickles import Exec, SystemCall
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import runlens
+from runlens.checkpoints.names import HF_KIND
 from runlens.cli import main
 
 VERSIONS = "lightning_logs/version_{}"
@@ -340,3 +342,77 @@ def test_the_report_plans_every_lightning_run_at_once_as_each_run_alone(lightnin
         assert alone[run] == together[run]
         alone_warnings += [w for w in notes if w.startswith("checkpoints of run")]
     assert [w for w in warnings if w.startswith("checkpoints of run")] == alone_warnings
+
+
+def _newest_series_by_series(table, contents):
+    """The reference for framework_state._newest: each (run, kind) series on its own, in the table's
+    order, its newest valid checkpoint with a content by (step, mtime), unknown first, the later row
+    on ties; the series' rows by (folder, name), the first row of each."""
+    import os
+
+    from runlens.checkpoints.framework_state import LightningContent, TrainerContent
+
+    out = []
+    framework = table[table["kind"].isin(["lightning", HF_KIND])]
+    for _, series in framework.groupby(["run", "kind"], sort=False):
+        candidates = series[series.index.isin(list(contents)) & series["valid"].to_numpy(dtype=bool)]
+        if candidates.empty:
+            continue
+        newest = candidates.sort_values(["step", "mtime"], na_position="first", kind="stable").index[-1]
+        if isinstance(contents[newest], (LightningContent, TrainerContent)):
+            rows = {}
+            for index, path in series["path"].items():
+                rows.setdefault((os.path.dirname(path), os.path.basename(path)), index)
+            out.append((newest, contents[newest], rows))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["r1", "r2", "r3", None]),
+            st.sampled_from(["lightning", HF_KIND, "keras"]),
+            st.sampled_from(["a/x.ckpt", "a/y.ckpt", "b/x.ckpt", "a/last.ckpt"]),
+            st.one_of(st.none(), st.integers(0, 3)),
+            st.one_of(st.none(), st.integers(0, 3)),
+            st.booleans(),
+            st.sampled_from(["lightning", "trainer", "other", None]),
+        ),
+        max_size=14,
+    )
+)
+@example(  # an unknown step first, a tie broken by the table's order, a name written twice
+    rows=[
+        ("r1", "lightning", "a/x.ckpt", None, 1, True, "lightning"),
+        ("r1", "lightning", "a/x.ckpt", 2, 0, True, "lightning"),
+        ("r1", "lightning", "a/y.ckpt", 2, 0, True, "lightning"),
+        ("r2", HF_KIND, "b/x.ckpt", 1, None, True, "trainer"),
+        ("r2", HF_KIND, "b/x.ckpt", 1, 2, False, "trainer"),
+    ]
+)
+def test_the_newest_checkpoint_of_each_series_is_found_in_one_pass_as_series_by_series(rows):
+    # a 2,000-run sweep's series were a frame each, matched against every content (seconds each
+    # way): one sort of the table must find the same newest rows, contents and rows by name
+    from runlens.checkpoints.framework_state import _newest
+    from runlens.checkpoints.hf_folder import TrainerContent
+    from runlens.checkpoints.lightning_ckpt import LightningContent
+
+    made = {
+        "lightning": LightningContent(epoch=1, global_step=2, version="2.0"),
+        "trainer": TrainerContent(global_step=2, epoch=1.0),
+        "other": object(),
+    }
+    table = pd.DataFrame(
+        {
+            "run": np.array([r[0] for r in rows], dtype=object),
+            "kind": [r[1] for r in rows],
+            "path": [r[2] for r in rows],
+            "step": pd.array([r[3] for r in rows], dtype="Int64"),
+            "mtime": pd.to_datetime([r[4] for r in rows], unit="s", utc=True),
+            "valid": [r[5] for r in rows],
+        },
+        index=pd.RangeIndex(len(rows)) * 3 + 7,  # row labels that are not positions
+    )
+    contents = {index: made[r[6]] for index, r in zip(table.index, rows) if r[6] is not None}
+    assert _newest(table, contents) == _newest_series_by_series(table, contents)
