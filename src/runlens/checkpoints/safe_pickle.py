@@ -122,7 +122,7 @@ def _instructions(data: bytes) -> Iterator[tuple[str, Any]]:
     while True:
         if pos >= end:
             raise ValueError("pickle exhausted before seeing STOP")
-        op = _DECODE.get(data[pos])
+        op = _DECODE[data[pos]]
         if op is None:
             raise ValueError(f"at position {pos}, opcode {data[pos : pos + 1]!r} unknown")
         name, size, unpack, convert, reader = op
@@ -152,10 +152,11 @@ def _instructions(data: bytes) -> Iterator[tuple[str, Any]]:
             return
 
 
-def _decode_table() -> dict[int, tuple]:
-    """Instruction byte -> (name, argument size, unpack, convert, reader) from pickletools' own
-    table: ``unpack`` a fixed-size number (``convert`` then turns that many following bytes into
-    the argument), else ``reader`` a line-based argument, else no argument."""
+def _decode_table() -> list[tuple | None]:
+    """Instruction byte -> (name, argument size, unpack, convert, reader), None for a byte that
+    is no instruction, from pickletools' own table: ``unpack`` a fixed-size number (``convert``
+    then turns that many following bytes into the argument), else ``reader`` a line-based
+    argument, else no argument."""
     numbers = {"uint1": "<B", "uint2": "<H", "int4": "<i", "uint4": "<I", "uint8": "<Q", "float8": ">d"}
     text = partial(str, encoding="utf-8", errors="surrogatepass")  # as pickletools decodes them
     counted = {  # argument -> (its length field, what its bytes become)
@@ -171,7 +172,7 @@ def _decode_table() -> dict[int, tuple]:
         "long1": ("uint1", pickletools.decode_long),
         "long4": ("int4", pickletools.decode_long),
     }
-    table = {}
+    table: list[tuple | None] = [None] * 256
     for op in pickletools.opcodes:
         arg = op.arg.name if op.arg is not None else None
         field, convert = counted.get(arg, (arg, None))
@@ -215,7 +216,7 @@ class _Machine:
         self.marks: list[int] = []
         self.memo: dict[int, Any] = {}
         self.result: Any = None
-        push = self.push
+        push = self.stack.append  # the list's own method: no call of ours for the commonest instructions
         self.handlers: dict[str, Any] = {
             **{name: push for name in _ARGUMENT},
             **{name: self.put for name in ("PUT", "BINPUT", "LONG_BINPUT")},
@@ -261,9 +262,6 @@ class _Machine:
             "BINPERSID": lambda _: self.persistent_id(self.pop()),
         }
 
-    def push(self, value: Any) -> None:
-        self.stack.append(value)
-
     def floor(self) -> int:
         return self.marks[-1] if self.marks else 0
 
@@ -303,8 +301,10 @@ class _Machine:
         else:
             self.pop_mark()
 
-    def put(self, index: int) -> None:
-        self.memo[int(index)] = self.top()
+    def put(self, index: int) -> None:  # top() inline: a checkpoint's commonest instruction
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
+            raise PickleError("not a readable pickle (stack underflow)")
+        self.memo[int(index)] = self.stack[-1]
 
     def get(self, index: int) -> None:
         if int(index) not in self.memo:
