@@ -39,9 +39,9 @@ def run_reports(
     lr_column = find_lr_column(frame.columns)
     plotted = [c for c in dict.fromkeys([monitor, base, f"val_{base}", lr_column]) if c in frame.columns]
     # The monitor first: a frame without it is refused as replay refuses it.
-    found = runs_series(frame, list(dict.fromkeys([monitor, *plotted])))
-    rows = replay_rows(found[monitor], policy)  # runlens.replay's rows, by epoch (evaluation)
-    series = {column: {s.run: s for s in runs} for column, runs in found.items()}
+    by_column = runs_series(frame, list(dict.fromkeys([monitor, *plotted])))
+    rows = replay_rows(by_column[monitor], policy)  # runlens.replay's rows, by epoch (evaluation)
+    series = {column: {s.run: s for s in runs} for column, runs in by_column.items()}
     curves = {column: _curves(found.values()) for column, found in series.items()}
     spans, monitor_logged = _spans_and_counts(series[monitor].values())
     logged = logged_rates(list(series.get(lr_column, {}).values()), lr_column, timing)
