@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +45,7 @@ from runlens.checkpoints.names import (
 from runlens.checkpoints.validate import Validity
 from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
+from runlens.processes import Ahead, can_start_workers, worker_context
 from runlens.times import utc_from_local
 
 __all__ = [
@@ -81,6 +84,7 @@ def read_checkpoints(
     template: str | Sequence[str] | None = None,
     logdir: str | os.PathLike[str] | None = None,
     epochs: pd.DataFrame | None = None,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """One row per checkpoint under ``path``: Keras files (``.keras``, ``.weights.h5``, ``.h5``),
     Lightning files (``.ckpt``) and HF Trainer folders (``checkpoint-N/``, one row per folder).
@@ -106,6 +110,9 @@ def read_checkpoints(
             ``RUN/validation``) and Lightning's (``version_N/checkpoints`` next to its event files).
         epochs: an epoch frame already read (``runlens.read_epochs(...)``) or an evaluation frame
             (``runlens.read_evals(...)``); used instead of logdir.
+        workers: processes opening and checking the files found (a Lightning ``.ckpt`` takes a
+            few ms); default: every core once :data:`PARALLEL_MIN_FILES` are found. 1: all here.
+            The listing comes first either way, then every file's content and identity.
 
     Returns:
         Columns ``path, run, epoch`` (0-based ``Int64``, ``<NA>`` when unknown: Keras' from the
@@ -136,7 +143,23 @@ def read_checkpoints(
         >>> table[table.epoch.isna()].path                                # names not placed # doctest: +SKIP
     """
     root = Path(path)
-    return checkpoints_table(root, find_checkpoints(root), template=template, logdir=logdir, epochs=epochs)
+    listing = _inspected(find_checkpoints(root), workers)
+    return checkpoints_table(root, listing, template=template, logdir=logdir, epochs=epochs)
+
+
+PARALLEL_MIN_FILES = 200  # fewer candidates are checked faster here than a pool starts
+
+
+def _inspected(listing: Listing, workers: int | None) -> Listing:
+    """``listing`` with its files checked (:func:`inspect_found`) in worker processes, in parts
+    and in order, when there are enough of them and this process may start workers; else as it
+    is (``checkpoints_table`` checks them here)."""
+    count = (os.cpu_count() or 1) if workers is None and len(listing.found) >= PARALLEL_MIN_FILES else workers
+    if not count or count < 2 or len(listing.found) < 2 or not can_start_workers():
+        return listing
+    with ProcessPoolExecutor(min(count, len(listing.found)), mp_context=worker_context()) as pool:
+        parts = Ahead(pool, inspect_found, listing.found, per_task=1).results()
+    return replace(listing, found=[found for part in parts for found in part])
 
 
 def checkpoints_table(
