@@ -54,6 +54,19 @@ def policy_of(described):
     return policy_class(described["class"])(**{k: v for k, v in described.items() if k != "class"})
 
 
+# A run record's fields that are replay table columns: epochs and counts, then values.
+_COUNT_KEYS = (
+    "epochs_logged",
+    "epochs_trained",
+    "stopped_epoch",
+    "best_epoch",
+    "restored_epoch",
+    "run_best_epoch",
+    "epochs_saved",
+)
+_VALUE_KEYS = ("best_value", "restored_value", "run_best_value", "regret", "time_saved_s", "fraction_saved")
+
+
 def assert_runs_match_replay(report, frame, *, lr=True, **options):
     """Every run record equals runlens.replay's row (and its lr_* columns) for the same settings."""
     s = report.settings
@@ -63,24 +76,9 @@ def assert_runs_match_replay(report, frame, *, lr=True, **options):
     table = runlens.replay(frame, policy, lr_policy=lr_policy, logged_lr_timing=timing, **options)
     assert [r.run for r in report.runs] == table["run"].tolist()
     for record, row in zip(report.runs, table.to_dict("records")):
-        for key in (
-            "epochs_logged",
-            "epochs_trained",
-            "stopped_epoch",
-            "best_epoch",
-            "restored_epoch",
-            "run_best_epoch",
-            "epochs_saved",
-        ):
+        for key in _COUNT_KEYS:
             assert getattr(record, key) == _na(row[key]), (record.run, key)
-        for key in (
-            "best_value",
-            "restored_value",
-            "run_best_value",
-            "regret",
-            "time_saved_s",
-            "fraction_saved",
-        ):
+        for key in _VALUE_KEYS:
             expected = _na(row[key], nan_is_na=key == "time_saved_s")
             got = getattr(record, key)
             assert (got is None) == (expected is None), (record.run, key)
@@ -386,21 +384,7 @@ def test_each_record_holds_its_runs_replay_row_cell_for_cell(framework):
     records = run_reports(frame, policy, lr_policy=lambda run: (None, None), initial_lr=None, timing="used")
     assert [r.run for r in records] == table["run"].tolist() and len(records) >= 1
     for record, row in zip(records, table.to_dict("records")):
-        for key in (
-            "epochs_logged",
-            "epochs_trained",
-            "stopped_epoch",
-            "best_epoch",
-            "best_value",
-            "restored_epoch",
-            "restored_value",
-            "run_best_epoch",
-            "run_best_value",
-            "epochs_saved",
-            "fraction_saved",
-            "time_saved_s",
-            "regret",
-        ):
+        for key in (*_COUNT_KEYS, *_VALUE_KEYS):
             expected = python(row[key], nan_is_none=key == "time_saved_s")
             mine = getattr(record, key)
             same = mine == expected or (
