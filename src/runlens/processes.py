@@ -75,6 +75,10 @@ class Ahead:
         """Each part's result, in order (waiting for the workers)."""
         return [future.result() for future in self._futures]
 
+    def joined(self) -> list[Any]:
+        """The parts' results (lists) as one list, in order: ``fn`` applied to every item."""
+        return [item for part in self.results() for item in part]
+
     def cancel(self) -> None:
         """Drop the tasks not started (a caller that turned out not to need them)."""
         for future in self._futures:

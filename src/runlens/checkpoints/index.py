@@ -158,8 +158,7 @@ def _inspected(listing: Listing, workers: int | None) -> Listing:
     if not count or count < 2 or len(listing.found) < 2 or not can_start_workers():
         return listing
     with ProcessPoolExecutor(min(count, len(listing.found)), mp_context=worker_context()) as pool:
-        parts = Ahead(pool, inspect_found, listing.found, per_task=1).results()
-    return replace(listing, found=[found for part in parts for found in part])
+        return replace(listing, found=Ahead(pool, inspect_found, listing.found, per_task=1).joined())
 
 
 def checkpoints_table(

@@ -68,7 +68,7 @@ def read_report_checkpoints(
             return read_checkpoints(root, epochs=_NO_LOGS)
         listing = walk.result()
         if inspected is not None:
-            listing = replace(listing, found=[found for part in inspected.results() for found in part])
+            listing = replace(listing, found=inspected.joined())
         return checkpoints_table(Path(root), listing, epochs=_NO_LOGS)
     except RunlensError as exc:
         return f"checkpoints not read: {exc}"
