@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from typing import Literal
 
 from runlens.errors import RunlensError
@@ -21,7 +21,7 @@ def render_report(
     detail: int | Literal["all"] | None = None,
     sort: Sort = "run",
     width: int | None = None,
-    figure_workers: ProcessPoolExecutor | None = None,
+    figure_workers: Executor | None = None,
 ) -> str:
     """The report as ``"text"`` (for a terminal), ``"markdown"``, ``"json"`` (0-based epochs, keys in
     docs/report.md) or ``"html"`` (one self-contained file with plots).

@@ -7,8 +7,10 @@ one worker process per core as soon as it is made, largest first, and gives each
 page asks for it: the page's text is laid out meanwhile. Each job carries what its figure is
 drawn from (:func:`figure_args`: the overlay every run's monitored curve and stop, 1 MB pickled
 at 2,000 runs; a run plot its run's record). The workers can be started before the report is
-built (:func:`figure_workers`): they import matplotlib and draw a first figure at a lower
-priority (:func:`_warm_up`), on the core the build leaves idle once its files are read.
+built (:func:`figure_workers`): one imports matplotlib and draws a first figure at a lower
+priority (:func:`_warm_up`), on the core the build leaves idle once its files are read, and is
+then forked into the others (:class:`~runlens.processes.ForkedPool`, on Linux): matplotlib's
+import, ~0.7 s of a core, is paid once, not once per worker.
 
 Forking a process that has loaded TensorFlow, torch or JAX is not safe
 (:func:`runlens.processes.fork_is_safe`; a worker crashed so in a test session), and workers
@@ -24,11 +26,12 @@ Picture(png='iVBORw0...', width=864, height=360)
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
-from runlens.processes import can_start_workers, fork_is_safe
+from runlens.processes import ForkedPool, can_start_workers, fork_is_safe
 from runlens.report.model import Report
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.plots import RC, Picture, figure, log_axis, picture, run_plot
@@ -81,15 +84,19 @@ def _warm_up() -> None:
         picture(fig)
 
 
-def figure_workers(workers: int | None = None) -> ProcessPoolExecutor | None:
-    """Worker processes for an HTML report's figures, each warmed up as it starts (:func:`_warm_up`;
-    ``workers``: default one per core). Started before the report is built (as ``runlens report
-    -o r.html`` does), they are ready when it is; None where this process draws its figures
-    itself (one core, a threaded library loaded -- see the module docstring -- or this process
-    a daemonic one, :func:`~runlens.processes.can_start_workers`)."""
+def figure_workers(workers: int | None = None) -> Executor | None:
+    """Worker processes for an HTML report's figures (``workers``: default one per core), warmed
+    up as they start (:func:`_warm_up`): on Linux, one worker warms up and is forked into the
+    others (:class:`~runlens.processes.ForkedPool`: matplotlib imported once, not once per
+    worker); elsewhere each warms up on its own. Started before the report is built (as
+    ``runlens report -o r.html`` does), they are ready when it is; None where this process draws
+    its figures itself (one core, a threaded library loaded -- see the module docstring -- or this
+    process a daemonic one, :func:`~runlens.processes.can_start_workers`)."""
     count = (os.cpu_count() or 1) if workers is None else workers
     if count < 2 or not fork_is_safe() or not can_start_workers():
         return None
+    if sys.platform == "linux":
+        return ForkedPool(count, initializer=_warm_up)
     pool = ProcessPoolExecutor(count, initializer=_warm_up)
     for _ in range(count):
         pool.submit(int)  # workers start on the first job: start them now
@@ -107,7 +114,7 @@ class Figures:
         reports: Sequence[Report],
         detailed: Sequence[Sequence[int]],
         *,
-        workers: int | ProcessPoolExecutor | None = None,
+        workers: int | Executor | None = None,
     ) -> None:
         self._reports = reports
         # largest first (2,000 runs: overlay 0.4 s, frontier 0.2, each run 0.14, distribution 0.1)
@@ -115,7 +122,7 @@ class Figures:
         jobs += [(part, "run", run) for part, runs in enumerate(detailed) for run in runs]
         jobs += [(part, "distribution", -1) for part in range(len(reports))]
         self._owned = None
-        pool = workers if isinstance(workers, ProcessPoolExecutor) else None
+        pool = workers if isinstance(workers, Executor) else None
         if pool is None and len(jobs) > 1:
             pool = self._owned = figure_workers(None if workers is None else min(workers, len(jobs)))
         self._futures: dict[tuple[int, str, int], Future] = {}

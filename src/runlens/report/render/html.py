@@ -25,7 +25,7 @@ images and the inline style.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from html import escape
 from typing import Literal
 
@@ -91,7 +91,7 @@ def render_html(
     *,
     detail: int | Literal["all"] | None = None,
     sort: Sort = "run",
-    workers: ProcessPoolExecutor | None = None,
+    workers: Executor | None = None,
 ) -> str:
     """The whole report as one HTML document, laid out as the text report (overview, sweep, runs
     table, the runs shown in detail, warnings) with figures, then each other framework's part
