@@ -111,14 +111,17 @@ def test_cancelled_jobs_are_not_run(tmp_path):
         futures = [pool.submit(mark, os.path.join(folder, str(i))) for i in range(40)]
         futures[0].result(timeout=60)
         pool.shutdown(cancel_futures=True)
-        print(sum(f.cancelled() for f in futures))
+        print(sum(f.cancelled() for f in futures), sum(f.done() and not f.cancelled() for f in futures))
     """,
         str(tmp_path),
     )
-    ran = len(os.listdir(tmp_path))  # the jobs started: all done once shutdown has waited
-    assert 1 <= ran <= 6, ran  # the first, and what the workers had started by the cancel
-    # every job not done was cancelled: the 40 - ran never started, and the up to 2 running then
-    assert 0 <= int(out) - (40 - ran) <= 2, (out, ran)
+    cancelled, done = map(int, out.split())
+    ran = len(os.listdir(tmp_path))  # the jobs started: all ended once shutdown has waited
+    assert 1 <= ran <= 20, (
+        ran
+    )  # the first, and what the workers had started by the cancel (loaded machine: more)
+    assert cancelled + done == 40 and done <= ran
+    assert cancelled >= 40 - ran  # every job never started was cancelled
 
 
 def test_the_workers_end_when_the_process_that_made_them_is_killed():

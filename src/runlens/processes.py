@@ -20,7 +20,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import connection
 from multiprocessing.connection import Connection
@@ -53,6 +53,19 @@ def worker_context() -> BaseContext:
     if multiprocessing.get_start_method() == "fork" and not fork_is_safe():
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context()
+
+
+def started_workers(count: int, initializer: Callable[[], object]) -> Executor:
+    """``count`` worker processes, started now, ready once each has run ``initializer``: a
+    :class:`ForkedPool` (``initializer`` run once, then forked) where this process may fork
+    (Linux, :func:`fork_is_safe`), else a ``ProcessPoolExecutor`` of :func:`worker_context` that
+    runs it in each worker."""
+    if sys.platform == "linux" and fork_is_safe():
+        return ForkedPool(count, initializer)
+    pool = ProcessPoolExecutor(count, mp_context=worker_context(), initializer=initializer)
+    for _ in range(count):
+        pool.submit(int)  # workers start on the first jobs: start them now
+    return pool
 
 
 class Ahead:

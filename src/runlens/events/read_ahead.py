@@ -24,18 +24,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from runlens.errors import RunlensError
 from runlens.events.sources import EventFile, find_event_files
 from runlens.events.tasks import group_files
-from runlens.processes import worker_context
+from runlens.processes import started_workers
+
+
+def _load_decoder() -> None:
+    """A worker's start: the decoder imported (numpy, protobuf, CRC-32C), while the caller goes
+    on importing pandas."""
+    import runlens.events.files  # noqa: F401
 
 
 def _read_fresh(paths: tuple[str, ...]) -> Any:
-    """:func:`~runlens.events.files.read_event_files` of ``paths``, each from its start (a
-    worker's first task imports the decoder: the caller goes on importing pandas meanwhile)."""
+    """:func:`~runlens.events.files.read_event_files` of ``paths``, each from its start."""
     from runlens.events.files import read_event_files
     from runlens.events.records import ReadState
 
@@ -70,10 +75,9 @@ class ReadAhead(Executor):
     ) -> None:
         self._asked = (os.fspath(path), runs)
         count = max(1, workers or os.cpu_count() or 1)
-        self._pool = ProcessPoolExecutor(count, mp_context=worker_context())
-        # One worker imports the decoder while the files are listed here (more would take the
-        # listing's core: measured, 0.06 s slower); the others import it with their first files.
-        self._pool.submit(_read_fresh, ())
+        # The decoder imported while the files are listed here: once, then forked into the other
+        # workers where this process may fork (runlens.processes.started_workers).
+        self._pool = started_workers(count, _load_decoder)
         self._files: list[EventFile] | None
         try:
             self._files = find_event_files(path, runs=runs)

@@ -26,12 +26,11 @@ Picture(png='iVBORw0...', width=864, height=360)
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from typing import Any
 
-from runlens.processes import ForkedPool, can_start_workers, fork_is_safe
+from runlens.processes import can_start_workers, fork_is_safe, started_workers
 from runlens.report.model import Report
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.plots import RC, Picture, figure, log_axis, picture, run_plot
@@ -95,12 +94,7 @@ def figure_workers(workers: int | None = None) -> Executor | None:
     count = (os.cpu_count() or 1) if workers is None else workers
     if count < 2 or not fork_is_safe() or not can_start_workers():
         return None
-    if sys.platform == "linux":
-        return ForkedPool(count, initializer=_warm_up)
-    pool = ProcessPoolExecutor(count, initializer=_warm_up)
-    for _ in range(count):
-        pool.submit(int)  # workers start on the first job: start them now
-    return pool
+    return started_workers(count, _warm_up)
 
 
 class Figures:
