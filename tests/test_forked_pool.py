@@ -74,6 +74,7 @@ def test_an_exception_is_raised_where_the_result_is_asked_for_and_the_pool_goes_
         with ForkedPool(2) as pool:
             failing = pool.submit(fails, "boom")
             bad = pool.submit(unpicklable)
+            unsent = pool.submit(len, lambda: None)  # a job that does not pickle
             good = pool.submit(max, 4, 7)
             try:
                 failing.result(timeout=60)
@@ -83,9 +84,10 @@ def test_an_exception_is_raised_where_the_result_is_asked_for_and_the_pool_goes_
                 bad.result(timeout=60)
             except RuntimeError as error:
                 print("RuntimeError", "unpicklable" in str(error))
+            print(type(unsent.exception(timeout=60)).__name__)
             print(good.result(timeout=60))
     """)
-    assert out.splitlines() == ["KeyError 'boom'", "RuntimeError True", "7"]
+    assert out.splitlines() == ["KeyError 'boom'", "RuntimeError True", "PicklingError", "7"]
 
 
 def test_a_worker_that_dies_fails_the_jobs_not_done_instead_of_hanging():
@@ -98,9 +100,13 @@ def test_a_worker_that_dies_fails_the_jobs_not_done_instead_of_hanging():
             print("broken:", error)
         for f in futures[1:]:
             f.exception(timeout=60)  # each ends one way or the other, none hangs
+        try:
+            pool.submit(max, 1, 2)
+        except BrokenProcessPool:
+            print("refused")
         pool.shutdown(cancel_futures=True)
     """)
-    assert out == "broken: a worker process ended before its jobs were done"
+    assert out.splitlines() == ["broken: a worker process ended before its jobs were done", "refused"]
 
 
 def test_cancelled_jobs_are_not_run(tmp_path):

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -141,6 +142,7 @@ class ForkedPool(Executor):
         self._keys = itertools.count()
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        self._broken: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._send, args=(jobs_writer, count), daemon=True),
             threading.Thread(target=self._collect, args=(results, [r for r, _ in alive]), daemon=True),
@@ -150,6 +152,8 @@ class ForkedPool(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """``fn(*args, **kwargs)`` in a worker; its result (or exception) in the future."""
+        if self._broken is not None:
+            raise self._broken
         if self._closed:
             raise RuntimeError("cannot submit to a ForkedPool after shutdown")
         future: Future = Future()
@@ -176,9 +180,13 @@ class ForkedPool(Executor):
         """Each job to the workers' pipe as submitted (a thread of this process: a large job waits
         until a worker reads it), then one stop per worker."""
         while (job := self._outbox.get()) is not None:
-            writer.send(job)
-        for _ in range(count):
-            writer.send(None)
+            try:
+                writer.send(job)
+            except Exception as error:  # a job that does not pickle, or no worker left to read it
+                self._settle(job[0], False, error)
+        with contextlib.suppress(OSError):  # no worker left: nothing to stop
+            for _ in range(count):
+                writer.send(None)
         writer.close()
 
     def _collect(self, results: Connection, alive: list[int]) -> None:
@@ -191,9 +199,7 @@ class ForkedPool(Executor):
                     key, ok, value = results.recv()
                 except EOFError:  # every worker has exited
                     break
-                future = self._futures[key]
-                if future.set_running_or_notify_cancel():
-                    (future.set_result if ok else future.set_exception)(value)
+                self._settle(key, ok, value)
             for gone in (r for r in ready if r is not results):
                 alive.remove(gone)
                 os.close(gone)
@@ -201,10 +207,16 @@ class ForkedPool(Executor):
                     self._fail(BrokenProcessPool("a worker process ended before its jobs were done"))
         results.close()
 
+    def _settle(self, key: int, ok: bool, value: Any) -> None:
+        """Job ``key``'s future: its result (``ok``) or exception, unless cancelled or settled."""
+        future = self._futures[key]
+        if not future.done() and future.set_running_or_notify_cancel():
+            (future.set_result if ok else future.set_exception)(value)
+
     def _fail(self, error: BaseException) -> None:
-        for future in list(self._futures.values()):
-            if not future.done() and future.set_running_or_notify_cancel():
-                future.set_exception(error)
+        self._broken = error
+        for key in list(self._futures):
+            self._settle(key, False, error)
 
     def _serve(self, count: int, initializer: Callable[[], object] | None, alive: list[int]) -> None:
         """A worker: started once, forked into ``count`` workers, each running jobs until a stop
@@ -215,7 +227,7 @@ class ForkedPool(Executor):
         for i, writer in enumerate(alive):
             if i != index:
                 os.close(writer)
-        ended = multiprocessing.parent_process().sentinel  # type: ignore[union-attr]  # a child's
+        ended = multiprocessing.parent_process().sentinel  # type: ignore[union-attr]  # never None here
         try:
             while ended not in connection.wait([self._jobs, ended]):
                 with self._take:  # both workers woke: one reads the job, the other waits again
