@@ -154,6 +154,44 @@ def test_the_workers_end_when_the_process_that_made_them_is_killed():
             os.kill(pid, signal.SIGKILL)
 
 
+def test_ctrl_c_is_left_to_the_process_that_made_the_workers(tmp_path):
+    code = PRELUDE + textwrap.dedent("""
+        pool = ForkedPool(2, initializer=start)
+        futures = [pool.submit(who, 0.2) for _ in range(4)]
+        print(" ".join(str(pid) for pid in sorted({f.result(timeout=60)[0] for f in futures})), flush=True)
+        try:
+            time.sleep(60)  # the workers idle, waiting for jobs
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            os._exit(1)
+    """)
+    errors = tmp_path / "stderr"
+    with open(errors, "w") as stderr:  # a file: the workers hold it open after the maker is gone
+        parent = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    pids: list[int] = []
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        time.sleep(0.5)
+        os.killpg(parent.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+        assert parent.stdout.readline().strip() == "interrupted"
+        assert parent.wait(timeout=30) == 1
+        deadline = time.monotonic() + 30  # they end once their maker is gone
+        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(pid) for pid in pids)
+        assert "Traceback" not in errors.read_text()
+    finally:
+        parent.kill()
+        for pid in filter(_running, pids):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _running(pid: int) -> bool:
     """Whether ``pid`` is a live process (not gone, not a zombie waiting to be reaped)."""
     try:

@@ -18,6 +18,7 @@ import itertools
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -220,7 +221,9 @@ class ForkedPool(Executor):
 
     def _serve(self, count: int, initializer: Callable[[], object] | None, alive: list[int]) -> None:
         """A worker: started once, forked into ``count`` workers, each running jobs until a stop
-        or until the process that made the pool has ended."""
+        or until the process that made the pool has ended. Ctrl-C is left to that process (the
+        workers ignore SIGINT: no traceback of theirs under its one line; they end after it)."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if initializer is not None:
             initializer()
         index = next((i for i in range(1, count) if os.fork() == 0), 0)
