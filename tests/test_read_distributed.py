@@ -149,9 +149,13 @@ def test_a_process_running_tensorflow_reads_in_workers_it_does_not_fork(mixed_lo
         import pandas as pd
         import runlens
         from runlens.events.read_ahead import ReadAhead
-        from runlens.processes import fork_is_safe, worker_context
+        from runlens.processes import ForkedPool, fork_is_safe, worker_context
         assert fork_is_safe() and worker_context().get_start_method() == "fork"
         serial = runlens.read_scalars({str(mixed_logdir)!r}, workers=1)
+        with ReadAhead({str(mixed_logdir)!r}) as ahead:  # its workers: one start, forked
+            assert isinstance(ahead._pool, ForkedPool)
+            pd.testing.assert_frame_equal(runlens.read_scalars({str(mixed_logdir)!r}, executor=ahead), serial)
+        pd.testing.assert_frame_equal(runlens.read_scalars({str(mixed_logdir)!r}, workers=2), serial)
         import tensorflow
         assert not fork_is_safe() and worker_context().get_start_method() == "forkserver"
         with ReadAhead({str(mixed_logdir)!r}) as ahead:  # its worker: from the fork server

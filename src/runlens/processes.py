@@ -57,11 +57,12 @@ def worker_context() -> BaseContext:
     return multiprocessing.get_context()
 
 
-def started_workers(count: int, initializer: Callable[[], object]) -> Executor:
+def started_workers(count: int, initializer: Callable[[], object] | None = None) -> Executor:
     """``count`` worker processes, started now, ready once each has run ``initializer``: a
-    :class:`ForkedPool` (``initializer`` run once, then forked) where this process may fork
-    (Linux, :func:`fork_is_safe`), else a ``ProcessPoolExecutor`` of :func:`worker_context` that
-    runs it in each worker."""
+    :class:`ForkedPool` (``initializer`` run once, then forked; Ctrl-C left to this process) where
+    this process may fork (Linux, :func:`fork_is_safe`), else a ``ProcessPoolExecutor`` of
+    :func:`worker_context` that runs it in each worker. Every pool of worker processes runlens
+    starts comes from here."""
     if sys.platform == "linux" and fork_is_safe():
         return ForkedPool(count, initializer)
     pool = ProcessPoolExecutor(count, mp_context=worker_context(), initializer=initializer)

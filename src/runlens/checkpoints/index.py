@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from runlens.checkpoints.names import (
 from runlens.checkpoints.validate import Validity
 from runlens.errors import RunlensError
 from runlens.name_columns import NAME_DTYPE
-from runlens.processes import Ahead, can_start_workers, worker_context
+from runlens.processes import Ahead, can_start_workers, started_workers
 from runlens.times import utc_from_local
 
 __all__ = [
@@ -157,7 +156,7 @@ def _inspected(listing: Listing, workers: int | None) -> Listing:
     count = (os.cpu_count() or 1) if workers is None and len(listing.found) >= PARALLEL_MIN_FILES else workers
     if not count or count < 2 or len(listing.found) < 2 or not can_start_workers():
         return listing
-    with ProcessPoolExecutor(min(count, len(listing.found)), mp_context=worker_context()) as pool:
+    with started_workers(min(count, len(listing.found))) as pool:
         return replace(listing, found=Ahead(pool, inspect_found, listing.found, per_task=1).joined())
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -29,7 +29,7 @@ from runlens.events.rows import TagTable
 from runlens.events.sources import EventFile, find_event_files, is_url, matches, name_patterns, written_order
 from runlens.events.tasks import group_files
 from runlens.name_columns import names
-from runlens.processes import can_start_workers, worker_context
+from runlens.processes import can_start_workers, started_workers
 from runlens.times import utc_from_unix_seconds
 
 _TRIM_EVERY = 16 << 20  # while the frame is built, give freed memory back every this many bytes
@@ -212,9 +212,7 @@ def _map(
     # Largest first, so one big task does not end up alone at the end.
     order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
     # I/O-bound remote reads: threads; processes started safely in a process running TensorFlow
-    pool = (
-        ThreadPoolExecutor(workers) if remote else ProcessPoolExecutor(workers, mp_context=worker_context())
-    )
+    pool = ThreadPoolExecutor(workers) if remote else started_workers(workers)
     with pool:
         done = dict(zip(order, pool.map(read, [tasks[i] for i in order])))
     return [done[i] for i in range(len(tasks))]
