@@ -39,6 +39,12 @@ def dies():
 def unpicklable():
     return lambda: None
 
+class Box:
+    pass
+
+def box():
+    return Box()
+
 def mark(path):
     open(path, "w").close()
     time.sleep(0.3)
@@ -67,6 +73,20 @@ def test_workers_share_one_start_and_give_every_result_in_its_future():
         print("ok")
     """)
     assert out == "ok"
+
+
+def test_the_pool_keeps_no_result_once_given():
+    # a read's results are tens of MB: the caller drops them once its frame is built
+    out = _run("""
+        import gc, weakref
+        with ForkedPool(2) as pool:
+            future = pool.submit(box)
+            result = weakref.ref(future.result(timeout=60))
+            del future
+            gc.collect()
+            print(result() is None)
+    """)
+    assert out == "True"
 
 
 def test_an_exception_is_raised_where_the_result_is_asked_for_and_the_pool_goes_on():

@@ -169,7 +169,7 @@ class ForkedPool(Executor):
         cancelled); ``wait``: until every worker has exited."""
         if cancel_futures:
             self._cancelled.set()
-            for future in self._futures.values():
+            for future in list(self._futures.values()):  # the collector lets go of them meanwhile
                 future.cancel()
         if not self._closed:
             self._closed = True
@@ -197,11 +197,10 @@ class ForkedPool(Executor):
         while alive:
             ready = connection.wait([results, *alive])
             while results.poll():  # every result sent before a worker ended counts
-                try:
-                    key, ok, value = results.recv()
+                try:  # no name here holds the result: the caller's future is all that does
+                    self._settle(*results.recv())
                 except EOFError:  # every worker has exited
                     break
-                self._settle(key, ok, value)
             for gone in (r for r in ready if r is not results):
                 alive.remove(gone)
                 os.close(gone)
@@ -210,9 +209,10 @@ class ForkedPool(Executor):
         results.close()
 
     def _settle(self, key: int, ok: bool, value: Any) -> None:
-        """Job ``key``'s future: its result (``ok``) or exception, unless cancelled or settled."""
-        future = self._futures[key]
-        if not future.done() and future.set_running_or_notify_cancel():
+        """Job ``key``'s future: its result (``ok``) or exception, unless cancelled or settled;
+        the pool lets go of it (a read's result is the caller's to keep or drop, not the pool's)."""
+        future = self._futures.pop(key, None)
+        if future is not None and not future.done() and future.set_running_or_notify_cancel():
             (future.set_result if ok else future.set_exception)(value)
 
     def _fail(self, error: BaseException) -> None:
