@@ -141,11 +141,17 @@ def test_runs_of_very_different_lengths_are_padded_by_groups():
             assert batched.restored[i, j] == reference.restored
 
 
+class _LightningRunByRun(LightningEarlyStopping):
+    """Lightning's EarlyStopping without its one-pass replay_runs."""
+
+    replay_runs = None
+
+
 def test_a_policy_without_the_batched_pass_is_decided_run_by_run_and_for_its_own_setting_only():
-    """Lightning's EarlyStopping has no trace_runs: decide_runs replays it per run (its own loop),
-    and asking it for several patiences at once is a programming error, not a silent answer."""
+    """A policy with neither trace_runs nor replay_runs: decide_runs replays it per run (its own
+    loop), and asking it for several patiences at once is a programming error, not a silent answer."""
     series = run_series(epoch_frame({"a": {"val_loss": [3.0, 2.0, 4.0, 5.0, 6.0]}}), "val_loss")
-    policy = LightningEarlyStopping("val_loss", patience=2)
+    policy = _LightningRunByRun("val_loss", patience=2)
     found = decide_runs(policy, series)
     reference = decide(policy, series[0])
     assert (found.stopped.tolist(), found.trained.tolist()) == ([[reference.stopped]], [[reference.trained]])

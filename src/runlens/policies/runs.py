@@ -210,7 +210,9 @@ def decide_runs(policy: Any, series: list[RunSeries], traced: list | None = None
 
     A policy with ``trace_runs`` (:mod:`runlens.policies.base`: Keras' EarlyStopping) decides all
     runs in one batched pass, every value of its ``traced`` setting (``traced``, default the
-    policy's own) at once; any other policy is replayed run by run, ``traced`` must then be None.
+    policy's own) at once; one with ``replay_runs`` (Lightning's EarlyStopping) all runs in one
+    pass for its own setting; any other is replayed run by run. Without ``trace_runs``,
+    ``traced`` must be None.
 
     >>> import runlens
     >>> frame = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 2, "epoch": [0, 1, 2, 3, 0, 1],
@@ -225,6 +227,12 @@ def decide_runs(policy: Any, series: list[RunSeries], traced: list | None = None
     if setting is None or not callable(getattr(policy, "trace_runs", None)):
         if traced is not None:
             raise ValueError(f"{type(policy).__name__} cannot answer several settings in one pass")
+        if callable(getattr(policy, "replay_runs", None)):  # one setting, all runs in one pass
+            stopped, restored, best = (np.full(len(series), -1, dtype=np.int64) for _ in range(3))
+            for rows, values, present in _padded(series, lengths):
+                stopped[rows], restored[rows], best[rows] = policy.replay_runs(values, present, lengths[rows])
+            trained = np.where(stopped >= 0, stopped + 1, lengths)
+            return Decisions(*(a.reshape(len(series), 1) for a in (stopped, restored, best, trained)))
         found = [decide(policy, s) for s in series]
         columns = [[getattr(d, k) for d in found] for k in ("stopped", "restored", "best", "trained")]
         return Decisions(*(np.array(c, dtype=np.int64).reshape(len(series), 1) for c in columns))

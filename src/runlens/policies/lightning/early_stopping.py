@@ -206,6 +206,60 @@ class EarlyStopping(PolicyBase):
             improved_at=tuple(improved_at),
         )
 
+    def replay_runs(
+        self, values: np.ndarray, present: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`replay` of many runs at once, each from its first check (``can_stop_from`` 0),
+        as :func:`runlens.policies.runs.decide_runs` asks: ``values`` and ``present`` are
+        ``(runs, checks)`` arrays (past a run's length, ``present`` is False). Gives, per run,
+        the check it stops at, the check whose weights it ends with (Lightning restores none: the
+        last trained) and its best check, -1 where none. The checks are walked once, numpy over
+        the runs, deciding as :meth:`replay` does (the same float32 values and comparisons);
+        tests/test_lightning_early_stopping_runs.py holds it to :meth:`replay` run by run.
+
+        >>> EarlyStopping("val_loss", patience=1).replay_runs(
+        ...     np.array([[1.0, 2.0, 0.5], [3.0, 2.0, 1.0]]), np.ones((2, 3), bool), np.array([3, 3]))
+        (array([ 1, -1]), array([1, 2]), array([0, 2]))
+        """
+        runs, checks = values.shape
+        with np.errstate(over="ignore"):
+            currents = values.astype(_F32)
+        better = np.greater if self.mode == "max" else np.less
+        min_delta = _f32(self.min_delta if self.mode == "max" else -self.min_delta)
+        best = np.full(runs, _f32(-math.inf if self.mode == "max" else math.inf), dtype=_F32)
+        wait = np.zeros(runs, dtype=np.int64)
+        best_at = np.full(runs, -1, dtype=np.int64)
+        stopped = np.full(runs, -1, dtype=np.int64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for check in range(checks):
+                current = currents[:, check]
+                judged = present[:, check] & (stopped < 0)  # checks after a stop never happen
+                stop = np.zeros(runs, dtype=bool)
+                for hit in self._early_stops(current, better):
+                    hit &= judged
+                    stop |= hit
+                    judged &= ~hit
+                improved = judged & better(current - min_delta, best)
+                best = np.where(improved, current, best)
+                best_at[improved] = check
+                wait = np.where(improved, 0, wait + judged)
+                stop |= judged & ~improved & (wait >= self.patience)
+                stopped[stop] = check
+        restored = np.where(stopped >= 0, stopped, np.asarray(lengths) - 1)
+        return stopped, restored, best_at
+
+    def _early_stops(self, current: np.ndarray, better: Any) -> list[np.ndarray]:
+        """The checks that stop before any improvement is weighed, in :meth:`replay`'s order: a
+        value not finite, past the stopping threshold, past the divergence threshold."""
+        found = []
+        if self.check_finite:
+            found.append(~np.isfinite(current))
+        if self.stopping_threshold is not None:
+            found.append(better(current, _f32(self.stopping_threshold)))
+        if self.divergence_threshold is not None:
+            found.append(better(-current, -_f32(self.divergence_threshold)))
+        return found
+
 
 def can_stop_from(epochs: Sequence[float] | Any, min_epochs: int | None) -> int:
     """The first check after which a stop can end training under ``Trainer(min_epochs=...)``.
