@@ -30,8 +30,8 @@ Optional capabilities (a policy without them still works everywhere, only slower
   settings)`` arrays of indexes (-1: none). The plain ``replay`` stays the reference the pass is
   tested against. (Keras' EarlyStopping also has ``trace(values)``, the same pass for one run.)
 - ``replay_runs(values, present, lengths)``: the same arrays, one pass for the policy's own
-  setting, giving ``(stopped, restored, best)`` per run (-1: none); what Lightning's
-  EarlyStopping has. The plain ``replay`` stays the reference here too.
+  setting, giving ``(stopped, restored, best)`` per run (-1: none); what Lightning's and HF's
+  stopping policies have. The plain ``replay`` stays the reference here too.
 - ``sweep_grid``: what :func:`runlens.sweep` tries when given no grid; ``preference()``: among
   settings that save the same, the smaller is recommended (e.g. the more patient one).
 

@@ -210,7 +210,7 @@ def decide_runs(policy: Any, series: list[RunSeries], traced: list | None = None
 
     A policy with ``trace_runs`` (:mod:`runlens.policies.base`: Keras' EarlyStopping) decides all
     runs in one batched pass, every value of its ``traced`` setting (``traced``, default the
-    policy's own) at once; one with ``replay_runs`` (Lightning's EarlyStopping) all runs in one
+    policy's own) at once; one with ``replay_runs`` (Lightning's, HF's) all runs in one
     pass for its own setting; any other is replayed run by run. Without ``trace_runs``,
     ``traced`` must be None.
 

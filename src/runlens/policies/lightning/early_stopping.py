@@ -215,7 +215,7 @@ class EarlyStopping(PolicyBase):
         the check it stops at, the check whose weights it ends with (Lightning restores none: the
         last trained) and its best check, -1 where none. The checks are walked once, numpy over
         the runs, deciding as :meth:`replay` does (the same float32 values and comparisons);
-        tests/test_lightning_early_stopping_runs.py holds it to :meth:`replay` run by run.
+        tests/test_stopping_in_one_pass.py holds it to :meth:`replay` run by run.
 
         >>> EarlyStopping("val_loss", patience=1).replay_runs(
         ...     np.array([[1.0, 2.0, 0.5], [3.0, 2.0, 1.0]]), np.ones((2, 3), bool), np.array([3, 3]))

@@ -31,6 +31,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from runlens.arguments import count, flag, number
 from runlens.errors import RunlensError
 from runlens.options import SWEEP_PATIENCE
@@ -162,3 +164,39 @@ class EarlyStoppingCallback(PolicyBase):
                 stopped_at = evaluation
                 break
         return TransformersStoppingResult(stopped_at, best_at, best, tuple(counters))
+
+    def replay_runs(
+        self, values: np.ndarray, present: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`replay` of many runs at once, as :func:`runlens.policies.runs.decide_runs` asks:
+        ``values`` and ``present`` are ``(runs, evaluations)`` arrays (past a run's length,
+        ``present`` is False). Gives, per run, the evaluation it stops at, the one whose weights
+        it ends with (the callback restores none: the last trained) and its best, -1 where none:
+        the evaluations walked once, numpy over the runs, deciding as :meth:`replay` does (float64
+        throughout, as Python's floats there); tests/test_stopping_in_one_pass.py holds
+        it to :meth:`replay` run by run.
+
+        >>> EarlyStoppingCallback(1).replay_runs(
+        ...     np.array([[1.0, 2.0, 0.5], [3.0, 2.0, 1.0]]), np.ones((2, 3), bool), np.array([3, 3]))
+        (array([ 1, -1]), array([1, 2]), array([0, 2]))
+        """
+        runs, evaluations = values.shape
+        beats = np.greater if self.greater_is_better else np.less
+        best = np.full(runs, -math.inf if self.greater_is_better else math.inf)  # once one is logged
+        seen = np.zeros(runs, dtype=bool)  # TrainerState.best_metric is set (None before)
+        counter = np.zeros(runs, dtype=np.int64)
+        best_at = np.full(runs, -1, dtype=np.int64)
+        stopped = np.full(runs, -1, dtype=np.int64)
+        with np.errstate(invalid="ignore"):
+            for evaluation in range(evaluations):
+                value = values[:, evaluation]
+                judged = present[:, evaluation] & (stopped < 0)  # evaluations after a stop never happen
+                kept = ~seen | (beats(value, best) & (np.abs(value - best) > self.early_stopping_threshold))
+                counter = np.where(judged & kept, 0, counter + (judged & ~kept))
+                stopped[judged & (counter >= self.early_stopping_patience)] = evaluation
+                seen |= judged
+                improved = judged & beats(value, best)
+                best = np.where(improved, value, best)
+                best_at[improved] = evaluation
+        restored = np.where(stopped >= 0, stopped, np.asarray(lengths) - 1)
+        return stopped, restored, best_at
