@@ -36,6 +36,12 @@ def fails(text):
 def dies():
     os._exit(3)
 
+def half_sent():  # die halfway through sending a result, as one the OOM killer takes might
+    import gc, struct
+    pool = next(o for o in gc.get_objects() if isinstance(o, ForkedPool))  # this worker's copy
+    os.write(pool._results.fileno(), struct.pack("!i", 1 << 20) + b"the first bytes of a result")
+    os._exit(9)
+
 def unpicklable():
     return lambda: None
 
@@ -127,6 +133,18 @@ def test_a_worker_that_dies_fails_the_jobs_not_done_instead_of_hanging():
         pool.shutdown(cancel_futures=True)
     """)
     assert out.splitlines() == ["broken: a worker process ended before its jobs were done", "refused"]
+
+
+def test_a_worker_that_dies_halfway_through_a_result_fails_the_jobs_instead_of_hanging():
+    out = _run("""
+        pool = ForkedPool(2)
+        futures = [pool.submit(half_sent)] + [pool.submit(who, 0.2) for _ in range(3)]
+        print(type(futures[0].exception(timeout=60)).__name__)
+        for f in futures[1:]:
+            f.exception(timeout=60)  # each ends one way or the other, none hangs
+        pool.shutdown(cancel_futures=True)
+    """)
+    assert out == "BrokenProcessPool"
 
 
 def test_cancelled_jobs_are_not_run(tmp_path):

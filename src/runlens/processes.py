@@ -129,17 +129,17 @@ class ForkedPool(Executor):
     def __init__(self, count: int, initializer: Callable[[], object] | None = None) -> None:
         context = multiprocessing.get_context("fork")
         self._jobs, jobs_writer = context.Pipe(duplex=False)
-        results, self._results_writer = context.Pipe(duplex=False)
-        self._take, self._put = context.Lock(), context.Lock()  # the workers' turns at the pipes
+        self._take = context.Lock()  # the workers' turns at the jobs' pipe
         self._cancelled = context.Event()
-        alive = [os.pipe() for _ in range(count)]  # worker i holds alive[i]'s write end: EOF = gone
-        first = context.Process(target=self._serve, args=(count, initializer, [w for _, w in alive]))
+        # One pipe per worker for its results, its write end held by that worker alone: the end
+        # of the file is the end of the worker, even one killed halfway through sending.
+        pipes = [context.Pipe(duplex=False) for _ in range(count)]
+        first = context.Process(target=self._serve, args=(count, initializer, [w for _, w in pipes]))
         first.daemon = True  # ended at this process' exit; its forks end on their own (_serve)
         first.start()
-        for _, writer in alive:
-            os.close(writer)
+        for _, writer in pipes:
+            writer.close()
         self._jobs.close()
-        self._results_writer.close()
         self._futures: dict[int, Future] = {}
         self._keys = itertools.count()
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -147,7 +147,7 @@ class ForkedPool(Executor):
         self._broken: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._send, args=(jobs_writer, count), daemon=True),
-            threading.Thread(target=self._collect, args=(results, [r for r, _ in alive]), daemon=True),
+            threading.Thread(target=self._collect, args=([r for r, _ in pipes],), daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -191,22 +191,19 @@ class ForkedPool(Executor):
                 writer.send(None)
         writer.close()
 
-    def _collect(self, results: Connection, alive: list[int]) -> None:
-        """Each result into its future (a thread of this process), until every worker has exited;
-        a worker gone before :meth:`shutdown` fails every job not done."""
-        while alive:
-            ready = connection.wait([results, *alive])
-            while results.poll():  # every result sent before a worker ended counts
+    def _collect(self, results: list[Connection]) -> None:
+        """Each result into its future (a thread of this process), until every worker has exited
+        (``results``: each worker's pipe); a worker gone before :meth:`shutdown` fails every job
+        not done."""
+        while results:
+            for pipe in connection.wait(results):
                 try:  # no name here holds the result: the caller's future is all that does
-                    self._settle(*results.recv())
-                except EOFError:  # every worker has exited
-                    break
-            for gone in (r for r in ready if r is not results):
-                alive.remove(gone)
-                os.close(gone)
-                if not self._closed:
-                    self._fail(BrokenProcessPool("a worker process ended before its jobs were done"))
-        results.close()
+                    self._settle(*pipe.recv())
+                except (EOFError, OSError):  # its worker has exited (OSError: halfway through a result)
+                    results.remove(pipe)
+                    pipe.close()
+                    if not self._closed:
+                        self._fail(BrokenProcessPool("a worker process ended before its jobs were done"))
 
     def _settle(self, key: int, ok: bool, value: Any) -> None:
         """Job ``key``'s future: its result (``ok``) or exception, unless cancelled or settled;
@@ -220,17 +217,19 @@ class ForkedPool(Executor):
         for key in list(self._futures):
             self._settle(key, False, error)
 
-    def _serve(self, count: int, initializer: Callable[[], object] | None, alive: list[int]) -> None:
+    def _serve(self, count: int, initializer: Callable[[], object] | None, results: list[Connection]) -> None:
         """A worker: started once, forked into ``count`` workers, each running jobs until a stop
-        or until the process that made the pool has ended. Ctrl-C is left to that process (the
-        workers ignore SIGINT: no traceback of theirs under its one line; they end after it)."""
+        or until the process that made the pool has ended, and sending the results down its own
+        pipe (``results[i]``). Ctrl-C is left to that process (the workers ignore SIGINT: no
+        traceback of theirs under its one line; they end after it)."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if initializer is not None:
             initializer()
         index = next((i for i in range(1, count) if os.fork() == 0), 0)
-        for i, writer in enumerate(alive):
+        for i, pipe in enumerate(results):
             if i != index:
-                os.close(writer)
+                pipe.close()
+        self._results = results[index]
         ended = multiprocessing.parent_process().sentinel  # type: ignore[union-attr]  # never None here
         try:
             while ended not in connection.wait([self._jobs, ended]):
@@ -249,8 +248,7 @@ class ForkedPool(Executor):
             reply = (key, True, fn(*args, **kwargs))
         except BaseException as error:  # sent to the future, raised where its result is asked for
             reply = (key, False, error)
-        with self._put:
-            try:
-                self._results_writer.send(reply)
-            except Exception as error:  # a result or exception that does not pickle
-                self._results_writer.send((key, False, RuntimeError(f"{fn.__name__}: {error!r}")))
+        try:
+            self._results.send(reply)
+        except Exception as error:  # a result or exception that does not pickle
+            self._results.send((key, False, RuntimeError(f"{fn.__name__}: {error!r}")))
