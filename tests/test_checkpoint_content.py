@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 from checkpoint_damage import listed, read_damaged
 from checkpoint_fits import KERAS_HDF5, OLD, keras_hdf5_once, write_data_h5
@@ -113,11 +114,15 @@ def test_files_that_are_not_keras_checkpoints_are_skipped_and_never_touched(fold
         zf.writestr("config.json", json.dumps([1, 2]))
         zf.writestr("model.weights.h5", b"x")
     (ckpts / "text_010.keras").write_text("a keras tutorial")
+    with zipfile.ZipFile(ckpts / "nested_011.keras", "w") as zf:  # json.loads: RecursionError
+        zf.writestr("metadata.json", "[" * 100_000)
+        zf.writestr("config.json", "{" * 100_000)
+        zf.writestr("model.weights.h5", b"x")
     others = sorted(
         p
         for p in ckpts.iterdir()
         if p.name.split("_")[0]
-        in {"predictions", "dump", "latest", "vars", "notes", "bundle", "meta", "text"}
+        in {"predictions", "dump", "latest", "vars", "notes", "bundle", "meta", "text", "nested"}
     )
     age(*others)
     before = {p: sha(p) for p in others}
@@ -134,6 +139,24 @@ def test_files_that_are_not_keras_checkpoints_are_skipped_and_never_touched(fold
     plan = runlens.plan_prune(table, rules=[runlens.KeepBestK(1, "val_loss")], min_age=0, delete_invalid=True)
     runlens.apply_prune(plan, folder.root)
     assert {p: sha(p) for p in others} == before
+
+
+def test_a_cut_short_zip_whose_metadata_json_is_nested_too_deep_is_reported_not_a_crash(folder):
+    """A zip whose central directory is gone is judged by its first member: a metadata.json that
+    starts as Keras' and then nests 100,000 deep (json.loads raises RecursionError) is a damaged
+    archive without a version, not a crash of the listing."""
+    ckpts = folder.root / "exp" / "checkpoints"
+    path = ckpts / "cut_012.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", '{"keras_version": "3.0.0", "nested": ' + "[" * 100_000)
+        zf.writestr("model.weights.h5", b"x" * 4096)
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rindex(b"PK\x01\x02")])  # the central directory cut off
+    age(path)
+    table = runlens.read_checkpoints(folder.root)
+    [row] = table[table["path"] == str(path)].to_dict("records")
+    assert not row["valid"] and "cut short while saving" in row["invalid_reason"]
+    assert pd.isna(row["keras_version"])
 
 
 def test_damaged_files_nothing_proves_keras_wrote_are_reported_and_never_deleted(folder, keras_hdf5):

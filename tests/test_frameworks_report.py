@@ -321,6 +321,19 @@ def test_every_format_counts_runs_worth_a_look_in_each_frameworks_unit():
         assert f"({saved.value} {unit})" in page and "epochs saved)" not in page, fmt
 
 
+def test_a_trainer_state_json_nested_too_deep_is_passed_over_not_a_crash(tmp_path):
+    """json.loads raises RecursionError (not ValueError) on JSON nested 100,000 deep: the report
+    reads the latest checkpoint's trainer_state.json for the Trainer's own settings and passes over
+    one it cannot read, as it does a damaged one: no note about the run's own settings (the intact
+    sample gets one, see above), the report written."""
+    logdir = tmp_path / "transformers"
+    shutil.copytree(SAMPLE / "transformers", logdir)
+    (logdir / "checkpoint-25" / "trainer_state.json").write_text("[" * 100_000)
+    report = runlens.build_report(logdir)
+    assert report.runs[0].notes == []
+    assert "checkpoints" in runlens.render_report(report)
+
+
 def test_a_fifo_planted_as_trainer_state_json_is_not_waited_on(tmp_path):
     """The report reads the latest checkpoint's trainer_state.json for the Trainer's own
     EarlyStoppingCallback settings: a FIFO there (reading one blocks until something writes to

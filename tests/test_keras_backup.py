@@ -82,6 +82,7 @@ DAMAGES = {
     "metadata cut": lambda b: cut_in_half(b / "training_metadata.json"),
     "weights gone": lambda b: (b / "latest.weights.h5").unlink(),
     "metadata gone": lambda b: (b / "training_metadata.json").unlink(),
+    "metadata nested too deep": lambda b: (b / "training_metadata.json").write_text("[" * 100_000),
     # killed between Keras' two writes: this epoch's weights, the previous epoch's metadata
     "metadata of the epoch before": lambda b: (b / "training_metadata.json").write_text(
         json.dumps({"epoch": CRASH, "batch": 0})

@@ -246,3 +246,11 @@ def test_the_lock_file_is_never_written_through_a_link_nor_a_file_runlens_did_no
     lock.acquire(sys._getframe())
     lock.release()
     assert lock_file.read_text() == "someone's notes\n"
+
+
+def test_a_lock_file_holding_json_nested_too_deep_reads_as_an_unnamed_fit():
+    """The refusal names the holder from the lock file's first 4 KiB; JSON nested there a few
+    thousand deep makes json.loads raise RecursionError, which is "it did not say", not a crash."""
+    assert fit_lock._describe(fit_lock.MARKER + b"[" * 4000) == "a fit (it did not say which)"
+    holder = {"pid": 7, "host": "h", "thread": "t", "started_at": "now", "command": "fit"}
+    assert fit_lock._describe(fit_lock.MARKER + json.dumps(holder).encode()).startswith("pid 7 on h")

@@ -115,6 +115,27 @@ def test_a_manifest_that_is_not_utf8_is_an_error_naming_the_file(tmp_path):
     assert str(tmp_path / MANIFEST_NAME) in str(info.value)
 
 
+def test_a_huge_or_deeply_nested_file_planted_as_runlens_json_is_refused_not_loaded(tmp_path, monkeypatch):
+    """A file past MAX_MANIFEST_BYTES is not read whole (a 50 GB file there would fill memory);
+    JSON nested 100,000 deep raises RecursionError in json.loads: both are errors naming the file."""
+    import runlens.manifest as manifest
+
+    path = tmp_path / MANIFEST_NAME
+    text = json.dumps(_manifest())
+    monkeypatch.setattr(manifest, "MAX_MANIFEST_BYTES", len(text))
+    path.write_text(text)
+    assert runlens.read_manifest(tmp_path)["schema"] == "runlens-manifest"  # at the limit: read
+    path.write_text(text + " ")
+    with pytest.raises(runlens.RunlensError, match="not a manifest runlens writes") as info:
+        runlens.read_manifest(tmp_path)
+    assert str(path) in str(info.value)
+    monkeypatch.undo()
+    path.write_text("[" * 100_000)
+    with pytest.raises(runlens.RunlensError, match="nested too deeply") as info:
+        runlens.read_manifest(tmp_path)
+    assert str(path) in str(info.value)
+
+
 def test_a_fifo_planted_as_runlens_json_is_refused_not_waited_on(tmp_path):
     """Reading a FIFO blocks until something writes to it: a report of a logdir with one planted
     as a run's runlens.json hung for ever. It is refused, and the report names it (a process with

@@ -68,6 +68,8 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "runlens.json"
+#: Larger is not a manifest runlens wrote (a 100,000-epoch run's is tens of MB): refused, not loaded.
+MAX_MANIFEST_BYTES = 256 << 20
 SCHEMA = "runlens-manifest"
 SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "stopped_early", "stopped")
@@ -133,17 +135,23 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = _manifest_file(path)
     try:
         with open_binary(str(file)) as stream:  # a FIFO planted as runlens.json: refused, not waited on
-            raw = stream.read()
+            raw = stream.read(MAX_MANIFEST_BYTES + 1)  # a huge file planted there: not read whole
     except FileNotFoundError:
         raise RunlensError(
             f"{file}: no manifest; runlens.keras.callbacks(run_dir) writes one into each run folder"
         ) from None
     except OSError as exc:
         raise RunlensError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise RunlensError(
+            f"{file}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest runlens writes; not read"
+        )
     try:
         data = json.loads(raw)  # bytes: text that is not UTF-8 is a ValueError too
     except ValueError as exc:
         raise RunlensError(f"{file}: not valid JSON ({exc}); the manifest is damaged") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise RunlensError(f"{file}: nested too deeply to be a manifest runlens writes; not read") from None
     _validate(data, file)
     return _decoded(data)
 

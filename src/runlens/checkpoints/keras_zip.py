@@ -85,7 +85,7 @@ def _json_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> tupl
         return None, f"{info.filename}: {exc}"
     try:
         return json.loads(data), None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested thousands deep: not Keras' file
         return None, None
 
 
@@ -121,6 +121,6 @@ def _cut_short(file: BinaryIO, exc: Exception) -> Validity:
         )
     try:
         version, saved = _metadata_fields(json.loads(data)) if len(data) == first.size else (None, None)
-    except ValueError:
+    except (ValueError, RecursionError):
         version, saved = None, None
     return Validity(False, f"not a readable zip (cut short while saving?): {exc}", version, saved)

@@ -175,7 +175,7 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 def _resume_epoch(metadata: Path) -> int | None:
     try:
         data: Any = json.loads(metadata.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
     epoch = data.get("epoch") if isinstance(data, dict) else None
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None

@@ -219,7 +219,7 @@ def _describe(content: bytes) -> str:
     try:
         info = json.loads(content[len(MARKER) :].decode("utf-8", "replace").splitlines()[0])
         fields = [str(info[k]) for k in ("pid", "host", "thread", "started_at", "command")]
-    except (ValueError, IndexError, KeyError, TypeError):
+    except (ValueError, IndexError, KeyError, TypeError, RecursionError):
         return "a fit (it did not say which)"
     pid, host, thread, started, command = map(shown, fields)
     return f"pid {pid} on {host} (thread '{thread}', since {started}, running '{command}')"

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from runlens.checkpoints.hf_folder import MAX_JSON
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.events.sources import open_binary
 from runlens.policies.base import check_kind, policy_class
@@ -258,10 +259,11 @@ def trainer_state_notes(root: Path, records: list[Any], policy: Any) -> None:
             continue
         try:
             with open_binary(str(states[-1])) as stream:  # a FIFO planted there: refused, not waited on
-                state = json.loads(stream.read())
+                raw = stream.read(MAX_JSON + 1)  # a larger file is not read whole: not the Trainer's
+            state = json.loads(raw) if len(raw) <= MAX_JSON else {}
             args = state["stateful_callbacks"]["EarlyStoppingCallback"]["args"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # no callback recorded (or not the Trainer's file): nothing to say
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            continue  # no callback recorded (or not the Trainer's file, or a huge or nested one): nothing to say
         if not isinstance(args, dict) or all(args.get(k) == v for k, v in own.items()):
             continue
         given = ", ".join(f"{k}={v}" for k, v in args.items())
