@@ -29,9 +29,10 @@ Optional capabilities (a policy without them still works everywhere, only slower
   ``decisions(settings) -> (stopped, restored)`` and ``best_epochs(stopped)`` give ``(runs,
   settings)`` arrays of indexes (-1: none). The plain ``replay`` stays the reference the pass is
   tested against. (Keras' EarlyStopping also has ``trace(values)``, the same pass for one run.)
-- ``replay_runs(values, present, lengths)``: the same arrays, one pass for the policy's own
-  setting, giving ``(stopped, restored, best)`` per run (-1: none); what Lightning's and HF's
-  stopping policies have. The plain ``replay`` stays the reference here too.
+- ``replay_runs(values, present)``: the same arrays, one pass for the policy's own setting,
+  giving ``(stopped, best)`` per run (-1: none), for a policy that restores no weights (each run
+  ends with its last trained epoch's); what Lightning's and HF's stopping policies have. The
+  plain ``replay`` stays the reference here too.
 - ``sweep_grid``: what :func:`runlens.sweep` tries when given no grid; ``preference()``: among
   settings that save the same, the smaller is recommended (e.g. the more patient one).
 

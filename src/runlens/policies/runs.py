@@ -228,10 +228,11 @@ def decide_runs(policy: Any, series: list[RunSeries], traced: list | None = None
         if traced is not None:
             raise ValueError(f"{type(policy).__name__} cannot answer several settings in one pass")
         if callable(getattr(policy, "replay_runs", None)):  # one setting, all runs in one pass
-            stopped, restored, best = (np.full(len(series), -1, dtype=np.int64) for _ in range(3))
+            stopped, best = (np.full(len(series), -1, dtype=np.int64) for _ in range(2))
             for rows, values, present in _padded(series, lengths):
-                stopped[rows], restored[rows], best[rows] = policy.replay_runs(values, present, lengths[rows])
+                stopped[rows], best[rows] = policy.replay_runs(values, present)
             trained = np.where(stopped >= 0, stopped + 1, lengths)
+            restored = trained - 1  # as decide() for a result without restored_at: the last trained
             return Decisions(*(a.reshape(len(series), 1) for a in (stopped, restored, best, trained)))
         found = [decide(policy, s) for s in series]
         columns = [[getattr(d, k) for d in found] for k in ("stopped", "restored", "best", "trained")]

@@ -206,20 +206,18 @@ class EarlyStopping(PolicyBase):
             improved_at=tuple(improved_at),
         )
 
-    def replay_runs(
-        self, values: np.ndarray, present: np.ndarray, lengths: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def replay_runs(self, values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`replay` of many runs at once, each from its first check (``can_stop_from`` 0),
         as :func:`runlens.policies.runs.decide_runs` asks: ``values`` and ``present`` are
         ``(runs, checks)`` arrays (past a run's length, ``present`` is False). Gives, per run,
-        the check it stops at, the check whose weights it ends with (Lightning restores none: the
-        last trained) and its best check, -1 where none. The checks are walked once, numpy over
-        the runs, deciding as :meth:`replay` does (the same float32 values and comparisons);
-        tests/test_stopping_in_one_pass.py holds it to :meth:`replay` run by run.
+        the check it stops at and its best check, -1 where none (Lightning restores no weights).
+        The checks are walked once, numpy over the runs, deciding as :meth:`replay` does (the
+        same float32 values and comparisons); tests/test_stopping_in_one_pass.py holds it to
+        :meth:`replay` run by run.
 
         >>> EarlyStopping("val_loss", patience=1).replay_runs(
-        ...     np.array([[1.0, 2.0, 0.5], [3.0, 2.0, 1.0]]), np.ones((2, 3), bool), np.array([3, 3]))
-        (array([ 1, -1]), array([1, 2]), array([0, 2]))
+        ...     np.array([[1.0, 2.0, 0.5], [3.0, 2.0, 1.0]]), np.ones((2, 3), bool))
+        (array([ 1, -1]), array([0, 2]))
         """
         runs, checks = values.shape
         with np.errstate(over="ignore"):
@@ -245,8 +243,7 @@ class EarlyStopping(PolicyBase):
                 wait = np.where(improved, 0, wait + judged)
                 stop |= judged & ~improved & (wait >= self.patience)
                 stopped[stop] = check
-        restored = np.where(stopped >= 0, stopped, np.asarray(lengths) - 1)
-        return stopped, restored, best_at
+        return stopped, best_at
 
     def _early_stops(self, current: np.ndarray, better: Any) -> list[np.ndarray]:
         """The checks that stop before any improvement is weighed, in :meth:`replay`'s order: a

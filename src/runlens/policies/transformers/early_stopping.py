@@ -165,20 +165,17 @@ class EarlyStoppingCallback(PolicyBase):
                 break
         return TransformersStoppingResult(stopped_at, best_at, best, tuple(counters))
 
-    def replay_runs(
-        self, values: np.ndarray, present: np.ndarray, lengths: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def replay_runs(self, values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`replay` of many runs at once, as :func:`runlens.policies.runs.decide_runs` asks:
         ``values`` and ``present`` are ``(runs, evaluations)`` arrays (past a run's length,
-        ``present`` is False). Gives, per run, the evaluation it stops at, the one whose weights
-        it ends with (the callback restores none: the last trained) and its best, -1 where none:
-        the evaluations walked once, numpy over the runs, deciding as :meth:`replay` does (float64
-        throughout, as Python's floats there); tests/test_stopping_in_one_pass.py holds
-        it to :meth:`replay` run by run.
+        ``present`` is False). Gives, per run, the evaluation it stops at and its best, -1 where
+        none (the callback restores no weights): the evaluations walked once, numpy over the runs,
+        deciding as :meth:`replay` does (float64 throughout, as Python's floats there);
+        tests/test_stopping_in_one_pass.py holds it to :meth:`replay` run by run.
 
         >>> EarlyStoppingCallback(1).replay_runs(
-        ...     np.array([[1.0, 2.0, 0.5], [3.0, 2.0, 1.0]]), np.ones((2, 3), bool), np.array([3, 3]))
-        (array([ 1, -1]), array([1, 2]), array([0, 2]))
+        ...     np.array([[1.0, 2.0, 0.5], [3.0, 2.0, 1.0]]), np.ones((2, 3), bool))
+        (array([ 1, -1]), array([0, 2]))
         """
         runs, evaluations = values.shape
         beats = np.greater if self.greater_is_better else np.less
@@ -198,5 +195,4 @@ class EarlyStoppingCallback(PolicyBase):
                 improved = judged & beats(value, best)
                 best = np.where(improved, value, best)
                 best_at[improved] = evaluation
-        restored = np.where(stopped >= 0, stopped, np.asarray(lengths) - 1)
-        return stopped, restored, best_at
+        return stopped, best_at
