@@ -182,14 +182,10 @@ def test_the_workers_end_when_the_process_that_made_them_is_killed():
         assert len(pids) == 2
         parent.send_signal(signal.SIGKILL)  # no shutdown, no exit handlers
         parent.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_running(pid) for pid in pids)
+        assert _all_end(pids)
     finally:
         parent.kill()
-        for pid in filter(_running, pids):  # a failure leaves no worker behind
-            os.kill(pid, signal.SIGKILL)
+        _kill(pids)
 
 
 def test_ctrl_c_is_left_to_the_process_that_made_the_workers(tmp_path):
@@ -219,15 +215,25 @@ def test_ctrl_c_is_left_to_the_process_that_made_the_workers(tmp_path):
         os.killpg(parent.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
         assert parent.stdout.readline().strip() == "interrupted"
         assert parent.wait(timeout=30) == 1
-        deadline = time.monotonic() + 30  # they end once their maker is gone
-        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_running(pid) for pid in pids)
+        assert _all_end(pids)  # they end once their maker is gone
         assert "Traceback" not in errors.read_text()
     finally:
         parent.kill()
-        for pid in filter(_running, pids):
-            os.kill(pid, signal.SIGKILL)
+        _kill(pids)
+
+
+def _all_end(pids: list[int], seconds: float = 30) -> bool:
+    """Whether every process of ``pids`` has ended within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_running(pid) for pid in pids)
+
+
+def _kill(pids: list[int]) -> None:
+    """A failed test leaves no worker behind."""
+    for pid in filter(_running, pids):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _running(pid: int) -> bool:
