@@ -2,9 +2,9 @@
 
 A page has, per part (the report, then each :attr:`Report.parts`), the overlay of every run's
 curve, the two histograms, the frontier, and a plot per detailed run: about 2 s of matplotlib
-on one core at 2,000 runs (five runs in detail), plus 0.2-0.7 s to import it. :class:`Figures` hands them out as jobs to
-one worker process per core as soon as it is made, largest first, and gives each picture when the
-page asks for it: the page's text is laid out meanwhile. Each job carries what its figure is
+on one core at 2,000 runs (five runs in detail), plus 0.2-0.7 s to import it. :class:`Figures`
+hands them out as jobs to one worker process per core as soon as it is made, largest first, and
+gives each picture when the page asks for it: the page's text is laid out meanwhile. Each job carries what its figure is
 drawn from (:func:`figure_args`: the overlay every run's monitored curve and stop, 1 MB pickled
 at 2,000 runs; a run plot its run's record). The workers can be started before the report is
 built (:func:`figure_workers`): one imports matplotlib and draws a first figure at a lower
