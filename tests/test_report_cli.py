@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pandas as pd
 import pytest
@@ -90,8 +91,12 @@ def check_text(text, table):
     assert text.index("== overview") < text.index("== sweep") < text.index("== runs: ")
 
 
+PLOT_ELEMENTS = {"svg", "g", "line", "text", "rect", "polyline", "path", "circle", "polygon"}
+
+
 def check_html(document):
-    """Self-contained (no external resource), no script, every image a decodable PNG."""
+    """Self-contained (no external resource), no script, every image a decodable PNG, every run
+    plot well-formed SVG of drawing elements only: (the PNGs' sources, the plots' trees)."""
     assert document.startswith("<!DOCTYPE html>") and document.rstrip().endswith("</html>")
     assert not re.search(r"<script", document, re.I)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", document, re.I)
@@ -105,7 +110,10 @@ def check_html(document):
         image = Image.open(io.BytesIO(data))
         image.verify()
         assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
-    return sources
+    plots = [ElementTree.fromstring(svg) for svg in re.findall(r'<svg class="plot".*?</svg>', document, re.S)]
+    for plot in plots:  # parsed: no name broke out of its text
+        assert {element.tag for element in plot.iter()} <= PLOT_ELEMENTS
+    return sources, plots
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -124,11 +132,11 @@ def test_every_format_on_sample_logs(fmt):
         for row in table.to_dict("records"):
             assert f"### {row['run'].replace('_', chr(92) + '_')}" in result.stdout
     else:
-        sources = check_html(result.stdout)
+        sources, plots = check_html(result.stdout)
         # per framework part (the sample's Keras runs, then its Lightning and its HF run): the
-        # overlay of every run, the stop/saved distributions, the frontier; a figure per run shown
+        # overlay of every run, the stop/saved distributions, the frontier; a plot per run shown
         # in detail (a small logdir: all of them)
-        assert len(sources) == (3 + len(table)) + 2 * (3 + 1) == 16
+        assert len(sources) == 3 * 3 and len(plots) == len(table) + 2 == 7
 
 
 @pytest.mark.parametrize("name", KERAS_FIXTURES)
@@ -187,7 +195,9 @@ def test_html_and_markdown_escape_run_and_metric_names(hostile_logdir):
         result = invoke(hostile_logdir, "--format", "html", *args)
         assert result.exit_code == 0, result.output
         document = result.stdout
-        check_html(document)
+        _, plots = check_html(document)
+        drawn = "".join(text for plot in plots for text in plot.itertext())
+        assert (HOSTILE_METRIC in drawn) == bool(args)  # escaped in the markup, the name once parsed
         for name in (*HOSTILE_RUNS, HOSTILE_METRIC):
             assert name not in document
         for name in HOSTILE_RUNS:
@@ -282,23 +292,21 @@ def test_figures_drawn_in_worker_processes_equal_those_drawn_here():
         drawers = figure_workers()  # started before the report is built, as the CLI does
         assert drawers is not None
         report = runlens.build_report({str(SAMPLE)!r}, checkpoints=False)
-        jobs = [(0, name, -1) for name in ("overlay", "distribution", "frontier")]
-        jobs += [(0, "run", i) for i in range(len(report.runs))]
-        detailed = [list(range(len(report.runs)))]
-        with Figures([report], detailed, workers=drawers) as figures:
+        jobs = [(0, name) for name in ("overlay", "distribution", "frontier")]
+        with Figures([report], workers=drawers) as figures:
             assert len(figures._futures) == len(jobs)  # every figure handed to the workers
             started = [figures.get(*job) for job in jobs]
         drawers.shutdown()
-        with Figures([report], detailed) as figures:
+        with Figures([report]) as figures:
             assert figures._owned is not None  # workers of its own
             there = [figures.get(*job) for job in jobs]
-        with Figures([report], detailed, workers=1) as figures:
+        with Figures([report], workers=1) as figures:
             assert not figures._futures
             here = [figures.get(*job) for job in jobs]
         assert started == there == here
         import tensorflow  # loaded: every figure is drawn here
         assert figure_workers() is None
-        with Figures([report], detailed) as figures:
+        with Figures([report]) as figures:
             assert not figures._futures
         print("ok")
     """)

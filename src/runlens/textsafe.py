@@ -28,6 +28,7 @@ whatever a line holds, the only line breaks in runlens' output are the ones it p
 from __future__ import annotations
 
 from collections.abc import Iterable
+from html import escape
 
 
 def shown(text: object) -> str:
@@ -49,6 +50,16 @@ def _escape(char: str) -> str:
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def html_text(text: object) -> str:
+    """``text`` :func:`shown`, then escaped for HTML (quotes too): safe as element content or a
+    quoted attribute value.
+
+    >>> html_text('<b a="1">\x1b')
+    '&lt;b a=&quot;1&quot;&gt;\\\\x1b'
+    """
+    return escape(shown(text))
 
 
 def text_lines(lines: Iterable[str]) -> str:

@@ -1,12 +1,13 @@
 """Every figure of an HTML report, drawn in worker processes while the page's text is laid out.
 
 A page has, per part (the report, then each :attr:`Report.parts`), the overlay of every run's
-curve, the two histograms, the frontier, and a plot per detailed run: about 2 s of matplotlib
-on one core at 2,000 runs (five runs in detail), plus 0.2-0.7 s to import it. :class:`Figures`
+curve, the two histograms and the frontier: about 1.5 s of matplotlib on one core at 2,000 runs,
+plus 0.2-0.7 s to import it. (The detailed runs' plots are inline SVG, made with the page's text:
+:mod:`~runlens.report.render.run_plots`.) :class:`Figures`
 hands them out as jobs to one worker process per core as soon as it is made, largest first, and
 gives each picture when the page asks for it: the page's text is laid out meanwhile. Each job carries what its figure is
 drawn from (:func:`figure_args`: the overlay every run's monitored curve and stop, 1 MB pickled
-at 2,000 runs; a run plot its run's record). The workers can be started before the report is
+at 2,000 runs). The workers can be started before the report is
 built (:func:`figure_workers`): one imports matplotlib and draws a first figure at a lower
 priority (:func:`_warm_up`), on the core the build leaves idle once its files are read, and is
 then forked into the others (:class:`~runlens.processes.ForkedPool`, on Linux): matplotlib's
@@ -18,7 +19,7 @@ started any other way would each import matplotlib and runlens first: in such a 
 notebook that trained a model -- every figure is drawn here, one after the other, when asked for;
 the pictures are the same.
 
->>> with Figures([report], [[0, 3]]) as figures:               # doctest: +SKIP
+>>> with Figures([report]) as figures:                          # doctest: +SKIP
 ...     figures.get(0, "overlay")
 Picture(png='iVBORw0...', width=864, height=360)
 """
@@ -33,28 +34,25 @@ from typing import Any
 from runlens.processes import can_start_workers, fork_is_safe, started_workers
 from runlens.report.model import Report
 from runlens.report.render import describe, describe_overview
-from runlens.report.render.plots import RC, Picture, figure, log_axis, picture, run_plot
+from runlens.report.render.plots import RC, Picture, figure, log_axis, picture
 from runlens.report.render.sweep_plots import distribution_plot, frontier_plot, overlay_plot
 
 
-def figure_args(report: Report, name: str, run: int = -1) -> tuple:
-    """What figure ``name`` of ``report`` is drawn from (``run``: the position of the run whose
-    plot it is): a job's arguments, sent to the worker that draws it."""
+def figure_args(report: Report, name: str) -> tuple:
+    """What figure ``name`` of ``report`` is drawn from: a job's arguments, sent to the worker
+    that draws it."""
     s = report.settings
     if name == "overlay":  # what it draws of each run: 1 MB pickled at 2,000 runs, not 3 MB of records
         return ([r.curves.get(s.monitor, []) for r in report.runs], [r.stopped_epoch for r in report.runs], s)
     if name == "distribution":
         return (report.overview, describe_overview.distribution_titles(report))
-    if name == "frontier":
-        return (report.sweep, describe.grid_keys(report))
-    return (report.runs[run], s)
+    return (report.sweep, describe.grid_keys(report))  # the frontier
 
 
 _DRAW = {
     "overlay": overlay_plot,
     "distribution": distribution_plot,
     "frontier": frontier_plot,
-    "run": run_plot,
 }
 
 
@@ -98,38 +96,34 @@ def figure_workers(workers: int | None = None) -> Executor | None:
 
 
 class Figures:
-    """The figures of ``reports`` (a page's parts in order), with the runs drawn in detail of each
-    (``detailed[part]``: positions in its ``runs``), started at once in ``workers``: a pool of
+    """The figures of ``reports`` (a page's parts in order), started at once in ``workers``: a pool of
     :func:`figure_workers`, or how many to start (default: one per core, at most one per figure;
     1, or a threaded library loaded: none, each figure is drawn here when asked for)."""
 
     def __init__(
         self,
         reports: Sequence[Report],
-        detailed: Sequence[Sequence[int]],
         *,
         workers: int | Executor | None = None,
     ) -> None:
         self._reports = reports
-        # largest first (2,000 runs: overlay 0.4 s, frontier 0.2, each run 0.14, distribution 0.1)
-        jobs = [(part, name, -1) for part in range(len(reports)) for name in ("overlay", "frontier")]
-        jobs += [(part, "run", run) for part, runs in enumerate(detailed) for run in runs]
-        jobs += [(part, "distribution", -1) for part in range(len(reports))]
+        # largest first (2,000 runs: overlay 0.7 s, frontier 0.6, distribution 0.2)
+        names = ("overlay", "frontier", "distribution")
+        jobs = [(part, name) for name in names for part in range(len(reports))]
         self._owned = None
         pool = workers if isinstance(workers, Executor) else None
         if pool is None and len(jobs) > 1:
             pool = self._owned = figure_workers(None if workers is None else min(workers, len(jobs)))
-        self._futures: dict[tuple[int, str, int], Future] = {}
+        self._futures: dict[tuple[int, str], Future] = {}
         if pool is not None:
-            for part, name, run in jobs:
-                args = figure_args(reports[part], name, run)
-                self._futures[(part, name, run)] = pool.submit(draw, name, *args)
+            for part, name in jobs:
+                self._futures[(part, name)] = pool.submit(draw, name, *figure_args(reports[part], name))
 
-    def get(self, part: int, name: str, run: int = -1) -> Picture:
-        """The picture of figure ``name`` of part ``part`` (``run``: the run's position)."""
-        future = self._futures.pop((part, name, run), None)
+    def get(self, part: int, name: str) -> Picture:
+        """The picture of figure ``name`` of part ``part``."""
+        future = self._futures.pop((part, name), None)
         if future is None:
-            return draw(name, *figure_args(self._reports[part], name, run))
+            return draw(name, *figure_args(self._reports[part], name))
         return future.result()
 
     def __enter__(self) -> Figures:

@@ -5,17 +5,17 @@ The page opens with the sweep as a whole -- the key numbers, every run's monitor
 figure with each stop marked, how stops and savings are distributed, the saved-vs-lost frontier
 and the recommended setting, the totals, the runs worth a look -- then one table row per run with
 a sparkline of its curve (:mod:`~runlens.report.render.sparklines`), and full sections, with
-plots, only for the runs shown in detail (``detail``, chosen as for the text report by
+plots (inline SVG, :mod:`~runlens.report.render.run_plots`), only for the runs shown in detail (``detail``, chosen as for the text report by
 :func:`~runlens.report.build.overview.detail_runs`): 2,000 runs make a page of a few MB, not 112.
 
-Figures are PNGs at twice the CSS pixel density (:mod:`~runlens.report.render.plots`) shown at the
-width of the page; wide tables scroll inside their own box, so nothing runs off the page; a
+The sweep-level figures are PNGs at twice the CSS pixel density
+(:mod:`~runlens.report.render.plots`), the run plots SVG, both shown at the width of the page; wide tables scroll inside their own box, so nothing runs off the page; a
 viewport meta tag makes phones and narrow windows lay the page out at their own width.
 
 Run names, metric names, notes and paths come from files anyone can write: every piece of text
-goes through :func:`_text` -- :func:`~runlens.textsafe.shown` (control and bidi characters made
-visible as ``\\x1b``, ``\\u202e``: none can reorder or hide what follows) then
-:func:`html.escape` (quotes included) --, run sections are anchored by their position (never by
+goes through :func:`~runlens.textsafe.html_text` -- :func:`~runlens.textsafe.shown` (control and
+bidi characters made visible as ``\\x1b``, ``\\u202e``: none can reorder or hide what follows)
+then :func:`html.escape` (quotes included) --, run sections are anchored by their position (never by
 their name), and a Content-Security-Policy allows no script and no resource but the embedded
 images and the inline style.
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor
-from html import escape
 from typing import Literal
 
 from runlens.report.build.overview import Sort, detail_runs, sorted_runs
@@ -34,10 +33,12 @@ from runlens.report.model import WARNING, LearningRate, Report, RunReport
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.describe_sweep import setting_text, varied_keys
 from runlens.report.render.figures import Figures
-from runlens.report.render.plots import draws_learning_rate
+from runlens.report.render.run_plots import draws_learning_rate, run_svg
 from runlens.report.render.sparklines import sparkline
+from runlens.report.render.svg_axes import STYLE as PLOT_STYLE
 from runlens.report.render.words import duration, number, percent
-from runlens.textsafe import shown, text_lines
+from runlens.textsafe import html_text as _text
+from runlens.textsafe import text_lines
 
 Slot = Callable[[], str]  # a figure's markup, made when the page asks for it
 Line = str | Slot
@@ -107,11 +108,11 @@ def render_html(
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         f"<title>{_text(title)}</title><style>",
         *_STYLE.strip().split("\n"),
+        *PLOT_STYLE.strip().split("\n"),
         "</style></head><body>",
     ]
     parts = (report, *report.parts)
-    detailed = [_positions(part, {r.run for r in detail_runs(part, detail)}) for part in parts]
-    with Figures(parts, detailed, workers=workers) as figures:  # drawn in workers from now on
+    with Figures(parts, workers=workers) as figures:  # drawn in workers from now on
         page: list[Line] = []
         for i, part in enumerate(parts):
             page += _part(part, detail, sort, index=i, figures=figures)
@@ -119,11 +120,6 @@ def render_html(
         out += [line() if callable(line) else line for line in page]
     out.append("</body></html>")
     return text_lines(out)
-
-
-def _positions(report: Report, runs: set[str]) -> list[int]:
-    """Where ``runs`` are in ``report.runs``."""
-    return [i for i, r in enumerate(report.runs) if r.run in runs]
 
 
 def _part(
@@ -171,7 +167,7 @@ def _part(
             marked=[bool(r["recommended"]) for r in report.sweep.rows],
         ),
         *_runs_table(report, ordered, sort, anchors),
-        *_run_sections(report, [r for r in ordered if r.run in detailed], anchors, figures, index),
+        *_run_sections(report, [r for r in ordered if r.run in detailed], anchors),
     ]
     if report.warnings:
         out += ["<h2>Warnings</h2><ul>", *(f"<li>{_text(w)}</li>" for w in report.warnings), "</ul>"]
@@ -278,13 +274,10 @@ def _spark(record: RunReport, monitor: str, longest: int) -> str:
     )
 
 
-def _run_sections(
-    report: Report, records: list[RunReport], anchors: dict[str, str], figures: Figures, index: int
-) -> list[Line]:
+def _run_sections(report: Report, records: list[RunReport], anchors: dict[str, str]) -> list[Line]:
     if not records:
         return []
     s = report.settings
-    position = {r.run: i for i, r in enumerate(report.runs)}
     out: list[Line] = ["<h2>Runs in full</h2>"]
     for record in records:
         lines = describe.run_lines(record, s)
@@ -293,15 +286,12 @@ def _run_sections(
             lines = [("worth a look", ", ".join(reasons)), *lines]
         with_lr = draws_learning_rate(record)
         what = "train vs validation and learning rate" if with_lr else "train vs validation"
+        caption = "" if with_lr else f"<figcaption>{_text(_lr_caption(record.learning_rate))}</figcaption>"
+        plot = run_svg(record, s, label=f"{s.monitor}, {what} of run {record.run}")
         out += [
             f'<section class="run" id="{anchors[record.run]}"><h3>{_text(record.run)}</h3>',
             _pairs(lines),
-            _figure(
-                figures,
-                (index, "run", position[record.run]),
-                f"{s.monitor}, {what} of run {record.run}",
-                "" if with_lr else _lr_caption(record.learning_rate),
-            ),
+            f"<figure>{plot}{caption}</figure>",
             "</section>",
         ]
     return out
@@ -317,11 +307,6 @@ def _lr_caption(lr: LearningRate | None) -> str:
 def _link(text: str, anchor: str | None) -> str:
     """``text`` escaped, a link to ``#anchor`` when there is one (anchors are ``run-N``: no name)."""
     return f'<a href="#{anchor}">{_text(text)}</a>' if anchor else _text(text)
-
-
-def _text(text: str) -> str:
-    """Text from anywhere, safe as HTML element content or a quoted attribute value."""
-    return escape(shown(text))
 
 
 def _pairs(lines: describe.Lines) -> str:
@@ -346,9 +331,7 @@ def _table(headers: list[str], rows: list[list[str]], *, css: str, marked: list[
     )
 
 
-def _figure(
-    figures: Figures, key: tuple[int, str] | tuple[int, str, int], alt: str, caption: str = ""
-) -> Slot:
+def _figure(figures: Figures, key: tuple[int, str], alt: str, caption: str = "") -> Slot:
     """The slot of figure ``key`` (:meth:`Figures.get`'s arguments): an embedded PNG as wide as the
     page's content (the PNG has twice the pixels of its CSS size, so it stays sharp enlarged to the
     widest page) and its size, for the layout before it loads. Filled once the whole page's text is

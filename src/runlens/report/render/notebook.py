@@ -3,7 +3,7 @@ enough for a cell's output -- no plots, no per-run sections, at most :data:`ROWS
 table (the runs worth a look first; ``report.runs_frame()`` has them all, as a DataFrame).
 
 The words are the text report's (:mod:`~runlens.report.render.describe_overview`); every piece
-of text is :func:`~runlens.textsafe.shown` then :func:`html.escape`-d, as in the HTML report, so
+of text is :func:`~runlens.textsafe.html_text`: :func:`~runlens.textsafe.shown` then :func:`html.escape`-d, as in the HTML report, so
 a run name cannot inject markup into the notebook.
 
 >>> runlens.build_report("sample_logs")          # in a notebook cell: the overview  # doctest: +SKIP
@@ -11,13 +11,11 @@ a run name cannot inject markup into the notebook.
 
 from __future__ import annotations
 
-from html import escape
-
 from runlens.report.build.overview import detail_runs, sorted_runs
 from runlens.report.model import Report
 from runlens.report.render import describe, describe_overview
 from runlens.report.render.words import Lines
-from runlens.textsafe import shown
+from runlens.textsafe import html_text as _text
 
 ROWS = 50  # runs in the notebook's table; a cell's output stays small at sweep scale
 
@@ -59,10 +57,6 @@ def table_rows(report: Report) -> list:
     """The runs of the notebook's table: all of them up to :data:`ROWS`, else the runs worth a
     look first and the others by name up to :data:`ROWS`."""
     return sorted_runs(report, "run") if len(report.runs) <= ROWS else detail_runs(report, ROWS)
-
-
-def _text(text: str) -> str:
-    return escape(shown(text))
 
 
 def _pairs(lines: Lines) -> str:

@@ -1,5 +1,6 @@
-"""The HTML report's per-run plots, and the figure machinery every plot shares: matplotlib (Agg
-canvas, imported only inside the functions) to PNG.
+"""The figure machinery the HTML report's sweep-level plots share: matplotlib (Agg canvas, imported
+only inside the functions) to PNG. (A detailed run's plot is inline SVG:
+:mod:`~runlens.report.render.run_plots`.)
 
 Each function returns a :class:`Picture`: the PNG as base64 text for a ``data:image/png;base64,...``
 URL and its size in CSS pixels. Figures are laid out at :data:`PX_PER_INCH` CSS pixels per inch
@@ -8,9 +9,9 @@ pixel: crisp on high-density screens, the text as legible as the page's. Figures
 own Agg canvas (no pyplot, no global backend switch); names from the logs go through
 :func:`plain`, so a ``$`` in a metric name is just a character, not mathtext. Run names are not
 drawn (the HTML around the image carries them, escaped). Epochs on the axes are 1-based, as Keras
-prints them. The sweep-level figures are in :mod:`~runlens.report.render.sweep_plots`.
+prints them. The figures themselves are in :mod:`~runlens.report.render.sweep_plots`.
 
->>> picture = run_plot(report.runs[0], report.settings)      # doctest: +SKIP
+>>> picture = overlay_plot(curves, stopped, report.settings)      # doctest: +SKIP
 >>> base64.b64decode(picture.png)[:8] == b"\\x89PNG\\r\\n\\x1a\\n"   # doctest: +SKIP
 True
 """
@@ -19,11 +20,8 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from typing import Any, NamedTuple
 
-from runlens.report.model import RunReport, Settings
-from runlens.report.render.words import policy_name
 from runlens.textsafe import shown
 
 PX_PER_INCH = 96  # CSS pixels per figure inch (CSS' own: 1 in = 96 px), so 10 pt text is 13.3 px
@@ -55,34 +53,6 @@ class Picture(NamedTuple):
     png: str
     width: int
     height: int
-
-
-def run_plot(record: RunReport, settings: Settings) -> Picture:
-    """Three panels: the monitor with best/stop/restored marked, train vs validation, and the
-    learning rate where :func:`draws_learning_rate` (else two, wider)."""
-    from matplotlib import rc_context
-
-    with rc_context({**RC, "legend.fontsize": 8.5, "legend.framealpha": 0.7}):  # small panels
-        with_lr = draws_learning_rate(record)
-        fig, axes = figure(3 if with_lr else 2, height=288)
-        _monitor_panel(axes[0], record, settings)
-        _pair_panel(axes[1], record, settings.monitor)
-        if with_lr:
-            _lr_panel(axes[2], record)
-        return picture(fig)
-
-
-def draws_learning_rate(record: RunReport) -> bool:
-    """Whether a run's plot has a learning-rate panel: when the logged rate changed or a replayed
-    one is drawn beside it. A rate constant throughout, or none logged, would be a flat line or an
-    empty panel, a third of the plot's drawing time for what the HTML report's caption says in
-    a line.
-
-    >>> draws_learning_rate(report.runs[0])         # doctest: +SKIP
-    False
-    """
-    lr = record.learning_rate
-    return lr is not None and (bool(lr.logged_changes_at) or "learning_rate_replayed" in record.curves)
 
 
 def figure(panels: int, *, height: int, width: int = WIDTH) -> tuple[Any, Any]:
@@ -120,7 +90,7 @@ def picture(fig: Any) -> Picture:
 
 def log_axis(ax: Any) -> None:
     """A log-scaled y axis labelled in plain numbers (``0.001``, ``1e-05``): matplotlib's default
-    ``10^{-3}`` labels are mathtext, whose parser costs a quarter of a run plot's drawing time."""
+    ``10^{-3}`` labels are mathtext, whose parser costs a quarter of a small plot's drawing time."""
     from matplotlib.ticker import LogFormatter
 
     ax.set_yscale("log")
@@ -132,84 +102,3 @@ def plain(text: str) -> str:
     """``text`` drawn as it reads in the report: control characters shown escaped, and ``$``
     escaped (matplotlib reads ``$...$`` as mathtext)."""
     return shown(text).replace("$", r"\$")
-
-
-def _points(values: list[float | None]) -> tuple[list[int], list[float]]:
-    """1-based epochs and values of the logged, finite points."""
-    pairs = [(i + 1, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def _monitor_panel(ax: Any, record: RunReport, settings: Settings) -> None:
-    m = settings.monitor
-    values = record.curves.get(m, [])
-    x, y = _points(values)
-    ax.plot(x, y, marker=".", ms=4, color="C0", label=plain(m))
-    if record.run_best_epoch is not None:
-        ax.plot(
-            [record.run_best_epoch + 1],
-            [record.run_best_value],
-            "*",
-            ms=11,
-            color="C2",
-            label=f"best (epoch {record.run_best_epoch + 1})",
-        )
-    if record.stopped_epoch is not None:
-        stop = record.stopped_epoch + 1
-        ax.axvline(stop, color="C3", ls="--", label=f"stop (after epoch {stop})")
-    restored = record.restored_epoch
-    if restored is not None and restored < len(values) and values[restored] is not None:
-        ax.plot(
-            [restored + 1],
-            [values[restored]],
-            "o",
-            ms=8,
-            mfc="none",
-            color="C3",
-            label=f"restored (epoch {restored + 1})",
-        )
-    es = settings.early_stopping
-    patience = f" patience {es['patience']}" if "patience" in es else ""
-    _finish(ax, f"{policy_name(es)}{patience}", plain(m))
-
-
-def _pair_panel(ax: Any, record: RunReport, monitor: str) -> None:
-    base = monitor.removeprefix("val_")
-    for i, name in enumerate([base, f"val_{base}"]):
-        if name in record.curves:
-            ax.plot(*_points(record.curves[name]), marker=".", ms=4, color=f"C{i}", label=plain(name))
-    _finish(ax, "train vs validation", plain(base))
-
-
-def _lr_panel(ax: Any, record: RunReport) -> None:
-    """The logged and replayed rates; drawn only where :func:`draws_learning_rate` holds (so the
-    run has a learning rate)."""
-    lr = record.learning_rate
-    logged = record.curves.get(lr.column) if lr.column else None
-    replayed = record.curves.get("learning_rate_replayed")
-    values = []
-    if logged:
-        x, y = _points(logged)
-        ax.step(x, y, where="mid", color="C0", label="logged")
-        values += y
-    if replayed:
-        x, y = _points(replayed)
-        ax.step(x, y, where="mid", color="C1", ls="--", label="replayed")
-        values += y
-    if lr.diverges_at is not None:
-        ax.axvline(lr.diverges_at + 1, color="C3", ls=":", label=f"departs (epoch {lr.diverges_at + 1})")
-    if values and min(values) > 0:
-        log_axis(ax)
-    _finish(ax, "learning rate", "")  # the title says it: the log labels need the room
-
-
-def _finish(ax: Any, title: str, ylabel: str) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best")

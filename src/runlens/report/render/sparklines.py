@@ -44,7 +44,7 @@ def sparkline(
     for css, part in (("t", points[:cut]), ("s", points[max(0, cut - 1) :] if cut < len(points) else [])):
         if len(part) > 1:
             shapes.append(
-                f'<polyline class="{css}" points="{" ".join(xy(i, v) for i, v in _thin(part, WIDTH))}"/>'
+                f'<polyline class="{css}" points="{" ".join(xy(i, v) for i, v in thin(part, WIDTH))}"/>'
             )
     if stop is not None:
         x = round(_PAD + stop * step)
@@ -56,9 +56,14 @@ def sparkline(
     return f'{head} aria-label="{label}">{"".join(shapes)}</svg>'
 
 
-def _thin(points: list[tuple[int, float]], columns: int) -> list[tuple[int, float]]:
+def thin(points: list[tuple[int, float]], columns: int) -> list[tuple[int, float]]:
     """At most two points per CSS pixel column (its lowest and highest, in epoch order), so a
-    10,000-epoch run costs as much as a 240-epoch one and keeps its spikes."""
+    10,000-epoch run costs as much as a 240-epoch one and keeps its spikes; ``points`` are
+    (position, value) pairs in order, spread evenly over ``columns``.
+
+    >>> thin([(i, float(i % 3)) for i in range(9)], columns=2)
+    [(0, 0.0), (2, 2.0), (5, 2.0), (6, 0.0)]
+    """
     if len(points) <= 2 * columns:
         return points
     per = len(points) / columns
