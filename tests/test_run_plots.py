@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from itertools import pairwise
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -71,6 +72,7 @@ def test_every_mark_sits_where_the_tick_labels_put_its_value(sample, name):
     path = panel.find("path").attrib["d"]  # each dot a zero-length stroke "Mx yh0"
     dots = [tuple(map(float, dot.split())) for dot in path.removeprefix("M").removesuffix("h0").split("h0M")]
     assert len(dots) == len(values)
+    assert x(len(values)) > x(1) and y(max(values)) < y(min(values))  # later right, higher up
     for epoch, (value, (cx, cy)) in enumerate(zip(values, dots), start=1):
         assert (cx, cy) == (pytest.approx(x(epoch), abs=0.1), pytest.approx(y(value), abs=0.1))
     star = panel.findall("polygon")[0]  # the legend's is drawn after it
@@ -99,9 +101,12 @@ def test_the_learning_rate_axis_is_logarithmic_and_its_steps_are_the_rates(sampl
     lr = panels[2]
     y = _axis(lr, "y", log=True)
     logged = [v for v in record.curves[record.learning_rate.column] if v is not None]
-    steps = lr.findall("polyline")[0].attrib["points"].split()
-    drawn = sorted({round(float(p.split(",")[1]), 1) for p in steps})
-    assert drawn == sorted({round(y(v), 1) for v in logged}, key=float)
+    x = _axis(lr, "x")
+    steps = [tuple(map(float, p.split(","))) for p in lr.findall("polyline")[0].attrib["points"].split()]
+    assert {round(p[1], 1) for p in steps} == {round(y(v), 1) for v in logged}
+    jumps = [a[0] for a, b in pairwise(steps) if a[0] == b[0] and a[1] != b[1]]
+    changes = [i for i in range(1, len(logged)) if logged[i] != logged[i - 1]]  # 0-based epochs
+    assert jumps == [pytest.approx(x(i + 0.5), abs=0.1) for i in changes]  # halfway, epochs 1-based
 
 
 def test_runs_without_a_changing_rate_have_two_panels(sample):
@@ -167,6 +172,17 @@ def test_odd_runs_give_well_formed_plots(values):
     texts = [t.text for t in tree.iter("text")]
     finite = [v for v in values if v is not None and math.isfinite(v)]
     assert ("nothing logged" in texts) == (not finite)
+
+
+def test_the_legend_goes_where_it_covers_fewest_points():
+    panel = Panel("t", "y")
+    panel.line(
+        range(1, 41), [10 + i % 3 for i in range(20)] + [1.0] * 20, color="C0", label="metric", markers=True
+    )
+    tree = ElementTree.fromstring(draw([panel], width=400, height=240, label="x"))
+    frame, legend = (tree.find(f".//rect[@class='{c}']") for c in ("f", "legend"))
+    assert float(legend.get("x")) > float(frame.get("x")) + float(frame.get("width")) / 2  # on the right
+    assert float(legend.get("y")) < float(frame.get("y")) + float(frame.get("height")) / 2  # at the top
 
 
 def test_a_log_panel_spanning_every_float_has_its_ticks():

@@ -76,12 +76,12 @@ def tick_labels(ticks: Sequence[float], step: float) -> list[str]:
     """Labels as short as keep ticks ``step`` apart distinct: fixed decimals, or significant
     digits with an exponent for very large or very small numbers.
 
-    >>> tick_labels([0.25, 0.5, 0.75], 0.25), tick_labels([2e7, 4e7], 2e7)
-    (['0.25', '0.50', '0.75'], ['2e+07', '4e+07'])
+    >>> tick_labels([0.25, 0.5, 0.75], 0.25), tick_labels([0, 2.5, 5], 2.5), tick_labels([2e7, 4e7], 2e7)
+    (['0.25', '0.50', '0.75'], ['0.0', '2.5', '5.0'], ['2e+07', '4e+07'])
     """
-    decimals = max(0, math.ceil(-math.log10(step) - 1e-9))
-    if decimals and not math.isclose(round(step, decimals), step, rel_tol=1e-9):
-        decimals += 1  # 2.5 x 10^k
+    decimals = 0  # as many as the step has: 2.5 one, 0.25 two, 20 none
+    while decimals < 15 and not math.isclose(round(step, decimals), step, rel_tol=1e-9):
+        decimals += 1
     biggest = max(abs(t) for t in ticks)
     if decimals <= 6 and biggest < 1e7:
         return [f"{t:.{decimals}f}" for t in ticks]
