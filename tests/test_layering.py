@@ -27,6 +27,7 @@ LAYERS: list[dict[str, str]] = [
         "privatefiles": "folders and files only you control",
         "row_keys": "rows grouped by packed integer keys (NumPy only)",
         "processes": "worker processes, and when forking is safe",
+        "jsondata": "JSON from disk parsed so that every kind of damage is a ValueError",
     },
     {"errors": "RunlensError and the warnings"},
     {
@@ -157,6 +158,22 @@ def test_only_runlens_keras_imports_tensorflow_or_keras_and_nothing_imports_torc
     ]
     frameworks = [where(f) for f in IMPORTS if f.target.split(".")[0] in FRAMEWORKS]
     assert tensorflow == [] and frameworks == []
+
+
+def test_json_from_disk_is_parsed_only_through_runlens_jsondata():
+    """``json.loads``/``json.load`` raise RecursionError on JSON nested thousands deep, which a
+    reader catching ValueError lets through (it crashed five readers): runlens.jsondata.loads
+    makes it a ValueError, and is the only caller."""
+    calls = [
+        f"{module_name(path)} (line {node.lineno}) calls json.{node.func.attr}"
+        for path in MODULES
+        if module_name(path) != "runlens.jsondata"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        if node.func.attr in ("loads", "load") and isinstance(node.func.value, ast.Name)
+        if node.func.value.id == "json"
+    ]
+    assert calls == []
 
 
 def test_the_checks_see_imports_inside_functions():

@@ -55,6 +55,7 @@ from typing import Any
 from runlens.atomic import atomic_output
 from runlens.errors import RunlensError
 from runlens.events.sources import open_binary
+from runlens.jsondata import NestedTooDeep, loads
 
 __all__ = [
     "MANIFEST_NAME",
@@ -147,11 +148,11 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{file}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest runlens writes; not read"
         )
     try:
-        data = json.loads(raw)  # bytes: text that is not UTF-8 is a ValueError too
+        data = loads(raw)  # bytes: text that is not UTF-8 is a ValueError too
+    except NestedTooDeep:  # arrays or objects nested thousands deep
+        raise RunlensError(f"{file}: nested too deeply to be a manifest runlens writes; not read") from None
     except ValueError as exc:
         raise RunlensError(f"{file}: not valid JSON ({exc}); the manifest is damaged") from None
-    except RecursionError:  # arrays or objects nested thousands deep
-        raise RunlensError(f"{file}: nested too deeply to be a manifest runlens writes; not read") from None
     _validate(data, file)
     return _decoded(data)
 

@@ -27,7 +27,6 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import stat
@@ -41,6 +40,7 @@ from runlens.checkpoints.nofollow import DIR_FLAGS, open_regular
 from runlens.checkpoints.torch_zip import NotTorchZip, pickle_member
 from runlens.checkpoints.validate import Validity, inspect_held
 from runlens.checkpoints.zip_head import ZIP_ERRORS
+from runlens.jsondata import loads
 
 TRAINER_STATE = "trainer_state.json"
 _WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
@@ -132,8 +132,8 @@ def check_hf_folder(fd: int) -> Validity:
 def trainer_content(text: bytes) -> TrainerContent | None:
     """The content of a ``trainer_state.json`` (None unless it is the Trainer's JSON)."""
     try:
-        state = json.loads(text)
-    except (ValueError, RecursionError):
+        state = loads(text)
+    except ValueError:
         return None
     if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
         return None
@@ -176,8 +176,8 @@ def safetensors_problem(fd: int, size: int) -> str | None:
     if length > MAX_HEADER or 8 + length > size:
         return f"its header length ({length:,} bytes) does not fit the file (cut short?)"
     try:
-        header = json.loads(os.pread(fd, length, 8))
-    except (ValueError, RecursionError):
+        header = loads(os.pread(fd, length, 8))
+    except ValueError:
         return "its header is not JSON"
     if not isinstance(header, dict):
         return "its header is not a JSON object"
@@ -259,8 +259,8 @@ def _index_shards(fd: int, index: str, top: dict[str, os.stat_result]) -> list[s
     if not stat.S_ISREG(top[index].st_mode) or top[index].st_size > MAX_JSON:
         return f"{index} is not a regular file runlens reads"
     try:
-        weight_map = json.loads(_read(fd, index)).get("weight_map")
-    except (ValueError, AttributeError, RecursionError):
+        weight_map = loads(_read(fd, index)).get("weight_map")
+    except (ValueError, AttributeError):
         return f"{index} is not the JSON index the Trainer writes"
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         return f"{index} has no weight_map"

@@ -19,7 +19,6 @@ True
 
 from __future__ import annotations
 
-import json
 import zipfile
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -27,6 +26,7 @@ from typing import Any, BinaryIO
 from runlens.checkpoints.validate import Validity
 from runlens.checkpoints.zip_head import ZIP_ERRORS as _ZIP_ERRORS
 from runlens.checkpoints.zip_head import first_member, is_zip
+from runlens.jsondata import loads
 
 _METADATA, _CONFIG = "metadata.json", "config.json"
 _WEIGHTS = ("model.weights.h5", "model.weights.npz")
@@ -84,8 +84,8 @@ def _json_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> tupl
     except _ZIP_ERRORS as exc:
         return None, f"{info.filename}: {exc}"
     try:
-        return json.loads(data), None
-    except (ValueError, RecursionError):  # not JSON, or nested thousands deep: not Keras' file
+        return loads(data), None
+    except ValueError:  # not JSON, or nested thousands deep: not Keras' file
         return None, None
 
 
@@ -120,7 +120,7 @@ def _cut_short(file: BinaryIO, exc: Exception) -> Validity:
             checkpoint=None,
         )
     try:
-        version, saved = _metadata_fields(json.loads(data)) if len(data) == first.size else (None, None)
-    except (ValueError, RecursionError):
+        version, saved = _metadata_fields(loads(data)) if len(data) == first.size else (None, None)
+    except ValueError:
         version, saved = None, None
     return Validity(False, f"not a readable zip (cut short while saving?): {exc}", version, saved)

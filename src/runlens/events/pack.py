@@ -49,6 +49,7 @@ from runlens.events.files import ChunkRows
 from runlens.events.problems import Problem, ProblemKind
 from runlens.events.records import ReadState
 from runlens.events.rows import Rows
+from runlens.jsondata import loads
 
 MAGIC = b"RLSCALAR"
 FORMAT = 1  # bump when the layout or the index's shape changes: packs of other formats are replaced
@@ -178,8 +179,8 @@ def read_pack(fd: int, identity: str) -> tuple[dict[str, Entry], list[ChunkRows]
     if _crc32c.crc32c(text) != index_crc:
         raise PackError("damaged (the index's checksum does not match)")
     try:
-        index = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # a CRC-valid index is one runlens wrote; be sure
+        index = loads(text)
+    except ValueError as exc:  # a CRC-valid index is one runlens wrote; be sure
         raise PackError(f"damaged (its index is not JSON: {exc})") from None
     _need(isinstance(index, dict), "index")
     if index.get("identity") != identity:

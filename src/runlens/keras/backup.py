@@ -46,6 +46,7 @@ from runlens.checkpoints.find import CHECKPOINTS_FOLDER
 from runlens.checkpoints.names import checkpoint_kind
 from runlens.checkpoints.validate import check_checkpoint
 from runlens.errors import RunlensError
+from runlens.jsondata import loads
 from runlens.manifest import MANIFEST_NAME, read_manifest
 
 WEIGHTS = "latest.weights.h5"  # BackupAndRestore.__init__: _weights_path
@@ -174,8 +175,8 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 def _resume_epoch(metadata: Path) -> int | None:
     try:
-        data: Any = json.loads(metadata.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+        data: Any = loads(metadata.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
     epoch = data.get("epoch") if isinstance(data, dict) else None
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None

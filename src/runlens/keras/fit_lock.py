@@ -48,6 +48,7 @@ from pathlib import Path
 from types import FrameType
 
 from runlens.errors import RunlensError
+from runlens.jsondata import loads
 from runlens.textsafe import shown
 
 LOCK_NAME = ".runlens-fit.lock"
@@ -217,9 +218,9 @@ def _describe(content: bytes) -> str:
     if not content.startswith(MARKER):
         return "a fit (it did not say which)"
     try:
-        info = json.loads(content[len(MARKER) :].decode("utf-8", "replace").splitlines()[0])
+        info = loads(content[len(MARKER) :].decode("utf-8", "replace").splitlines()[0])
         fields = [str(info[k]) for k in ("pid", "host", "thread", "started_at", "command")]
-    except (ValueError, IndexError, KeyError, TypeError, RecursionError):
+    except (ValueError, IndexError, KeyError, TypeError):
         return "a fit (it did not say which)"
     pid, host, thread, started, command = map(shown, fields)
     return f"pid {pid} on {host} (thread '{thread}', since {started}, running '{command}')"

@@ -34,7 +34,6 @@ EarlyStopping(monitor='val_loss', min_delta=0.0, patience=3, mode='min', check_f
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -48,6 +47,7 @@ import pandas as pd
 from runlens.checkpoints.hf_folder import MAX_JSON
 from runlens.errors import RunlensError, RunlensWarning
 from runlens.events.sources import open_binary
+from runlens.jsondata import loads
 from runlens.policies.base import check_kind, policy_class
 from runlens.policies.runs import is_evals_frame
 
@@ -260,9 +260,9 @@ def trainer_state_notes(root: Path, records: list[Any], policy: Any) -> None:
         try:
             with open_binary(str(states[-1])) as stream:  # a FIFO planted there: refused, not waited on
                 raw = stream.read(MAX_JSON + 1)  # a larger file is not read whole: not the Trainer's
-            state = json.loads(raw) if len(raw) <= MAX_JSON else {}
+            state = loads(raw) if len(raw) <= MAX_JSON else {}
             args = state["stateful_callbacks"]["EarlyStoppingCallback"]["args"]
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        except (OSError, ValueError, KeyError, TypeError):
             continue  # no callback recorded (or not the Trainer's file, or a huge or nested one): nothing to say
         if not isinstance(args, dict) or all(args.get(k) == v for k, v in own.items()):
             continue
