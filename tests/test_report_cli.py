@@ -91,7 +91,7 @@ def check_text(text, table):
     assert text.index("== overview") < text.index("== sweep") < text.index("== runs: ")
 
 
-PLOT_ELEMENTS = {"svg", "g", "line", "text", "rect", "polyline", "path", "circle", "polygon"}
+PLOT_ELEMENTS = {"div", "svg", "line", "text", "rect", "polyline", "path", "circle", "polygon"}
 
 
 def check_html(document):
@@ -110,7 +110,7 @@ def check_html(document):
         image = Image.open(io.BytesIO(data))
         image.verify()
         assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
-    plots = [ElementTree.fromstring(svg) for svg in re.findall(r'<svg class="plot".*?</svg>', document, re.S)]
+    plots = [ElementTree.fromstring(svg) for svg in re.findall(r'<div class="plot".*?</div>', document, re.S)]
     for plot in plots:  # parsed: no name broke out of its text
         assert {element.tag for element in plot.iter()} <= PLOT_ELEMENTS
     return sources, plots

@@ -31,7 +31,7 @@ def sample():
 
 
 def _panels(svg: str) -> list[ElementTree.Element]:
-    return ElementTree.fromstring(svg).findall("g")
+    return ElementTree.fromstring(svg).findall("svg")
 
 
 def _axis(panel, along: str, log: bool = False):

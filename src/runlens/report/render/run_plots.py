@@ -1,4 +1,4 @@
-"""A detailed run's plot in the HTML report, as inline SVG (:mod:`~runlens.report.render.svg_axes`):
+"""A detailed run's plot in the HTML report, as inline SVG, one per panel (:mod:`~runlens.report.render.svg_axes`):
 the monitor with the run's best, the policy's stop and the weights restored marked; train vs
 validation; and the learning rate, logged and replayed, where :func:`draws_learning_rate`.
 
@@ -6,8 +6,8 @@ Epochs on the axes are 1-based, as Keras prints them. Names from the logs are es
 :mod:`~runlens.report.render.svg_axes`; run names are not drawn (the section around the plot
 carries them).
 
->>> svg = run_svg(report.runs[0], report.settings, label="val_loss of run a")   # doctest: +SKIP
->>> svg.startswith('<svg class="plot"')                                          # doctest: +SKIP
+>>> plot = run_svg(report.runs[0], report.settings, label="val_loss of run a")  # doctest: +SKIP
+>>> plot.startswith('<div class="plot"')                                         # doctest: +SKIP
 True
 """
 

@@ -12,8 +12,8 @@ thinned to each column's lowest and highest point, so a 100,000-epoch run stays 
 
 >>> panel = Panel("loss", "val_loss")
 >>> panel.line([1, 2, 3], [0.5, 0.4, 0.45], color="C0", label="val_loss", markers=True)
->>> svg = draw([panel], width=400, height=240, label="val_loss of run a")
->>> svg.startswith('<svg class="plot" viewBox="0 0 400 240"') and "<polyline" in svg
+>>> plot = draw([panel], width=400, height=240, label="val_loss of run a")
+>>> plot.startswith('<div class="plot" role="img"') and '<svg viewBox="0 0 400 240"' in plot
 True
 """
 
@@ -33,7 +33,8 @@ DASHES = {"--": "6 4", ":": "2 3"}
 TICK, LEGEND = 13, 11.5  # font sizes in CSS px (10 pt and 8.5 pt, as the PNG figures lay them out)
 CHAR = 0.62  # a character's width in em, a little over a sans-serif's digits and letters
 STYLE = """
-svg.plot { display: block; width: 100%; height: auto; font-family: system-ui, sans-serif; }
+.plot { display: grid; grid-template-columns: repeat(auto-fit, minmax(250px, 1fr)); }
+.plot svg { display: block; width: 100%; height: auto; font-family: system-ui, sans-serif; }
 .plot text { font-size: 13px; fill: #222; }
 .plot .h { font-size: 14.5px; } .plot .a { font-size: 14px; } .plot .k { font-size: 11.5px; }
 .plot .g { stroke: #e3e3e3; } .plot .f { fill: none; stroke: #333; } .plot .m { stroke: #333; }
@@ -42,7 +43,6 @@ svg.plot { display: block; width: 100%; height: auto; font-family: system-ui, sa
 .plot .d { fill: none; stroke-width: 4.4; stroke-linecap: round; }
 """
 _MARGIN = (77, 13, 60, 34)  # left, right, bottom, top: px for the y tick labels and label, the x's, the title
-_GAP = 0.3  # between panels, in panel widths
 
 
 def nice_ticks(
@@ -164,19 +164,19 @@ class Panel:
 
 
 def draw(panels: Sequence[Panel], *, width: int, height: int, label: str) -> str:
-    """``panels`` side by side in one ``width`` x ``height`` SVG; ``label`` (plain text) is what a
-    screen reader reads for it."""
+    """``panels`` in a ``width`` x ``height`` CSS px figure, each its own SVG of an equal share of
+    the width: side by side on a wide page, one under another on a narrow one, each at a legible
+    size (:data:`STYLE`'s grid); ``label`` (plain text) is what a screen reader reads for it."""
+    share = round(width / len(panels))
+    svgs = "".join(_svg(panel, share, height) for panel in panels)
+    return f'<div class="plot" role="img" aria-label="{html_text(label)}">{svgs}</div>'
+
+
+def _svg(panel: Panel, width: int, height: int) -> str:
     left, right, bottom, top = _MARGIN
-    n = len(panels)
-    each = (width - left - right) / (n + _GAP * (n - 1))
-    parts = [
-        f'<svg class="plot" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{html_text(label)}">'
-    ]
-    for i, panel in enumerate(panels):
-        box = (left + i * each * (1 + _GAP), top, each, height - top - bottom)
-        parts += ['<g class="panel">', *_panel(panel, box), "</g>"]
-    return "".join(parts) + "</svg>"
+    box = (left, top, width - left - right, height - top - bottom)
+    head = f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" aria-hidden="true">'
+    return head + "".join(_panel(panel, box)) + "</svg>"
 
 
 def _finite(*values: float) -> bool:
@@ -226,7 +226,7 @@ def _panel(panel: Panel, box: tuple[float, float, float, float]) -> list[str]:
     ys = [v for line in panel.lines for v in line.y] + [m[1] for m in panel.marks]
     sx, sy = _Scale(xs, x0, x0 + w), _Scale(ys, y0 + h, y0, log=panel.log)
     out = []
-    xticks, xlabels = sx.ticks(spacing=50, integer=True)
+    xticks, xlabels = sx.ticks(spacing=45, integer=True)
     yticks, ylabels = sy.ticks(spacing=45)
     for t, text in zip(xticks, xlabels):
         x = _n(sx(t))
@@ -259,7 +259,7 @@ def _panel(panel: Panel, box: tuple[float, float, float, float]) -> list[str]:
         _label(panel.xlabel, f'class="a" x="{_n(x0 + w / 2)}" y="{_n(y0 + h + 42)}" text-anchor="middle"')
     )
     centre = f'class="h" x="{_n(x0 + w / 2)}" y="{_n(y0 - 9)}" text-anchor="middle"'
-    out.append(_label(panel.title, centre, size=14.5, room=w * (1 + _GAP) - 8))
+    out.append(_label(panel.title, centre, size=14.5, room=w + 2 * _MARGIN[1]))  # to the SVG's right edge
     points = [(x, y) for line in panel.lines for x, y in zip(line.x, line.y)]
     points = [(sx(x), sy(y)) for x, y in points[:: 1 + len(points) // 2000] + [m[:2] for m in panel.marks]]
     return out + _legend(panel.legend, box, points)
