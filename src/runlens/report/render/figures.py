@@ -2,16 +2,16 @@
 
 A page has, per part (the report, then each :attr:`Report.parts`), the overlay of every run's
 curve, the two histograms and the frontier: about 1.5 s of matplotlib on one core at 2,000 runs,
-plus 0.2-0.7 s to import it. (The detailed runs' plots are inline SVG, made with the page's text:
-:mod:`~runlens.report.render.run_plots`.) :class:`Figures`
-hands them out as jobs to one worker process per core as soon as it is made, largest first, and
-gives each picture when the page asks for it: the page's text is laid out meanwhile. Each job carries what its figure is
-drawn from (:func:`figure_args`: the overlay every run's monitored curve and stop, 1 MB pickled
-at 2,000 runs). The workers can be started before the report is
-built (:func:`figure_workers`): one imports matplotlib and draws a first figure at a lower
-priority (:func:`_warm_up`), on the core the build leaves idle once its files are read, and is
-then forked into the others (:class:`~runlens.processes.ForkedPool`, on Linux): matplotlib's
-import, ~0.7 s of a core, is paid once, not once per worker.
+plus 0.2-0.7 s to import it (the detailed runs' plots are inline SVG, made with the page's text:
+:mod:`~runlens.report.render.run_plots`). :class:`Figures` hands them out as jobs to one worker
+process per core as soon as it is made, largest first, and gives each picture when the page asks
+for it: the page's text is laid out meanwhile. Each job carries what its figure is drawn from
+(:func:`figure_args`: the overlay every run's monitored curve and stop, 1 MB pickled at 2,000
+runs). The workers can be started before the report is built (:func:`figure_workers`): one
+imports matplotlib and draws a first figure at a lower priority (:func:`_warm_up`), on the core
+the build leaves idle once its files are read, and is then forked into the others
+(:class:`~runlens.processes.ForkedPool`, on Linux): matplotlib's import, ~0.7 s of a core, is
+paid once, not once per worker.
 
 Forking a process that has loaded TensorFlow, torch or JAX is not safe
 (:func:`runlens.processes.fork_is_safe`; a worker crashed so in a test session), and workers

@@ -5,19 +5,21 @@ The page opens with the sweep as a whole -- the key numbers, every run's monitor
 figure with each stop marked, how stops and savings are distributed, the saved-vs-lost frontier
 and the recommended setting, the totals, the runs worth a look -- then one table row per run with
 a sparkline of its curve (:mod:`~runlens.report.render.sparklines`), and full sections, with
-plots (inline SVG, :mod:`~runlens.report.render.run_plots`), only for the runs shown in detail (``detail``, chosen as for the text report by
+plots, only for the runs shown in detail (``detail``, chosen as for the text report by
 :func:`~runlens.report.build.overview.detail_runs`): 2,000 runs make a page of a few MB, not 112.
 
 The sweep-level figures are PNGs at twice the CSS pixel density
-(:mod:`~runlens.report.render.plots`), the run plots SVG, both shown at the width of the page; wide tables scroll inside their own box, so nothing runs off the page; a
-viewport meta tag makes phones and narrow windows lay the page out at their own width.
+(:mod:`~runlens.report.render.plots`), the run plots inline SVG
+(:mod:`~runlens.report.render.run_plots`), both as wide as the page; wide tables scroll inside
+their own box, so nothing runs off the page; a viewport meta tag makes phones and narrow windows
+lay the page out at their own width.
 
 Run names, metric names, notes and paths come from files anyone can write: every piece of text
 goes through :func:`~runlens.textsafe.html_text` -- :func:`~runlens.textsafe.shown` (control and
 bidi characters made visible as ``\\x1b``, ``\\u202e``: none can reorder or hide what follows)
-then :func:`html.escape` (quotes included) --, run sections are anchored by their position (never by
-their name), and a Content-Security-Policy allows no script and no resource but the embedded
-images and the inline style.
+then :func:`html.escape` (quotes included) --, run sections are anchored by their position
+(never by their name), and a Content-Security-Policy allows no script and no resource but the
+embedded images and the inline style.
 
 >>> open("report.html", "w").write(render_html(runlens.build_report("sample_logs")))  # doctest: +SKIP
 """
