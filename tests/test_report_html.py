@@ -1,10 +1,11 @@
 """The HTML report at sweep scale (issue 13; issue 14 item 13), on a generated Keras sweep of 200
 runs (benchmarks/make_sweep.py, whose files are checked against a real Keras fit) with a few runs
 named like markup: self-contained, no script, a viewport, every name escaped, a sparkline per run,
-figures at twice the page's pixel density, full sections (with an SVG plot) only for the detailed runs, and a size
-that stays within issue 13's budget (5 MB for 2,000 runs). How the page looks in a browser is
-checked by benchmarks/screenshot_report.py (headless Chromium at 900 and 1400 px); times by
-benchmarks/sweep_bench.py, never here."""
+figures at twice the page's pixel density, full sections (each with an SVG plot) only for the
+detailed runs, and a size that stays within issue 13's budget (5 MB for 2,000 runs). How the page
+looks in a browser is checked by benchmarks/screenshot_report.py (headless Chromium at 900 and
+1400 px); the run plots themselves by test_run_plots.py; times by benchmarks/sweep_bench.py,
+never here."""
 
 from __future__ import annotations
 

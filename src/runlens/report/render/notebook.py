@@ -3,8 +3,8 @@ enough for a cell's output -- no plots, no per-run sections, at most :data:`ROWS
 table (the runs worth a look first; ``report.runs_frame()`` has them all, as a DataFrame).
 
 The words are the text report's (:mod:`~runlens.report.render.describe_overview`); every piece
-of text is :func:`~runlens.textsafe.html_text`: :func:`~runlens.textsafe.shown` then :func:`html.escape`-d, as in the HTML report, so
-a run name cannot inject markup into the notebook.
+of text goes through :func:`~runlens.textsafe.html_text` (:func:`~runlens.textsafe.shown`, then
+:func:`html.escape`), as in the HTML report, so a run name cannot inject markup into the notebook.
 
 >>> runlens.build_report("sample_logs")          # in a notebook cell: the overview  # doctest: +SKIP
 """
